@@ -1,0 +1,806 @@
+//! The catalog: every category a tenant can use (the built-in ones plus its own), with the rules
+//! that tie categories to each other and to entities: reference checks, effective attribute sets,
+//! entity validation on create / replace / update, and the built-in action state machines.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, LazyLock};
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use crate::category::{AttributeDef, Category, Class, parse_category};
+use crate::entity::*;
+use crate::error::{ModelError, Result};
+use crate::validate::check_value;
+
+static BUILTIN: LazyLock<Vec<Category>> = LazyLock::new(|| {
+    let mut out = Vec::new();
+    for text in [include_str!("builtin/core_infra.json"), include_str!("builtin/templates.json")] {
+        out.extend(parse_category_file(text).expect("built-in category files are valid"));
+    }
+    for c in &mut out {
+        c.builtin = true;
+    }
+    out
+});
+
+/// Reads a category file: `{"kinds": [...], "mixins": [...], "actions": [...]}` in either JSON
+/// dialect (a top-level `_notes` member is ignored). Used for the built-ins and for operator
+/// template files.
+pub fn parse_category_file(text: &str) -> Result<Vec<Category>> {
+    let v: Value = serde_json::from_str(text).map_err(|e| ModelError::bad(format!("not JSON: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| ModelError::bad("expected a JSON object"))?;
+    let mut out = Vec::new();
+    for (member, list) in obj {
+        let class = match member.as_str() {
+            "kinds" => Class::Kind,
+            "mixins" => Class::Mixin,
+            "actions" => Class::Action,
+            "_notes" => continue,
+            other => return Err(ModelError::bad(format!("unknown member {other:?}"))),
+        };
+        let list = list.as_array().ok_or_else(|| ModelError::bad(format!("{member} must be an array")))?;
+        for (i, c) in list.iter().enumerate() {
+            out.push(parse_category(class, c).map_err(|e| e.at(format!("{member}[{i}]")))?);
+        }
+    }
+    Ok(out)
+}
+
+/// The effective attribute definitions of an entity: name -> definition, in definition order.
+pub type AttributeSet = IndexMap<String, AttributeDef>;
+
+/// All categories visible to one tenant. Cheap to clone (shared categories).
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    by_id: BTreeMap<String, Arc<Category>>,
+    by_location: HashMap<String, String>,
+}
+
+impl Catalog {
+    /// The built-in Core, Infrastructure and template categories alone.
+    pub fn builtin() -> Catalog {
+        let mut c = Catalog { by_id: BTreeMap::new(), by_location: HashMap::new() };
+        for cat in BUILTIN.iter() {
+            c.insert(cat.clone());
+        }
+        c
+    }
+
+    /// The built-ins plus `extra` (operator templates, marked built-in, and the tenant's own
+    /// categories as stored). Stored categories were checked when written; this does not fail.
+    pub fn with(mut self, extra: impl IntoIterator<Item = Category>) -> Catalog {
+        for cat in extra {
+            self.insert(cat);
+        }
+        self
+    }
+
+    fn insert(&mut self, cat: Category) {
+        let id = cat.id();
+        if let Some(loc) = &cat.location {
+            self.by_location.insert(loc.clone(), id.clone());
+        }
+        self.by_id.insert(id, Arc::new(cat));
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Arc<Category>> {
+        let cat = self.by_id.remove(id)?;
+        if let Some(loc) = &cat.location {
+            self.by_location.remove(loc);
+        }
+        Some(cat)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Category>> {
+        self.by_id.get(id)
+    }
+
+    /// The kind or mixin bound to this collection path.
+    pub fn by_location(&self, path: &str) -> Option<&Arc<Category>> {
+        self.by_location.get(path).and_then(|id| self.by_id.get(id))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Category>> {
+        self.by_id.values()
+    }
+
+    fn expect_class(&self, id: &str, class: Class, role: &str) -> Result<&Arc<Category>> {
+        match self.by_id.get(id) {
+            Some(c) if c.class == class => Ok(c),
+            Some(c) => {
+                Err(ModelError::bad(format!("{role} {id:?} is a {}, not a {}", c.class.as_str(), class.as_str())))
+            }
+            None => Err(ModelError::bad(format!("{role} {id:?} is not a known {}", class.as_str()))),
+        }
+    }
+
+    /// The kind chain of `kind`, root (entity) first.
+    pub fn kind_chain(&self, kind: &str) -> Vec<&Arc<Category>> {
+        let mut chain = Vec::new();
+        let mut next = Some(kind);
+        let mut seen = HashSet::new();
+        while let Some(id) = next {
+            let Some(cat) = self.by_id.get(id) else { break };
+            if !seen.insert(id) {
+                break;
+            }
+            chain.push(cat);
+            next = cat.parent.as_deref();
+        }
+        chain.reverse();
+        chain
+    }
+
+    pub fn is_link_kind(&self, kind: &str) -> bool {
+        self.kind_chain(kind).iter().any(|c| c.id() == LINK_KIND)
+    }
+
+    /// A mixin and everything it depends on, dependencies first.
+    fn mixin_closure<'a>(&'a self, mixin: &str, out: &mut Vec<&'a Arc<Category>>, seen: &mut HashSet<String>) {
+        if !seen.insert(mixin.to_string()) {
+            return;
+        }
+        if let Some(m) = self.by_id.get(mixin) {
+            for d in &m.depends {
+                self.mixin_closure(d, out, seen);
+            }
+            out.push(m);
+        }
+    }
+
+    fn entity_categories(&self, kind: &str, mixins: &[String]) -> Vec<&Arc<Category>> {
+        let mut cats = self.kind_chain(kind);
+        let mut seen = HashSet::new();
+        for m in mixins {
+            self.mixin_closure(m, &mut cats, &mut seen);
+        }
+        cats
+    }
+
+    /// The attribute definitions that apply to an entity: its kind chain (root first), then each
+    /// mixin after the mixins it depends on. A later definition of the same name overrides only
+    /// the members it states.
+    pub fn attribute_set(&self, kind: &str, mixins: &[String]) -> AttributeSet {
+        let mut set = AttributeSet::new();
+        for cat in self.entity_categories(kind, mixins) {
+            for def in &cat.attributes {
+                match set.get_mut(&def.name) {
+                    Some(existing) => existing.overlay(def),
+                    None => {
+                        set.insert(def.name.clone(), def.clone());
+                    }
+                }
+            }
+        }
+        set
+    }
+
+    /// The actions applicable to an entity of this kind with these mixins.
+    pub fn actions_for(&self, kind: &str, mixins: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for cat in self.entity_categories(kind, mixins) {
+            for a in &cat.actions {
+                if !out.contains(a) {
+                    out.push(a.clone());
+                }
+            }
+        }
+        out
+    }
+
+    // ---------------------------------------------------------------- category management
+
+    /// Checks categories a client adds (all of one request together) and returns the catalog
+    /// that results. Duplicates (of each other or of existing ids or locations) are conflicts.
+    pub fn add(&self, new: Vec<Category>) -> Result<Catalog> {
+        let mut next = self.clone();
+        let new: Vec<Category> = new.into_iter().map(default_parent).collect();
+        for (i, cat) in new.iter().enumerate() {
+            let id = cat.id();
+            let place = format!("{}[{i}]", cat.class.plural());
+            if next.by_id.contains_key(&id) {
+                return Err(ModelError::conflict(format!("category {id:?} already exists")).at(place));
+            }
+            if let Some(loc) = &cat.location
+                && let Some(other) = next.by_location.get(loc)
+            {
+                return Err(ModelError::conflict(format!("location {loc:?} is already bound to {other:?}")).at(place));
+            }
+            next.insert(cat.clone());
+        }
+        for cat in &new {
+            next.check_references(cat).map_err(|e| e.at(cat.id()))?;
+        }
+        Ok(next)
+    }
+
+    /// Checks replacements of existing categories: term, scheme, class and location are fixed;
+    /// built-ins cannot change. Returns the resulting catalog.
+    pub fn replace(&self, new: Vec<Category>) -> Result<Catalog> {
+        let mut next = self.clone();
+        let mut seen = HashSet::new();
+        let new: Vec<Category> = new.into_iter().map(default_parent).collect();
+        for cat in &new {
+            let id = cat.id();
+            if !seen.insert(id.clone()) {
+                return Err(ModelError::bad(format!("category {id:?} appears twice in the request")));
+            }
+            let old =
+                self.by_id.get(&id).ok_or_else(|| ModelError::not_found(format!("category {id:?} does not exist")))?;
+            if old.builtin {
+                return Err(ModelError::forbidden(format!("category {id:?} is built in and cannot be changed")));
+            }
+            if old.class != cat.class {
+                return Err(ModelError::bad(format!(
+                    "category {id:?} is a {}, it cannot be updated as a {}",
+                    old.class.as_str(),
+                    cat.class.as_str()
+                )));
+            }
+            if old.location != cat.location {
+                return Err(ModelError::bad(format!(
+                    "category {id:?}: location is immutable (it is {:?})",
+                    old.location.as_deref().unwrap_or("")
+                )));
+            }
+            next.insert(cat.clone());
+        }
+        for cat in &new {
+            next.check_references(cat).map_err(|e| e.at(cat.id()))?;
+        }
+        Ok(next)
+    }
+
+    /// Checks the removal of categories by id (entities are the store's business) and returns
+    /// the resulting catalog.
+    pub fn delete(&self, ids: &[String]) -> Result<Catalog> {
+        let mut next = self.clone();
+        for id in ids {
+            let cat =
+                self.by_id.get(id).ok_or_else(|| ModelError::not_found(format!("category {id:?} does not exist")))?;
+            if cat.builtin {
+                return Err(ModelError::forbidden(format!("category {id:?} is built in and cannot be deleted")));
+            }
+            next.remove(id);
+        }
+        for cat in next.by_id.values() {
+            if let Some(r) = cat.references().into_iter().find(|r| ids.contains(r)) {
+                return Err(ModelError::conflict(format!(
+                    "category {r:?} is still referenced by {:?}; delete or change that one first",
+                    cat.id()
+                )));
+            }
+        }
+        Ok(next)
+    }
+
+    fn check_references(&self, cat: &Category) -> Result<()> {
+        if let Some(p) = &cat.parent {
+            self.expect_class(p, Class::Kind, "parent")?;
+            // A cycle would make the kind chain endless.
+            let mut cur = Some(p.as_str());
+            let mut hops = 0;
+            while let Some(id) = cur {
+                if id == cat.id() || hops > 64 {
+                    return Err(ModelError::bad(format!("parent {p:?} leads back to this kind")));
+                }
+                cur = self.by_id.get(id).and_then(|c| c.parent.as_deref());
+                hops += 1;
+            }
+        }
+        for a in &cat.actions {
+            self.expect_class(a, Class::Action, "action")?;
+        }
+        for d in &cat.depends {
+            self.expect_class(d, Class::Mixin, "depends")?;
+            if d == &cat.id() {
+                return Err(ModelError::bad("a mixin cannot depend on itself"));
+            }
+        }
+        for k in &cat.applies {
+            self.expect_class(k, Class::Kind, "applies")?;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- entities
+
+    /// Checks a kind id for instantiation.
+    fn instantiable_kind(&self, kind: &str) -> Result<&Arc<Category>> {
+        let k = self.expect_class(kind, Class::Kind, "kind")?;
+        if kind == ENTITY_KIND {
+            return Err(ModelError::bad("kind \"http://schemas.ogf.org/occi/core#entity\" cannot be instantiated"));
+        }
+        Ok(k)
+    }
+
+    fn check_mixins(&self, kind: &str, mixins: &[String]) -> Result<()> {
+        let chain: Vec<String> = self.kind_chain(kind).iter().map(|c| c.id()).collect();
+        let mut seen = HashSet::new();
+        for m in mixins {
+            if !seen.insert(m) {
+                return Err(ModelError::bad(format!("mixin {m:?} is listed twice")));
+            }
+            let mixin = self.expect_class(m, Class::Mixin, "mixin")?;
+            if !mixin.applies.is_empty() && !mixin.applies.iter().any(|a| chain.contains(a)) {
+                return Err(ModelError::bad(format!(
+                    "mixin {m:?} applies to {} only, not to kind {kind:?}",
+                    mixin.applies.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds a new entity at `location` from a client's description: kind and mixins checked,
+    /// attributes normalised and validated, defaults applied, required ones enforced.
+    pub fn create_entity(&self, input: &EntityInput, location: &str, id: &str) -> Result<Entity> {
+        let kind = input.kind.as_deref().ok_or_else(|| ModelError::bad("member \"kind\" is missing"))?;
+        self.instantiable_kind(kind)?;
+        let mixins = input.mixins.clone().unwrap_or_default();
+        self.check_mixins(kind, &mixins)?;
+        let defs = self.attribute_set(kind, &mixins);
+        let mut attrs = normalize_attributes(&input.attributes, &defs)?;
+        merge_top_level(input, &mut attrs);
+        match attrs.get(ATTR_ID) {
+            Some(Value::String(given)) if given != id => {
+                return Err(ModelError::bad(format!(
+                    "attribute occi.core.id is {given:?} but the entity's id is {id:?}"
+                )));
+            }
+            _ => {}
+        }
+        attrs.insert(ATTR_ID.to_string(), Value::String(id.to_string()));
+        self.check_link_ends(kind, &mut attrs)?;
+        for (name, def) in &defs {
+            if !attrs.contains_key(name)
+                && let Some(d) = &def.default
+            {
+                attrs.insert(name.clone(), d.clone());
+            }
+        }
+        check_attributes(&defs, &attrs)?;
+        let missing: Vec<String> =
+            defs.values().filter(|d| d.is_required() && !attrs.contains_key(&d.name)).map(|d| d.name.clone()).collect();
+        if !missing.is_empty() {
+            return Err(ModelError::bad(format!("required attribute {} is missing", missing[0]))
+                .with_details(missing.iter().map(|m| format!("{m}: required")).collect()));
+        }
+        Ok(Entity { location: location.to_string(), kind: kind.to_string(), mixins, attributes: attrs })
+    }
+
+    /// Link entities carry their ends as attributes; checks that a link has both and that a
+    /// resource has neither.
+    fn check_link_ends(&self, kind: &str, attrs: &mut BTreeMap<String, Value>) -> Result<()> {
+        if self.is_link_kind(kind) {
+            for a in [ATTR_SOURCE, ATTR_TARGET] {
+                match attrs.get(a) {
+                    Some(Value::String(s)) if !s.is_empty() => {
+                        let path = location_path(s).to_string();
+                        if a == ATTR_SOURCE || s.starts_with('/') {
+                            attrs.insert(a.to_string(), Value::String(path));
+                        }
+                    }
+                    _ => return Err(ModelError::bad(format!("a link needs {:?} (attribute {a})", &a[10..]))),
+                }
+            }
+        } else if attrs.contains_key(ATTR_SOURCE) || attrs.contains_key(ATTR_TARGET) {
+            return Err(ModelError::bad(format!(
+                "kind {kind:?} is not a link kind: source and target are not allowed"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Full replacement (PUT on an existing entity): the kind and id stay; attributes not given
+    /// fall back to defaults, except immutable ones, which keep their value.
+    pub fn replace_entity(&self, old: &Entity, input: &EntityInput) -> Result<Entity> {
+        if let Some(k) = &input.kind
+            && k != &old.kind
+        {
+            return Err(ModelError::bad(format!("kind is immutable: the entity is a {:?}", old.kind)));
+        }
+        let mixins = input.mixins.clone().unwrap_or_default();
+        self.check_mixins(&old.kind, &mixins)?;
+        let defs = self.attribute_set(&old.kind, &mixins);
+        let mut given = normalize_attributes(&input.attributes, &defs)?;
+        merge_top_level(input, &mut given);
+        check_immutable(&defs, old, &given)?;
+        let mut attrs = given;
+        for (name, def) in &defs {
+            if attrs.contains_key(name) {
+                continue;
+            }
+            if !def.is_mutable()
+                && let Some(v) = old.attributes.get(name)
+            {
+                attrs.insert(name.clone(), v.clone());
+                continue;
+            }
+            if let Some(d) = &def.default {
+                attrs.insert(name.clone(), d.clone());
+            }
+        }
+        attrs.insert(ATTR_ID.to_string(), Value::String(old.id().to_string()));
+        self.check_link_ends(&old.kind, &mut attrs)?;
+        self.finish_update(old, mixins, attrs, &defs)
+    }
+
+    /// Partial update (POST on an entity): given attributes are merged over the stored ones; a
+    /// given `mixins` list replaces the entity's mixins.
+    pub fn update_entity(&self, old: &Entity, input: &EntityInput) -> Result<Entity> {
+        if let Some(k) = &input.kind
+            && k != &old.kind
+        {
+            return Err(ModelError::bad(format!("kind is immutable: the entity is a {:?}", old.kind)));
+        }
+        let mixins = input.mixins.clone().unwrap_or_else(|| old.mixins.clone());
+        self.check_mixins(&old.kind, &mixins)?;
+        let defs = self.attribute_set(&old.kind, &mixins);
+        let mut given = normalize_attributes(&input.attributes, &defs)?;
+        merge_top_level(input, &mut given);
+        check_immutable(&defs, old, &given)?;
+        let mut attrs = old.attributes.clone();
+        // Attributes of mixins that were removed go with them.
+        attrs.retain(|k, _| defs.contains_key(k));
+        for (k, v) in given {
+            attrs.insert(k, v);
+        }
+        for (name, def) in &defs {
+            if !attrs.contains_key(name)
+                && let Some(d) = &def.default
+            {
+                attrs.insert(name.clone(), d.clone());
+            }
+        }
+        self.check_link_ends(&old.kind, &mut attrs)?;
+        self.finish_update(old, mixins, attrs, &defs)
+    }
+
+    fn finish_update(
+        &self,
+        old: &Entity,
+        mixins: Vec<String>,
+        attrs: BTreeMap<String, Value>,
+        defs: &AttributeSet,
+    ) -> Result<Entity> {
+        check_attributes(defs, &attrs)?;
+        if let Some(d) = defs.values().find(|d| d.is_required() && !attrs.contains_key(&d.name)) {
+            return Err(ModelError::bad(format!("required attribute {} is missing", d.name)));
+        }
+        Ok(Entity { location: old.location.clone(), kind: old.kind.clone(), mixins, attributes: attrs })
+    }
+
+    /// Sets the mixins of an entity (association, dissociation), keeping attributes that still
+    /// apply and filling the new mixins' defaults.
+    pub fn set_mixins(&self, old: &Entity, mixins: Vec<String>) -> Result<Entity> {
+        self.check_mixins(&old.kind, &mixins)?;
+        let defs = self.attribute_set(&old.kind, &mixins);
+        let mut attrs = old.attributes.clone();
+        attrs.retain(|k, _| defs.contains_key(k));
+        for (name, def) in &defs {
+            if !attrs.contains_key(name)
+                && let Some(d) = &def.default
+            {
+                attrs.insert(name.clone(), d.clone());
+            }
+        }
+        let missing: Vec<&str> = defs
+            .values()
+            .filter(|d| d.is_required() && !attrs.contains_key(&d.name))
+            .map(|d| d.name.as_str())
+            .collect();
+        if let Some(m) = missing.first() {
+            return Err(ModelError::bad(format!(
+                "entity {:?} lacks attribute {m}, required by its new mixins; set it first",
+                old.location
+            )));
+        }
+        check_attributes(&defs, &attrs)?;
+        Ok(Entity { location: old.location.clone(), kind: old.kind.clone(), mixins, attributes: attrs })
+    }
+
+    /// Resolves `?action=term` against the actions applicable to an entity.
+    pub fn resolve_action(&self, entity: &Entity, term: &str) -> Result<Arc<Category>> {
+        let actions = self.actions_for(&entity.kind, &entity.mixins);
+        let matching: Vec<&String> = actions.iter().filter(|a| a.rsplit('#').next() == Some(term)).collect();
+        match matching.as_slice() {
+            [one] => self
+                .by_id
+                .get(one.as_str())
+                .cloned()
+                .ok_or_else(|| ModelError::bad(format!("action {one:?} is not defined"))),
+            [] => Err(ModelError::bad(format!(
+                "action {term:?} is not applicable to {:?} (kind {}); applicable: {}",
+                entity.location,
+                entity.kind,
+                if actions.is_empty() { "none".to_string() } else { actions.join(", ") }
+            ))),
+            _ => Err(ModelError::bad(format!("action term {term:?} is ambiguous here: {:?}", matching))),
+        }
+    }
+
+    /// Validates action parameters and applies the built-in state machine (until a handler
+    /// takes over). Returns the updated entity.
+    pub fn apply_action(&self, entity: &Entity, action: &Category, params: &Map<String, Value>) -> Result<Entity> {
+        let defs: AttributeSet = action.attributes.iter().map(|d| (d.name.clone(), d.clone())).collect();
+        let params = normalize_attributes(params, &defs).map_err(|e| e.at(format!("action {}", action.id())))?;
+        check_attributes(&defs, &params).map_err(|e| e.at(format!("action {}", action.id())))?;
+        if let Some(d) = defs.values().find(|d| d.is_required() && !params.contains_key(&d.name)) {
+            return Err(ModelError::bad(format!("action {}: parameter {} is required", action.id(), d.name)));
+        }
+        let mut next = entity.clone();
+        let set = |e: &mut Entity, k: &str, v: Value| {
+            e.attributes.insert(k.to_string(), v);
+        };
+        match (action.scheme.as_str(), action.term.as_str()) {
+            (COMPUTE_ACTIONS, "start" | "restart") => set(&mut next, "occi.compute.state", "active".into()),
+            (COMPUTE_ACTIONS, "stop") => set(&mut next, "occi.compute.state", "inactive".into()),
+            (COMPUTE_ACTIONS, "suspend") => set(&mut next, "occi.compute.state", "suspended".into()),
+            (NETWORK_ACTIONS, "up") => set(&mut next, "occi.network.state", "active".into()),
+            (NETWORK_ACTIONS, "down") => set(&mut next, "occi.network.state", "inactive".into()),
+            (STORAGE_ACTIONS, "online") => set(&mut next, "occi.storage.state", "online".into()),
+            (STORAGE_ACTIONS, "offline") => set(&mut next, "occi.storage.state", "offline".into()),
+            (STORAGE_ACTIONS, "resize") => {
+                if let Some(size) = params.get("size") {
+                    set(&mut next, "occi.storage.size", size.clone());
+                }
+            }
+            // save, backup, snapshot and tenant actions change no attribute without a handler.
+            _ => {}
+        }
+        if next.attributes != entity.attributes {
+            for state in ["occi.compute.state.message", "occi.network.state.message", "occi.storage.state.message"] {
+                next.attributes.remove(state);
+            }
+        }
+        Ok(next)
+    }
+}
+
+/// A tenant kind without a parent is a resource kind, as pyOCNI's kinds were.
+fn default_parent(mut cat: Category) -> Category {
+    if cat.class == Class::Kind && cat.parent.is_none() {
+        cat.parent = Some(RESOURCE_KIND.to_string());
+    }
+    cat
+}
+
+const COMPUTE_ACTIONS: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#";
+const NETWORK_ACTIONS: &str = "http://schemas.ogf.org/occi/infrastructure/network/action#";
+const STORAGE_ACTIONS: &str = "http://schemas.ogf.org/occi/infrastructure/storage/action#";
+
+impl Category {
+    /// Every category id this one refers to.
+    pub fn references(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.parent.iter().cloned().collect();
+        out.extend(self.actions.iter().cloned());
+        out.extend(self.depends.iter().cloned());
+        out.extend(self.applies.iter().cloned());
+        out
+    }
+}
+
+/// Copies `title`, `summary`, `source`, `target` given as top-level members into attributes.
+fn merge_top_level(input: &EntityInput, attrs: &mut BTreeMap<String, Value>) {
+    if let Some(t) = &input.title {
+        attrs.insert(ATTR_TITLE.into(), Value::String(t.clone()));
+    }
+    if let Some(s) = &input.summary {
+        attrs.insert(ATTR_SUMMARY.into(), Value::String(s.clone()));
+    }
+    if let Some(s) = &input.source {
+        attrs.insert(ATTR_SOURCE.into(), Value::String(s.location.clone()));
+    }
+    if let Some(t) = &input.target {
+        attrs.insert(ATTR_TARGET.into(), Value::String(t.location.clone()));
+        if let Some(k) = &t.kind {
+            attrs.insert(ATTR_TARGET_KIND.into(), Value::String(k.clone()));
+        }
+    }
+}
+
+/// Flattens attribute values given flat (`"occi.compute.cores": 2`) or nested
+/// (`{"occi": {"compute": {"cores": 2}}}`) into full names, using the definitions to know where
+/// a name ends (an object value of a defined `object` attribute stays whole). Unknown names are
+/// refused.
+pub fn normalize_attributes(raw: &Map<String, Value>, defs: &AttributeSet) -> Result<BTreeMap<String, Value>> {
+    let mut out = BTreeMap::new();
+    let mut unknown = Vec::new();
+    flatten_into("", raw, defs, &mut out, &mut unknown);
+    if !unknown.is_empty() {
+        return Err(ModelError::bad(format!("attribute {} is not defined by the entity's kind or mixins", unknown[0]))
+            .with_details(unknown.iter().map(|u| format!("{u}: unknown attribute")).collect()));
+    }
+    Ok(out)
+}
+
+fn flatten_into(
+    prefix: &str,
+    obj: &Map<String, Value>,
+    defs: &AttributeSet,
+    out: &mut BTreeMap<String, Value>,
+    unknown: &mut Vec<String>,
+) {
+    for (k, v) in obj {
+        let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        if defs.contains_key(&name) {
+            out.insert(name, v.clone());
+        } else if let Value::Object(inner) = v {
+            if inner.is_empty() {
+                unknown.push(name);
+            } else {
+                flatten_into(&name, inner, defs, out, unknown);
+            }
+        } else {
+            unknown.push(name);
+        }
+    }
+}
+
+/// Checks every value against its definition; collects all failures.
+fn check_attributes(defs: &AttributeSet, attrs: &BTreeMap<String, Value>) -> Result<()> {
+    let mut failures = Vec::new();
+    for (name, value) in attrs {
+        let Some(def) = defs.get(name) else {
+            failures.push(format!("{name}: unknown attribute"));
+            continue;
+        };
+        if let Err(why) = check_value(def, value) {
+            failures.push(format!("{name}: {why}"));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(ModelError::bad(format!("attribute {}", failures[0])).with_details(failures))
+    }
+}
+
+/// Refuses changes of immutable attributes (giving the same value again is fine).
+fn check_immutable(defs: &AttributeSet, old: &Entity, given: &BTreeMap<String, Value>) -> Result<()> {
+    for (name, value) in given {
+        if let Some(def) = defs.get(name)
+            && !def.is_mutable()
+            && old.attributes.get(name) != Some(value)
+        {
+            return Err(ModelError::bad(format!("attribute {name} is immutable and cannot be changed")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::category::parse_category;
+    use crate::entity::parse_entity_input;
+    use serde_json::json;
+
+    const COMPUTE: &str = "http://schemas.ogf.org/occi/infrastructure#compute";
+
+    fn input(v: Value) -> EntityInput {
+        parse_entity_input(&v).unwrap()
+    }
+
+    #[test]
+    fn builtins_load_and_reference_each_other() {
+        let c = Catalog::builtin();
+        for cat in c.iter() {
+            c.check_references(cat).unwrap_or_else(|e| panic!("{}: {e}", cat.id()));
+        }
+        assert!(c.by_location("/compute/").is_some());
+        assert!(c.is_link_kind("http://schemas.ogf.org/occi/infrastructure#networkinterface"));
+        assert!(!c.is_link_kind(COMPUTE));
+        let defs = c.attribute_set(COMPUTE, &[]);
+        assert!(
+            defs.contains_key("occi.core.id")
+                && defs.contains_key("occi.core.summary")
+                && defs.contains_key("occi.compute.cores")
+        );
+    }
+
+    #[test]
+    fn create_applies_defaults_and_checks_types() {
+        let c = Catalog::builtin();
+        let e = c
+            .create_entity(
+                &input(json!({"kind": COMPUTE, "attributes": {"occi": {"compute": {"cores": 2}}}})),
+                "/compute/x",
+                "x",
+            )
+            .unwrap();
+        assert_eq!(e.attributes["occi.compute.cores"], json!(2));
+        assert_eq!(e.attributes["occi.core.id"], json!("x"));
+        let err = c
+            .create_entity(
+                &input(json!({"kind": COMPUTE, "attributes": {"occi.compute.cores": "two"}})),
+                "/compute/x",
+                "x",
+            )
+            .unwrap_err();
+        assert!(err.message.contains("occi.compute.cores") && err.message.contains("type"), "{err}");
+        let err = c
+            .create_entity(
+                &input(json!({"kind": COMPUTE, "attributes": {"occi.compute.colour": 1}})),
+                "/compute/x",
+                "x",
+            )
+            .unwrap_err();
+        assert!(err.message.contains("occi.compute.colour"), "{err}");
+        let err = c
+            .create_entity(
+                &input(json!({"kind": "http://schemas.ogf.org/occi/infrastructure#storage"})),
+                "/storage/x",
+                "x",
+            )
+            .unwrap_err();
+        assert!(err.message.contains("occi.storage.size") && err.message.contains("required"), "{err}");
+    }
+
+    #[test]
+    fn template_mixin_defaults_apply() {
+        let c = Catalog::builtin();
+        let small = "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#small";
+        let e = c.create_entity(&input(json!({"kind": COMPUTE, "mixins": [small]})), "/compute/x", "x").unwrap();
+        assert_eq!(e.attributes["occi.compute.cores"], json!(1));
+        let err = c
+            .create_entity(
+                &input(json!({"kind": "http://schemas.ogf.org/occi/infrastructure#network", "mixins": [small]})),
+                "/network/x",
+                "x",
+            )
+            .unwrap_err();
+        assert!(err.message.contains("applies"), "{err}");
+    }
+
+    #[test]
+    fn immutable_attributes_refused_on_update() {
+        let c = Catalog::builtin();
+        let e = c.create_entity(&input(json!({"kind": COMPUTE})), "/compute/x", "x").unwrap();
+        let err = c.update_entity(&e, &input(json!({"attributes": {"occi.compute.state": "active"}}))).unwrap_err();
+        assert!(err.message.contains("immutable"), "{err}");
+        let ok = c.update_entity(&e, &input(json!({"attributes": {"occi.compute.cores": 4}}))).unwrap();
+        assert_eq!(ok.attributes["occi.compute.cores"], json!(4));
+        let err = c
+            .update_entity(&e, &input(json!({"kind": "http://schemas.ogf.org/occi/infrastructure#network"})))
+            .unwrap_err();
+        assert!(err.message.contains("kind is immutable"));
+    }
+
+    #[test]
+    fn actions_move_state_and_check_params() {
+        let c = Catalog::builtin();
+        let e = c.create_entity(&input(json!({"kind": COMPUTE})), "/compute/x", "x").unwrap();
+        let start = c.resolve_action(&e, "start").unwrap();
+        let e2 = c.apply_action(&e, &start, &Map::new()).unwrap();
+        assert_eq!(e2.attributes["occi.compute.state"], json!("active"));
+        let stop = c.resolve_action(&e2, "stop").unwrap();
+        let bad: Map<String, Value> = json!({"method": "explode"}).as_object().unwrap().clone();
+        assert!(c.apply_action(&e2, &stop, &bad).unwrap_err().message.contains("method"));
+        assert!(c.resolve_action(&e, "up").is_err());
+    }
+
+    #[test]
+    fn category_add_checks_references_and_conflicts() {
+        let c = Catalog::builtin();
+        let k = parse_category(
+            Class::Kind,
+            &json!({"term": "vm", "scheme": "http://e.com/x#", "parent": "http://e.com/x#nothing", "location": "/vm/"}),
+        )
+        .unwrap();
+        assert!(c.add(vec![k]).unwrap_err().message.contains("nothing"));
+        let dup = parse_category(
+            Class::Kind,
+            &json!({"term": "other", "scheme": "http://e.com/x#", "location": "/compute/"}),
+        )
+        .unwrap();
+        assert_eq!(c.add(vec![dup]).unwrap_err().kind, crate::ErrorKind::Conflict);
+        let a = parse_category(Class::Action, &json!({"term": "go", "scheme": "http://e.com/x/action#"})).unwrap();
+        let k = parse_category(Class::Kind, &json!({"term": "vm", "scheme": "http://e.com/x#", "actions": ["http://e.com/x/action#go"], "location": "/vm/"})).unwrap();
+        let next = c.add(vec![k, a]).unwrap();
+        assert!(next.delete(&["http://e.com/x/action#go".into()]).unwrap_err().message.contains("referenced"));
+        assert_eq!(next.delete(&[COMPUTE.into()]).unwrap_err().kind, crate::ErrorKind::Forbidden);
+    }
+}

@@ -1,0 +1,587 @@
+//! OCCI categories (kinds, mixins, actions) and their attribute definitions: the types, the parser
+//! for definitions sent by clients (OCCI 1.2 JSON and the pyOCNI nested dialect), and checks of
+//! identifiers.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{ModelError, Result};
+
+/// The three classes of category.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    Kind,
+    Mixin,
+    Action,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Kind => "kind",
+            Class::Mixin => "mixin",
+            Class::Action => "action",
+        }
+    }
+    /// The member name of a category collection of this class (`kinds`, `mixins`, `actions`).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Class::Kind => "kinds",
+            Class::Mixin => "mixins",
+            Class::Action => "actions",
+        }
+    }
+    pub const ALL: [Class; 3] = [Class::Kind, Class::Mixin, Class::Action];
+}
+
+/// The value types an attribute can declare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttrType {
+    String,
+    Number,
+    Integer,
+    Boolean,
+    Array,
+    Object,
+}
+
+impl AttrType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttrType::String => "string",
+            AttrType::Number => "number",
+            AttrType::Integer => "integer",
+            AttrType::Boolean => "boolean",
+            AttrType::Array => "array",
+            AttrType::Object => "object",
+        }
+    }
+    fn parse(s: &str) -> Option<AttrType> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "string" | "enum" => AttrType::String,
+            "number" | "float" | "double" => AttrType::Number,
+            "integer" | "int" => AttrType::Integer,
+            "boolean" | "bool" => AttrType::Boolean,
+            "array" | "list" => AttrType::Array,
+            "object" | "hash" | "map" => AttrType::Object,
+            _ => return None,
+        })
+    }
+}
+
+/// One attribute definition. Members a client left out stay `None`, so that a mixin that
+/// redefines an attribute (e.g. only to give it a default) overrides just what it states.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct AttributeDef {
+    pub name: String,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub ty: Option<AttrType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// A regular expression the whole string value must match, or a JSON-schema object
+    /// (of which `pattern`, `enum`, `minimum`, `maximum`, `minLength`, `maxLength` are enforced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<Value>,
+    #[serde(default, rename = "enum", skip_serializing_if = "Option::is_none")]
+    pub enumeration: Option<Vec<Value>>,
+    /// Numbers: lowest value. Strings: shortest length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<f64>,
+    /// Numbers: highest value. Strings: longest length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl AttributeDef {
+    pub fn ty(&self) -> AttrType {
+        self.ty.unwrap_or(AttrType::String)
+    }
+    /// GFD.226: `mutable` defaults to false.
+    pub fn is_mutable(&self) -> bool {
+        self.mutable.unwrap_or(false)
+    }
+    pub fn is_required(&self) -> bool {
+        self.required.unwrap_or(false)
+    }
+    /// Lays `over` on top of `self`: every member `over` states wins.
+    pub fn overlay(&mut self, over: &AttributeDef) {
+        macro_rules! take {
+            ($($f:ident),*) => {$( if over.$f.is_some() { self.$f = over.$f.clone(); } )*};
+        }
+        take!(ty, mutable, required, default, pattern, enumeration, minimum, maximum, description);
+    }
+}
+
+/// A kind, mixin or action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Category {
+    pub class: Class,
+    pub term: String,
+    pub scheme: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<AttributeDef>,
+    /// Action ids applicable to entities of this kind or mixin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    /// Kinds only: the parent kind id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Mixins only: mixins this one depends on (their attributes come along).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends: Vec<String>,
+    /// Mixins only: kinds this mixin may be applied to (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applies: Vec<String>,
+    /// Kinds and mixins: the path of the collection, starting and ending with `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Built-in categories cannot be changed or deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub builtin: bool,
+}
+
+impl Category {
+    /// scheme + term, the category's identifier.
+    pub fn id(&self) -> String {
+        format!("{}{}", self.scheme, self.term)
+    }
+    pub fn attribute(&self, name: &str) -> Option<&AttributeDef> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+}
+
+static TERM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$").unwrap());
+static SCHEME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s#<>]*#$").unwrap());
+static ATTR_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$").unwrap());
+static LOCATION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^/([A-Za-z0-9._~!$&'()*+,;=:@%\-]+/)+$").unwrap());
+
+pub fn check_term(term: &str) -> Result<()> {
+    if TERM.is_match(term) {
+        Ok(())
+    } else {
+        Err(ModelError::bad(format!(
+            "term {term:?} is not valid: letters, digits, '_', '-', '.' only, starting with a letter or digit"
+        )))
+    }
+}
+
+pub fn check_scheme(scheme: &str) -> Result<()> {
+    if SCHEME.is_match(scheme) {
+        Ok(())
+    } else {
+        Err(ModelError::bad(format!(
+            "scheme {scheme:?} is not a valid URI ending in '#' (e.g. \"http://example.com/occi#\")"
+        )))
+    }
+}
+
+pub fn check_attribute_name(name: &str) -> Result<()> {
+    if ATTR_NAME.is_match(name) {
+        Ok(())
+    } else {
+        Err(ModelError::bad(format!(
+            "attribute name {name:?} is not valid: dot-separated words of letters, digits, '_' or '-'"
+        )))
+    }
+}
+
+/// A category location: an absolute path that starts and ends with `/`, not under the query
+/// interface.
+pub fn check_location(location: &str) -> Result<()> {
+    if !LOCATION.is_match(location) {
+        return Err(ModelError::bad(format!(
+            "location {location:?} is not valid: a path such as \"/compute/\" (starting and ending with '/')"
+        )));
+    }
+    if location.starts_with("/-/") || location.starts_with("/.well-known/") {
+        return Err(ModelError::bad(format!("location {location:?} is reserved for the query interface")));
+    }
+    Ok(())
+}
+
+/// Splits a category id `scheme#term` into (scheme, term).
+pub fn split_id(id: &str) -> Result<(&str, &str)> {
+    match id.rfind('#') {
+        Some(i) if i + 1 < id.len() => {
+            let (scheme, term) = id.split_at(i + 1);
+            check_scheme(scheme)?;
+            check_term(term)?;
+            Ok((scheme, term))
+        }
+        _ => Err(ModelError::bad(format!("{id:?} is not a category identifier (scheme#term)"))),
+    }
+}
+
+const DEF_MEMBERS: [&str; 10] =
+    ["type", "mutable", "required", "default", "pattern", "enum", "minimum", "maximum", "description", "title"];
+
+/// Is this JSON object an attribute definition (rather than a level of the pyOCNI nesting)?
+/// A definition has no object-valued member except `pattern` and `default`.
+pub(crate) fn is_definition(obj: &Map<String, Value>) -> bool {
+    obj.iter().all(|(k, v)| !v.is_object() || k == "pattern" || k == "default")
+}
+
+/// Reads attribute definitions in either dialect: flat (`{"occi.compute.cores": {...}}`, GFD.226)
+/// or nested (`{"occi": {"compute": {"cores": {...}}}}`, pyOCNI), or a mix.
+pub fn parse_attribute_defs(value: &Value) -> Result<Vec<AttributeDef>> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ModelError::bad("attributes must be a JSON object of attribute definitions"))?;
+    let mut out = Vec::new();
+    collect_defs("", obj, &mut out)?;
+    let mut seen = std::collections::HashSet::new();
+    for d in &out {
+        if !seen.insert(d.name.clone()) {
+            return Err(ModelError::bad(format!("attribute {:?} is defined twice", d.name)));
+        }
+    }
+    Ok(out)
+}
+
+fn collect_defs(prefix: &str, obj: &Map<String, Value>, out: &mut Vec<AttributeDef>) -> Result<()> {
+    for (key, value) in obj {
+        let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let Some(inner) = value.as_object() else {
+            return Err(ModelError::bad(format!(
+                "attribute definition {name:?} must be a JSON object, found {}",
+                type_name(value)
+            )));
+        };
+        if is_definition(inner) {
+            check_attribute_name(&name)?;
+            out.push(parse_def(&name, inner)?);
+        } else {
+            collect_defs(&name, inner, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn number_member(name: &str, member: &str, v: &Value) -> Result<f64> {
+    match v {
+        Value::Number(n) => Ok(n.as_f64().unwrap_or(0.0)),
+        // pyOCNI wrote bounds as strings ("minimum": "1").
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| ModelError::bad(format!("attribute {name:?}: {member} must be a number, found {s:?}"))),
+        other => {
+            Err(ModelError::bad(format!("attribute {name:?}: {member} must be a number, found {}", type_name(other))))
+        }
+    }
+}
+
+fn parse_def(name: &str, obj: &Map<String, Value>) -> Result<AttributeDef> {
+    let mut def = AttributeDef { name: name.to_string(), ..Default::default() };
+    for (member, v) in obj {
+        let bad = |what: &str| {
+            ModelError::bad(format!("attribute {name:?}: {member} must be {what}, found {}", type_name(v)))
+        };
+        match member.as_str() {
+            "type" => {
+                let s = v.as_str().ok_or_else(|| bad("a string"))?;
+                def.ty = Some(AttrType::parse(s).ok_or_else(|| {
+                    ModelError::bad(format!(
+                        "attribute {name:?}: unknown type {s:?} (string, number, integer, boolean, array, object)"
+                    ))
+                })?);
+            }
+            "mutable" => def.mutable = Some(v.as_bool().ok_or_else(|| bad("true or false"))?),
+            "required" => def.required = Some(v.as_bool().ok_or_else(|| bad("true or false"))?),
+            "default" => def.default = Some(v.clone()),
+            "pattern" => match v {
+                Value::String(re) => {
+                    compile_pattern(re).map_err(|e| {
+                        ModelError::bad(format!(
+                            "attribute {name:?}: pattern {re:?} is not a valid regular expression: {e}"
+                        ))
+                    })?;
+                    def.pattern = Some(v.clone());
+                }
+                Value::Object(schema) => {
+                    if let Some(Value::String(re)) = schema.get("pattern") {
+                        compile_pattern(re).map_err(|e| {
+                            ModelError::bad(format!(
+                                "attribute {name:?}: pattern {re:?} is not a valid regular expression: {e}"
+                            ))
+                        })?;
+                    }
+                    def.pattern = Some(v.clone());
+                }
+                _ => return Err(bad("a regular expression string or a JSON-schema object")),
+            },
+            "enum" => {
+                let list = v.as_array().ok_or_else(|| bad("an array"))?;
+                if list.is_empty() {
+                    return Err(bad("a non-empty array"));
+                }
+                def.enumeration = Some(list.clone());
+            }
+            "minimum" => def.minimum = Some(number_member(name, member, v)?),
+            "maximum" => def.maximum = Some(number_member(name, member, v)?),
+            "description" | "title" => def.description = Some(v.as_str().ok_or_else(|| bad("a string"))?.to_string()),
+            other => {
+                return Err(ModelError::bad(format!(
+                    "attribute {name:?}: unknown member {other:?} (allowed: {})",
+                    DEF_MEMBERS.join(", ")
+                )));
+            }
+        }
+    }
+    if let (Some(min), Some(max)) = (def.minimum, def.maximum)
+        && min > max
+    {
+        return Err(ModelError::bad(format!("attribute {name:?}: minimum {min} is above maximum {max}")));
+    }
+    if let Some(default) = &def.default {
+        crate::validate::check_value(&def, default).map_err(|e| {
+            ModelError::bad(format!("attribute {name:?}: default does not satisfy the definition: {e}"))
+        })?;
+    }
+    Ok(def)
+}
+
+/// Compiles a pattern so that it must match the whole value.
+pub fn compile_pattern(re: &str) -> std::result::Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{re})$")).size_limit(1 << 20).build()
+}
+
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn string_list(v: &Value, what: &str) -> Result<Vec<String>> {
+    let list = v.as_array().ok_or_else(|| ModelError::bad(format!("{what} must be an array of strings")))?;
+    list.iter()
+        .map(|x| {
+            x.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ModelError::bad(format!("{what} must be an array of strings, found {}", type_name(x))))
+        })
+        .collect()
+}
+
+/// Only term and scheme: enough to name a category (e.g. in a DELETE body).
+pub fn parse_category_ref(value: &Value) -> Result<String> {
+    let obj = value.as_object().ok_or_else(|| ModelError::bad("a category must be a JSON object"))?;
+    let term = obj
+        .get("term")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ModelError::bad("member \"term\" (a string) is missing"))?;
+    let scheme = obj
+        .get("scheme")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ModelError::bad("member \"scheme\" (a string) is missing"))?;
+    check_scheme(scheme)?;
+    check_term(term)?;
+    Ok(format!("{scheme}{term}"))
+}
+
+/// Parses a category definition sent by a client, in either JSON dialect. Checks its shape
+/// only; references to other categories are checked by the [`crate::Catalog`].
+pub fn parse_category(class: Class, value: &Value) -> Result<Category> {
+    let obj = value.as_object().ok_or_else(|| ModelError::bad("a category must be a JSON object"))?;
+    let id = parse_category_ref(value)?;
+    let (scheme, term) = id.split_at(id.rfind('#').unwrap() + 1);
+    let mut cat = Category {
+        class,
+        term: term.to_string(),
+        scheme: scheme.to_string(),
+        title: None,
+        attributes: Vec::new(),
+        actions: Vec::new(),
+        parent: None,
+        depends: Vec::new(),
+        applies: Vec::new(),
+        location: None,
+        builtin: false,
+    };
+    let mut related = Vec::new();
+    for (member, v) in obj {
+        match (member.as_str(), class) {
+            ("term" | "scheme", _) => {}
+            ("class", _) => {
+                if v.as_str() != Some(class.as_str()) {
+                    return Err(ModelError::bad(format!(
+                        "member \"class\" says {v}, but the category is listed under {:?}",
+                        class.plural()
+                    )));
+                }
+            }
+            ("title", _) => match v {
+                Value::String(s) => cat.title = Some(s.clone()),
+                Value::Null => {}
+                _ => return Err(ModelError::bad("member \"title\" must be a string")),
+            },
+            ("attributes", _) => cat.attributes = parse_attribute_defs(v)?,
+            ("actions", Class::Kind | Class::Mixin) => {
+                cat.actions = string_list(v, "actions")?;
+                for a in &cat.actions {
+                    split_id(a).map_err(|e| e.at("actions"))?;
+                }
+            }
+            ("location", Class::Kind | Class::Mixin) => {
+                let loc = v.as_str().ok_or_else(|| ModelError::bad("member \"location\" must be a string"))?;
+                check_location(loc)?;
+                cat.location = Some(loc.to_string());
+            }
+            ("parent", Class::Kind) => {
+                let p = v.as_str().ok_or_else(|| ModelError::bad("member \"parent\" must be a string"))?;
+                split_id(p).map_err(|e| e.at("parent"))?;
+                cat.parent = Some(p.to_string());
+            }
+            ("related", Class::Kind | Class::Mixin) => {
+                related = string_list(v, "related")?;
+                for r in &related {
+                    split_id(r).map_err(|e| e.at("related"))?;
+                }
+            }
+            ("depends", Class::Mixin) => {
+                cat.depends = string_list(v, "depends")?;
+                for r in &cat.depends {
+                    split_id(r).map_err(|e| e.at("depends"))?;
+                }
+            }
+            ("applies", Class::Mixin) => {
+                cat.applies = string_list(v, "applies")?;
+                for r in &cat.applies {
+                    split_id(r).map_err(|e| e.at("applies"))?;
+                }
+            }
+            (other, _) => {
+                return Err(ModelError::bad(format!(
+                    "member {other:?} is not allowed in a {} definition",
+                    class.as_str()
+                )));
+            }
+        }
+    }
+    // pyOCNI's `related`: a kind's parent, a mixin's dependencies.
+    match class {
+        Class::Kind if !related.is_empty() => {
+            if related.len() > 1 {
+                return Err(ModelError::bad("a kind has one parent: \"related\" must name at most one kind"));
+            }
+            if cat.parent.is_some() {
+                return Err(ModelError::bad("give either \"parent\" or \"related\", not both"));
+            }
+            cat.parent = related.pop();
+        }
+        Class::Mixin => {
+            for r in related {
+                if !cat.depends.contains(&r) {
+                    cat.depends.push(r);
+                }
+            }
+        }
+        _ => {}
+    }
+    if class != Class::Action && cat.location.is_none() {
+        return Err(ModelError::bad(format!("a {} needs a \"location\" such as \"/{}/\"", class.as_str(), cat.term)));
+    }
+    Ok(cat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nested_and_flat_attribute_definitions_read_the_same() {
+        let nested = json!({"occi": {"compute": {"cores": {"type": "integer", "mutable": true}, "state": {"type": "string", "default": "inactive"}}}});
+        let flat = json!({"occi.compute.cores": {"type": "integer", "mutable": true}, "occi.compute.state": {"type": "string", "default": "inactive"}});
+        assert_eq!(parse_attribute_defs(&nested).unwrap(), parse_attribute_defs(&flat).unwrap());
+        let defs = parse_attribute_defs(&nested).unwrap();
+        assert_eq!(defs[0].name, "occi.compute.cores");
+        assert_eq!(defs[0].ty, Some(AttrType::Integer));
+    }
+
+    #[test]
+    fn scheme_must_be_uri_ending_in_hash() {
+        assert!(check_scheme("http://schemas.ogf.org/occi/infrastructure#").is_ok());
+        assert!(check_scheme("http: //schemas.ogf.org/occi#").is_err());
+        assert!(check_scheme("http://schemas.ogf.org/occi").is_err());
+        assert!(check_scheme("#").is_err());
+    }
+
+    #[test]
+    fn location_shape() {
+        assert!(check_location("/compute/").is_ok());
+        assert!(check_location("/template/resource/medium/").is_ok());
+        assert!(check_location("/compute").is_err());
+        assert!(check_location("compute/").is_err());
+        assert!(check_location("/-/x/").is_err());
+        assert!(check_location("//").is_err());
+    }
+
+    #[test]
+    fn kind_related_becomes_parent_and_mixin_related_depends() {
+        let k = parse_category(
+            Class::Kind,
+            &json!({"term": "vm", "scheme": "http://e.com/x#", "related": ["http://schemas.ogf.org/occi/core#resource"], "location": "/vm/"}),
+        )
+        .unwrap();
+        assert_eq!(k.parent.as_deref(), Some("http://schemas.ogf.org/occi/core#resource"));
+        let m = parse_category(
+            Class::Mixin,
+            &json!({"term": "m", "scheme": "http://e.com/x#", "related": ["http://e.com/x#base"], "location": "/m/"}),
+        )
+        .unwrap();
+        assert_eq!(m.depends, vec!["http://e.com/x#base".to_string()]);
+    }
+
+    #[test]
+    fn errors_name_the_member() {
+        let e = parse_category(
+            Class::Kind,
+            &json!({"term": "vm", "scheme": "http://e.com/x#", "location": "/vm/", "colour": 1}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("colour"), "{e}");
+        let e = parse_category(Class::Kind, &json!({"term": "vm", "scheme": "http://e.com/x#"})).unwrap_err();
+        assert!(e.message.contains("location"), "{e}");
+        let e = parse_category(
+            Class::Mixin,
+            &json!({"term": "m", "scheme": "http://e.com/x#", "location": "/m/", "attributes": {"a.b": {"type": "string", "pattern": "("}}}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("a.b") && e.message.contains("pattern"), "{e}");
+        let e = parse_category(
+            Class::Mixin,
+            &json!({"term": "m", "scheme": "http://e.com/x#", "location": "/m/", "attributes": {"a.b": {"type": "integer", "default": "x"}}}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("default"), "{e}");
+    }
+
+    #[test]
+    fn overlay_keeps_unstated_members() {
+        let mut base =
+            AttributeDef { name: "s".into(), ty: Some(AttrType::Number), mutable: Some(true), ..Default::default() };
+        let over = AttributeDef { name: "s".into(), default: Some(json!(2.8)), ..Default::default() };
+        base.overlay(&over);
+        assert_eq!(base.mutable, Some(true));
+        assert_eq!(base.default, Some(json!(2.8)));
+    }
+}

@@ -1,0 +1,17 @@
+//! The OCCI model of ocni: categories (kinds, mixins, actions) with attribute definitions,
+//! entities (resources and links), validation, filtering and the JSON renderings. No I/O.
+
+pub mod catalog;
+pub mod category;
+pub mod entity;
+pub mod error;
+pub mod filter;
+pub mod render;
+pub mod text;
+pub mod validate;
+
+pub use catalog::{AttributeSet, Catalog, parse_category_file};
+pub use category::{AttrType, AttributeDef, Category, Class, parse_category, parse_category_ref};
+pub use entity::{Entity, EntityInput, parse_entity_collection, parse_entity_input, parse_locations};
+pub use error::{ErrorKind, ModelError, Result};
+pub use render::Dialect;

@@ -1,0 +1,961 @@
+//! The OCCI operations behind each route: query interface, collections, entities, actions and
+//! mixin association. Runs on a blocking thread (redb calls block); every write happens in one
+//! store transaction, under the server's write lock, so a refusal leaves nothing written.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+
+use hyper::{Method, StatusCode};
+use ocni_model::catalog::parse_category_file;
+use ocni_model::category::split_id;
+use ocni_model::entity::{ATTR_TARGET, ATTR_TARGET_KIND, EntityInput, location_path};
+use ocni_model::filter::{parse_category_filters, parse_entity_filters};
+use ocni_model::render::{self, render_categories, render_entity, render_locations};
+use ocni_model::text::{self, Line};
+use ocni_model::{Catalog, Category, Class, Dialect, Entity, parse_category, parse_category_ref};
+use ocni_store::{Page, Reader, Store, Writer};
+use serde_json::{Map, Value, json};
+
+use crate::Config;
+use crate::error::ApiError;
+use crate::negotiate::Format;
+use crate::route::{Route, Target};
+
+/// The tenant every request uses until authentication names one.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Providers a kind or mixin may be bound to. `dummy` does nothing (pyOCNI's default backend).
+pub const BUILTIN_PROVIDERS: [&str; 1] = ["dummy"];
+
+/// Shared server state.
+pub struct App {
+    pub store: Store,
+    pub config: Config,
+    /// Built-in categories plus the operator's templates.
+    base: Catalog,
+    /// Per tenant: `base` plus the tenant's own categories. Replaced (never mutated) under
+    /// `write_lock` after a commit.
+    catalogs: RwLock<std::collections::HashMap<String, Arc<Catalog>>>,
+    write_lock: Mutex<()>,
+}
+
+/// A finished response, before HTTP framing.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    pub content_type: Option<&'static str>,
+}
+
+impl Reply {
+    fn new(status: StatusCode) -> Self {
+        Reply { status, headers: Vec::new(), body: Vec::new(), content_type: None }
+    }
+}
+
+/// What a request carried, already parsed.
+pub struct Request<'a> {
+    pub method: &'a Method,
+    pub route: Route,
+    pub body: Option<Value>,
+    pub format: Format,
+    /// `http://host:port` for absolute URLs.
+    pub base_url: String,
+}
+
+type R<T> = Result<T, ApiError>;
+
+impl App {
+    pub fn new(store: Store, config: Config) -> Result<App, String> {
+        let mut base = Catalog::builtin();
+        if let Some(path) = &config.templates {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("templates file {}: {e}", path.display()))?;
+            let mut extra =
+                parse_category_file(&text).map_err(|e| format!("templates file {}: {e}", path.display()))?;
+            for c in &mut extra {
+                c.builtin = true;
+            }
+            base = base.add(extra).map_err(|e| format!("templates file {}: {e}", path.display()))?;
+        }
+        Ok(App { store, config, base, catalogs: RwLock::new(Default::default()), write_lock: Mutex::new(()) })
+    }
+
+    /// The catalog of a tenant (cached).
+    pub fn catalog(&self, tenant: &str) -> R<Arc<Catalog>> {
+        if let Some(c) = self.catalogs.read().unwrap().get(tenant) {
+            return Ok(c.clone());
+        }
+        let own = self.store.read()?.categories(tenant)?;
+        let c = Arc::new(self.base.clone().with(own));
+        self.catalogs.write().unwrap().insert(tenant.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Runs a write in one transaction under the write lock. `f` may return a new catalog,
+    /// installed only once the transaction committed.
+    fn write<T>(&self, tenant: &str, f: impl FnOnce(&mut Writer, &Catalog) -> R<(T, Option<Catalog>)>) -> R<T> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let catalog = self.catalog(tenant)?;
+        let (out, next) = self.store.write(|w| f(w, &catalog))?;
+        if let Some(next) = next {
+            self.catalogs.write().unwrap().insert(tenant.to_string(), Arc::new(next));
+        }
+        Ok(out)
+    }
+
+    /// Serves one request.
+    pub fn dispatch(&self, tenant: &str, req: Request<'_>) -> R<Reply> {
+        let catalog = self.catalog(tenant)?;
+        match &req.route.target {
+            Target::QueryInterface => self.query_interface(tenant, &catalog, &req),
+            Target::Collection(path) => {
+                if let Some(cat) = catalog.by_location(path).cloned() {
+                    if cat.class == Class::Kind {
+                        self.kind_collection(tenant, &catalog, &cat, &req)
+                    } else {
+                        self.mixin_collection(tenant, &catalog, &cat, &req)
+                    }
+                } else {
+                    self.unbound_path(tenant, path, &req)
+                }
+            }
+            Target::Entity(path) => self.entity(tenant, &catalog, path, &req),
+        }
+    }
+
+    // ------------------------------------------------------------------ query interface
+
+    fn query_interface(&self, tenant: &str, catalog: &Catalog, req: &Request) -> R<Reply> {
+        no_action(req)?;
+        match *req.method {
+            Method::GET | Method::HEAD => {
+                let cats: Vec<&Category> = match &req.body {
+                    Some(body) => {
+                        let filters = parse_category_filters(body)?;
+                        catalog.iter().filter(|c| filters.iter().any(|f| f.matches(c))).map(|c| &**c).collect()
+                    }
+                    None => catalog.iter().map(|c| &**c).collect(),
+                };
+                render_category_list(&cats, req.format)
+            }
+            Method::POST => {
+                let body = need_body(req)?;
+                let new = parse_category_groups(body, false)?;
+                if new.is_empty() {
+                    return Err(ApiError::bad(
+                        "the body defines no category: give \"kinds\", \"mixins\" and/or \"actions\"",
+                    ));
+                }
+                let added = self.write(tenant, |w, catalog| {
+                    let next = catalog.add(new.clone())?;
+                    for c in &new {
+                        w.put_category(tenant, next.get(&c.id()).expect("just added"))?;
+                    }
+                    let added: Vec<Category> = new.iter().map(|c| (**next.get(&c.id()).unwrap()).clone()).collect();
+                    Ok((added, Some(next)))
+                })?;
+                tracing::info!(tenant, count = added.len(), "categories added");
+                render_category_list(&added.iter().collect::<Vec<_>>(), req.format)
+            }
+            Method::PUT => {
+                let body = need_body(req)?;
+                let changed = parse_category_groups(body, true)?;
+                let providers = parse_providers(body)?;
+                if changed.is_empty() && providers.is_empty() {
+                    return Err(ApiError::bad(
+                        "the body changes nothing: give \"kinds\", \"mixins\", \"actions\" and/or \"providers\"",
+                    ));
+                }
+                self.write(tenant, |w, catalog| {
+                    let next = if changed.is_empty() { None } else { Some(catalog.replace(changed.clone())?) };
+                    let effective = next.as_ref().unwrap_or(catalog);
+                    for c in &changed {
+                        w.put_category(tenant, c)?;
+                    }
+                    for (id, provider) in &providers {
+                        let cat = effective
+                            .get(id)
+                            .ok_or_else(|| ApiError::not_found(format!("providers: category {id:?} does not exist")))?;
+                        if cat.class == Class::Action {
+                            return Err(ApiError::bad(format!(
+                                "providers: {id:?} is an action; bind providers to kinds and mixins"
+                            )));
+                        }
+                        w.set_binding(tenant, id, provider.as_deref())?;
+                    }
+                    Ok(((), next))
+                })?;
+                Ok(Reply::new(StatusCode::OK))
+            }
+            Method::DELETE => {
+                let body = need_body(req)?;
+                let ids = parse_category_refs(body)?;
+                if ids.is_empty() {
+                    return Err(ApiError::bad("the body names no category to delete"));
+                }
+                let cascade = req.route.cascade;
+                self.write(tenant, |w, catalog| {
+                    let next = catalog.delete(&ids)?;
+                    for id in &ids {
+                        let cat = catalog.get(id).expect("checked by delete");
+                        match cat.class {
+                            Class::Kind => {
+                                let members = w.by_kind(tenant, id, Page::ALL)?;
+                                if !members.is_empty() && !cascade {
+                                    return Err(ApiError::conflict(format!(
+                                        "kind {id:?} still has {} entities (e.g. {}); delete them first, or send DELETE /-/?cascade=true to delete them with the kind",
+                                        members.len(),
+                                        members[0]
+                                    )));
+                                }
+                                for loc in members {
+                                    w.delete_entity(tenant, &loc)?;
+                                }
+                            }
+                            Class::Mixin => {
+                                // Deleting a mixin dissociates it from every entity.
+                                for loc in w.by_mixin(tenant, id, Page::ALL)? {
+                                    if let Some(e) = w.entity(tenant, &loc)? {
+                                        let mixins: Vec<String> = e.mixins.iter().filter(|m| *m != id).cloned().collect();
+                                        let updated = next.set_mixins(&e, mixins)?;
+                                        w.put_entity(tenant, &updated)?;
+                                    }
+                                }
+                            }
+                            Class::Action => {}
+                        }
+                        w.delete_category(tenant, id)?;
+                    }
+                    Ok(((), Some(next)))
+                })?;
+                tracing::info!(tenant, count = ids.len(), cascade, "categories deleted");
+                Ok(Reply::new(StatusCode::OK))
+            }
+            _ => Err(ApiError::method(req.method, "the query interface", "GET, HEAD, POST, PUT, DELETE")),
+        }
+    }
+
+    // ------------------------------------------------------------------ collections
+
+    fn page(&self, req: &Request) -> R<Page> {
+        let max = self.config.max_page_size;
+        match (req.route.page, req.route.number) {
+            (None, None) => Ok(Page::ALL),
+            (page, number) => {
+                let number = number.unwrap_or(max as u64);
+                if number > max as u64 {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("number={number} is above this server's page size limit of {max}"),
+                    ));
+                }
+                let page = page.unwrap_or(1);
+                let offset = (page - 1).saturating_mul(number);
+                Ok(Page { offset: usize::try_from(offset).unwrap_or(usize::MAX), limit: number as usize })
+            }
+        }
+    }
+
+    /// Lists locations (already paged), applying a filter body if any.
+    fn list(
+        &self,
+        tenant: &str,
+        catalog: &Catalog,
+        req: &Request,
+        fetch: impl Fn(&Reader, Page) -> R<Vec<String>>,
+    ) -> R<Reply> {
+        let page = self.page(req)?;
+        let r = self.store.read()?;
+        let locations = match &req.body {
+            None => fetch(&r, page)?,
+            Some(body) => {
+                let filters = parse_entity_filters(body)?;
+                let mut hits = Vec::new();
+                for loc in fetch(&r, Page::ALL)? {
+                    if let Some(e) = r.entity(tenant, &loc)?
+                        && filters.iter().any(|f| f.matches(&e))
+                    {
+                        hits.push(loc);
+                    }
+                }
+                hits.into_iter().skip(page.offset).take(page.limit).collect()
+            }
+        };
+        match req.format {
+            Format::Json(Dialect::Occi12) => {
+                let mut resources = Vec::new();
+                let mut links = Vec::new();
+                for loc in &locations {
+                    if let Some(e) = r.entity(tenant, loc)? {
+                        let rendered = render_one(&r, tenant, catalog, &e, Dialect::Occi12)?;
+                        if catalog.is_link_kind(&e.kind) { links.push(rendered) } else { resources.push(rendered) }
+                    }
+                }
+                Ok(json_reply(StatusCode::OK, &render::entity_collection(resources, links), req.format))
+            }
+            _ => {
+                Ok(locations_reply(StatusCode::OK, absolute(&req.base_url, &locations), req.format, "X-OCCI-Location"))
+            }
+        }
+    }
+
+    fn kind_collection(&self, tenant: &str, catalog: &Catalog, kind: &Arc<Category>, req: &Request) -> R<Reply> {
+        let id = kind.id();
+        match (req.method.clone(), &req.route.action) {
+            (Method::POST, Some(term)) => {
+                self.collection_action(tenant, req, term, |r, p| Ok(r.by_kind(tenant, &id, p)?))
+            }
+            (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
+            (Method::GET | Method::HEAD, None) => {
+                self.list(tenant, catalog, req, |r, p| Ok(r.by_kind(tenant, &id, p)?))
+            }
+            (Method::POST, None) => {
+                let body = need_body(req)?;
+                let inputs = ocni_model::parse_entity_collection(body)?;
+                let created = self.write(tenant, |w, catalog| {
+                    let mut created = Vec::new();
+                    for (i, mut input) in inputs.into_iter().enumerate() {
+                        let place = format!("entity {i}");
+                        match &input.kind {
+                            Some(k) if k != &id => {
+                                return Err(ApiError::bad(format!(
+                                    "{place}: kind {k:?} does not belong in the collection of {id:?}; POST it to its own kind's location"
+                                )));
+                            }
+                            _ => input.kind = Some(id.clone()),
+                        }
+                        let eid = entity_id(input.id.as_deref())?;
+                        let location = format!("{}{eid}", kind.location.as_deref().unwrap_or("/"));
+                        create_entity(w, tenant, catalog, &input, &location, &eid, &mut created)
+                            .map_err(|e| prefix(e, &place))?;
+                    }
+                    Ok((created, None))
+                })?;
+                tracing::info!(tenant, kind = %id, count = created.len(), "entities created");
+                Ok(created_reply(&req.base_url, &created, req.format))
+            }
+            (Method::DELETE, None) => {
+                if req.body.is_some() {
+                    return Err(ApiError::bad(
+                        "DELETE on a kind collection deletes all its entities and takes no body",
+                    ));
+                }
+                let removed = self.write(tenant, |w, _| {
+                    let mut removed = 0;
+                    for loc in w.by_kind(tenant, &id, Page::ALL)? {
+                        removed += w.delete_entity(tenant, &loc)?.len();
+                    }
+                    Ok((removed, None))
+                })?;
+                tracing::info!(tenant, kind = %id, removed, "kind collection deleted");
+                Ok(Reply::new(StatusCode::OK))
+            }
+            (m, None) => Err(ApiError::method(&m, "a kind collection", "GET, HEAD, POST, DELETE")),
+        }
+    }
+
+    fn mixin_collection(&self, tenant: &str, catalog: &Catalog, mixin: &Arc<Category>, req: &Request) -> R<Reply> {
+        let id = mixin.id();
+        match (req.method.clone(), &req.route.action) {
+            (Method::POST, Some(term)) => {
+                self.collection_action(tenant, req, term, |r, p| Ok(r.by_mixin(tenant, &id, p)?))
+            }
+            (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
+            (Method::GET | Method::HEAD, None) => {
+                self.list(tenant, catalog, req, |r, p| Ok(r.by_mixin(tenant, &id, p)?))
+            }
+            (method @ (Method::POST | Method::PUT | Method::DELETE), None) => {
+                let listed = match &req.body {
+                    Some(b) => Some(ocni_model::parse_locations(b)?),
+                    None if method == Method::DELETE => None,
+                    None => {
+                        return Err(ApiError::bad("the body must list entity locations: {\"X-OCCI-Location\": [...]}"));
+                    }
+                };
+                let changed = self.write(tenant, |w, catalog| {
+                    let mut changed = 0;
+                    let members: HashSet<String> = w.by_mixin(tenant, &id, Page::ALL)?.into_iter().collect();
+                    let listed: Vec<String> = match &listed {
+                        Some(l) => l.clone(),
+                        None => members.iter().cloned().collect(),
+                    };
+                    let mut seen = HashSet::new();
+                    for loc in &listed {
+                        if !seen.insert(loc.clone()) {
+                            continue;
+                        }
+                        let e = w
+                            .entity(tenant, loc)?
+                            .ok_or_else(|| ApiError::not_found(format!("entity {loc:?} does not exist")))?;
+                        let mut mixins = e.mixins.clone();
+                        if method == Method::DELETE {
+                            mixins.retain(|m| m != &id);
+                        } else if !mixins.contains(&id) {
+                            mixins.push(id.clone());
+                        }
+                        if mixins != e.mixins {
+                            w.put_entity(tenant, &catalog.set_mixins(&e, mixins).map_err(|e| prefix(e.into(), loc))?)?;
+                            changed += 1;
+                        }
+                    }
+                    if method == Method::PUT {
+                        for loc in members.iter().filter(|m| !seen.contains(*m)) {
+                            if let Some(e) = w.entity(tenant, loc)? {
+                                let mixins = e.mixins.iter().filter(|m| **m != id).cloned().collect();
+                                w.put_entity(tenant, &catalog.set_mixins(&e, mixins)?)?;
+                                changed += 1;
+                            }
+                        }
+                    }
+                    Ok((changed, None))
+                })?;
+                tracing::info!(tenant, mixin = %id, %method, changed, "mixin membership changed");
+                Ok(Reply::new(StatusCode::OK))
+            }
+            (m, None) => Err(ApiError::method(&m, "a mixin collection", "GET, HEAD, POST, PUT, DELETE")),
+        }
+    }
+
+    fn unbound_path(&self, tenant: &str, path: &str, req: &Request) -> R<Reply> {
+        if req.route.action.is_some() {
+            return Err(ApiError::not_found(format!(
+                "{path:?} is not a kind or mixin collection: there is nothing to act on"
+            )));
+        }
+        match *req.method {
+            Method::GET | Method::HEAD => {
+                let catalog = self.catalog(tenant)?;
+                self.list(tenant, &catalog, req, |r, p| Ok(r.by_prefix(tenant, path, p)?))
+            }
+            Method::DELETE => {
+                if req.body.is_some() {
+                    return Err(ApiError::bad("DELETE on a path deletes every entity below it and takes no body"));
+                }
+                let removed = self.write(tenant, |w, _| {
+                    let mut removed = 0;
+                    for loc in w.by_prefix(tenant, path, Page::ALL)? {
+                        removed += w.delete_entity(tenant, &loc)?.len();
+                    }
+                    Ok((removed, None))
+                })?;
+                tracing::info!(tenant, path, removed, "path deleted");
+                Ok(Reply::new(StatusCode::OK))
+            }
+            _ => Err(ApiError::method(req.method, "a path that is no kind or mixin location", "GET, HEAD, DELETE")),
+        }
+    }
+
+    fn collection_action(
+        &self,
+        tenant: &str,
+        req: &Request,
+        term: &str,
+        members: impl Fn(&Reader, Page) -> R<Vec<String>>,
+    ) -> R<Reply> {
+        let (given, params) = parse_action_body(req.body.as_ref(), term)?;
+        let locations = members(&self.store.read()?, Page::ALL)?;
+        let count = self.write(tenant, |w, catalog| {
+            for loc in &locations {
+                let Some(e) = w.entity(tenant, loc)? else { continue };
+                let action = catalog.resolve_action(&e, term).map_err(|e| prefix(e.into(), loc))?;
+                check_given_action(given.as_deref(), &action)?;
+                let next = catalog.apply_action(&e, &action, &params).map_err(|e| prefix(e.into(), loc))?;
+                w.put_entity(tenant, &next)?;
+            }
+            Ok((locations.len(), None))
+        })?;
+        tracing::info!(tenant, action = term, count, "collection action");
+        Ok(Reply::new(StatusCode::OK))
+    }
+
+    // ------------------------------------------------------------------ single entities
+
+    fn entity(&self, tenant: &str, catalog: &Catalog, path: &str, req: &Request) -> R<Reply> {
+        match (req.method.clone(), &req.route.action) {
+            (Method::POST, Some(term)) => {
+                let (given, params) = parse_action_body(req.body.as_ref(), term)?;
+                let updated = self.write(tenant, |w, catalog| {
+                    let e = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
+                    let action = catalog.resolve_action(&e, term)?;
+                    check_given_action(given.as_deref(), &action)?;
+                    let next = catalog.apply_action(&e, &action, &params)?;
+                    w.put_entity(tenant, &next)?;
+                    Ok((next, None))
+                })?;
+                tracing::info!(tenant, location = path, action = term, "action");
+                match req.format {
+                    Format::Json(Dialect::Occi12) => {
+                        let r = self.store.read()?;
+                        let v = render_one(&r, tenant, catalog, &updated, Dialect::Occi12)?;
+                        Ok(json_reply(StatusCode::OK, &v, req.format))
+                    }
+                    _ => Ok(Reply::new(StatusCode::OK)),
+                }
+            }
+            (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
+            (Method::GET | Method::HEAD, None) => {
+                if req.body.is_some() {
+                    return Err(ApiError::bad("GET on an entity takes no body"));
+                }
+                let r = self.store.read()?;
+                let e = r.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
+                self.render_entity_reply(&r, tenant, catalog, &e, req.format)
+            }
+            (Method::PUT, None) => {
+                let input = single_entity(need_body(req)?)?;
+                let (created, location) = self.write(tenant, |w, catalog| match w.entity(tenant, path)? {
+                    Some(old) => {
+                        if let Some(id) = &input.id
+                            && id != old.id()
+                        {
+                            return Err(ApiError::bad(format!("id is immutable: the entity's id is {:?}", old.id())));
+                        }
+                        let mut next = catalog.replace_entity(&old, &input)?;
+                        check_link_ends(w, tenant, catalog, &mut next)?;
+                        w.put_entity(tenant, &next)?;
+                        Ok(((false, path.to_string()), None))
+                    }
+                    None => {
+                        let last = path.rsplit('/').next().unwrap_or("");
+                        let eid = entity_id(Some(last))?;
+                        if let Some(id) = &input.id
+                            && id != &eid
+                        {
+                            return Err(ApiError::bad(format!(
+                                "id {id:?} does not match the last segment of the URL ({eid:?})"
+                            )));
+                        }
+                        let mut created = Vec::new();
+                        create_entity(w, tenant, catalog, &input, path, &eid, &mut created)?;
+                        Ok(((true, path.to_string()), None))
+                    }
+                })?;
+                tracing::info!(tenant, location = %location, created, "entity put");
+                Ok(created_reply(&req.base_url, &[location], req.format))
+            }
+            (Method::POST, None) => {
+                let input = single_entity(need_body(req)?)?;
+                self.write(tenant, |w, catalog| {
+                    let old = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
+                    if let Some(id) = &input.id
+                        && id != old.id()
+                    {
+                        return Err(ApiError::bad(format!("id is immutable: the entity's id is {:?}", old.id())));
+                    }
+                    let mut next = catalog.update_entity(&old, &input)?;
+                    check_link_ends(w, tenant, catalog, &mut next)?;
+                    w.put_entity(tenant, &next)?;
+                    Ok(((), None))
+                })?;
+                tracing::info!(tenant, location = path, "entity updated");
+                Ok(created_reply(&req.base_url, &[path.to_string()], req.format))
+            }
+            (Method::DELETE, None) => {
+                let removed = self.write(tenant, |w, _| {
+                    let removed = w.delete_entity(tenant, path)?;
+                    if removed.is_empty() {
+                        return Err(not_found(path));
+                    }
+                    Ok((removed, None))
+                })?;
+                tracing::info!(tenant, location = path, removed = removed.len(), "entity deleted");
+                Ok(Reply::new(StatusCode::OK))
+            }
+            (m, None) => Err(ApiError::method(&m, "an entity", "GET, HEAD, PUT, POST, DELETE")),
+        }
+    }
+
+    fn render_entity_reply(&self, r: &Reader, tenant: &str, catalog: &Catalog, e: &Entity, format: Format) -> R<Reply> {
+        let links: Vec<Entity> =
+            r.links_at(tenant, &e.location)?.into_iter().filter(|l| l.source() == Some(e.location.as_str())).collect();
+        match format {
+            Format::Json(dialect) => {
+                let v = render_entity(e, catalog, &links, dialect, &|loc| kind_at(r, tenant, loc));
+                let v = match dialect {
+                    Dialect::Occi12 => v,
+                    Dialect::Pyocni => {
+                        if catalog.is_link_kind(&e.kind) {
+                            json!({ "links": [v] })
+                        } else {
+                            json!({ "resources": [v] })
+                        }
+                    }
+                };
+                Ok(json_reply(StatusCode::OK, &v, format))
+            }
+            Format::TextPlain | Format::TextOcci => {
+                Ok(text_reply(StatusCode::OK, text::entity_lines(e, catalog, &links), format))
+            }
+            Format::UriList => Err(ApiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "text/uri-list renders collections only; ask for application/occi+json, text/plain or text/occi",
+            )),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------- helpers
+
+fn prefix(mut e: ApiError, place: &str) -> ApiError {
+    e.message = format!("{place}: {}", e.message);
+    e
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::not_found(format!("no entity at {path:?}"))
+}
+
+fn no_action(req: &Request) -> R<()> {
+    if req.route.action.is_some() {
+        return Err(ApiError::bad("?action= applies to entities and collections, not to the query interface"));
+    }
+    Ok(())
+}
+
+fn need_body<'a>(req: &'a Request) -> R<&'a Value> {
+    req.body.as_ref().ok_or_else(|| ApiError::bad(format!("{} here needs a request body", req.method)))
+}
+
+fn kind_at(r: &Reader, tenant: &str, loc: &str) -> Option<String> {
+    if !loc.starts_with('/') {
+        return None;
+    }
+    r.entity(tenant, loc).ok().flatten().map(|e| e.kind)
+}
+
+fn render_one(r: &Reader, tenant: &str, catalog: &Catalog, e: &Entity, dialect: Dialect) -> R<Value> {
+    let links: Vec<Entity> =
+        r.links_at(tenant, &e.location)?.into_iter().filter(|l| l.source() == Some(e.location.as_str())).collect();
+    Ok(render_entity(e, catalog, &links, dialect, &|loc| kind_at(r, tenant, loc)))
+}
+
+/// Entity ids become the last segment of a URL: keep them to unreserved URL characters.
+fn entity_id(given: Option<&str>) -> R<String> {
+    match given {
+        None | Some("") => Ok(uuid::Uuid::new_v4().to_string()),
+        Some(id) => {
+            let id = id.strip_prefix("urn:uuid:").unwrap_or(id);
+            let ok = id.len() <= 200
+                && id != "."
+                && id != ".."
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || "-._~:@!$&'()*+,;=".contains(c));
+            if ok {
+                Ok(id.to_string())
+            } else {
+                Err(ApiError::bad(format!(
+                    "id {id:?} cannot be part of a URL: use letters, digits and -._~:@!$&'()*+,;= (at most 200)"
+                )))
+            }
+        }
+    }
+}
+
+/// Creates one entity (and its inline links) after checking nothing is at its location.
+fn create_entity(
+    w: &mut Writer,
+    tenant: &str,
+    catalog: &Catalog,
+    input: &EntityInput,
+    location: &str,
+    id: &str,
+    created: &mut Vec<String>,
+) -> R<()> {
+    if w.entity(tenant, location)?.is_some() {
+        return Err(ApiError::conflict(format!("an entity already exists at {location:?}")));
+    }
+    let mut e = catalog.create_entity(input, location, id)?;
+    check_link_ends(w, tenant, catalog, &mut e)?;
+    w.put_entity(tenant, &e)?;
+    created.push(location.to_string());
+    for (j, link) in input.links.iter().enumerate() {
+        let place = format!("links[{j}]");
+        if catalog.is_link_kind(&e.kind) {
+            return Err(ApiError::bad(format!("{place}: only resources carry inline links")));
+        }
+        if !link.links.is_empty() {
+            return Err(ApiError::bad(format!("{place}: a link cannot carry links")));
+        }
+        let kind_id =
+            link.kind.as_deref().ok_or_else(|| ApiError::bad(format!("{place}: member \"kind\" is missing")))?;
+        let kind = catalog
+            .get(kind_id)
+            .filter(|k| k.class == Class::Kind && catalog.is_link_kind(kind_id))
+            .ok_or_else(|| ApiError::bad(format!("{place}: {kind_id:?} is not a link kind")))?;
+        let mut link = link.clone();
+        match &link.source {
+            Some(s) if location_path(&s.location) != location => {
+                return Err(ApiError::bad(format!(
+                    "{place}: an inline link's source is the resource itself ({location:?}), not {:?}",
+                    s.location
+                )));
+            }
+            _ => {
+                link.source =
+                    Some(ocni_model::entity::LinkEnd { location: location.to_string(), kind: Some(e.kind.clone()) })
+            }
+        }
+        let lid = entity_id(link.id.as_deref())?;
+        let lloc = format!("{}{lid}", kind.location.as_deref().unwrap_or("/"));
+        create_entity(w, tenant, catalog, &link, &lloc, &lid, created).map_err(|e| prefix(e, &place))?;
+    }
+    Ok(())
+}
+
+/// A link's source must be a resource of this tenant; a local target must exist (its kind is
+/// recorded); a target outside the server (absolute URL) is taken as given.
+fn check_link_ends(w: &Writer, tenant: &str, catalog: &Catalog, e: &mut Entity) -> R<()> {
+    if !catalog.is_link_kind(&e.kind) {
+        return Ok(());
+    }
+    let source = e.source().unwrap_or_default().to_string();
+    match w.entity(tenant, &source)? {
+        Some(s) if !catalog.is_link_kind(&s.kind) => {}
+        Some(_) => return Err(ApiError::bad(format!("source {source:?} is a link; a link's source is a resource"))),
+        None => return Err(ApiError::not_found(format!("source {source:?} does not exist"))),
+    }
+    let target = e.target().unwrap_or_default().to_string();
+    if target.starts_with('/') {
+        let t = w
+            .entity(tenant, &target)?
+            .ok_or_else(|| ApiError::not_found(format!("target {target:?} does not exist")))?;
+        if catalog.is_link_kind(&t.kind) {
+            return Err(ApiError::bad(format!("target {target:?} is a link; a link's target is a resource")));
+        }
+        e.attributes.insert(ATTR_TARGET_KIND.into(), Value::String(t.kind));
+    } else if !target.contains("://") {
+        return Err(ApiError::bad(format!(
+            "target {target:?} must be a path on this server or an absolute URL ({ATTR_TARGET})"
+        )));
+    }
+    Ok(())
+}
+
+fn single_entity(body: &Value) -> R<EntityInput> {
+    let mut list = ocni_model::parse_entity_collection(body)?;
+    if list.len() != 1 {
+        return Err(ApiError::bad(format!("this request takes exactly one entity, the body has {}", list.len())));
+    }
+    Ok(list.remove(0))
+}
+
+/// `{"kinds": [...], "mixins": [...], "actions": [...]}` as categories (`providers` allowed when
+/// `allow_providers`, and read separately).
+fn parse_category_groups(body: &Value, allow_providers: bool) -> R<Vec<Category>> {
+    let obj = body.as_object().ok_or_else(|| ApiError::bad("the body must be a JSON object"))?;
+    let mut out = Vec::new();
+    for (member, list) in obj {
+        let class = match member.as_str() {
+            "kinds" => Class::Kind,
+            "mixins" => Class::Mixin,
+            "actions" => Class::Action,
+            "providers" if allow_providers => continue,
+            other => {
+                return Err(ApiError::bad(format!(
+                    "member {other:?} is not allowed here (kinds, mixins, actions{})",
+                    if allow_providers { ", providers" } else { "" }
+                )));
+            }
+        };
+        let list = list.as_array().ok_or_else(|| ApiError::bad(format!("{member} must be an array")))?;
+        for (i, c) in list.iter().enumerate() {
+            out.push(parse_category(class, c).map_err(|e| ApiError::from(e.at(format!("{member}[{i}]"))))?);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_category_refs(body: &Value) -> R<Vec<String>> {
+    let obj = body.as_object().ok_or_else(|| ApiError::bad("the body must be a JSON object"))?;
+    let mut out = Vec::new();
+    for (member, list) in obj {
+        if !matches!(member.as_str(), "kinds" | "mixins" | "actions") {
+            return Err(ApiError::bad(format!("member {member:?} is not allowed here (kinds, mixins, actions)")));
+        }
+        let list = list.as_array().ok_or_else(|| ApiError::bad(format!("{member} must be an array")))?;
+        for (i, c) in list.iter().enumerate() {
+            let id = parse_category_ref(c).map_err(|e| ApiError::from(e.at(format!("{member}[{i}]"))))?;
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The seed's providers body: `{"providers": [{"OCCI_ID": id, "Provider": {"local": [name]}}]}`.
+/// An empty `local` list unbinds.
+fn parse_providers(body: &Value) -> R<Vec<(String, Option<String>)>> {
+    let Some(list) = body.get("providers") else { return Ok(Vec::new()) };
+    let list = list.as_array().ok_or_else(|| ApiError::bad("providers must be an array"))?;
+    let mut out = Vec::new();
+    for (i, p) in list.iter().enumerate() {
+        let place = format!("providers[{i}]");
+        let obj = p.as_object().ok_or_else(|| ApiError::bad(format!("{place} must be an object")))?;
+        let id = obj
+            .get("OCCI_ID")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad(format!("{place}: member \"OCCI_ID\" (a category id) is missing")))?;
+        split_id(id).map_err(|e| ApiError::from(e.at(&place)))?;
+        let provider = obj
+            .get("Provider")
+            .and_then(Value::as_object)
+            .ok_or_else(|| ApiError::bad(format!("{place}: member \"Provider\" (an object) is missing")))?;
+        let mut local = None;
+        for (k, v) in provider {
+            match k.as_str() {
+                "local" => {
+                    let names =
+                        v.as_array().ok_or_else(|| ApiError::bad(format!("{place}: local must be an array")))?;
+                    if names.len() > 1 {
+                        return Err(ApiError::bad(format!(
+                            "{place}: a category has one provider; local lists {}",
+                            names.len()
+                        )));
+                    }
+                    local = Some(match names.first() {
+                        None => None,
+                        Some(Value::String(n)) if BUILTIN_PROVIDERS.contains(&n.as_str()) => Some(n.clone()),
+                        Some(other) => {
+                            return Err(ApiError::bad(format!(
+                                "{place}: unknown provider {other}; known: {}",
+                                BUILTIN_PROVIDERS.join(", ")
+                            )));
+                        }
+                    });
+                }
+                "remote" => {
+                    return Err(ApiError::bad(format!(
+                        "{place}: remote providers are not supported (pyOCNI never used them)"
+                    )));
+                }
+                other => return Err(ApiError::bad(format!("{place}: unknown Provider member {other:?}"))),
+            }
+        }
+        let local = local.ok_or_else(|| ApiError::bad(format!("{place}: Provider needs \"local\"")))?;
+        out.push((id.to_string(), local));
+    }
+    Ok(out)
+}
+
+/// An action invocation body, in either dialect, or none: (named action id, parameters).
+fn parse_action_body(body: Option<&Value>, term: &str) -> R<(Option<String>, Map<String, Value>)> {
+    let Some(body) = body else { return Ok((None, Map::new())) };
+    let obj = body.as_object().ok_or_else(|| ApiError::bad("an action invocation must be a JSON object"))?;
+    let mut named = None;
+    let mut params = Map::new();
+    for (k, v) in obj {
+        match k.as_str() {
+            // GFD.226: {"action": "scheme#term", "attributes": {...}}
+            "action" => {
+                named =
+                    Some(v.as_str().ok_or_else(|| ApiError::bad("member \"action\" must be an action id"))?.to_string())
+            }
+            // pyOCNI: {"actions": [{"term": ..., "scheme": ...}], "attributes": {...}}
+            "actions" => {
+                let list = v.as_array().ok_or_else(|| ApiError::bad("member \"actions\" must be an array"))?;
+                match list.as_slice() {
+                    [one] => named = Some(parse_category_ref(one).map_err(|e| ApiError::from(e.at("actions[0]")))?),
+                    _ => return Err(ApiError::bad("member \"actions\" must name exactly one action")),
+                }
+            }
+            "attributes" => {
+                params =
+                    v.as_object().cloned().ok_or_else(|| ApiError::bad("member \"attributes\" must be an object"))?
+            }
+            other => return Err(ApiError::bad(format!("member {other:?} is not allowed in an action invocation"))),
+        }
+    }
+    if let Some(id) = &named
+        && id.rsplit('#').next() != Some(term)
+    {
+        return Err(ApiError::bad(format!("the body invokes {id:?} but the URL says ?action={term}")));
+    }
+    Ok((named, params))
+}
+
+fn check_given_action(given: Option<&str>, action: &Category) -> R<()> {
+    match given {
+        Some(id) if id != action.id() => Err(ApiError::bad(format!(
+            "the body invokes {id:?}, but the applicable action with this term is {:?}",
+            action.id()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn absolute(base: &str, locations: &[String]) -> Vec<String> {
+    locations.iter().map(|l| format!("{base}{l}")).collect()
+}
+
+pub fn json_reply(status: StatusCode, v: &Value, format: Format) -> Reply {
+    let mut body = serde_json::to_vec_pretty(v).expect("JSON values serialize");
+    body.push(b'\n');
+    Reply { status, headers: Vec::new(), body, content_type: Some(format.content_type()) }
+}
+
+fn text_reply(status: StatusCode, lines: Vec<Line>, format: Format) -> Reply {
+    match format {
+        Format::TextOcci => Reply {
+            status,
+            headers: lines,
+            body: b"OK\n".to_vec(),
+            content_type: Some(format.content_type()),
+        },
+        _ => Reply {
+            status,
+            headers: Vec::new(),
+            body: text::plain_body(&lines).into_bytes(),
+            content_type: Some(Format::TextPlain.content_type()),
+        },
+    }
+}
+
+fn render_category_list(cats: &[&Category], format: Format) -> R<Reply> {
+    match format {
+        Format::Json(d) => Ok(json_reply(StatusCode::OK, &render_categories(cats.iter().copied(), d), format)),
+        Format::TextPlain | Format::TextOcci => {
+            let mut lines: Vec<Line> = Vec::new();
+            for class in Class::ALL {
+                lines.extend(cats.iter().filter(|c| c.class == class).map(|c| text::category_line(c)));
+            }
+            Ok(text_reply(StatusCode::OK, lines, format))
+        }
+        Format::UriList => Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "text/uri-list renders entity collections only; ask for application/occi+json, text/plain or text/occi",
+        )),
+    }
+}
+
+/// A list of absolute URLs under `header` (`X-OCCI-Location` for listings, `Location` for
+/// creations).
+fn locations_reply(status: StatusCode, urls: Vec<String>, format: Format, header: &'static str) -> Reply {
+    match format {
+        Format::Json(Dialect::Pyocni) if header == "Location" => {
+            json_reply(status, &json!({ "Location": urls }), format)
+        }
+        Format::Json(d) => json_reply(status, &render_locations(urls, d), format),
+        Format::UriList => {
+            let mut body = String::new();
+            for u in &urls {
+                body.push_str(u);
+                body.push('\n');
+            }
+            Reply { status, headers: Vec::new(), body: body.into_bytes(), content_type: Some(format.content_type()) }
+        }
+        Format::TextPlain | Format::TextOcci => {
+            text_reply(status, urls.into_iter().map(|u| (header, u)).collect(), format)
+        }
+    }
+}
+
+fn created_reply(base: &str, locations: &[String], format: Format) -> Reply {
+    let urls = absolute(base, locations);
+    let mut reply = locations_reply(StatusCode::CREATED, urls.clone(), format, "Location");
+    if let Some(first) = urls.first()
+        && !matches!(format, Format::TextOcci)
+    {
+        reply.headers.push(("Location", first.clone()));
+    }
+    reply
+}

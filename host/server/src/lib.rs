@@ -1,0 +1,268 @@
+//! The only crate that knows HTTP: the hyper server of ocni, its routing, content negotiation,
+//! error mapping and request logging. `main.rs` holds the `ocni` command line.
+
+pub mod api;
+pub mod error;
+pub mod negotiate;
+pub mod route;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ocni_model::Dialect;
+use ocni_store::Store;
+use tokio::net::TcpListener;
+
+use crate::api::{App, DEFAULT_TENANT, Reply};
+use crate::error::ApiError;
+use crate::negotiate::{BodyType, Format};
+
+/// The `Server` header: product, then the OCCI versions spoken.
+pub const SERVER: &str = concat!("ocni/", env!("CARGO_PKG_VERSION"), " OCCI/1.1 OCCI/1.2");
+
+/// Server settings (from the command line, or set by tests).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Scheme and authority for absolute URLs (`http://example.com:8090`); when unset, taken
+    /// from the request's Host header.
+    pub base_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body: usize,
+    /// The JSON dialect of `application/occi+json` without a `dialect` parameter.
+    pub default_dialect: Dialect,
+    /// Extra built-in mixins (resource and OS templates) loaded at start.
+    pub templates: Option<PathBuf>,
+    /// Largest `number` a paged listing may ask for.
+    pub max_page_size: usize,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            base_url: None,
+            max_body: 1 << 20,
+            default_dialect: Dialect::Occi12,
+            templates: None,
+            max_page_size: 1000,
+        }
+    }
+}
+
+/// Opens the data directory and builds the shared state.
+pub fn open(config: Config) -> anyhow::Result<Arc<App>> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Store::open(&config.data_dir.join("ocni.redb"))?;
+    let app = App::new(store, config).map_err(anyhow::Error::msg)?;
+    Ok(Arc::new(app))
+}
+
+/// Serves connections from `listener` until `shutdown` completes, then lets open requests
+/// finish (for at most 10 seconds).
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(stream), service_fn(move |req| handle(app.clone(), peer, req)));
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("shutdown timed out with connections open"),
+    }
+}
+
+fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// One request, end to end; never fails (errors become responses).
+async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let accept = header_str(&req, header::ACCEPT).map(str::to_string);
+    let format = negotiate::choose(accept.as_deref(), app.config.default_dialect);
+    let err_format = format.clone().unwrap_or(match accept.as_deref() {
+        Some(a) if a.contains("json") => Format::Json(app.config.default_dialect),
+        _ => Format::TextPlain,
+    });
+    let reply = match respond(&app, req, format).await {
+        Ok(r) => r,
+        Err(e) => error_reply(e, err_format),
+    };
+    let status = reply.status;
+    let response = frame(reply, method == Method::HEAD);
+    let latency_us = started.elapsed().as_micros() as u64;
+    if status.is_server_error() {
+        tracing::error!(%method, %path, status = status.as_u16(), latency_us, %peer, "request");
+    } else {
+        tracing::info!(%method, %path, status = status.as_u16(), latency_us, "request");
+    }
+    Ok(response)
+}
+
+/// Checks the client's OCCI version (`User-Agent: ... OCCI/X.Y`): above 1.2 is 501.
+fn check_version(user_agent: Option<&str>) -> Result<(), ApiError> {
+    let Some(ua) = user_agent else { return Ok(()) };
+    for token in ua.split_whitespace() {
+        if let Some(v) = token.strip_prefix("OCCI/") {
+            let mut parts = v.split('.');
+            let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            if (major, minor) > (1, 2) {
+                return Err(ApiError::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    format!("this server speaks OCCI/1.1 and OCCI/1.2, not OCCI/{v}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn respond(app: &Arc<App>, req: Request<Incoming>, format: Result<Format, String>) -> Result<Reply, ApiError> {
+    let route = route::route(req.uri().path(), req.uri().query()).map_err(|e| ApiError::bad(e.0))?;
+    check_version(header_str(&req, header::USER_AGENT))?;
+    let format = format.map_err(|m| ApiError::new(StatusCode::NOT_ACCEPTABLE, m))?;
+    let base_url = match &app.config.base_url {
+        Some(b) => b.trim_end_matches('/').to_string(),
+        None => format!("http://{}", header_str(&req, header::HOST).unwrap_or("localhost")),
+    };
+    let content_type = header_str(&req, header::CONTENT_TYPE).map(str::to_string);
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let limit = app.config.max_body;
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let method = req.method().clone();
+    let bytes = Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                too_large(limit)
+            } else {
+                ApiError::bad(format!("could not read the request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match negotiate::body_type(content_type.as_deref())
+            .map_err(|m| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m))?
+        {
+            BodyType::Json => Some(serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::bad(format!("the body is not valid JSON: {e} (line {}, column {})", e.line(), e.column()))
+            })?),
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!("{other:?} request bodies are not parsed yet; send application/occi+json"),
+                ));
+            }
+        }
+    };
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        app.dispatch(DEFAULT_TENANT, api::Request { method: &method, route, body, format, base_url })
+    })
+    .await
+    .map_err(|e| ApiError::internal("request task failed", e))?
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body is larger than this server's limit of {limit} bytes"),
+    )
+}
+
+fn error_reply(e: ApiError, format: Format) -> Reply {
+    let mut reply = match format {
+        Format::Json(_) => {
+            let v =
+                serde_json::json!({"error": {"status": e.status.as_u16(), "message": e.message, "details": e.details}});
+            api::json_reply(e.status, &v, Format::Json(Dialect::Occi12))
+        }
+        _ => {
+            let mut text = e.message.clone();
+            for d in &e.details {
+                text.push_str("\n  ");
+                text.push_str(d);
+            }
+            text.push('\n');
+            Reply {
+                status: e.status,
+                headers: Vec::new(),
+                body: text.into_bytes(),
+                content_type: Some("text/plain; charset=utf-8"),
+            }
+        }
+    };
+    if let Some(allow) = e.allow {
+        reply.headers.push(("Allow", allow.to_string()));
+    }
+    reply
+}
+
+fn frame(reply: Reply, head: bool) -> Response<Full<Bytes>> {
+    let len = reply.body.len();
+    let body = if head { Bytes::new() } else { Bytes::from(reply.body) };
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = reply.status;
+    let h = resp.headers_mut();
+    h.insert(header::SERVER, HeaderValue::from_static(SERVER));
+    if let Some(ct) = reply.content_type {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    if head {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    for (k, v) in reply.headers {
+        match HeaderValue::from_str(&v) {
+            Ok(v) => {
+                h.append(k, v);
+            }
+            Err(_) => tracing::warn!(header = k, "dropped a header value that is not valid in HTTP"),
+        }
+    }
+    resp
+}

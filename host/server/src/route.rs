@@ -1,0 +1,116 @@
+//! Request routing as a pure function: method, path and query in, a [`Route`] out. Whether a
+//! collection path is a kind, a mixin or an unbound path is decided later, against the catalog.
+
+use std::collections::HashMap;
+
+/// Where a request goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `/-/` or `/.well-known/org/ogf/occi/-/`.
+    QueryInterface,
+    /// A path ending in `/`: a kind or mixin collection, or an unbound path.
+    Collection(String),
+    /// Any other path: one entity.
+    Entity(String),
+}
+
+/// A parsed request line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub target: Target,
+    /// `?action=term`
+    pub action: Option<String>,
+    /// OCCI 1.2 pagination: `?page=N&number=M` (page counts from 1).
+    pub page: Option<u64>,
+    pub number: Option<u64>,
+    /// `?cascade=true` on DELETE of the query interface.
+    pub cascade: bool,
+}
+
+/// Why a request line cannot be routed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RouteError(pub String);
+
+fn decode(s: &str) -> Result<String, RouteError> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| RouteError(format!("{s:?} is not valid UTF-8 once percent-decoded")))
+}
+
+/// Parses the path and query of a request.
+pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
+    let path = decode(path)?;
+    if !path.starts_with('/') {
+        return Err(RouteError(format!("path {path:?} must start with '/'")));
+    }
+    if path.contains("//") || path.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(RouteError(format!("path {path:?} has an empty, '.' or '..' segment")));
+    }
+    let mut params = HashMap::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        params.insert(decode(k)?, decode(v)?);
+    }
+    let number = |name: &str| -> Result<Option<u64>, RouteError> {
+        params
+            .get(name)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| RouteError(format!("query parameter {name}={v:?} is not a whole number")))
+            })
+            .transpose()
+    };
+    let page = number("page")?;
+    if page == Some(0) {
+        return Err(RouteError("query parameter page counts from 1".into()));
+    }
+    let number_ = number("number")?;
+    if number_ == Some(0) {
+        return Err(RouteError("query parameter number must be at least 1".into()));
+    }
+    let cascade = match params.get("cascade").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") | Some("") => true,
+        Some(other) => return Err(RouteError(format!("query parameter cascade={other:?}: use true or false"))),
+    };
+    let action = match params.get("action") {
+        Some(a) if a.is_empty() => return Err(RouteError("query parameter action needs an action term".into())),
+        other => other.cloned(),
+    };
+    let target = if path == "/-/" || path == "/.well-known/org/ogf/occi/-/" {
+        Target::QueryInterface
+    } else if path.ends_with('/') {
+        Target::Collection(path)
+    } else {
+        Target::Entity(path)
+    };
+    Ok(Route { target, action, page, number: number_, cascade })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(route("/-/", None).unwrap().target, Target::QueryInterface);
+        assert_eq!(route("/.well-known/org/ogf/occi/-/", None).unwrap().target, Target::QueryInterface);
+        assert_eq!(route("/compute/", None).unwrap().target, Target::Collection("/compute/".into()));
+        assert_eq!(route("/", None).unwrap().target, Target::Collection("/".into()));
+        assert_eq!(route("/compute/a%20b", None).unwrap().target, Target::Entity("/compute/a b".into()));
+        let r = route("/compute/x", Some("action=start")).unwrap();
+        assert_eq!(r.action.as_deref(), Some("start"));
+    }
+
+    #[test]
+    fn bad_lines() {
+        assert!(route("/a//b", None).is_err());
+        assert!(route("/a/../b", None).is_err());
+        assert!(route("/a/", Some("page=0")).is_err());
+        assert!(route("/a/", Some("number=x")).is_err());
+        assert!(route("/a", Some("action=")).is_err());
+        assert!(route("/a/", Some("cascade=maybe")).is_err());
+        let r = route("/a/", Some("page=2&number=10&cascade=true")).unwrap();
+        assert_eq!((r.page, r.number, r.cascade), (Some(2), Some(10), true));
+    }
+}

@@ -1,0 +1,419 @@
+//! The only crate that knows redb: ocni's persistent state (categories, handler bindings,
+//! entities and their indexes), every key scoped by tenant, one write transaction per request.
+//!
+//! Tables (keys are `\0`-joined strings, so a prefix range lists one tenant's, one kind's or one
+//! path's entries without touching others):
+//! - `meta`: `schema_version` -> version
+//! - `categories`: tenant, category id -> category (JSON)
+//! - `bindings`: tenant, category id -> provider (handler) name
+//! - `entities`: tenant, location -> entity (JSON)
+//! - `by_kind`: tenant, kind id, location -> ()
+//! - `by_mixin`: tenant, mixin id, location -> ()
+//! - `by_end`: tenant, resource location, link location -> () (links by source and by target)
+
+use std::path::Path;
+
+use ocni_model::{Category, Entity};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+pub const SCHEMA_VERSION: &str = "1";
+
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const CATEGORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("categories");
+const BINDINGS: TableDefinition<&str, &str> = TableDefinition::new("bindings");
+const ENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entities");
+const BY_KIND: TableDefinition<&str, ()> = TableDefinition::new("by_kind");
+const BY_MIXIN: TableDefinition<&str, ()> = TableDefinition::new("by_mixin");
+const BY_END: TableDefinition<&str, ()> = TableDefinition::new("by_end");
+
+/// Storage failures: never the client's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    #[error("stored record {key:?} is corrupt: {source}")]
+    Corrupt { key: String, source: serde_json::Error },
+    #[error("data directory was written by schema version {found}, this build knows version {SCHEMA_VERSION}")]
+    SchemaVersion { found: String },
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.into()) }
+        }
+    )*};
+}
+from_redb!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn key2(a: &str, b: &str) -> String {
+    format!("{a}\0{b}")
+}
+fn key3(a: &str, b: &str, c: &str) -> String {
+    format!("{a}\0{b}\0{c}")
+}
+/// The exclusive end of the range of keys that start with `prefix`.
+fn prefix_end(prefix: &str) -> String {
+    let mut end = prefix.to_string();
+    end.push('\u{10FFFF}');
+    end
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { key: key.replace('\0', " "), source })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("model types serialize")
+}
+
+/// Lists the last `\0`-separated part of the keys under `prefix`, in key order, skipping
+/// `offset` and returning at most `limit`.
+fn scan_suffixes<T: ReadableTable<&'static str, V>, V: redb::Value + 'static>(
+    table: &T,
+    prefix: &str,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<String>> {
+    let end = prefix_end(prefix);
+    let mut out = Vec::new();
+    for item in table.range::<&str>(prefix..end.as_str())?.skip(offset).take(limit) {
+        let (k, _) = item?;
+        out.push(k.value()[prefix.len()..].to_string());
+    }
+    Ok(out)
+}
+
+/// A window over a listing.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl Page {
+    pub const ALL: Page = Page { offset: 0, limit: usize::MAX };
+}
+
+/// The database.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) the database file, creating tables and recording the schema version.
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value().to_string());
+            match found {
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+                Some(v) if v == SCHEMA_VERSION => {}
+                Some(found) => return Err(StoreError::SchemaVersion { found }),
+            }
+            txn.open_table(CATEGORIES)?;
+            txn.open_table(BINDINGS)?;
+            txn.open_table(ENTITIES)?;
+            txn.open_table(BY_KIND)?;
+            txn.open_table(BY_MIXIN)?;
+            txn.open_table(BY_END)?;
+        }
+        txn.commit()?;
+        Ok(Store { db })
+    }
+
+    pub fn schema_version(&self) -> Result<String> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get("schema_version")?.map(|v| v.value().to_string()).unwrap_or_default())
+    }
+
+    /// A consistent read-only view.
+    pub fn read(&self) -> Result<Reader> {
+        Ok(Reader { txn: self.db.begin_read()? })
+    }
+
+    /// Runs `f` in one write transaction, committed (durably) only if `f` returns Ok.
+    pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut Writer) -> Result<T, E>) -> Result<T, E> {
+        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let mut w = Writer { txn };
+        match f(&mut w) {
+            Ok(v) => {
+                w.txn.commit().map_err(StoreError::from)?;
+                Ok(v)
+            }
+            Err(e) => {
+                // Dropping an uncommitted transaction aborts it; abort explicitly to surface errors.
+                w.txn.abort().map_err(StoreError::from)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Read operations, shared by read and write transactions.
+macro_rules! read_ops {
+    () => {
+        /// The tenant's own categories.
+        pub fn categories(&self, tenant: &str) -> Result<Vec<Category>> {
+            let t = self.txn.open_table(CATEGORIES)?;
+            let prefix = format!("{tenant}\0");
+            let end = prefix_end(&prefix);
+            let mut out = Vec::new();
+            for item in t.range::<&str>(prefix.as_str()..end.as_str())? {
+                let (k, v) = item?;
+                out.push(decode(k.value(), v.value())?);
+            }
+            Ok(out)
+        }
+
+        /// Provider (handler) bindings: category id -> name.
+        pub fn bindings(&self, tenant: &str) -> Result<Vec<(String, String)>> {
+            let t = self.txn.open_table(BINDINGS)?;
+            let prefix = format!("{tenant}\0");
+            let end = prefix_end(&prefix);
+            let mut out = Vec::new();
+            for item in t.range::<&str>(prefix.as_str()..end.as_str())? {
+                let (k, v) = item?;
+                out.push((k.value()[prefix.len()..].to_string(), v.value().to_string()));
+            }
+            Ok(out)
+        }
+
+        pub fn entity(&self, tenant: &str, location: &str) -> Result<Option<Entity>> {
+            let t = self.txn.open_table(ENTITIES)?;
+            let key = key2(tenant, location);
+            match t.get(key.as_str())? {
+                Some(v) => Ok(Some(decode(&key, v.value())?)),
+                None => Ok(None),
+            }
+        }
+
+        /// Locations of the entities of one kind, in location order.
+        pub fn by_kind(&self, tenant: &str, kind: &str, page: Page) -> Result<Vec<String>> {
+            let t = self.txn.open_table(BY_KIND)?;
+            scan_suffixes(&t, &format!("{tenant}\0{kind}\0"), page.offset, page.limit)
+        }
+
+        /// Locations of the entities carrying one mixin, in location order.
+        pub fn by_mixin(&self, tenant: &str, mixin: &str, page: Page) -> Result<Vec<String>> {
+            let t = self.txn.open_table(BY_MIXIN)?;
+            scan_suffixes(&t, &format!("{tenant}\0{mixin}\0"), page.offset, page.limit)
+        }
+
+        /// Locations of the entities whose location starts with `path`, in location order.
+        pub fn by_prefix(&self, tenant: &str, path: &str, page: Page) -> Result<Vec<String>> {
+            let t = self.txn.open_table(ENTITIES)?;
+            let prefix = format!("{tenant}\0");
+            Ok(scan_suffixes(&t, &format!("{prefix}{path}"), page.offset, page.limit)?
+                .into_iter()
+                .map(|rest| format!("{path}{rest}"))
+                .collect())
+        }
+
+        /// Links that have `resource` as source or target.
+        pub fn links_at(&self, tenant: &str, resource: &str) -> Result<Vec<Entity>> {
+            let t = self.txn.open_table(BY_END)?;
+            let mut out = Vec::new();
+            for loc in scan_suffixes(&t, &format!("{tenant}\0{resource}\0"), 0, usize::MAX)? {
+                if let Some(e) = self.entity(tenant, &loc)? {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        }
+    };
+}
+
+/// A read transaction.
+pub struct Reader {
+    txn: redb::ReadTransaction,
+}
+
+impl Reader {
+    read_ops!();
+}
+
+/// A write transaction: reads see the transaction's own writes.
+pub struct Writer {
+    txn: redb::WriteTransaction,
+}
+
+impl Writer {
+    read_ops!();
+
+    pub fn put_category(&mut self, tenant: &str, cat: &Category) -> Result<()> {
+        let mut t = self.txn.open_table(CATEGORIES)?;
+        t.insert(key2(tenant, &cat.id()).as_str(), encode(cat).as_slice())?;
+        Ok(())
+    }
+
+    pub fn delete_category(&mut self, tenant: &str, id: &str) -> Result<bool> {
+        let mut t = self.txn.open_table(CATEGORIES)?;
+        let removed = t.remove(key2(tenant, id).as_str())?.is_some();
+        drop(t);
+        self.set_binding(tenant, id, None)?;
+        Ok(removed)
+    }
+
+    pub fn set_binding(&mut self, tenant: &str, id: &str, provider: Option<&str>) -> Result<()> {
+        let mut t = self.txn.open_table(BINDINGS)?;
+        let key = key2(tenant, id);
+        match provider {
+            Some(p) => {
+                t.insert(key.as_str(), p)?;
+            }
+            None => {
+                t.remove(key.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes an entity and keeps the indexes in step (removing the old entries of `old`).
+    pub fn put_entity(&mut self, tenant: &str, e: &Entity) -> Result<()> {
+        let old = self.entity(tenant, &e.location)?;
+        if let Some(old) = &old {
+            self.unindex(tenant, old)?;
+        }
+        let mut t = self.txn.open_table(ENTITIES)?;
+        t.insert(key2(tenant, &e.location).as_str(), encode(e).as_slice())?;
+        drop(t);
+        self.index(tenant, e)
+    }
+
+    fn index(&mut self, tenant: &str, e: &Entity) -> Result<()> {
+        self.txn.open_table(BY_KIND)?.insert(key3(tenant, &e.kind, &e.location).as_str(), ())?;
+        let mut m = self.txn.open_table(BY_MIXIN)?;
+        for mixin in &e.mixins {
+            m.insert(key3(tenant, mixin, &e.location).as_str(), ())?;
+        }
+        let mut ends = self.txn.open_table(BY_END)?;
+        for end in [e.source(), e.target()].into_iter().flatten() {
+            ends.insert(key3(tenant, end, &e.location).as_str(), ())?;
+        }
+        Ok(())
+    }
+
+    fn unindex(&mut self, tenant: &str, e: &Entity) -> Result<()> {
+        self.txn.open_table(BY_KIND)?.remove(key3(tenant, &e.kind, &e.location).as_str())?;
+        let mut m = self.txn.open_table(BY_MIXIN)?;
+        for mixin in &e.mixins {
+            m.remove(key3(tenant, mixin, &e.location).as_str())?;
+        }
+        let mut ends = self.txn.open_table(BY_END)?;
+        for end in [e.source(), e.target()].into_iter().flatten() {
+            ends.remove(key3(tenant, end, &e.location).as_str())?;
+        }
+        Ok(())
+    }
+
+    /// Deletes an entity and every link that has it as source or target. Returns the locations
+    /// removed (the entity first), empty when nothing was there.
+    pub fn delete_entity(&mut self, tenant: &str, location: &str) -> Result<Vec<String>> {
+        let Some(e) = self.entity(tenant, location)? else { return Ok(Vec::new()) };
+        let links = self.links_at(tenant, location)?;
+        self.unindex(tenant, &e)?;
+        self.txn.open_table(ENTITIES)?.remove(key2(tenant, location).as_str())?;
+        let mut removed = vec![location.to_string()];
+        for l in links {
+            removed.extend(self.delete_entity(tenant, &l.location)?);
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ocni_model::{Catalog, parse_entity_input};
+    use serde_json::json;
+
+    const COMPUTE: &str = "http://schemas.ogf.org/occi/infrastructure#compute";
+    const NETWORK: &str = "http://schemas.ogf.org/occi/infrastructure#network";
+    const NIC: &str = "http://schemas.ogf.org/occi/infrastructure#networkinterface";
+
+    fn entity(c: &Catalog, v: serde_json::Value, loc: &str) -> Entity {
+        let id = loc.rsplit('/').next().unwrap();
+        c.create_entity(&parse_entity_input(&v).unwrap(), loc, id).unwrap()
+    }
+
+    #[test]
+    fn entities_indexes_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ocni.redb");
+        let c = Catalog::builtin();
+        let vm = entity(&c, json!({"kind": COMPUTE}), "/compute/a");
+        let net = entity(&c, json!({"kind": NETWORK}), "/network/n");
+        let nic = entity(
+            &c,
+            json!({"kind": NIC, "source": "/compute/a", "target": "/network/n", "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}}),
+            "/networkinterface/l",
+        );
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .write(|w| -> Result<()> {
+                    w.put_entity("t1", &vm)?;
+                    w.put_entity("t1", &net)?;
+                    w.put_entity("t1", &nic)?;
+                    w.put_entity("t2", &vm)?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let r = store.read().unwrap();
+        assert_eq!(r.by_kind("t1", COMPUTE, Page::ALL).unwrap(), vec!["/compute/a"]);
+        assert_eq!(r.by_prefix("t1", "/", Page::ALL).unwrap().len(), 3);
+        assert_eq!(r.by_prefix("t2", "/", Page::ALL).unwrap(), vec!["/compute/a"]);
+        assert_eq!(r.links_at("t1", "/compute/a").unwrap().len(), 1);
+        assert_eq!(r.links_at("t1", "/network/n").unwrap().len(), 1);
+        drop(r);
+        let removed = store.write(|w| w.delete_entity("t1", "/compute/a")).unwrap();
+        assert_eq!(removed, vec!["/compute/a", "/networkinterface/l"]);
+        let r = store.read().unwrap();
+        assert!(r.links_at("t1", "/network/n").unwrap().is_empty());
+        assert_eq!(r.entity("t2", "/compute/a").unwrap().unwrap(), vm, "other tenant untouched");
+    }
+
+    #[test]
+    fn failed_write_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let c = Catalog::builtin();
+        let vm = entity(&c, json!({"kind": COMPUTE}), "/compute/a");
+        let r: Result<(), StoreError> = store.write(|w| {
+            w.put_entity("t", &vm)?;
+            Err(StoreError::SchemaVersion { found: "refused".into() })
+        });
+        assert!(r.is_err());
+        assert!(store.read().unwrap().entity("t", "/compute/a").unwrap().is_none());
+    }
+
+    #[test]
+    fn paging_and_prefix_do_not_leak_neighbours() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let c = Catalog::builtin();
+        store
+            .write(|w| -> Result<()> {
+                for i in 0..10 {
+                    w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), &format!("/compute/{i}")))?;
+                }
+                w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/computer/x"))?;
+                Ok(())
+            })
+            .unwrap();
+        let r = store.read().unwrap();
+        assert_eq!(r.by_kind("t", COMPUTE, Page { offset: 3, limit: 2 }).unwrap(), vec!["/compute/3", "/compute/4"]);
+        assert_eq!(r.by_prefix("t", "/compute/", Page::ALL).unwrap().len(), 10);
+    }
+}
