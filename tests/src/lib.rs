@@ -1,1 +1,170 @@
-//! End-to-end test support.
+//! End-to-end test support: a real ocni server on `127.0.0.1:0` with its own data directory,
+//! and a small HTTP client that keeps status, headers and body.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ocni_server::Config;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const JSON: &str = "application/occi+json";
+pub const PYOCNI: &str = "application/occi+json; dialect=pyocni";
+pub const COMPUTE: &str = "http://schemas.ogf.org/occi/infrastructure#compute";
+pub const NETWORK: &str = "http://schemas.ogf.org/occi/infrastructure#network";
+pub const STORAGE: &str = "http://schemas.ogf.org/occi/infrastructure#storage";
+pub const NETWORKINTERFACE: &str = "http://schemas.ogf.org/occi/infrastructure#networkinterface";
+pub const STORAGELINK: &str = "http://schemas.ogf.org/occi/infrastructure#storagelink";
+
+/// A running server. Dropping it stops the server (the data directory lives as long as the
+/// `TempDir` given to or made by [`TestServer::start`]).
+pub struct TestServer {
+    pub base: String,
+    pub data: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _dir: Option<Arc<tempfile::TempDir>>,
+    client: reqwest::Client,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// The error message of a JSON error body.
+    pub fn error_message(&self) -> String {
+        self.json()["error"]["message"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl TestServer {
+    /// Starts a server on a fresh data directory.
+    pub async fn start() -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let data = dir.path().join("data");
+        Self::start_with(Config::new(&data), Some(dir)).await
+    }
+
+    /// Starts a server with this configuration.
+    pub async fn start_with(config: Config, dir: Option<Arc<tempfile::TempDir>>) -> TestServer {
+        let data = config.data_dir.clone();
+        // After a restart the previous server's last connection tasks may still hold the
+        // database for a moment; wait for them rather than fail.
+        let mut tries = 0;
+        let app = loop {
+            match ocni_server::open(config.clone()) {
+                Ok(app) => break app,
+                Err(_) if tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("server cannot open its data directory: {e:#}"),
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(ocni_server::serve(listener, app, async move {
+            let _ = rx.await;
+        }));
+        TestServer {
+            base: format!("http://{addr}"),
+            data,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the server (waiting until it has closed its database) and starts a new one on the
+    /// same data directory.
+    pub async fn restart(mut self) -> TestServer {
+        let dir = self._dir.take();
+        let data = self.data.clone();
+        self.stop().await;
+        Self::start_with(Config::new(&data), dir).await
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request. `body` is sent as `application/occi+json` unless `content_type` says
+    /// otherwise.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        accept: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<String>,
+    ) -> Reply {
+        let mut req = self.client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), self.url(path));
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        if let Some(b) = body {
+            req = req.header("Content-Type", content_type.unwrap_or(JSON)).body(b);
+        } else if let Some(ct) = content_type {
+            req = req.header("Content-Type", ct);
+        }
+        let resp = req.send().await.expect("request reaches the server");
+        Reply { status: resp.status().as_u16(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
+    }
+
+    /// JSON request, OCCI 1.2 JSON answer.
+    pub async fn json(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.send(method, path, Some(JSON), None, body.map(|b| b.to_string())).await
+    }
+
+    /// JSON request, pyOCNI-dialect answer.
+    pub async fn py(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.send(method, path, Some(PYOCNI), None, body.map(|b| b.to_string())).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.json("GET", path, None).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The repository root (for example files).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// Asserts a status, showing the body when it differs.
+#[track_caller]
+pub fn expect(reply: &Reply, status: u16) {
+    assert_eq!(reply.status, status, "unexpected status; body: {}", reply.text);
+}

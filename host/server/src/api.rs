@@ -170,7 +170,8 @@ impl App {
                     let next = if changed.is_empty() { None } else { Some(catalog.replace(changed.clone())?) };
                     let effective = next.as_ref().unwrap_or(catalog);
                     for c in &changed {
-                        w.put_category(tenant, c)?;
+                        // Store the category as the catalog completed it (e.g. default parent).
+                        w.put_category(tenant, effective.get(&c.id()).expect("just replaced"))?;
                     }
                     for (id, provider) in &providers {
                         let cat = effective
@@ -303,7 +304,7 @@ impl App {
         let id = kind.id();
         match (req.method.clone(), &req.route.action) {
             (Method::POST, Some(term)) => {
-                self.collection_action(tenant, req, term, |r, p| Ok(r.by_kind(tenant, &id, p)?))
+                self.collection_action(tenant, req, term, |w| Ok(w.by_kind(tenant, &id, Page::ALL)?))
             }
             (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
             (Method::GET | Method::HEAD, None) => {
@@ -358,7 +359,7 @@ impl App {
         let id = mixin.id();
         match (req.method.clone(), &req.route.action) {
             (Method::POST, Some(term)) => {
-                self.collection_action(tenant, req, term, |r, p| Ok(r.by_mixin(tenant, &id, p)?))
+                self.collection_action(tenant, req, term, |w| Ok(w.by_mixin(tenant, &id, Page::ALL)?))
             }
             (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
             (Method::GET | Method::HEAD, None) => {
@@ -450,11 +451,12 @@ impl App {
         tenant: &str,
         req: &Request,
         term: &str,
-        members: impl Fn(&Reader, Page) -> R<Vec<String>>,
+        members: impl Fn(&Writer) -> R<Vec<String>>,
     ) -> R<Reply> {
         let (given, params) = parse_action_body(req.body.as_ref(), term)?;
-        let locations = members(&self.store.read()?, Page::ALL)?;
         let count = self.write(tenant, |w, catalog| {
+            // Read the members inside the transaction, so the action covers exactly them.
+            let locations = members(w)?;
             for loc in &locations {
                 let Some(e) = w.entity(tenant, loc)? else { continue };
                 let action = catalog.resolve_action(&e, term).map_err(|e| prefix(e.into(), loc))?;
@@ -895,12 +897,9 @@ pub fn json_reply(status: StatusCode, v: &Value, format: Format) -> Reply {
 
 fn text_reply(status: StatusCode, lines: Vec<Line>, format: Format) -> Reply {
     match format {
-        Format::TextOcci => Reply {
-            status,
-            headers: lines,
-            body: b"OK\n".to_vec(),
-            content_type: Some(format.content_type()),
-        },
+        Format::TextOcci => {
+            Reply { status, headers: lines, body: b"OK\n".to_vec(), content_type: Some(format.content_type()) }
+        }
         _ => Reply {
             status,
             headers: Vec::new(),
