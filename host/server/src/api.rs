@@ -890,7 +890,7 @@ fn absolute(base: &str, locations: &[String]) -> Vec<String> {
 }
 
 pub fn json_reply(status: StatusCode, v: &Value, format: Format) -> Reply {
-    let mut body = serde_json::to_vec_pretty(v).expect("JSON values serialize");
+    let mut body = serde_json::to_vec(v).expect("JSON values serialize");
     body.push(b'\n');
     Reply { status, headers: Vec::new(), body, content_type: Some(format.content_type()) }
 }
