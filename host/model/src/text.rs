@@ -1,7 +1,9 @@
 //! OCCI text renderings of responses (GFD.185 / GFD.229): the same header lines serve
 //! `text/plain` (lines in the body) and `text/occi` (HTTP headers, body `OK`).
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
 
 use crate::catalog::Catalog;
 use crate::category::Category;
@@ -29,9 +31,9 @@ pub fn category_line(cat: &Category) -> Line {
     if let Some(t) = &cat.title {
         s.push_str(&format!("; title={}", quote(t)));
     }
-    let rel: Vec<&str> = cat.parent.iter().chain(cat.depends.iter()).map(String::as_str).collect();
-    if !rel.is_empty() {
-        s.push_str(&format!("; rel={}", quote(&rel.join(" "))));
+    // GFD.229 5.5.2: a mixin's `rel` is its first `depends` only.
+    if let Some(rel) = cat.parent.as_ref().or(cat.depends.first()) {
+        s.push_str(&format!("; rel={}", quote(rel)));
     }
     if let Some(l) = &cat.location {
         s.push_str(&format!("; location={}", quote(l)));
@@ -40,14 +42,11 @@ pub fn category_line(cat: &Category) -> Line {
         let names: Vec<String> = cat
             .attributes
             .iter()
-            .map(|a| {
-                let mut n = a.name.clone();
-                if a.is_required() {
-                    n.push_str("{required}");
-                } else if !a.is_mutable() {
-                    n.push_str("{immutable}");
-                }
-                n
+            .map(|a| match (a.is_required(), a.is_mutable()) {
+                (false, true) => a.name.clone(),
+                (true, true) => format!("{}{{required}}", a.name),
+                (false, false) => format!("{}{{immutable}}", a.name),
+                (true, false) => format!("{}{{required immutable}}", a.name),
             })
             .collect();
         s.push_str(&format!("; attributes={}", quote(&names.join(" "))));
@@ -107,6 +106,548 @@ pub fn plain_body(lines: &[Line]) -> String {
         s.push('\n');
     }
     s
+}
+
+// ---------------------------------------------------------------------- request side
+
+use crate::category::{Class, check_attribute_name, check_scheme, check_term};
+use crate::error::{ModelError, Result};
+
+/// A Category value of a request: a category definition (query interface) or a reference to
+/// one (entity bodies, filters, action invocations).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TextCategory {
+    pub term: String,
+    pub scheme: String,
+    /// Optional in requests: the server looks the category up by scheme and term.
+    pub class: Option<Class>,
+    pub title: Option<String>,
+    pub rel: Vec<String>,
+    pub location: Option<String>,
+    /// Attribute names with their `{required}` / `{immutable}` properties.
+    pub attributes: Vec<TextAttributeDef>,
+    pub actions: Vec<String>,
+}
+
+impl TextCategory {
+    pub fn id(&self) -> String {
+        format!("{}{}", self.scheme, self.term)
+    }
+}
+
+/// An attribute of a category rendering: `name{required immutable}`.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TextAttributeDef {
+    pub name: String,
+    pub required: bool,
+    pub immutable: bool,
+}
+
+/// A Link value: a link instance reference or an action reference.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TextLink {
+    /// The URI between `<` and `>`.
+    pub target: String,
+    pub rel: Vec<String>,
+    pub self_location: Option<String>,
+    pub category: Vec<String>,
+    pub attributes: Vec<(String, Value)>,
+}
+
+impl TextLink {
+    /// An action reference (`</compute/1?action=start>`), not a link instance.
+    pub fn is_action(&self) -> bool {
+        self.target.contains("?action=")
+    }
+}
+
+/// Everything a text/plain body or the text/occi headers of a request carried.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TextMessage {
+    pub categories: Vec<TextCategory>,
+    pub links: Vec<TextLink>,
+    pub attributes: Vec<(String, Value)>,
+    pub locations: Vec<String>,
+}
+
+impl TextMessage {
+    pub fn is_empty(&self) -> bool {
+        self.categories.is_empty() && self.links.is_empty() && self.attributes.is_empty() && self.locations.is_empty()
+    }
+}
+
+/// The OCCI header names, as they are matched (case-insensitively).
+pub const OCCI_HEADERS: [&str; 4] = ["category", "link", "x-occi-attribute", "x-occi-location"];
+
+/// Parses a `text/plain` body (GFD.185 3.6.6, GFD.229 section 6): one `Name: value` per line;
+/// a line starting with white space, or following a line ending in `\`, continues the previous
+/// one; empty lines are skipped. Errors name the line.
+pub fn parse_plain(body: &str) -> Result<TextMessage> {
+    let mut logical: Vec<(usize, String)> = Vec::new();
+    let mut continued = false;
+    for (i, raw) in body.lines().enumerate() {
+        let line = raw.trim_end_matches('\r');
+        let (line, cont) = match line.trim_end().strip_suffix('\\') {
+            Some(l) => (l, true),
+            None => (line, false),
+        };
+        let starts_blank = line.starts_with([' ', '\t']);
+        if (continued || starts_blank) && !logical.is_empty() {
+            let last = logical.last_mut().unwrap();
+            last.1.push(' ');
+            last.1.push_str(line.trim());
+        } else if !line.trim().is_empty() {
+            logical.push((i + 1, line.trim().to_string()));
+        }
+        continued = cont;
+    }
+    let mut msg = TextMessage::default();
+    for (n, line) in logical {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| ModelError::bad(format!("line {n}: expected \"Name: value\", found {line:?}")))?;
+        add_field(&mut msg, name.trim(), value, &format!("line {n}"))?;
+    }
+    Ok(msg)
+}
+
+/// Parses the OCCI headers of a `text/occi` request (GFD.185 3.6.6, GFD.229 section 7). Other
+/// headers are ignored; names match case-insensitively; a header may repeat or carry a
+/// comma-separated list.
+pub fn parse_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<TextMessage> {
+    let mut msg = TextMessage::default();
+    for (name, value) in headers {
+        if OCCI_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            add_field(&mut msg, name, value, &format!("header {name}"))?;
+        }
+    }
+    Ok(msg)
+}
+
+fn add_field(msg: &mut TextMessage, name: &str, value: &str, place: &str) -> Result<()> {
+    let lower = name.to_ascii_lowercase();
+    let at = |e: ModelError| e.at(place);
+    for item in split_top(value, ',').map_err(at)? {
+        if item.is_empty() {
+            continue;
+        }
+        match lower.as_str() {
+            "category" => msg.categories.push(parse_category_value(item).map_err(at)?),
+            "link" => msg.links.push(parse_link_value(item).map_err(at)?),
+            "x-occi-attribute" => msg.attributes.push(parse_attribute(item).map_err(at)?),
+            "x-occi-location" => msg.locations.push(item.to_string()),
+            _ => {
+                return Err(ModelError::bad(format!(
+                    "{place}: unknown field {name:?} (Category, Link, X-OCCI-Attribute or X-OCCI-Location)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits at `sep` outside quoted strings and `<...>`; trims the pieces. `\"` inside a quoted
+/// string does not end it.
+pub fn split_top(s: &str, sep: char) -> Result<Vec<&str>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut in_quotes = false;
+    let mut in_angle = false;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if in_quotes {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_quotes = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_quotes = true,
+            '<' => in_angle = true,
+            '>' => in_angle = false,
+            c if c == sep && !in_angle => {
+                out.push(s[start..i].trim());
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    if in_quotes {
+        return Err(ModelError::bad(format!("unterminated quoted string in {s:?}")));
+    }
+    out.push(s[start..].trim());
+    Ok(out)
+}
+
+/// A quoted string (with `\"` and `\\` escapes) or a bare token.
+fn unquote(s: &str) -> Result<String> {
+    let s = s.trim();
+    let Some(inner) = s.strip_prefix('"') else { return Ok(s.to_string()) };
+    let inner = inner.strip_suffix('"').ok_or_else(|| ModelError::bad(format!("unterminated quoted string {s:?}")))?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next().ok_or_else(|| ModelError::bad(format!("dangling escape in {s:?}")))?),
+            '"' => return Err(ModelError::bad(format!("unescaped quote inside {s:?}"))),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// `key=value` pieces after the first `;`-separated element.
+fn params(pieces: &[&str]) -> Result<Vec<(String, String, bool)>> {
+    let mut out = Vec::new();
+    for p in pieces.iter().filter(|p| !p.is_empty()) {
+        let (k, v) = p.split_once('=').ok_or_else(|| ModelError::bad(format!("parameter {p:?} is not key=value")))?;
+        let quoted = v.trim().starts_with('"');
+        out.push((k.trim().to_ascii_lowercase(), unquote(v)?, quoted));
+    }
+    Ok(out)
+}
+
+fn words(v: &str) -> Vec<String> {
+    v.split_whitespace().map(str::to_string).collect()
+}
+
+/// One category value: `term; scheme="..."; class="..."[; title=...][; rel=...][; location=...]
+/// [; attributes="..."][; actions="..."]`, with an optional trailing `;`.
+pub fn parse_category_value(s: &str) -> Result<TextCategory> {
+    let pieces = split_top(s, ';')?;
+    let term = pieces[0].trim();
+    check_term(term)?;
+    let mut cat = TextCategory { term: term.to_string(), ..Default::default() };
+    for (k, v, _) in params(&pieces[1..])? {
+        match k.as_str() {
+            "scheme" => {
+                check_scheme(&v)?;
+                cat.scheme = v;
+            }
+            "class" => {
+                cat.class = Some(match v.as_str() {
+                    "kind" => Class::Kind,
+                    "mixin" => Class::Mixin,
+                    "action" => Class::Action,
+                    other => return Err(ModelError::bad(format!("class {other:?} is not kind, mixin or action"))),
+                })
+            }
+            "title" => cat.title = Some(v),
+            "rel" => cat.rel = words(&v),
+            "location" => cat.location = Some(v),
+            "attributes" => {
+                for def in split_attribute_list(&v)? {
+                    cat.attributes.push(def);
+                }
+            }
+            "actions" => cat.actions = words(&v),
+            other => return Err(ModelError::bad(format!("unknown Category parameter {other:?}"))),
+        }
+    }
+    if cat.scheme.is_empty() {
+        return Err(ModelError::bad(format!("category {term:?} has no scheme")));
+    }
+    Ok(cat)
+}
+
+/// `a.b{required} c.d{immutable required} e`
+fn split_attribute_list(v: &str) -> Result<Vec<TextAttributeDef>> {
+    let mut out = Vec::new();
+    let mut rest = v.trim();
+    while !rest.is_empty() {
+        let end = rest.find(|c: char| c.is_whitespace() || c == '{').unwrap_or(rest.len());
+        let name = &rest[..end];
+        check_attribute_name(name)?;
+        let mut def = TextAttributeDef { name: name.to_string(), ..Default::default() };
+        rest = rest[end..].trim_start();
+        if let Some(props) = rest.strip_prefix('{') {
+            let close = props.find('}').ok_or_else(|| ModelError::bad(format!("attribute {name:?}: unclosed '{{'")))?;
+            for p in props[..close].split_whitespace() {
+                match p {
+                    "required" => def.required = true,
+                    "immutable" => def.immutable = true,
+                    other => return Err(ModelError::bad(format!("attribute {name:?}: unknown property {other:?}"))),
+                }
+            }
+            rest = props[close + 1..].trim_start();
+        }
+        out.push(def);
+    }
+    Ok(out)
+}
+
+/// One link value: `<uri>; rel="..."[; self="..."][; category="..."[; name=value]...]`.
+pub fn parse_link_value(s: &str) -> Result<TextLink> {
+    let pieces = split_top(s, ';')?;
+    let target = pieces[0]
+        .trim()
+        .strip_prefix('<')
+        .and_then(|t| t.strip_suffix('>'))
+        .ok_or_else(|| ModelError::bad(format!("link {:?} must start with <URI>", pieces[0])))?;
+    let mut link = TextLink { target: target.trim().to_string(), ..Default::default() };
+    for (k, v, quoted) in params(&pieces[1..])? {
+        match k.as_str() {
+            "rel" => link.rel = words(&v),
+            "self" => link.self_location = Some(v),
+            "category" => link.category = words(&v),
+            name => {
+                check_attribute_name(name)?;
+                link.attributes.push((name.to_string(), typed_value(&v, quoted)));
+            }
+        }
+    }
+    if link.rel.is_empty() {
+        return Err(ModelError::bad(format!("link <{}> has no rel", link.target)));
+    }
+    Ok(link)
+}
+
+/// `name=value`: a quoted string, `true`/`false`, a number, or a bare token (an enum value).
+pub fn parse_attribute(s: &str) -> Result<(String, Value)> {
+    let (name, v) = s.split_once('=').ok_or_else(|| ModelError::bad(format!("attribute {s:?} is not name=value")))?;
+    let name = name.trim();
+    check_attribute_name(name)?;
+    let quoted = v.trim().starts_with('"');
+    Ok((name.to_string(), typed_value(&unquote(v)?, quoted)))
+}
+
+fn typed_value(v: &str, quoted: bool) -> Value {
+    if quoted {
+        return Value::String(v.to_string());
+    }
+    match v {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => {
+            if let Ok(i) = v.parse::<i64>() {
+                Value::from(i)
+            } else if v.contains('.')
+                && v.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+                && let Ok(f) = v.parse::<f64>()
+            {
+                Value::from(f)
+            } else {
+                Value::String(v.to_string())
+            }
+        }
+    }
+}
+
+/// A `text/uri-list` body: one URI per line, `#` comments skipped.
+pub fn parse_uri_list(body: &str) -> Vec<String> {
+    body.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect()
+}
+
+// ---------------------------------------------------------------------- text to JSON shapes
+
+/// Turns the parts of a text request into the JSON shapes the JSON paths take, so both
+/// renderings share one implementation of every operation.
+impl TextMessage {
+    /// The class and id of a category reference; without `class`, found by scheme and term.
+    pub fn resolve(&self, c: &TextCategory, catalog: &Catalog) -> Result<(Class, String)> {
+        let id = c.id();
+        match (c.class, catalog.get(&id)) {
+            (Some(class), _) => Ok((class, id)),
+            (None, Some(cat)) => Ok((cat.class, id)),
+            (None, None) => Err(ModelError::bad(format!("category {id:?} is unknown; give its class to define it"))),
+        }
+    }
+
+    /// An entity description (`{"resources": [...]}` around one entity) from Category,
+    /// X-OCCI-Attribute and Link fields. Attribute values of `array` or `object` attributes
+    /// arrive as JSON text and are decoded.
+    pub fn to_entity_json(&self, catalog: &Catalog) -> Result<Value> {
+        let mut kind = None;
+        let mut mixins = Vec::new();
+        for c in &self.categories {
+            match self.resolve(c, catalog)? {
+                (Class::Kind, id) => {
+                    if kind.replace(id.clone()).is_some() {
+                        return Err(ModelError::bad("an entity has one kind: more than one kind Category given"));
+                    }
+                }
+                (Class::Mixin, id) => mixins.push(Value::String(id)),
+                (Class::Action, id) => {
+                    return Err(ModelError::bad(format!(
+                        "action {id:?} in an entity description: use ?action= to trigger it"
+                    )));
+                }
+            }
+        }
+        let mixin_ids: Vec<String> = mixins.iter().filter_map(|m| m.as_str().map(str::to_string)).collect();
+        let defs = kind.as_deref().map(|k| catalog.attribute_set(k, &mixin_ids));
+        let mut obj = Map::new();
+        let mut attrs = Map::new();
+        for (name, value) in &self.attributes {
+            let value = decode_structured(defs.as_ref().and_then(|d| d.get(name)), value);
+            if name == crate::entity::ATTR_ID {
+                let id = value.as_str().unwrap_or_default();
+                obj.insert("id".into(), Value::String(id.strip_prefix("urn:uuid:").unwrap_or(id).to_string()));
+            } else {
+                attrs.insert(name.clone(), value);
+            }
+        }
+        if let Some(k) = kind {
+            obj.insert("kind".into(), Value::String(k));
+        }
+        if !mixins.is_empty() {
+            obj.insert("mixins".into(), Value::Array(mixins));
+        }
+        obj.insert("attributes".into(), Value::Object(attrs));
+        let mut links = Vec::new();
+        for l in self.links.iter().filter(|l| !l.is_action()) {
+            let kind = l.category.first().ok_or_else(|| {
+                ModelError::bad(format!("link <{}> needs a category (its link kind) to be created", l.target))
+            })?;
+            let mut link = Map::new();
+            link.insert("kind".into(), Value::String(kind.clone()));
+            let mut target = Map::new();
+            target.insert("location".into(), Value::String(l.target.clone()));
+            if let Some(k) = l.rel.first() {
+                target.insert("kind".into(), Value::String(k.clone()));
+            }
+            link.insert("target".into(), Value::Object(target));
+            if let Some(id) =
+                l.self_location.as_deref().and_then(|own| own.rsplit('/').next()).filter(|s| !s.is_empty())
+            {
+                link.insert("id".into(), Value::String(id.to_string()));
+            }
+            link.insert("attributes".into(), Value::Object(l.attributes.iter().cloned().collect()));
+            links.push(Value::Object(link));
+        }
+        if !links.is_empty() {
+            obj.insert("links".into(), Value::Array(links));
+        }
+        let mut wrapper = Map::new();
+        wrapper.insert("resources".into(), Value::Array(vec![Value::Object(obj)]));
+        Ok(Value::Object(wrapper))
+    }
+
+    /// Category definitions (`{"kinds": [...], "mixins": [...], "actions": [...]}`) from
+    /// Category fields. A definition without `class` must name an existing category.
+    pub fn to_categories_json(&self, catalog: &Catalog) -> Result<Value> {
+        let mut groups: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
+        for c in &self.categories {
+            let (class, _) = self.resolve(c, catalog)?;
+            let mut o = Map::new();
+            o.insert("term".into(), Value::String(c.term.clone()));
+            o.insert("scheme".into(), Value::String(c.scheme.clone()));
+            if let Some(t) = &c.title {
+                o.insert("title".into(), Value::String(t.clone()));
+            }
+            if !c.attributes.is_empty() {
+                let defs: Map<String, Value> = c
+                    .attributes
+                    .iter()
+                    .map(|a| (a.name.clone(), json!({"mutable": !a.immutable, "required": a.required})))
+                    .collect();
+                o.insert("attributes".into(), Value::Object(defs));
+            }
+            match class {
+                Class::Kind => {
+                    if let Some(p) = c.rel.first() {
+                        o.insert("parent".into(), Value::String(p.clone()));
+                    }
+                }
+                Class::Mixin => {
+                    if !c.rel.is_empty() {
+                        o.insert("depends".into(), json!(c.rel));
+                    }
+                }
+                Class::Action => {}
+            }
+            if class != Class::Action {
+                if !c.actions.is_empty() {
+                    o.insert("actions".into(), json!(c.actions));
+                }
+                if let Some(l) = &c.location {
+                    o.insert("location".into(), Value::String(crate::entity::location_path(l).to_string()));
+                }
+            }
+            groups.entry(class.plural()).or_default().push(Value::Object(o));
+        }
+        Ok(Value::Object(groups.into_iter().map(|(k, v)| (k.to_string(), Value::Array(v))).collect()))
+    }
+
+    /// An action invocation (`{"action": id, "attributes": {...}}`): one action Category and
+    /// its parameters as X-OCCI-Attribute fields.
+    pub fn to_action_json(&self, catalog: &Catalog) -> Result<Value> {
+        let mut obj = Map::new();
+        match self.categories.as_slice() {
+            [] => {}
+            [one] => {
+                let (class, id) = self.resolve(one, catalog)?;
+                if class != Class::Action {
+                    return Err(ModelError::bad(format!("{id:?} is a {}, not an action", class.as_str())));
+                }
+                obj.insert("action".into(), Value::String(id));
+            }
+            _ => return Err(ModelError::bad("an action invocation names one action Category")),
+        }
+        obj.insert("attributes".into(), Value::Object(self.attributes.iter().cloned().collect()));
+        Ok(Value::Object(obj))
+    }
+
+    /// An entity filter (`{"kind": ..., "mixins": [...], "attributes": {...}}`).
+    pub fn to_entity_filter_json(&self, catalog: &Catalog) -> Result<Value> {
+        let mut obj = Map::new();
+        let mut mixins = Vec::new();
+        for c in &self.categories {
+            match self.resolve(c, catalog)? {
+                (Class::Kind, id) => {
+                    obj.insert("kind".into(), Value::String(id));
+                }
+                (Class::Mixin, id) => mixins.push(Value::String(id)),
+                (Class::Action, id) => return Err(ModelError::bad(format!("cannot filter entities by action {id:?}"))),
+            }
+        }
+        if !mixins.is_empty() {
+            obj.insert("mixins".into(), Value::Array(mixins));
+        }
+        obj.insert("attributes".into(), Value::Object(self.attributes.iter().cloned().collect()));
+        Ok(Value::Object(obj))
+    }
+
+    /// The categories a Category filter on the query interface selects (GFD.223 section 7.1):
+    /// each named category and every category related to it (its sub-kinds, the mixins that
+    /// depend on or apply to it, the kinds and mixins that offer it as an action).
+    pub fn category_filter(&self, catalog: &Catalog) -> Result<Vec<String>> {
+        let mut named = Vec::new();
+        for c in &self.categories {
+            let id = c.id();
+            if catalog.get(&id).is_none() {
+                continue;
+            }
+            if let Some(class) = c.class
+                && catalog.get(&id).is_some_and(|k| k.class != class)
+            {
+                continue;
+            }
+            named.push(id);
+        }
+        Ok(catalog
+            .iter()
+            .filter(|cat| {
+                let id = cat.id();
+                named.contains(&id) || cat.references().iter().any(|r| named.contains(r))
+            })
+            .map(|c| c.id())
+            .collect())
+    }
+}
+
+/// A value sent as text for an `array` or `object` attribute is JSON text: decode it.
+fn decode_structured(def: Option<&crate::category::AttributeDef>, value: &Value) -> Value {
+    use crate::category::AttrType;
+    match (def.map(|d| d.ty()), value) {
+        (Some(AttrType::Array | AttrType::Object), Value::String(s)) => {
+            serde_json::from_str(s).unwrap_or_else(|_| value.clone())
+        }
+        _ => value.clone(),
+    }
 }
 
 #[cfg(test)]

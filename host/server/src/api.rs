@@ -11,7 +11,7 @@ use ocni_model::category::split_id;
 use ocni_model::entity::{ATTR_TARGET, ATTR_TARGET_KIND, EntityInput, location_path};
 use ocni_model::filter::{parse_category_filters, parse_entity_filters};
 use ocni_model::render::{self, render_categories, render_entity, render_locations};
-use ocni_model::text::{self, Line};
+use ocni_model::text::{self, Line, TextMessage};
 use ocni_model::{Catalog, Category, Class, Dialect, Entity, parse_category, parse_category_ref};
 use ocni_store::{Page, Reader, Store, Writer};
 use serde_json::{Map, Value, json};
@@ -53,11 +53,55 @@ impl Reply {
     }
 }
 
+/// A request body, parsed by its media type (text/occi headers count as a body).
+#[derive(Debug)]
+pub enum Body {
+    Json(Value),
+    Text(TextMessage),
+    UriList(Vec<String>),
+}
+
+/// What a body is read as: the text renderings are turned into the JSON shape of the same
+/// operation, so every operation has one implementation.
+#[derive(Clone, Copy, PartialEq)]
+enum Purpose {
+    Categories,
+    Entity,
+    Action,
+    Locations,
+    EntityFilter,
+}
+
+fn body_as(req: &Request, purpose: Purpose, catalog: &Catalog) -> R<Option<Value>> {
+    Ok(match &req.body {
+        None => None,
+        Some(Body::Json(v)) => Some(v.clone()),
+        Some(Body::Text(t)) => Some(match purpose {
+            Purpose::Categories => t.to_categories_json(catalog)?,
+            Purpose::Entity => t.to_entity_json(catalog)?,
+            Purpose::Action => t.to_action_json(catalog)?,
+            Purpose::Locations => json!({ "X-OCCI-Location": t.locations }),
+            Purpose::EntityFilter => t.to_entity_filter_json(catalog)?,
+        }),
+        Some(Body::UriList(list)) if purpose == Purpose::Locations => Some(json!({ "X-OCCI-Location": list })),
+        Some(Body::UriList(_)) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "a text/uri-list body only lists entity locations (mixin association); use application/occi+json, text/plain or text/occi",
+            ));
+        }
+    })
+}
+
+fn need(req: &Request, purpose: Purpose, catalog: &Catalog) -> R<Value> {
+    body_as(req, purpose, catalog)?.ok_or_else(|| ApiError::bad(format!("{} here needs a request body", req.method)))
+}
+
 /// What a request carried, already parsed.
 pub struct Request<'a> {
     pub method: &'a Method,
     pub route: Route,
-    pub body: Option<Value>,
+    pub body: Option<Body>,
     pub format: Format,
     /// `http://host:port` for absolute URLs.
     pub base_url: String,
@@ -130,17 +174,28 @@ impl App {
         match *req.method {
             Method::GET | Method::HEAD => {
                 let cats: Vec<&Category> = match &req.body {
-                    Some(body) => {
+                    Some(Body::Json(body)) => {
                         let filters = parse_category_filters(body)?;
                         catalog.iter().filter(|c| filters.iter().any(|f| f.matches(c))).map(|c| &**c).collect()
+                    }
+                    // GFD.223 7.1: a Category rendering selects that category and its relatives.
+                    Some(Body::Text(t)) => {
+                        let ids = t.category_filter(catalog)?;
+                        catalog.iter().filter(|c| ids.contains(&c.id())).map(|c| &**c).collect()
+                    }
+                    Some(Body::UriList(_)) => {
+                        return Err(ApiError::new(
+                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            "a category filter cannot be a text/uri-list",
+                        ));
                     }
                     None => catalog.iter().map(|c| &**c).collect(),
                 };
                 render_category_list(&cats, req.format)
             }
             Method::POST => {
-                let body = need_body(req)?;
-                let new = parse_category_groups(body, false)?;
+                let body = need(req, Purpose::Categories, catalog)?;
+                let new = parse_category_groups(&body, false)?;
                 if new.is_empty() {
                     return Err(ApiError::bad(
                         "the body defines no category: give \"kinds\", \"mixins\" and/or \"actions\"",
@@ -158,9 +213,9 @@ impl App {
                 render_category_list(&added.iter().collect::<Vec<_>>(), req.format)
             }
             Method::PUT => {
-                let body = need_body(req)?;
-                let changed = parse_category_groups(body, true)?;
-                let providers = parse_providers(body)?;
+                let body = need(req, Purpose::Categories, catalog)?;
+                let changed = parse_category_groups(&body, true)?;
+                let providers = parse_providers(&body)?;
                 if changed.is_empty() && providers.is_empty() {
                     return Err(ApiError::bad(
                         "the body changes nothing: give \"kinds\", \"mixins\", \"actions\" and/or \"providers\"",
@@ -189,8 +244,8 @@ impl App {
                 Ok(Reply::new(StatusCode::OK))
             }
             Method::DELETE => {
-                let body = need_body(req)?;
-                let ids = parse_category_refs(body)?;
+                let body = need(req, Purpose::Categories, catalog)?;
+                let ids = parse_category_refs(&body)?;
                 if ids.is_empty() {
                     return Err(ApiError::bad("the body names no category to delete"));
                 }
@@ -267,10 +322,10 @@ impl App {
     ) -> R<Reply> {
         let page = self.page(req)?;
         let r = self.store.read()?;
-        let locations = match &req.body {
+        let locations = match body_as(req, Purpose::EntityFilter, catalog)? {
             None => fetch(&r, page)?,
             Some(body) => {
-                let filters = parse_entity_filters(body)?;
+                let filters = parse_entity_filters(&body)?;
                 let mut hits = Vec::new();
                 for loc in fetch(&r, Page::ALL)? {
                     if let Some(e) = r.entity(tenant, &loc)?
@@ -311,8 +366,8 @@ impl App {
                 self.list(tenant, catalog, req, |r, p| Ok(r.by_kind(tenant, &id, p)?))
             }
             (Method::POST, None) => {
-                let body = need_body(req)?;
-                let inputs = ocni_model::parse_entity_collection(body)?;
+                let body = need(req, Purpose::Entity, catalog)?;
+                let inputs = ocni_model::parse_entity_collection(&body)?;
                 let created = self.write(tenant, |w, catalog| {
                     let mut created = Vec::new();
                     for (i, mut input) in inputs.into_iter().enumerate() {
@@ -366,8 +421,8 @@ impl App {
                 self.list(tenant, catalog, req, |r, p| Ok(r.by_mixin(tenant, &id, p)?))
             }
             (method @ (Method::POST | Method::PUT | Method::DELETE), None) => {
-                let listed = match &req.body {
-                    Some(b) => Some(ocni_model::parse_locations(b)?),
+                let listed = match body_as(req, Purpose::Locations, catalog)? {
+                    Some(b) => Some(ocni_model::parse_locations(&b)?),
                     None if method == Method::DELETE => None,
                     None => {
                         return Err(ApiError::bad("the body must list entity locations: {\"X-OCCI-Location\": [...]}"));
@@ -442,6 +497,22 @@ impl App {
                 tracing::info!(tenant, path, removed, "path deleted");
                 Ok(Reply::new(StatusCode::OK))
             }
+            // GFD.185 3.4.4: POST on the service root creates an entity of the kind its body names.
+            Method::POST if path == "/" => {
+                let catalog = self.catalog(tenant)?;
+                let body = need(req, Purpose::Entity, &catalog)?;
+                let inputs = ocni_model::parse_entity_collection(&body)?;
+                let kind = inputs
+                    .first()
+                    .and_then(|i| i.kind.clone())
+                    .ok_or_else(|| ApiError::bad("POST / needs the kind of the entity to create (a kind Category)"))?;
+                let cat = catalog
+                    .get(&kind)
+                    .filter(|c| c.class == Class::Kind && c.location.is_some())
+                    .cloned()
+                    .ok_or_else(|| ApiError::bad(format!("{kind:?} is not a kind with a location")))?;
+                self.kind_collection(tenant, &catalog, &cat, req)
+            }
             _ => Err(ApiError::method(req.method, "a path that is no kind or mixin location", "GET, HEAD, DELETE")),
         }
     }
@@ -453,7 +524,8 @@ impl App {
         term: &str,
         members: impl Fn(&Writer) -> R<Vec<String>>,
     ) -> R<Reply> {
-        let (given, params) = parse_action_body(req.body.as_ref(), term)?;
+        let catalog = self.catalog(tenant)?;
+        let (given, params) = parse_action_body(body_as(req, Purpose::Action, &catalog)?.as_ref(), term)?;
         let count = self.write(tenant, |w, catalog| {
             // Read the members inside the transaction, so the action covers exactly them.
             let locations = members(w)?;
@@ -475,7 +547,7 @@ impl App {
     fn entity(&self, tenant: &str, catalog: &Catalog, path: &str, req: &Request) -> R<Reply> {
         match (req.method.clone(), &req.route.action) {
             (Method::POST, Some(term)) => {
-                let (given, params) = parse_action_body(req.body.as_ref(), term)?;
+                let (given, params) = parse_action_body(body_as(req, Purpose::Action, catalog)?.as_ref(), term)?;
                 let updated = self.write(tenant, |w, catalog| {
                     let e = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
                     let action = catalog.resolve_action(&e, term)?;
@@ -504,7 +576,7 @@ impl App {
                 self.render_entity_reply(&r, tenant, catalog, &e, req.format)
             }
             (Method::PUT, None) => {
-                let input = single_entity(need_body(req)?)?;
+                let input = single_entity(&need(req, Purpose::Entity, catalog)?)?;
                 let (created, location) = self.write(tenant, |w, catalog| match w.entity(tenant, path)? {
                     Some(old) => {
                         if let Some(id) = &input.id
@@ -536,7 +608,7 @@ impl App {
                 Ok(created_reply(&req.base_url, &[location], req.format))
             }
             (Method::POST, None) => {
-                let input = single_entity(need_body(req)?)?;
+                let input = single_entity(&need(req, Purpose::Entity, catalog)?)?;
                 self.write(tenant, |w, catalog| {
                     let old = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
                     if let Some(id) = &input.id
@@ -588,8 +660,8 @@ impl App {
             Format::TextPlain | Format::TextOcci => {
                 Ok(text_reply(StatusCode::OK, text::entity_lines(e, catalog, &links), format))
             }
-            Format::UriList => Err(ApiError::new(
-                StatusCode::NOT_ACCEPTABLE,
+            // GFD.185 3.6.6 / GFD.229 8: text/uri-list for anything but a listing is a Bad Request.
+            Format::UriList => Err(ApiError::bad(
                 "text/uri-list renders collections only; ask for application/occi+json, text/plain or text/occi",
             )),
         }
@@ -612,10 +684,6 @@ fn no_action(req: &Request) -> R<()> {
         return Err(ApiError::bad("?action= applies to entities and collections, not to the query interface"));
     }
     Ok(())
-}
-
-fn need_body<'a>(req: &'a Request) -> R<&'a Value> {
-    req.body.as_ref().ok_or_else(|| ApiError::bad(format!("{} here needs a request body", req.method)))
 }
 
 fn kind_at(r: &Reader, tenant: &str, loc: &str) -> Option<String> {
@@ -919,8 +987,7 @@ fn render_category_list(cats: &[&Category], format: Format) -> R<Reply> {
             }
             Ok(text_reply(StatusCode::OK, lines, format))
         }
-        Format::UriList => Err(ApiError::new(
-            StatusCode::NOT_ACCEPTABLE,
+        Format::UriList => Err(ApiError::bad(
             "text/uri-list renders entity collections only; ask for application/occi+json, text/plain or text/occi",
         )),
     }

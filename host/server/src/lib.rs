@@ -25,7 +25,7 @@ use ocni_store::Store;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::api::{App, DEFAULT_TENANT, Reply};
+use crate::api::{App, Body, DEFAULT_TENANT, Reply};
 use crate::error::ApiError;
 use crate::negotiate::{BodyType, Format};
 
@@ -170,6 +170,13 @@ async fn respond(app: &Arc<App>, req: Request<Incoming>, format: Result<Format, 
         None => format!("http://{}", header_str(&req, header::HOST).unwrap_or("localhost")),
     };
     let content_type = header_str(&req, header::CONTENT_TYPE).map(str::to_string);
+    // text/occi carries the request in headers: keep the OCCI ones.
+    let occi_headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter(|(name, _)| ocni_model::text::OCCI_HEADERS.contains(&name.as_str()))
+        .map(|(name, v)| (name.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let limit = app.config.max_body;
     if declared.is_some_and(|n| n > limit as u64) {
@@ -187,23 +194,7 @@ async fn respond(app: &Arc<App>, req: Request<Incoming>, format: Result<Format, 
             }
         })?
         .to_bytes();
-    let body = if bytes.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        match negotiate::body_type(content_type.as_deref())
-            .map_err(|m| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m))?
-        {
-            BodyType::Json => Some(serde_json::from_slice(&bytes).map_err(|e| {
-                ApiError::bad(format!("the body is not valid JSON: {e} (line {}, column {})", e.line(), e.column()))
-            })?),
-            other => {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    format!("{other:?} request bodies are not parsed yet; send application/occi+json"),
-                ));
-            }
-        }
-    };
+    let body = read_body(&bytes, content_type.as_deref(), &occi_headers)?;
     let request = api::Request { method: &method, route, body, format, base_url };
     if method == Method::GET || method == Method::HEAD {
         // Reads are short redb read transactions, almost always over cached pages: they run
@@ -221,6 +212,43 @@ async fn respond(app: &Arc<App>, req: Request<Incoming>, format: Result<Format, 
         })
         .await
         .map_err(|e| ApiError::internal("request task failed", e))?
+    }
+}
+
+/// Parses a request body by its media type. OCCI headers (text/occi) make a body of their own
+/// when the request has no other (a GET filter, a text/occi create).
+fn read_body(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    occi_headers: &[(String, String)],
+) -> Result<Option<Body>, ApiError> {
+    let unsupported = |m: String| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m);
+    let empty = bytes.iter().all(u8::is_ascii_whitespace);
+    let declared = match content_type {
+        Some(ct) => Some(negotiate::body_type(Some(ct)).map_err(unsupported)?),
+        None => None,
+    };
+    let text =
+        || std::str::from_utf8(bytes).map_err(|_| ApiError::bad("the request body is not UTF-8 text".to_string()));
+    let from_headers = || -> Result<Option<Body>, ApiError> {
+        if occi_headers.is_empty() {
+            return Ok(None);
+        }
+        let msg = ocni_model::text::parse_headers(occi_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        Ok(Some(Body::Text(msg)))
+    };
+    match (declared, empty) {
+        (Some(BodyType::TextOcci), _) | (None, true) => from_headers(),
+        (_, true) => from_headers(),
+        (None, false) => Err(unsupported(
+            "a request with a body needs a Content-Type (application/occi+json, text/plain, text/occi or text/uri-list)"
+                .to_string(),
+        )),
+        (Some(BodyType::Json), false) => Ok(Some(Body::Json(serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::bad(format!("the body is not valid JSON: {e} (line {}, column {})", e.line(), e.column()))
+        })?))),
+        (Some(BodyType::TextPlain), false) => Ok(Some(Body::Text(ocni_model::text::parse_plain(text()?)?))),
+        (Some(BodyType::UriList), false) => Ok(Some(Body::UriList(ocni_model::text::parse_uri_list(text()?)))),
     }
 }
 

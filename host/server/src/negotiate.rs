@@ -74,11 +74,11 @@ pub fn body_type(content_type: Option<&str>) -> Result<BodyType, String> {
     let m = parse_media(ct).ok_or_else(|| format!("Content-Type {ct:?} is not a media type"))?;
     match (m.ty.as_str(), m.sub.as_str()) {
         ("application", "occi+json" | "json") => Ok(BodyType::Json),
-        ("text", "plain") => Ok(BodyType::TextPlain),
+        ("text", "plain" | "occi+plain") => Ok(BodyType::TextPlain),
         ("text", "occi") => Ok(BodyType::TextOcci),
         ("text", "uri-list") => Ok(BodyType::UriList),
         _ => Err(format!(
-            "Content-Type {ct:?} is not supported: use application/occi+json (text/plain and text/occi request bodies are not parsed yet)"
+            "Content-Type {ct:?} is not supported: use application/occi+json, text/plain, text/occi or text/uri-list"
         )),
     }
 }
@@ -96,7 +96,7 @@ pub fn choose(accept: Option<&str>, default_dialect: Dialect) -> Result<Format, 
         let format = match (m.ty.as_str(), m.sub.as_str()) {
             ("application", "occi+json" | "json") => Format::Json(dialect_of(m.dialect.as_deref(), default_dialect)?),
             ("application", "*") => Format::Json(default_dialect),
-            ("text", "plain") | ("text", "*") | ("*", "*") => Format::TextPlain,
+            ("text", "plain" | "occi+plain") | ("text", "*") | ("*", "*") => Format::TextPlain,
             ("text", "occi") => Format::TextOcci,
             ("text", "uri-list") => Format::UriList,
             _ => continue,
