@@ -12,8 +12,24 @@ use crate::entity::{ATTR_SOURCE, ATTR_TARGET, Entity};
 /// One rendered line: header name and value.
 pub type Line = (&'static str, String);
 
+/// A quoted string: `"` and `\` escaped with `\`; line breaks and tabs, which a header or a
+/// text/plain line cannot hold, as `\n`, `\r` and `\t` (an ocni extension; other control
+/// characters are not expected in attribute values and are sent as they are).
 fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn attr_value(v: &Value) -> String {
@@ -291,7 +307,14 @@ fn unquote(s: &str) -> Result<String> {
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => out.push(chars.next().ok_or_else(|| ModelError::bad(format!("dangling escape in {s:?}")))?),
+            '\\' => {
+                out.push(match chars.next().ok_or_else(|| ModelError::bad(format!("dangling escape in {s:?}")))? {
+                    'n' => '\n',
+                    'r' => '\r',
+                    't' => '\t',
+                    other => other,
+                })
+            }
             '"' => return Err(ModelError::bad(format!("unescaped quote inside {s:?}"))),
             c => out.push(c),
         }
@@ -422,12 +445,11 @@ fn typed_value(v: &str, quoted: bool) -> Value {
         "true" => Value::Bool(true),
         "false" => Value::Bool(false),
         _ => {
+            let numeric = v.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
+                && v.chars().all(|c| c.is_ascii_digit() || ".-+eE".contains(c));
             if let Ok(i) = v.parse::<i64>() {
                 Value::from(i)
-            } else if v.contains('.')
-                && v.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-')
-                && let Ok(f) = v.parse::<f64>()
-            {
+            } else if numeric && let Ok(f) = v.parse::<f64>() {
                 Value::from(f)
             } else {
                 Value::String(v.to_string())
@@ -686,5 +708,176 @@ mod tests {
         ));
         assert!(body.contains("X-OCCI-Attribute: occi.compute.cores=2\n"));
         assert!(body.contains("X-OCCI-Attribute: occi.compute.hostname=\"a\\\"b\"\n"), "{body}");
+    }
+
+    use crate::category::{AttributeDef, Category, Class, parse_category};
+    use proptest::prelude::*;
+
+    fn category_from_text(c: TextCategory, catalog: &Catalog) -> Category {
+        let msg = TextMessage { categories: vec![c], ..Default::default() };
+        let v = msg.to_categories_json(catalog).unwrap();
+        let (group, list) = v.as_object().unwrap().iter().next().unwrap();
+        let class = match group.as_str() {
+            "kinds" => Class::Kind,
+            "mixins" => Class::Mixin,
+            _ => Class::Action,
+        };
+        parse_category(class, &list[0]).unwrap()
+    }
+
+    fn arb_category() -> impl Strategy<Value = Category> {
+        (
+            prop::sample::select(vec![Class::Kind, Class::Mixin, Class::Action]),
+            "[a-z][a-z0-9_-]{0,8}",
+            "[a-z]{1,8}",
+            prop::option::of("[A-Za-z0-9 ,;=\"\\\\]{0,16}"),
+            prop::collection::btree_map("[a-z]{1,5}(\\.[a-z]{1,5}){0,2}", (any::<bool>(), any::<bool>()), 0..5),
+            prop::collection::vec("[a-z]{1,6}", 0..3),
+        )
+            .prop_map(|(class, term, host, title, attrs, actions)| {
+                let scheme = format!("http://{host}.example/occi#");
+                Category {
+                    class,
+                    term: term.clone(),
+                    scheme: scheme.clone(),
+                    title,
+                    attributes: attrs
+                        .into_iter()
+                        .map(|(name, (required, mutable))| AttributeDef {
+                            name,
+                            required: Some(required),
+                            mutable: Some(mutable),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    actions: if class == Class::Action {
+                        vec![]
+                    } else {
+                        actions.iter().map(|a| format!("http://{host}.example/occi/action#{a}")).collect()
+                    },
+                    parent: (class == Class::Kind).then(|| crate::entity::RESOURCE_KIND.to_string()),
+                    depends: if class == Class::Mixin { vec![format!("{scheme}base")] } else { vec![] },
+                    applies: vec![],
+                    location: (class != Class::Action).then(|| format!("/{term}/")),
+                    builtin: false,
+                }
+            })
+    }
+
+    proptest! {
+        /// GFD.185 3.5.1: a category line parses back to the same category (render -> parse ->
+        /// render is the identity).
+        #[test]
+        fn category_line_round_trip(cat in arb_category()) {
+            let catalog = Catalog::builtin();
+            let (_, line) = category_line(&cat);
+            let parsed = parse_category_value(&line).unwrap();
+            let back = category_from_text(parsed, &catalog);
+            prop_assert_eq!(category_line(&back).1, line);
+            // Through a whole text/plain body and through headers alike.
+            let body = plain_body(&[category_line(&cat)]);
+            prop_assert_eq!(&parse_plain(&body).unwrap().categories[0], &parse_category_value(&category_line(&cat).1).unwrap());
+            let via_headers = parse_headers([("category", category_line(&cat).1.as_str())]).unwrap();
+            prop_assert_eq!(&via_headers.categories[0], &parse_plain(&body).unwrap().categories[0]);
+        }
+
+        /// GFD.185 3.5.2-3.5.4: an entity rendering (categories, action and link Links,
+        /// attributes) parses back into the same entity, in text/plain and in text/occi.
+        #[test]
+        fn entity_lines_round_trip(
+            hostname in "[ -~]{0,20}",
+            title in prop::option::of("[ -~\n\t]{0,20}"),
+            cores in 1i64..64,
+            memory in prop::num::f64::POSITIVE | prop::num::f64::NORMAL,
+            small in any::<bool>(),
+        ) {
+            let catalog = Catalog::builtin();
+            let mut input = crate::entity::EntityInput {
+                kind: Some("http://schemas.ogf.org/occi/infrastructure#compute".into()),
+                title,
+                ..Default::default()
+            };
+            if small {
+                input.mixins = Some(vec!["http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#small".into()]);
+            }
+            input.attributes.insert("occi.compute.hostname".into(), json!(hostname));
+            input.attributes.insert("occi.compute.cores".into(), json!(cores));
+            input.attributes.insert("occi.compute.memory".into(), json!(memory.abs()));
+            let e = catalog.create_entity(&input, "/compute/x1", "x1").unwrap();
+            let lines = entity_lines(&e, &catalog, &[]);
+            let from_plain = parse_plain(&plain_body(&lines)).unwrap();
+            let headers: Vec<(&str, &str)> = lines.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let from_headers = parse_headers(headers).unwrap();
+            prop_assert_eq!(&from_plain, &from_headers);
+            let v = from_plain.to_entity_json(&catalog).unwrap();
+            let parsed = crate::entity::parse_entity_collection(&v).unwrap().remove(0);
+            let rebuilt = catalog.create_entity(&parsed, "/compute/x1", "x1").unwrap();
+            prop_assert_eq!(&rebuilt, &e);
+            prop_assert_eq!(entity_lines(&rebuilt, &catalog, &[]), lines);
+        }
+
+        /// A link's own rendering (its category, attributes with source and target) round-trips.
+        #[test]
+        fn link_lines_round_trip(mac in "([0-9a-f]{2}:){5}[0-9a-f]{2}", interface in "[a-z0-9]{1,8}") {
+            let catalog = Catalog::builtin();
+            let mut input = crate::entity::EntityInput {
+                kind: Some("http://schemas.ogf.org/occi/infrastructure#networkinterface".into()),
+                ..Default::default()
+            };
+            input.attributes.insert("occi.core.source".into(), json!("/compute/a"));
+            input.attributes.insert("occi.core.target".into(), json!("/network/b"));
+            input.attributes.insert("occi.networkinterface.mac".into(), json!(mac));
+            input.attributes.insert("occi.networkinterface.interface".into(), json!(interface));
+            let l = catalog.create_entity(&input, "/networkinterface/l", "l").unwrap();
+            let lines = entity_lines(&l, &catalog, &[]);
+            let parsed = parse_plain(&plain_body(&lines)).unwrap();
+            let v = parsed.to_entity_json(&catalog).unwrap();
+            let input = crate::entity::parse_entity_collection(&v).unwrap().remove(0);
+            let rebuilt = catalog.create_entity(&input, "/networkinterface/l", "l").unwrap();
+            prop_assert_eq!(entity_lines(&rebuilt, &catalog, &[]), lines);
+            // And as an inline Link line of its source resource.
+            let vm = catalog.create_entity(
+                &crate::entity::parse_entity_input(&json!({"kind": "http://schemas.ogf.org/occi/infrastructure#compute"})).unwrap(),
+                "/compute/a",
+                "a",
+            ).unwrap();
+            let vm_lines = entity_lines(&vm, &catalog, std::slice::from_ref(&l));
+            let link_line = vm_lines.iter().find(|(k, v)| *k == "Link" && !v.contains("?action=")).unwrap();
+            let parsed = parse_link_value(&link_line.1).unwrap();
+            prop_assert_eq!(parsed.target, "/network/b");
+            prop_assert_eq!(parsed.self_location.as_deref(), Some("/networkinterface/l"));
+            prop_assert!(parsed.attributes.contains(&("occi.networkinterface.mac".to_string(), json!(mac))));
+        }
+
+        /// Random input never panics the text parsers.
+        #[test]
+        fn parsers_do_not_panic(s in "\\PC{0,200}") {
+            let _ = parse_plain(&s);
+            let _ = parse_headers([("Category", s.as_str()), ("Link", s.as_str()), ("X-OCCI-Attribute", s.as_str())]);
+            let _ = parse_uri_list(&s);
+        }
+    }
+
+    #[test]
+    fn typed_values() {
+        assert_eq!(parse_attribute("a=2").unwrap().1, json!(2));
+        assert_eq!(parse_attribute("a=2.5").unwrap().1, json!(2.5));
+        assert_eq!(parse_attribute("a=1e3").unwrap().1, json!(1000.0));
+        assert_eq!(parse_attribute("a=true").unwrap().1, json!(true));
+        assert_eq!(parse_attribute("a=\"true\"").unwrap().1, json!("true"));
+        assert_eq!(parse_attribute("a=x86").unwrap().1, json!("x86"));
+        assert_eq!(parse_attribute(r#"a="say \"hi\", ok""#).unwrap().1, json!("say \"hi\", ok"));
+        assert!(parse_attribute("a=\"open").is_err());
+    }
+
+    #[test]
+    fn lists_and_errors_name_the_line() {
+        let m = parse_plain("X-OCCI-Attribute: a.b=1, c.d=\"x, y\"\nx-occi-attribute: e.f=2\n").unwrap();
+        assert_eq!(m.attributes.len(), 3);
+        assert_eq!(m.attributes[1].1, json!("x, y"));
+        let e = parse_plain("Category: compute; scheme=\"http://s#\"\nBogus line\n").unwrap_err();
+        assert!(e.message.starts_with("line 2"), "{e}");
+        let e = parse_headers([("X-OCCI-Attribute", "=3")]).unwrap_err();
+        assert!(e.message.contains("X-OCCI-Attribute"), "{e}");
     }
 }
