@@ -634,8 +634,9 @@ impl TextMessage {
     }
 
     /// The categories a Category filter on the query interface selects (GFD.223 section 7.1):
-    /// each named category and every category related to it (its sub-kinds, the mixins that
-    /// depend on or apply to it, the kinds and mixins that offer it as an action).
+    /// each named category and every category related to it, in both directions: what it refers
+    /// to (its parent, the mixins it depends on or applies to, its actions) and what refers to it
+    /// (sub-kinds, mixins that depend on or apply to it, kinds and mixins offering it as action).
     pub fn category_filter(&self, catalog: &Catalog) -> Result<Vec<String>> {
         let mut named = Vec::new();
         for c in &self.categories {
@@ -650,11 +651,13 @@ impl TextMessage {
             }
             named.push(id);
         }
+        let referred: Vec<String> =
+            named.iter().filter_map(|id| catalog.get(id)).flat_map(|c| c.references()).collect();
         Ok(catalog
             .iter()
             .filter(|cat| {
                 let id = cat.id();
-                named.contains(&id) || cat.references().iter().any(|r| named.contains(r))
+                named.contains(&id) || referred.contains(&id) || cat.references().iter().any(|r| named.contains(r))
             })
             .map(|c| c.id())
             .collect())

@@ -126,7 +126,13 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resu
     });
     // Every log line of the request (the write logs of api.rs too) carries this span.
     let span = tracing::info_span!("request", %method, %path);
-    let reply = match respond(&app, req, format).instrument(span.clone()).await {
+    let reply = match respond(&app, req, format.clone()).instrument(span.clone()).await {
+        // GFD.185 3.6.6: a successful text/occi answer has the body "OK".
+        Ok(mut r) if format == Ok(Format::TextOcci) && r.body.is_empty() && r.status.is_success() => {
+            r.body = b"OK\n".to_vec();
+            r.content_type = Some(Format::TextOcci.content_type());
+            r
+        }
         Ok(r) => r,
         Err(e) => error_reply(e, err_format),
     };
