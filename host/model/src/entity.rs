@@ -175,7 +175,8 @@ pub fn parse_entity_input(value: &Value) -> Result<EntityInput> {
 /// single resource or link object (GFD.226 entity instance rendering).
 pub fn parse_entity_collection(value: &Value) -> Result<Vec<EntityInput>> {
     let obj = value.as_object().ok_or_else(|| ModelError::bad("the body must be a JSON object"))?;
-    if obj.contains_key("kind") {
+    // A single entity (GFD.226 instance rendering, possibly partial for an update).
+    if obj.contains_key("kind") || (!obj.contains_key("resources") && !obj.contains_key("links")) {
         return Ok(vec![parse_entity_input(value)?]);
     }
     let mut out = Vec::new();

@@ -337,22 +337,7 @@ impl App {
                 hits.into_iter().skip(page.offset).take(page.limit).collect()
             }
         };
-        match req.format {
-            Format::Json(Dialect::Occi12) => {
-                let mut resources = Vec::new();
-                let mut links = Vec::new();
-                for loc in &locations {
-                    if let Some(e) = r.entity(tenant, loc)? {
-                        let rendered = render_one(&r, tenant, catalog, &e, Dialect::Occi12)?;
-                        if catalog.is_link_kind(&e.kind) { links.push(rendered) } else { resources.push(rendered) }
-                    }
-                }
-                Ok(json_reply(StatusCode::OK, &render::entity_collection(resources, links), req.format))
-            }
-            _ => {
-                Ok(locations_reply(StatusCode::OK, absolute(&req.base_url, &locations), req.format, "X-OCCI-Location"))
-            }
-        }
+        render_listing(&r, tenant, catalog, &locations, req)
     }
 
     fn kind_collection(&self, tenant: &str, catalog: &Catalog, kind: &Arc<Category>, req: &Request) -> R<Reply> {
@@ -466,7 +451,10 @@ impl App {
                     Ok((changed, None))
                 })?;
                 tracing::info!(tenant, mixin = %id, %method, changed, "mixin membership changed");
-                Ok(Reply::new(StatusCode::OK))
+                // GFD.223 9.3.2: the answer renders the collection as it now is.
+                let r = self.store.read()?;
+                let members = r.by_mixin(tenant, &id, Page::ALL)?;
+                render_listing(&r, tenant, catalog, &members, req)
             }
             (m, None) => Err(ApiError::method(&m, "a mixin collection", "GET, HEAD, POST, PUT, DELETE")),
         }
@@ -579,6 +567,7 @@ impl App {
                 let input = single_entity(&need(req, Purpose::Entity, catalog)?)?;
                 let (created, location) = self.write(tenant, |w, catalog| match w.entity(tenant, path)? {
                     Some(old) => {
+                        no_links_on_update(&input)?;
                         if let Some(id) = &input.id
                             && id != old.id()
                         {
@@ -611,6 +600,7 @@ impl App {
                 let input = single_entity(&need(req, Purpose::Entity, catalog)?)?;
                 self.write(tenant, |w, catalog| {
                     let old = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
+                    no_links_on_update(&input)?;
                     if let Some(id) = &input.id
                         && id != old.id()
                     {
@@ -669,6 +659,25 @@ impl App {
 }
 
 // ---------------------------------------------------------------------- helpers
+
+/// Renders a listing: full entities in OCCI 1.2 JSON (GFD.223 entity collection), locations in
+/// the other renderings.
+fn render_listing(r: &Reader, tenant: &str, catalog: &Catalog, locations: &[String], req: &Request) -> R<Reply> {
+    match req.format {
+        Format::Json(Dialect::Occi12) => {
+            let mut resources = Vec::new();
+            let mut links = Vec::new();
+            for loc in locations {
+                if let Some(e) = r.entity(tenant, loc)? {
+                    let rendered = render_one(r, tenant, catalog, &e, Dialect::Occi12)?;
+                    if catalog.is_link_kind(&e.kind) { links.push(rendered) } else { resources.push(rendered) }
+                }
+            }
+            Ok(json_reply(StatusCode::OK, &render::entity_collection(resources, links), req.format))
+        }
+        _ => Ok(locations_reply(StatusCode::OK, absolute(&req.base_url, locations), req.format, "X-OCCI-Location")),
+    }
+}
 
 fn prefix(mut e: ApiError, place: &str) -> ApiError {
     e.message = format!("{place}: {}", e.message);
@@ -766,7 +775,8 @@ fn create_entity(
         }
         let lid = entity_id(link.id.as_deref())?;
         let lloc = format!("{}{lid}", kind.location.as_deref().unwrap_or("/"));
-        create_entity(w, tenant, catalog, &link, &lloc, &lid, created).map_err(|e| prefix(e, &place))?;
+        // The answer lists the resources created, not their inline links (GFD.185 3.4.5).
+        create_entity(w, tenant, catalog, &link, &lloc, &lid, &mut Vec::new()).map_err(|e| prefix(e, &place))?;
     }
     Ok(())
 }
@@ -798,6 +808,18 @@ fn check_link_ends(w: &Writer, tenant: &str, catalog: &Catalog, e: &mut Entity) 
         )));
     }
     Ok(())
+}
+
+/// Links of a resource are left intact by an update (GFD.223 6.2.2); they are created, changed
+/// and deleted at their own location. Refuse rather than drop them silently.
+fn no_links_on_update(input: &EntityInput) -> R<()> {
+    if input.links.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad(
+            "an update leaves a resource's links as they are: create, change or delete links at their own location",
+        ))
+    }
 }
 
 fn single_entity(body: &Value) -> R<EntityInput> {
@@ -1017,10 +1039,15 @@ fn locations_reply(status: StatusCode, urls: Vec<String>, format: Format, header
 
 fn created_reply(base: &str, locations: &[String], format: Format) -> Reply {
     let urls = absolute(base, locations);
-    let mut reply = locations_reply(StatusCode::CREATED, urls.clone(), format, "Location");
-    if let Some(first) = urls.first()
-        && !matches!(format, Format::TextOcci)
-    {
+    // `Location` holds one URL: the first; text/occi lists them all as X-OCCI-Location.
+    let mut reply = match format {
+        Format::TextOcci if urls.len() > 1 => {
+            locations_reply(StatusCode::CREATED, urls.clone(), format, "X-OCCI-Location")
+        }
+        Format::TextOcci => Reply { content_type: Some(format.content_type()), ..Reply::new(StatusCode::CREATED) },
+        _ => locations_reply(StatusCode::CREATED, urls.clone(), format, "Location"),
+    };
+    if let Some(first) = urls.first() {
         reply.headers.push(("Location", first.clone()));
     }
     reply

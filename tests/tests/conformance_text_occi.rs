@@ -1,0 +1,1265 @@
+//! OCCI conformance of the `text/occi` rendering (GFD.185 sections 3.4-3.6, GFD.229 sections 5
+//! and 7): the OCCI data travels in the HTTP headers `Category`, `Link`, `X-OCCI-Attribute` and
+//! `X-OCCI-Location`, the body is `OK`; plus the protocol rules of GFD.223 as they apply to it
+//! (versioning, status codes, pagination, filtering by request headers, the method table).
+//!
+//! Each case is a list of HTTP exchanges, each with the status and the checks its answer must
+//! pass. The cases of one table run in order against one server; a case stops at its first
+//! failing exchange, and every failing case is reported at the end. Texts may use `{base}` (the
+//! server's `http://host:port`) and the names a case captured (`.capture("loc")` keeps the path
+//! of a `Location` header).
+//!
+//! Typos of the specification examples are fixed where noted ("spec typo").
+
+use std::collections::HashMap;
+
+use ocni_tests::{COMPUTE, JSON, NETWORK, NETWORKINTERFACE, Reply, TestServer};
+use serde_json::{Value, json};
+
+// ------------------------------------------------------------------------------------- harness
+
+#[derive(Clone, Copy, Debug)]
+enum Match {
+    Eq,
+    Prefix,
+    Has,
+}
+
+impl Match {
+    fn test(self, have: &str, want: &str) -> bool {
+        match self {
+            Match::Eq => have == want,
+            Match::Prefix => have.starts_with(want),
+            Match::Has => have.contains(want),
+        }
+    }
+}
+
+type CheckFn = Box<dyn Fn(&Reply) -> Result<(), String>>;
+
+/// What an answer must show. Texts are filled in (`{base}`, captures) before they are compared.
+enum Check {
+    /// The body contains this text.
+    Contains(String),
+    /// The body does not contain this text.
+    Lacks(String),
+    /// The body has this line (trailing white space ignored).
+    Line(String),
+    /// An OCCI field (text/plain body lines, or text/occi headers; comma lists split) has a
+    /// value that matches.
+    Field(&'static str, Match, String),
+    /// No value of the OCCI field matches.
+    NoField(&'static str, Match, String),
+    /// The OCCI field has this many values.
+    FieldCount(&'static str, usize),
+    /// An HTTP header has a value that matches.
+    Header(&'static str, Match, String),
+    /// The HTTP header appears this many times.
+    HeaderCount(&'static str, usize),
+    /// The Content-Type is this media type (parameters ignored).
+    ContentType(&'static str),
+    /// The body is JSON and the value at this JSON pointer equals this (types compared too;
+    /// strings in it are filled in).
+    Json(&'static str, Value),
+    /// Anything else, described.
+    Custom(&'static str, CheckFn),
+}
+
+/// One HTTP exchange.
+struct Step {
+    method: &'static str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<String>,
+    /// The acceptable statuses.
+    status: Vec<u16>,
+    checks: Vec<Check>,
+    capture: Option<&'static str>,
+}
+
+fn step(method: &'static str, path: &str) -> Step {
+    Step {
+        method,
+        path: path.to_string(),
+        headers: Vec::new(),
+        body: None,
+        status: vec![200],
+        checks: Vec::new(),
+        capture: None,
+    }
+}
+
+impl Step {
+    fn h(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_string()));
+        self
+    }
+    fn accept(self, a: &str) -> Self {
+        self.h("Accept", a)
+    }
+    fn body(mut self, content_type: &str, body: &str) -> Self {
+        self.body = Some(body.to_string());
+        self.h("Content-Type", content_type)
+    }
+    fn json_body(self, v: Value) -> Self {
+        self.body(JSON, &v.to_string())
+    }
+    fn status(mut self, s: u16) -> Self {
+        self.status = vec![s];
+        self
+    }
+    fn capture(mut self, name: &'static str) -> Self {
+        self.capture = Some(name);
+        self
+    }
+    fn check(mut self, c: Check) -> Self {
+        self.checks.push(c);
+        self
+    }
+    fn contains(self, s: &str) -> Self {
+        self.check(Check::Contains(s.into()))
+    }
+    fn lacks(self, s: &str) -> Self {
+        self.check(Check::Lacks(s.into()))
+    }
+    fn line(self, s: &str) -> Self {
+        self.check(Check::Line(s.into()))
+    }
+    fn field(self, name: &'static str, m: Match, v: &str) -> Self {
+        self.check(Check::Field(name, m, v.into()))
+    }
+    fn no_field(self, name: &'static str, m: Match, v: &str) -> Self {
+        self.check(Check::NoField(name, m, v.into()))
+    }
+    fn field_count(self, name: &'static str, n: usize) -> Self {
+        self.check(Check::FieldCount(name, n))
+    }
+    fn header(self, name: &'static str, m: Match, v: &str) -> Self {
+        self.check(Check::Header(name, m, v.into()))
+    }
+    fn header_count(self, name: &'static str, n: usize) -> Self {
+        self.check(Check::HeaderCount(name, n))
+    }
+    fn ctype(self, t: &'static str) -> Self {
+        self.check(Check::ContentType(t))
+    }
+    fn json(self, pointer: &'static str, v: Value) -> Self {
+        self.check(Check::Json(pointer, v))
+    }
+    fn custom(self, what: &'static str, f: impl Fn(&Reply) -> Result<(), String> + 'static) -> Self {
+        self.check(Check::Custom(what, Box::new(f)))
+    }
+}
+
+struct Case {
+    name: &'static str,
+    steps: Vec<Step>,
+}
+
+fn case(name: &'static str, steps: Vec<Step>) -> Case {
+    Case { name, steps }
+}
+
+/// `{base}` and captured values.
+struct Vars(HashMap<String, String>);
+
+impl Vars {
+    fn fill(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for (k, v) in &self.0 {
+            out = out.replace(&format!("{{{k}}}"), v);
+        }
+        out
+    }
+}
+
+/// Splits a field value at commas outside quoted strings and `<...>` (RFC 2616 lists).
+fn split_list(s: &str) -> Vec<String> {
+    let (mut out, mut cur) = (Vec::new(), String::new());
+    let (mut quoted, mut escaped, mut angle) = (false, false, false);
+    for c in s.chars() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                '"' => quoted = true,
+                '<' => angle = true,
+                '>' => angle = false,
+                ',' if !angle => {
+                    out.push(cur.trim().to_string());
+                    cur.clear();
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        cur.push(c);
+    }
+    out.push(cur.trim().to_string());
+    out.retain(|v| !v.is_empty());
+    out
+}
+
+fn media_type(r: &Reply) -> String {
+    r.header("content-type").unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// The values of an OCCI field: HTTP headers for text/occi, `Name: value` body lines otherwise.
+fn field_values(r: &Reply, name: &str) -> Vec<String> {
+    let raw: Vec<String> = if media_type(r) == "text/occi" {
+        r.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect()
+    } else {
+        r.text
+            .lines()
+            .filter_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .collect()
+    };
+    raw.iter().flat_map(|v| split_list(v)).collect()
+}
+
+fn header_values(r: &Reply, name: &str) -> Vec<String> {
+    r.headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect()
+}
+
+fn parse_json(r: &Reply) -> Result<Value, String> {
+    serde_json::from_str(&r.text).map_err(|e| format!("body is not JSON ({e})"))
+}
+
+fn verify(c: &Check, r: &Reply, vars: &Vars) -> Result<(), String> {
+    match c {
+        Check::Contains(s) => {
+            let s = vars.fill(s);
+            if r.text.contains(&s) { Ok(()) } else { Err(format!("body lacks {s:?}")) }
+        }
+        Check::Lacks(s) => {
+            let s = vars.fill(s);
+            if r.text.contains(&s) { Err(format!("body has {s:?}")) } else { Ok(()) }
+        }
+        Check::Line(s) => {
+            let s = vars.fill(s);
+            if r.text.lines().any(|l| l.trim_end() == s) { Ok(()) } else { Err(format!("no line {s:?}")) }
+        }
+        Check::Field(name, m, v) => {
+            let v = vars.fill(v);
+            let have = field_values(r, name);
+            if have.iter().any(|h| m.test(h, &v)) {
+                Ok(())
+            } else {
+                Err(format!("no {name} value {m:?} {v:?}; {name} values: {have:#?}"))
+            }
+        }
+        Check::NoField(name, m, v) => {
+            let v = vars.fill(v);
+            match field_values(r, name).into_iter().find(|h| m.test(h, &v)) {
+                Some(h) => Err(format!("unexpected {name} value {h:?} ({m:?} {v:?})")),
+                None => Ok(()),
+            }
+        }
+        Check::FieldCount(name, n) => {
+            let have = field_values(r, name);
+            if have.len() == *n {
+                Ok(())
+            } else {
+                Err(format!("{} {name} values, expected {n}: {have:#?}", have.len()))
+            }
+        }
+        Check::Header(name, m, v) => {
+            let v = vars.fill(v);
+            let have = header_values(r, name);
+            if have.iter().any(|h| m.test(h, &v)) {
+                Ok(())
+            } else {
+                Err(format!("no {name} header {m:?} {v:?}; {name} headers: {have:?}"))
+            }
+        }
+        Check::HeaderCount(name, n) => {
+            let have = header_values(r, name);
+            if have.len() == *n {
+                Ok(())
+            } else {
+                Err(format!("{} {name} headers, expected {n}: {have:?}", have.len()))
+            }
+        }
+        Check::ContentType(t) => {
+            if media_type(r) == *t {
+                Ok(())
+            } else {
+                Err(format!("Content-Type {:?}, expected {t}", r.header("content-type")))
+            }
+        }
+        Check::Json(pointer, want) => {
+            let v = parse_json(r)?;
+            let want: Value = serde_json::from_str(&vars.fill(&want.to_string())).expect("filled JSON");
+            match v.pointer(pointer) {
+                Some(have) if *have == want => Ok(()),
+                have => Err(format!("JSON {pointer} is {have:?}, expected {want}")),
+            }
+        }
+        Check::Custom(what, f) => f(r).map_err(|e| format!("{what}: {e}")),
+    }
+}
+
+fn show(r: &Reply) -> String {
+    let mut headers: Vec<String> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.as_str() != "date" && k.as_str() != "content-length")
+        .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+        .collect();
+    headers.sort();
+    let body: String = r.text.chars().take(2500).collect();
+    format!("\n        headers: {headers:?}\n        body: {body}")
+}
+
+async fn run_step(client: &reqwest::Client, server: &TestServer, s: &Step, vars: &mut Vars) -> Result<(), String> {
+    let path = vars.fill(&s.path);
+    let mut req = client.request(reqwest::Method::from_bytes(s.method.as_bytes()).unwrap(), server.url(&path));
+    for (k, v) in &s.headers {
+        req = req.header(*k, vars.fill(v));
+    }
+    if let Some(b) = &s.body {
+        req = req.body(vars.fill(b));
+    }
+    let resp = req.send().await.map_err(|e| format!("request failed: {e}"))?;
+    let reply =
+        Reply { status: resp.status().as_u16(), headers: resp.headers().clone(), text: resp.text().await.unwrap() };
+    if !s.status.contains(&reply.status) {
+        return Err(format!("status {}, expected {:?}{}", reply.status, s.status, show(&reply)));
+    }
+    for c in &s.checks {
+        verify(c, &reply, vars).map_err(|e| format!("{e}{}", show(&reply)))?;
+    }
+    if let Some(name) = s.capture {
+        let loc = reply.header("location").ok_or_else(|| format!("no Location header to capture{}", show(&reply)))?;
+        let path = loc.strip_prefix(&server.base).unwrap_or(loc).to_string();
+        vars.0.insert(name.to_string(), path);
+    }
+    Ok(())
+}
+
+/// Runs the cases in order against one server and fails with the names of all failing ones.
+async fn run(server: &TestServer, cases: Vec<Case>) {
+    let client = reqwest::Client::new();
+    let total = cases.len();
+    let mut names = std::collections::HashSet::new();
+    let mut failures = Vec::new();
+    for c in &cases {
+        assert!(names.insert(c.name), "duplicate case name {:?}", c.name);
+        let mut vars = Vars(HashMap::from([("base".to_string(), server.base.clone())]));
+        for (i, s) in c.steps.iter().enumerate() {
+            if let Err(e) = run_step(&client, server, s, &mut vars).await {
+                failures.push(format!("{}\n      step {} ({} {}): {e}", c.name, i + 1, s.method, vars.fill(&s.path)));
+                break;
+            }
+        }
+    }
+    eprintln!("{} of {total} cases passed", total - failures.len());
+    assert!(failures.is_empty(), "{} of {total} cases failed:\n  - {}\n", failures.len(), failures.join("\n  - "));
+}
+
+// ------------------------------------------------------------------------------------- helpers
+
+const INFRA: &str = "http://schemas.ogf.org/occi/infrastructure#";
+const COMPUTE_REF: &str = r#"compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#;
+const NETWORK_REF: &str = r#"network; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#;
+const OS_TPL_REF: &str = r#"os_tpl; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="mixin""#;
+const ACTIONS: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#";
+const EX: &str = "http://example.com/occi/conformance#";
+const DUMMY_ID: &str = "b9ff813e-fee5-4a9d-b839-673f39746096";
+
+/// A request in the text/occi rendering: Accept and Content-Type text/occi, data in headers.
+fn occi(method: &'static str, path: &str) -> Step {
+    let s = step(method, path).accept("text/occi");
+    if method == "GET" || method == "HEAD" { s } else { s.h("Content-Type", "text/occi") }
+}
+
+/// A text/occi GET whose answer is text/occi with the body `OK`.
+fn get_occi(path: &str) -> Step {
+    occi("GET", path).ctype("text/occi").custom("body is OK", ok_body)
+}
+
+/// A text/occi create at `path` with a compute Category and these extra headers.
+fn put_compute(path: &str, extra: &[(&'static str, &str)]) -> Step {
+    let mut s = occi("PUT", path).h("Category", COMPUTE_REF).status(201);
+    for (k, v) in extra {
+        s = s.h(k, v);
+    }
+    s
+}
+
+fn put_json(path: &str, v: Value) -> Step {
+    step("PUT", path).accept(JSON).json_body(v).status(201)
+}
+
+fn compute_json(path: &str, attributes: Value) -> Step {
+    put_json(path, json!({"kind": COMPUTE, "attributes": attributes}))
+}
+
+fn get_json(path: &str) -> Step {
+    step("GET", path).accept(JSON)
+}
+
+/// Defines a mixin (no attributes) bound to `/{term}/` with a text/occi POST /-/.
+fn define_mixin(term: &str) -> Step {
+    occi("POST", "/-/").h("Category", &format!(r#"{term}; scheme="{EX}"; class="mixin"; location="/{term}/""#))
+}
+
+/// GFD.185 3.6.6 / GFD.229 7: the body of a successful text/occi answer is the string OK (a
+/// line end after it is allowed).
+fn ok_body(r: &Reply) -> Result<(), String> {
+    if r.text.trim_end_matches(['\r', '\n']) == "OK" { Ok(()) } else { Err(format!("body {:?}", r.text)) }
+}
+
+/// The message of an error answer names this header (any case).
+fn names_header(header: &'static str) -> impl Fn(&Reply) -> Result<(), String> {
+    move |r: &Reply| {
+        if r.text.to_ascii_lowercase().contains(header) { Ok(()) } else { Err(format!("message {:?}", r.text)) }
+    }
+}
+
+/// Checks that every Category value keeps the GFD.185 3.5.1 ABNF: `term; scheme="..."; class=...`
+/// then the optional parameters in the order title, rel, location, attributes, actions; kinds
+/// and mixins with a relative location path ending in `/`; actions without location/actions.
+fn category_abnf(r: &Reply) -> Result<(), String> {
+    const ORDER: [&str; 7] = ["scheme", "class", "title", "rel", "location", "attributes", "actions"];
+    let values = field_values(r, "Category");
+    if values.is_empty() {
+        return Err("no Category values".into());
+    }
+    for v in &values {
+        let pieces: Vec<String> = split_params(v);
+        let term = &pieces[0];
+        if term.is_empty() || !term.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(format!("bad term in {v:?}"));
+        }
+        let mut last = None;
+        let mut params = HashMap::new();
+        for p in &pieces[1..] {
+            let (k, val) = p.split_once('=').ok_or_else(|| format!("parameter {p:?} of {v:?} is not key=value"))?;
+            let i =
+                ORDER.iter().position(|o| *o == k.trim()).ok_or_else(|| format!("unknown parameter {k} in {v:?}"))?;
+            if last.is_some_and(|l| l >= i) {
+                return Err(format!("parameters out of the ABNF order in {v:?}"));
+            }
+            last = Some(i);
+            params.insert(k.trim().to_string(), val.trim().to_string());
+        }
+        let scheme = params.get("scheme").ok_or_else(|| format!("no scheme in {v:?}"))?;
+        if !(scheme.starts_with('"') && scheme.ends_with("#\"")) {
+            return Err(format!("scheme is not a quoted URI ending in # in {v:?}"));
+        }
+        let class = params.get("class").ok_or_else(|| format!("no class in {v:?}"))?.trim_matches('"');
+        match class {
+            "kind" | "mixin" => {
+                let loc = params.get("location").ok_or_else(|| format!("no location in {v:?}"))?;
+                if !(loc.starts_with("\"/") && loc.ends_with("/\"")) {
+                    return Err(format!("location is not a quoted path \"/.../\" in {v:?}"));
+                }
+            }
+            "action" => {
+                if params.contains_key("location") || params.contains_key("actions") {
+                    return Err(format!("an action with location or actions: {v:?}"));
+                }
+            }
+            other => return Err(format!("class {other:?} in {v:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// Splits at `;` outside quoted strings.
+fn split_params(v: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
+    for c in v.chars() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            quoted = true;
+        } else if c == ';' {
+            out.push(cur.trim().to_string());
+            cur.clear();
+            continue;
+        }
+        cur.push(c);
+    }
+    out.push(cur.trim().to_string());
+    out.retain(|p| !p.is_empty());
+    out
+}
+
+/// Every X-OCCI-Location is an absolute URL.
+fn absolute_locations(r: &Reply) -> Result<(), String> {
+    for v in field_values(r, "X-OCCI-Location") {
+        if !v.starts_with("http://") && !v.starts_with("https://") {
+            return Err(format!("{v:?} is not an absolute URL"));
+        }
+    }
+    Ok(())
+}
+
+/// The first Category value is the kind.
+fn kind_first(kind_ref: &'static str) -> impl Fn(&Reply) -> Result<(), String> {
+    move |r: &Reply| match field_values(r, "Category").first() {
+        Some(v) if v == kind_ref => Ok(()),
+        other => Err(format!("first Category value {other:?}")),
+    }
+}
+
+/// The attributes of the GFD.185 / GFD.229 dummy VM example, as X-OCCI-Attribute values.
+fn dummy_vm_fields(step: Step) -> Step {
+    step.field("X-OCCI-Attribute", Match::Eq, r#"occi.core.title="My Dummy VM""#)
+        .field("X-OCCI-Attribute", Match::Eq, r#"occi.compute.architecture="x86""#)
+        .field("X-OCCI-Attribute", Match::Eq, r#"occi.compute.state="inactive""#)
+        .field("X-OCCI-Attribute", Match::Eq, "occi.compute.speed=1.33")
+        .field("X-OCCI-Attribute", Match::Eq, "occi.compute.memory=2.0")
+        .field("X-OCCI-Attribute", Match::Eq, "occi.compute.cores=2")
+        .field("X-OCCI-Attribute", Match::Eq, r#"occi.compute.hostname="dummy""#)
+        .custom("occi.core.id is the id given (urn:uuid: prefix optional, see the ambiguity note)", |r| {
+            let want = [format!("\"urn:uuid:{DUMMY_ID}\""), format!("\"{DUMMY_ID}\"")];
+            let have = field_values(r, "X-OCCI-Attribute");
+            if have.iter().any(|v| want.iter().any(|w| *v == format!("occi.core.id={w}"))) {
+                Ok(())
+            } else {
+                Err(format!("no occi.core.id={}: {have:?}", want[0]))
+            }
+        })
+}
+
+// --------------------------------------------------------------------------------------- cases
+
+fn query_interface_cases() -> Vec<Case> {
+    let compute_line = format!(
+        r#"compute; scheme="{INFRA}"; class="kind"; title="Compute Resource"; rel="http://schemas.ogf.org/occi/core#resource"; location="/compute/"; attributes="occi.compute.architecture occi.compute.cores occi.compute.hostname occi.compute.share occi.compute.speed occi.compute.memory occi.compute.state{{immutable}} occi.compute.state.message{{immutable}}"; actions="{ACTIONS}start {ACTIONS}stop {ACTIONS}restart {ACTIONS}suspend {ACTIONS}save""#
+    );
+    vec![
+        case(
+            "GFD.185 3.6.6 / 3.5.1: GET /-/ with Accept text/occi renders the compute kind exactly in a Category header, body OK",
+            vec![get_occi("/-/").field("Category", Match::Eq, &compute_line).lacks("Category:")],
+        ),
+        case(
+            "GFD.185 3.5.1: every Category header value of GET /-/ follows the ABNF order, kinds and mixins with a relative location ending in /",
+            vec![get_occi("/-/").custom("Category ABNF", category_abnf)],
+        ),
+        case(
+            "GFD.185 3.5.1: attribute properties {required} and {immutable} and an action Category with attributes",
+            vec![
+                get_occi("/-/")
+                    .field("Category", Match::Has, r#"; attributes="occi.storage.size{required} occi.storage.state{immutable} "#)
+                    .field(
+                        "Category",
+                        Match::Eq,
+                        &format!(
+                            r#"stop; scheme="{ACTIONS}"; class="action"; title="Stop the compute instance"; attributes="method""#
+                        ),
+                    ),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.1 / GFD.223 7.1: a Category request header filters GET /-/ (the kind and related categories only)",
+            vec![
+                get_occi("/-/")
+                    .h("Category", COMPUTE_REF)
+                    .field("Category", Match::Eq, &compute_line)
+                    .field("Category", Match::Prefix, &format!(r#"start; scheme="{ACTIONS}"; class="action""#))
+                    .no_field("Category", Match::Prefix, "storage;")
+                    .no_field("Category", Match::Prefix, "network;")
+                    .no_field("Category", Match::Prefix, "up;")
+                    .no_field("Category", Match::Prefix, "ipnetworkinterface;"),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.1: a mixin Category request header filters GET /-/ to that mixin and its relatives",
+            vec![
+                get_occi("/-/")
+                    .h("Category", OS_TPL_REF)
+                    .field("Category", Match::Prefix, &format!(r#"os_tpl; scheme="{INFRA}"; class="mixin""#))
+                    .no_field("Category", Match::Prefix, "storage;")
+                    .no_field("Category", Match::Prefix, "network;")
+                    .no_field("Category", Match::Prefix, "resource_tpl;")
+                    .no_field("Category", Match::Prefix, "ssh_key;"),
+            ],
+        ),
+        case(
+            "GFD.185 3.5 / 3.6.6: a comma-separated Category filter header equals two Category headers",
+            vec![
+                get_occi("/-/")
+                    .h("Category", &format!(r#"storage; scheme="{INFRA}"; class="kind", {NETWORK_REF}"#))
+                    .field("Category", Match::Prefix, "storage;")
+                    .field("Category", Match::Prefix, "network;")
+                    .no_field("Category", Match::Prefix, "compute;"),
+                get_occi("/-/")
+                    .h("Category", &format!(r#"storage; scheme="{INFRA}"; class="kind""#))
+                    .h("Category", NETWORK_REF)
+                    .field("Category", Match::Prefix, "storage;")
+                    .field("Category", Match::Prefix, "network;")
+                    .no_field("Category", Match::Prefix, "compute;"),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.1: POST /-/ with a mixin Category header adds it (200, body OK); DELETE /-/ with the Category header removes it",
+            vec![
+                occi("POST", "/-/")
+                    .h("Category", r#"my_stuff; scheme="http://example.com/occi/my_stuff#"; class="mixin"; location="/my_stuff/""#)
+                    .ctype("text/occi")
+                    .custom("body is OK", ok_body),
+                get_occi("/-/").field(
+                    "Category",
+                    Match::Eq,
+                    r#"my_stuff; scheme="http://example.com/occi/my_stuff#"; class="mixin"; location="/my_stuff/""#,
+                ),
+                occi("DELETE", "/-/").h("Category", r#"my_stuff; scheme="http://example.com/occi/my_stuff#"; class="mixin";"#),
+                get_occi("/-/").no_field("Category", Match::Prefix, "my_stuff;"),
+            ],
+        ),
+        case(
+            "GFD.229 7: a successful DELETE /-/ answers with the body OK",
+            vec![
+                define_mixin("gone_mixin"),
+                occi("DELETE", "/-/")
+                    .h("Category", &format!(r#"gone_mixin; scheme="{EX}"; class="mixin""#))
+                    .ctype("text/occi")
+                    .custom("body is OK", ok_body),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.1: DELETE /-/ of a provider-defined mixin is 403 Forbidden",
+            vec![occi("DELETE", "/-/").h("Category", OS_TPL_REF).status(403)],
+        ),
+    ]
+}
+
+fn rendering_cases() -> Vec<Case> {
+    vec![
+        case(
+            "GFD.185 3.6.6 / GFD.229 7: an entity in text/occi: Category headers (kind first), Link and X-OCCI-Attribute headers, body OK",
+            vec![
+                put_json(
+                    "/compute/o1",
+                    json!({"kind": COMPUTE, "mixins": [format!("{INFRA}os_tpl")], "title": "Rendered",
+                           "attributes": {"occi.compute.cores": 2, "occi.compute.hostname": "foobar", "occi.compute.memory": 2.5}}),
+                ),
+                get_occi("/compute/o1")
+                    .custom("kind first", kind_first(COMPUTE_REF))
+                    .field("Category", Match::Eq, OS_TPL_REF)
+                    .field_count("Category", 2)
+                    .lacks("X-OCCI-Attribute"),
+            ],
+        ),
+        case(
+            "GFD.185 3.5.3: action references are Link headers </compute/o1?action=start>; rel=\"...#start\" (server-relative)",
+            vec![
+                get_occi("/compute/o1")
+                    .field("Link", Match::Eq, &format!(r#"</compute/o1?action=start>; rel="{ACTIONS}start""#))
+                    .field("Link", Match::Eq, &format!(r#"</compute/o1?action=suspend>; rel="{ACTIONS}suspend""#)),
+            ],
+        ),
+        case(
+            "GFD.185 3.5.4: X-OCCI-Attribute headers render numbers bare and strings quoted",
+            vec![
+                get_occi("/compute/o1")
+                    .field("X-OCCI-Attribute", Match::Eq, "occi.compute.cores=2")
+                    .field("X-OCCI-Attribute", Match::Eq, "occi.compute.memory=2.5")
+                    .field("X-OCCI-Attribute", Match::Eq, r#"occi.compute.hostname="foobar""#)
+                    .field("X-OCCI-Attribute", Match::Eq, r#"occi.core.title="Rendered""#)
+                    .field("X-OCCI-Attribute", Match::Eq, r#"occi.core.id="o1""#),
+            ],
+        ),
+        case(
+            "GFD.185 3.6.6 (RFC 2616 quoted-string): a rendered value with commas and quotes stays one header value",
+            vec![
+                put_json("/compute/o2", json!({"kind": COMPUTE, "title": "a, \"b\", c"})),
+                get_occi("/compute/o2").field("X-OCCI-Attribute", Match::Eq, r#"occi.core.title="a, \"b\", c""#),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.5 / 3.5.2: a resource renders its link as a Link header with rel, self, category and link attributes",
+            vec![
+                put_json("/network/on1", json!({"kind": NETWORK})),
+                put_json(
+                    "/compute/ol1",
+                    json!({"kind": COMPUTE, "links": [{"kind": NETWORKINTERFACE, "id": "ol1-eth0",
+                            "target": {"location": "/network/on1"},
+                            "attributes": {"occi.networkinterface.interface": "eth0", "occi.networkinterface.mac": "00:11:22:33:44:55"}}]}),
+                ),
+                get_occi("/compute/ol1")
+                    .field(
+                        "Link",
+                        Match::Prefix,
+                        &format!(
+                            r#"</network/on1>; rel="{INFRA}network"; self="/networkinterface/ol1-eth0"; category="{INFRA}networkinterface""#
+                        ),
+                    )
+                    .field("Link", Match::Has, r#"; occi.networkinterface.mac="00:11:22:33:44:55""#)
+                    .field("Link", Match::Has, r#"; occi.networkinterface.interface="eth0""#),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.5: a link in text/occi: its Category and occi.core.source / occi.core.target attributes",
+            vec![
+                get_occi("/networkinterface/ol1-eth0")
+                    .custom("kind first", kind_first(r#"networkinterface; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#))
+                    .field("X-OCCI-Attribute", Match::Eq, r#"occi.core.source="/compute/ol1""#)
+                    .field("X-OCCI-Attribute", Match::Eq, r#"occi.core.target="/network/on1""#),
+            ],
+        ),
+        case(
+            "GFD.185 3.5.5: a collection in text/occi is X-OCCI-Location headers with absolute URLs, body OK",
+            vec![
+                get_occi("/compute/")
+                    .field("X-OCCI-Location", Match::Eq, "{base}/compute/o1")
+                    .field("X-OCCI-Location", Match::Eq, "{base}/compute/ol1")
+                    .custom("absolute URLs", absolute_locations),
+            ],
+        ),
+        case(
+            "GFD.229 8: Accept text/uri-list on a single entity is 400, on a collection a URI list",
+            vec![
+                step("GET", "/compute/o1").accept("text/uri-list").status(400),
+                step("GET", "/network/").accept("text/uri-list").ctype("text/uri-list").line("{base}/network/on1"),
+            ],
+        ),
+    ]
+}
+
+fn create_cases() -> Vec<Case> {
+    vec![
+        case(
+            "GFD.185 3.4.4 / 3.6.6: POST of a text/occi resource is 201 with one absolute Location header and the body OK",
+            vec![
+                occi("POST", "/compute/")
+                    .h("Category", COMPUTE_REF)
+                    .h("X-OCCI-Attribute", "occi.compute.cores=2")
+                    .h("X-OCCI-Attribute", r#"occi.compute.hostname="foobar""#)
+                    .status(201)
+                    .ctype("text/occi")
+                    .custom("body is OK", ok_body)
+                    .header_count("location", 1)
+                    .header("location", Match::Prefix, "{base}/compute/")
+                    .capture("loc"),
+                get_json("{loc}")
+                    .json("/attributes/occi.compute.cores", json!(2))
+                    .json("/attributes/occi.compute.hostname", json!("foobar")),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.4 / GFD.223 8.2.1: PUT creates at the URL the client chose (201, Location is that URL)",
+            vec![
+                put_compute("/compute/o-chosen", &[("X-OCCI-Attribute", "occi.compute.cores=1")])
+                    .custom("body is OK", ok_body)
+                    .header("location", Match::Eq, "{base}/compute/o-chosen"),
+                get_json("/compute/o-chosen").json("/id", json!("o-chosen")),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.4: POST / with a kind Category header creates in that kind's collection",
+            vec![
+                occi("POST", "/")
+                    .h("Category", &format!(r#"storage; scheme="{INFRA}"; class="kind""#))
+                    .h("X-OCCI-Attribute", "occi.storage.size=10")
+                    .status(201)
+                    .header("location", Match::Prefix, "{base}/storage/")
+                    .capture("loc"),
+                get_json("{loc}").json("/attributes/occi.storage.size", json!(10)),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.5: a Link header with category= in a create makes the link, which the resource then renders",
+            vec![
+                occi("PUT", "/network/o123").h("Category", NETWORK_REF).status(201),
+                occi("POST", "/compute/")
+                    .h("Category", COMPUTE_REF)
+                    .h(
+                        "Link",
+                        &format!(
+                            r#"</network/o123>; rel="{INFRA}network"; category="{INFRA}networkinterface"; occi.networkinterface.interface="eth0"; occi.networkinterface.mac="00:11:22:33:44:55";"#
+                        ),
+                    )
+                    .h("X-OCCI-Attribute", r#"occi.compute.cores=2, occi.compute.hostname="foobar""#)
+                    .status(201)
+                    .header("location", Match::Prefix, "{base}/compute/")
+                    .capture("loc"),
+                get_occi("{loc}")
+                    .field(
+                        "Link",
+                        Match::Prefix,
+                        &format!(r#"</network/o123>; rel="{INFRA}network"; self="/networkinterface/"#),
+                    )
+                    .field("Link", Match::Has, &format!(r#"; category="{INFRA}networkinterface""#))
+                    .field("Link", Match::Has, r#"; occi.networkinterface.mac="00:11:22:33:44:55""#),
+                get_occi("/networkinterface/").field_count("X-OCCI-Location", 1),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.5: an inline link creation returns only the Location of the resource",
+            vec![
+                occi("PUT", "/network/o124").h("Category", NETWORK_REF).status(201),
+                occi("POST", "/compute/")
+                    .h("Category", COMPUTE_REF)
+                    .h(
+                        "Link",
+                        &format!(
+                            r#"</network/o124>; rel="{INFRA}network"; category="{INFRA}networkinterface"; occi.networkinterface.mac="00:11:22:33:44:56""#
+                        ),
+                    )
+                    .status(201)
+                    .header_count("location", 1)
+                    .header("location", Match::Prefix, "{base}/compute/"),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.4 (Full Update): a Link header in a PUT on an existing resource is 400",
+            vec![
+                occi("PUT", "/network/o125").h("Category", NETWORK_REF).status(201),
+                put_compute("/compute/o-full-update", &[]),
+                put_compute(
+                    "/compute/o-full-update",
+                    &[(
+                        "Link",
+                        r#"</network/o125>; rel="http://schemas.ogf.org/occi/infrastructure#network"; category="http://schemas.ogf.org/occi/infrastructure#networkinterface"; occi.networkinterface.mac="00:11:22:33:44:57""#,
+                    )],
+                )
+                .status(400),
+            ],
+        ),
+    ]
+}
+
+fn parsing_cases() -> Vec<Case> {
+    let attrs = json!({"occi.compute.cores": 3, "occi.compute.hostname": "h1", "occi.compute.memory": 1.5, "occi.compute.state": "inactive"});
+    vec![
+        case(
+            "GFD.185 3.6.6: repeated X-OCCI-Attribute headers and one comma-separated header give identical entities",
+            vec![
+                put_compute(
+                    "/compute/o-comma",
+                    &[("X-OCCI-Attribute", r#"occi.compute.cores=3, occi.compute.hostname="h1", occi.compute.memory=1.5"#)],
+                ),
+                put_compute(
+                    "/compute/o-repeated",
+                    &[
+                        ("X-OCCI-Attribute", "occi.compute.cores=3"),
+                        ("X-OCCI-Attribute", r#"occi.compute.hostname="h1""#),
+                        ("X-OCCI-Attribute", "occi.compute.memory=1.5"),
+                    ],
+                ),
+                get_json("/compute/o-comma").json("/attributes", attrs.clone()),
+                get_json("/compute/o-repeated").json("/attributes", attrs),
+            ],
+        ),
+        case(
+            "GFD.185 3.6.6: repeated Category headers and one comma-separated Category header give identical entities",
+            vec![
+                occi("PUT", "/compute/o-cats-comma").h("Category", &format!("{COMPUTE_REF}, {OS_TPL_REF}")).status(201),
+                occi("PUT", "/compute/o-cats-repeated").h("Category", COMPUTE_REF).h("Category", OS_TPL_REF).status(201),
+                get_json("/compute/o-cats-comma").json("/kind", json!(COMPUTE)).json("/mixins", json!([format!("{INFRA}os_tpl")])),
+                get_json("/compute/o-cats-repeated").json("/kind", json!(COMPUTE)).json("/mixins", json!([format!("{INFRA}os_tpl")])),
+            ],
+        ),
+        case(
+            "GFD.185 3.6.6 / 3.4.3: repeated X-OCCI-Location headers and one comma-separated header associate the same entities",
+            vec![
+                define_mixin("otag_comma"),
+                define_mixin("otag_repeated"),
+                compute_json("/compute/ox1", json!({})),
+                compute_json("/compute/ox2", json!({})),
+                occi("POST", "/otag_comma/").h("X-OCCI-Location", "{base}/compute/ox1, {base}/compute/ox2"),
+                occi("POST", "/otag_repeated/")
+                    .h("X-OCCI-Location", "{base}/compute/ox1")
+                    .h("X-OCCI-Location", "{base}/compute/ox2"),
+                // GFD.185 3.5.5: several URIs are returned as several X-OCCI-Location headers.
+                get_occi("/otag_comma/")
+                    .header_count("x-occi-location", 2)
+                    .field("X-OCCI-Location", Match::Eq, "{base}/compute/ox1")
+                    .field("X-OCCI-Location", Match::Eq, "{base}/compute/ox2")
+                    .field_count("X-OCCI-Location", 2),
+                get_occi("/otag_repeated/")
+                    .field("X-OCCI-Location", Match::Eq, "{base}/compute/ox1")
+                    .field("X-OCCI-Location", Match::Eq, "{base}/compute/ox2")
+                    .field_count("X-OCCI-Location", 2),
+            ],
+        ),
+        case(
+            "GFD.185 3.6.6 (RFC 2616 quoted-string): commas inside a quoted header value are no list separators",
+            vec![
+                put_compute("/compute/o-commas", &[("X-OCCI-Attribute", r#"occi.core.title="a, b, c", occi.compute.cores=2"#)]),
+                get_json("/compute/o-commas").json("/title", json!("a, b, c")).json("/attributes/occi.compute.cores", json!(2)),
+            ],
+        ),
+        case(
+            "GFD.185 3.6.6 (RFC 2616 quoted-pair): \\\" and \\\\ escapes in a quoted header value",
+            vec![
+                put_compute("/compute/o-escapes", &[("X-OCCI-Attribute", r#"occi.core.title="say \"hi\", \\ bye""#)]),
+                get_json("/compute/o-escapes").json("/title", json!("say \"hi\", \\ bye")),
+            ],
+        ),
+        case(
+            "GFD.185 3.6.6 (RFC 2616 field names): header names are case-insensitive (x-occi-attribute, CATEGORY, X-Occi-Attribute)",
+            vec![
+                occi("PUT", "/compute/o-case")
+                    .h("CATEGORY", COMPUTE_REF)
+                    .h("x-occi-attribute", "occi.compute.cores=5")
+                    .h("X-Occi-Attribute", r#"occi.compute.hostname="mixed""#)
+                    .status(201),
+                get_json("/compute/o-case")
+                    .json("/attributes/occi.compute.cores", json!(5))
+                    .json("/attributes/occi.compute.hostname", json!("mixed")),
+            ],
+        ),
+        case(
+            "GFD.185 3.5.1: a Category header without class is looked up by scheme and term",
+            vec![
+                occi("PUT", "/compute/o-noclass").h("Category", &format!(r#"compute; scheme="{INFRA}""#)).status(201),
+                get_json("/compute/o-noclass").json("/kind", json!(COMPUTE)),
+            ],
+        ),
+        case(
+            "GFD.185 3.5.1: an optional trailing ';', extra spaces and an unquoted class in a Category header are accepted",
+            vec![
+                occi("PUT", "/compute/o-spaces")
+                    .h("Category", &format!(r#"compute ;   scheme="{INFRA}"  ;  class=kind ;"#))
+                    .h("X-OCCI-Attribute", "occi.compute.cores=7 ,  occi.compute.hostname=\"sp\"  ")
+                    .status(201),
+                get_json("/compute/o-spaces")
+                    .json("/kind", json!(COMPUTE))
+                    .json("/attributes/occi.compute.cores", json!(7))
+                    .json("/attributes/occi.compute.hostname", json!("sp")),
+            ],
+        ),
+        case(
+            "GFD.185 3.5.4: bare numbers and booleans and quoted strings in headers get their types (checked through JSON)",
+            vec![
+                step("POST", "/-/").accept(JSON).json_body(json!({"mixins": [{
+                    "term": "otyped", "scheme": EX, "location": "/otyped/",
+                    "attributes": {
+                        "ex.flag": {"type": "boolean", "mutable": true},
+                        "ex.ratio": {"type": "number", "mutable": true},
+                        "ex.count": {"type": "number", "mutable": true},
+                        "ex.label": {"type": "string", "mutable": true}
+                    }}]})),
+                occi("PUT", "/compute/o-typed")
+                    .h("Category", &format!(r#"{COMPUTE_REF}, otyped; scheme="{EX}"; class="mixin""#))
+                    .h("X-OCCI-Attribute", r#"ex.flag=false, ex.ratio=0.25, ex.count=7, ex.label="false""#)
+                    .h("X-OCCI-Attribute", r#"occi.compute.hostname="12", occi.compute.speed=3.0"#)
+                    .status(201),
+                get_json("/compute/o-typed")
+                    .json("/attributes/ex.flag", json!(false))
+                    .json("/attributes/ex.ratio", json!(0.25))
+                    .json("/attributes/ex.count", json!(7))
+                    .json("/attributes/ex.label", json!("false"))
+                    .json("/attributes/occi.compute.hostname", json!("12"))
+                    .json("/attributes/occi.compute.speed", json!(3.0)),
+                get_occi("/compute/o-typed")
+                    .field("X-OCCI-Attribute", Match::Eq, "ex.flag=false")
+                    .field("X-OCCI-Attribute", Match::Eq, r#"ex.label="false""#)
+                    .field("X-OCCI-Attribute", Match::Eq, "ex.count=7"),
+            ],
+        ),
+        case(
+            "GFD.185 3.5.4: a quoted number in a header is a string, so an integer attribute refuses it with 400",
+            vec![
+                put_compute("/compute/o-quoted-int", &[("X-OCCI-Attribute", r#"occi.compute.cores="2""#)])
+                    .status(400)
+                    .contains("occi.compute.cores"),
+            ],
+        ),
+        case(
+            "GFD.185 3.6.8: a malformed X-OCCI-Attribute header (no '=') is 400 naming the header",
+            vec![
+                put_compute("/compute/o-bad1", &[("X-OCCI-Attribute", "occi.compute.cores")])
+                    .status(400)
+                    .custom("names x-occi-attribute", names_header("x-occi-attribute")),
+            ],
+        ),
+        case(
+            "GFD.185 3.6.8: a malformed Category header (no scheme) is 400 naming the header",
+            vec![
+                occi("PUT", "/compute/o-bad2")
+                    .h("Category", r#"compute; class="kind""#)
+                    .status(400)
+                    .custom("names category", names_header("category")),
+            ],
+        ),
+        case(
+            "GFD.185 3.6.8: a malformed Link header (no <URI>) is 400 naming the header",
+            vec![
+                put_compute(
+                    "/compute/o-bad3",
+                    &[(
+                        "Link",
+                        r#"/network/o123; rel="http://schemas.ogf.org/occi/infrastructure#network"; category="http://schemas.ogf.org/occi/infrastructure#networkinterface""#,
+                    )],
+                )
+                .status(400)
+                .custom("names link", names_header("link")),
+            ],
+        ),
+        case(
+            "GFD.185 3.6.8: an unterminated quoted string in a header is 400 naming the header",
+            vec![
+                put_compute("/compute/o-bad4", &[("X-OCCI-Attribute", r#"occi.core.title="open, occi.compute.cores=2"#)])
+                    .status(400)
+                    .custom("names x-occi-attribute", names_header("x-occi-attribute")),
+            ],
+        ),
+        case(
+            "GFD.185 3.6.6: a text/uri-list body associates the listed entities with a mixin (Accept text/occi)",
+            vec![
+                define_mixin("otag_uris"),
+                compute_json("/compute/ou1", json!({})),
+                step("POST", "/otag_uris/").accept("text/occi").body("text/uri-list", "{base}/compute/ou1\n"),
+                get_occi("/otag_uris/").field("X-OCCI-Location", Match::Eq, "{base}/compute/ou1").field_count("X-OCCI-Location", 1),
+            ],
+        ),
+    ]
+}
+
+fn protocol_cases() -> Vec<Case> {
+    vec![
+        case(
+            "GFD.185 3.4.3 / GFD.223 7.2: an X-OCCI-Attribute request header filters a collection by attribute value",
+            vec![
+                compute_json("/compute/of1", json!({"occi.compute.hostname": "filter-a"})),
+                compute_json("/compute/of2", json!({"occi.compute.hostname": "filter-b"})),
+                get_occi("/compute/")
+                    .h("X-OCCI-Attribute", r#"occi.compute.hostname="filter-a""#)
+                    .field("X-OCCI-Location", Match::Eq, "{base}/compute/of1")
+                    .field_count("X-OCCI-Location", 1),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.3: a mixin Category request header filters a collection",
+            vec![
+                put_json("/compute/ofm1", json!({"kind": COMPUTE, "mixins": [format!("{INFRA}os_tpl")]})),
+                get_occi("/compute/")
+                    .h("Category", OS_TPL_REF)
+                    .field("X-OCCI-Location", Match::Eq, "{base}/compute/ofm1")
+                    .no_field("X-OCCI-Location", Match::Eq, "{base}/compute/of1"),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.3: POST /mixin/?action=start with the action Category header acts on every member",
+            vec![
+                define_mixin("oact_group"),
+                compute_json("/compute/oa1", json!({})),
+                compute_json("/compute/oa2", json!({})),
+                occi("POST", "/oact_group/").h("X-OCCI-Location", "/compute/oa1, /compute/oa2"),
+                occi("POST", "/oact_group/?action=start")
+                    .h("Category", &format!(r#"start; scheme="{ACTIONS}"; class="action""#)),
+                get_json("/compute/oa1").json("/attributes/occi.compute.state", json!("active")),
+                get_json("/compute/oa2").json("/attributes/occi.compute.state", json!("active")),
+                get_json("/compute/of1").json("/attributes/occi.compute.state", json!("inactive")),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.4: POST ?action=stop with the example's Category and X-OCCI-Attribute: method=\"poweroff\" headers",
+            vec![
+                occi("POST", "/compute/oa1?action=stop")
+                    .h("Category", &format!(r#"stop; scheme="{ACTIONS}"; class="action";"#))
+                    .h("X-OCCI-Attribute", r#"method="poweroff""#),
+                get_json("/compute/oa1").json("/attributes/occi.compute.state", json!("inactive")),
+            ],
+        ),
+        case(
+            "GFD.229 7: a successful action invocation answers with the body OK",
+            vec![
+                occi("POST", "/compute/oa2?action=stop")
+                    .h("Category", &format!(r#"stop; scheme="{ACTIONS}"; class="action""#))
+                    .ctype("text/occi")
+                    .custom("body is OK", ok_body),
+            ],
+        ),
+        case(
+            "GFD.229 7: a successful DELETE of an entity answers with the body OK",
+            vec![
+                put_compute("/compute/o-delete-me", &[]),
+                occi("DELETE", "/compute/o-delete-me").ctype("text/occi").custom("body is OK", ok_body),
+            ],
+        ),
+        case(
+            "GFD.229 7: a successful mixin association answers with the body OK",
+            vec![
+                define_mixin("otag_ok"),
+                put_compute("/compute/o-assoc", &[]),
+                occi("POST", "/otag_ok/")
+                    .h("X-OCCI-Location", "/compute/o-assoc")
+                    .ctype("text/occi")
+                    .custom("body is OK", ok_body),
+            ],
+        ),
+        case(
+            "GFD.223 6: pagination with page and number in text/occi; past the end an empty 200; number above 1000 is 413",
+            vec![
+                compute_json("/opg/a", json!({})),
+                compute_json("/opg/b", json!({})),
+                compute_json("/opg/c", json!({})),
+                get_occi("/opg/?page=1&number=2").field_count("X-OCCI-Location", 2),
+                get_occi("/opg/?page=2&number=2").field_count("X-OCCI-Location", 1),
+                get_occi("/opg/?page=3&number=2").field_count("X-OCCI-Location", 0),
+                get_occi("/opg/?page=1&number=1000").field_count("X-OCCI-Location", 3),
+                occi("GET", "/opg/?number=1001").status(413),
+            ],
+        ),
+        case(
+            "GFD.223 5.3: Server header with OCCI/1.1 and OCCI/1.2; User-Agent OCCI/1.3 is 501",
+            vec![
+                get_occi("/-/").header("server", Match::Has, "OCCI/1.1").header("server", Match::Has, "OCCI/1.2"),
+                occi("GET", "/-/").h("User-Agent", "x OCCI/1.3").status(501).header("server", Match::Has, "OCCI/1.2"),
+                get_occi("/-/").h("User-Agent", "occi-client/1.1 OCCI/1.2"),
+            ],
+        ),
+        case(
+            "RFC 7231 5.3.2: Accept application/occi+json;q=0.1, text/occi;q=0.9 gives text/occi",
+            vec![
+                step("GET", "/compute/o1")
+                    .accept("application/occi+json;q=0.1, text/occi;q=0.9")
+                    .ctype("text/occi")
+                    .custom("body is OK", ok_body)
+                    .custom("kind first", kind_first(COMPUTE_REF)),
+            ],
+        ),
+        case(
+            "RFC 7231 5.3.2: at equal q the first listed wins (text/occi, text/plain gives text/occi)",
+            vec![step("GET", "/compute/o1").accept("text/occi, text/plain").ctype("text/occi")],
+        ),
+        case(
+            "RFC 7231 5.3.2: a lower q-value loses (text/occi;q=0.5, text/plain;q=0.6 gives text/plain)",
+            vec![
+                step("GET", "/compute/o1")
+                    .accept("text/occi;q=0.5, text/plain;q=0.6")
+                    .ctype("text/plain")
+                    .line(&format!("Category: {COMPUTE_REF}")),
+            ],
+        ),
+        case(
+            "GFD.223 5.4: nothing acceptable (application/xml) is 406",
+            vec![step("GET", "/compute/o1").accept("application/xml").status(406)],
+        ),
+        case(
+            "GFD.223 9 (method table): PUT on a kind collection is 405 with an Allow header",
+            vec![
+                occi("PUT", "/compute/")
+                    .h("Category", COMPUTE_REF)
+                    .status(405)
+                    .header("allow", Match::Has, "POST")
+                    .custom("Allow lacks PUT", |r| match r.header("allow") {
+                        Some(a) if !a.split(',').any(|m| m.trim() == "PUT") => Ok(()),
+                        other => Err(format!("Allow {other:?}")),
+                    }),
+            ],
+        ),
+        case("GFD.223 5.4: DELETE of an unknown entity is 404", vec![occi("DELETE", "/compute/o-unknown").status(404)]),
+        case(
+            "GFD.223 5.4: creating an entity whose id exists is 409 Conflict",
+            vec![
+                put_compute("/compute/o-dup", &[]),
+                occi("POST", "/compute/")
+                    .h("Category", COMPUTE_REF)
+                    .h("X-OCCI-Attribute", r#"occi.core.id="o-dup""#)
+                    .status(409),
+            ],
+        ),
+        case(
+            "GFD.185 3.4.3: POST /compute/?action=stop with the action Category acts on the whole kind collection",
+            vec![
+                occi("POST", "/compute/?action=start")
+                    .h("Category", &format!(r#"start; scheme="{ACTIONS}"; class="action""#)),
+                get_json("/compute/of1").json("/attributes/occi.compute.state", json!("active")),
+                occi("POST", "/compute/?action=stop")
+                    .h("Category", &format!(r#"stop; scheme="{ACTIONS}"; class="action";"#))
+                    .h("X-OCCI-Attribute", r#"method="poweroff""#),
+                get_json("/compute/of1").json("/attributes/occi.compute.state", json!("inactive")),
+                get_json("/compute/oa1").json("/attributes/occi.compute.state", json!("inactive")),
+            ],
+        ),
+    ]
+}
+
+fn spec_example_cases() -> Vec<Case> {
+    vec![
+        case(
+            "GFD.185 3.7.1 (More Complete Examples): creating a compute with the Category header only, Accept text/occi",
+            vec![
+                occi("POST", "/compute/")
+                    .h("User-Agent", "curl/7.21.0 (x86_64-pc-linux-gnu) libcurl/7.21.0 OpenSSL/0.9.8o zlib/1.2.3.4 libidn/1.18")
+                    .h("Category", r#"compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind";"#)
+                    .status(201)
+                    .ctype("text/occi")
+                    .custom("body is OK", ok_body)
+                    .header_count("location", 1)
+                    .header("location", Match::Prefix, "{base}/compute/")
+                    .capture("loc"),
+                get_occi("{loc}").custom("kind first", kind_first(COMPUTE_REF)),
+            ],
+        ),
+        case(
+            // Spec typo: no ';' between scheme="..." and class="kind"; added. The header values are
+            // sent on one line each (a backslash continuation is no HTTP syntax).
+            "GFD.229 7 (text/occi example): the entity rendering sent as headers (comma list of attributes) and read back",
+            vec![
+                occi("PUT", &format!("/users/foo/compute/{DUMMY_ID}"))
+                    .h("Category", r#"compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind";"#)
+                    .h(
+                        "Link",
+                        r#"</users/foo/compute/b9ff813e-fee5-4a9d-b839-673f39746096?action=start>; rel="http://schemas.ogf.org/occi/infrastructure/compute/action#start""#,
+                    )
+                    .h(
+                        "X-OCCI-Attribute",
+                        r#"occi.core.id="urn:uuid:b9ff813e-fee5-4a9d-b839-673f39746096", occi.core.title="My Dummy VM", occi.compute.architecture="x86", occi.compute.state="inactive", occi.compute.speed=1.33, occi.compute.memory=2.0, occi.compute.cores=2, occi.compute.hostname="dummy""#,
+                    )
+                    .status(201)
+                    .header("location", Match::Eq, &format!("{{base}}/users/foo/compute/{DUMMY_ID}")),
+                dummy_vm_fields(
+                    get_occi(&format!("/users/foo/compute/{DUMMY_ID}"))
+                        .custom("kind first", kind_first(COMPUTE_REF))
+                        .field(
+                            "Link",
+                            Match::Eq,
+                            &format!(r#"</users/foo/compute/{DUMMY_ID}?action=start>; rel="{ACTIONS}start""#),
+                        ),
+                ),
+                get_occi("/compute/").field("X-OCCI-Location", Match::Eq, &format!("{{base}}/users/foo/compute/{DUMMY_ID}")),
+            ],
+        ),
+    ]
+}
+
+// ----------------------------------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn text_occi_query_interface_and_rendering() {
+    let server = TestServer::start().await;
+    let mut cases = query_interface_cases();
+    cases.extend(rendering_cases());
+    run(&server, cases).await;
+}
+
+#[tokio::test]
+async fn text_occi_requests() {
+    let server = TestServer::start().await;
+    let mut cases = create_cases();
+    cases.extend(parsing_cases());
+    run(&server, cases).await;
+}
+
+#[tokio::test]
+async fn text_occi_protocol_and_spec_examples() {
+    let server = TestServer::start().await;
+    // The negotiation cases read /compute/o1.
+    let mut cases = vec![case("setup: a compute at /compute/o1", vec![compute_json("/compute/o1", json!({}))])];
+    cases.extend(protocol_cases());
+    cases.extend(spec_example_cases());
+    run(&server, cases).await;
+}
