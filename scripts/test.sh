@@ -10,4 +10,22 @@ if ! python3 -c 'import jsonschema, referencing, jsonschema_specifications' 2>/d
   python3 -m pip install --quiet 'jsonschema>=4.18' || python3 -m pip install --quiet --user 'jsonschema>=4.18'
 fi
 
-cargo test --workspace --locked "$@"
+# The end-to-end tests build the guest components in guests/ for wasm32-wasip2 (tests/build.rs).
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -x wasm32-wasip2 >/dev/null; then
+  echo "installing the Rust target wasm32-wasip2 for the guest components" >&2
+  rustup target add wasm32-wasip2
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+cargo test --workspace --locked "$@" 2>&1 | tee -a "$log"
+
+# The handler SDK and the first-party handlers have unit tests of their own, run natively.
+host=$(rustc -vV | sed -n 's/^host: //p')
+guest_target="${CARGO_TARGET_DIR:-$PWD/target}/guests"
+(cd guests && CARGO_TARGET_DIR="$guest_target" cargo test --locked --target "$host" "$@") 2>&1 | tee -a "$log"
+
+# One closing line for the whole run (every harness above prints its own "test result" lines).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -168,3 +168,8 @@ pub fn repo_root() -> &'static Path {
 pub fn expect(reply: &Reply, status: u16) {
     assert_eq!(reply.status, status, "unexpected status; body: {}", reply.text);
 }
+
+/// Paths of the guest components built by build.rs.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
