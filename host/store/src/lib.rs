@@ -10,6 +10,10 @@
 //! - `by_kind`: tenant, kind id, location -> ()
 //! - `by_mixin`: tenant, mixin id, location -> ()
 //! - `by_end`: tenant, resource location, link location -> () (links by source and by target)
+//! - `handlers`: tenant, handler name -> handler record (JSON: digest, size)
+//! - `handler_blobs`: tenant, digest -> the uploaded component bytes (to recompile when the
+//!   compiled cache is gone)
+//! - `handler_kv`: tenant, handler name, key -> value (the handlers' private key-value stores)
 
 use std::path::Path;
 
@@ -25,6 +29,19 @@ const ENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entities");
 const BY_KIND: TableDefinition<&str, ()> = TableDefinition::new("by_kind");
 const BY_MIXIN: TableDefinition<&str, ()> = TableDefinition::new("by_mixin");
 const BY_END: TableDefinition<&str, ()> = TableDefinition::new("by_end");
+const HANDLERS: TableDefinition<&str, &[u8]> = TableDefinition::new("handlers");
+const HANDLER_BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("handler_blobs");
+const HANDLER_KV: TableDefinition<&str, &[u8]> = TableDefinition::new("handler_kv");
+
+/// An uploaded handler as stored: its name, and which component it is.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HandlerRecord {
+    pub name: String,
+    /// SHA-256 of the component, hex.
+    pub digest: String,
+    /// Size of the component in bytes.
+    pub size: u64,
+}
 
 /// Storage failures: never the client's fault.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +140,9 @@ impl Store {
             txn.open_table(BY_KIND)?;
             txn.open_table(BY_MIXIN)?;
             txn.open_table(BY_END)?;
+            txn.open_table(HANDLERS)?;
+            txn.open_table(HANDLER_BLOBS)?;
+            txn.open_table(HANDLER_KV)?;
         }
         txn.commit()?;
         Ok(Store { db })
@@ -217,6 +237,46 @@ macro_rules! read_ops {
                 .collect())
         }
 
+        /// The tenant's handlers, by name.
+        pub fn handlers(&self, tenant: &str) -> Result<Vec<HandlerRecord>> {
+            let t = self.txn.open_table(HANDLERS)?;
+            let prefix = format!("{tenant}\0");
+            let end = prefix_end(&prefix);
+            let mut out = Vec::new();
+            for item in t.range::<&str>(prefix.as_str()..end.as_str())? {
+                let (k, v) = item?;
+                out.push(decode(k.value(), v.value())?);
+            }
+            Ok(out)
+        }
+
+        pub fn handler(&self, tenant: &str, name: &str) -> Result<Option<HandlerRecord>> {
+            let t = self.txn.open_table(HANDLERS)?;
+            let key = key2(tenant, name);
+            match t.get(key.as_str())? {
+                Some(v) => Ok(Some(decode(&key, v.value())?)),
+                None => Ok(None),
+            }
+        }
+
+        /// The uploaded bytes of a component.
+        pub fn handler_blob(&self, tenant: &str, digest: &str) -> Result<Option<Vec<u8>>> {
+            let t = self.txn.open_table(HANDLER_BLOBS)?;
+            Ok(t.get(key2(tenant, digest).as_str())?.map(|v| v.value().to_vec()))
+        }
+
+        pub fn kv_get(&self, tenant: &str, handler: &str, key: &str) -> Result<Option<Vec<u8>>> {
+            let t = self.txn.open_table(HANDLER_KV)?;
+            Ok(t.get(key3(tenant, handler, key).as_str())?.map(|v| v.value().to_vec()))
+        }
+
+        /// Keys of a handler's store that start with `prefix`, in order, at most `limit`.
+        pub fn kv_keys(&self, tenant: &str, handler: &str, prefix: &str, limit: usize) -> Result<Vec<String>> {
+            let t = self.txn.open_table(HANDLER_KV)?;
+            scan_suffixes(&t, &format!("{tenant}\0{handler}\0{prefix}"), 0, limit)
+                .map(|v| v.into_iter().map(|rest| format!("{prefix}{rest}")).collect())
+        }
+
         /// Links that have `resource` as source or target.
         pub fn links_at(&self, tenant: &str, resource: &str) -> Result<Vec<Entity>> {
             let t = self.txn.open_table(BY_END)?;
@@ -273,6 +333,47 @@ impl Writer {
                 t.remove(key.as_str())?;
             }
         }
+        Ok(())
+    }
+
+    /// Stores a handler and its component bytes (keeping no longer used bytes out).
+    pub fn put_handler(&mut self, tenant: &str, record: &HandlerRecord, bytes: &[u8]) -> Result<()> {
+        let old = self.handler(tenant, &record.name)?;
+        self.txn.open_table(HANDLERS)?.insert(key2(tenant, &record.name).as_str(), encode(record).as_slice())?;
+        self.txn.open_table(HANDLER_BLOBS)?.insert(key2(tenant, &record.digest).as_str(), bytes)?;
+        if let Some(old) = old
+            && old.digest != record.digest
+        {
+            self.drop_blob_if_unused(tenant, &old.digest)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a handler, its bytes (unless another handler uses them) and its key-value store.
+    pub fn delete_handler(&mut self, tenant: &str, name: &str) -> Result<bool> {
+        let Some(old) = self.handler(tenant, name)? else { return Ok(false) };
+        self.txn.open_table(HANDLERS)?.remove(key2(tenant, name).as_str())?;
+        self.drop_blob_if_unused(tenant, &old.digest)?;
+        let prefix = format!("{tenant}\0{name}\0");
+        let end = prefix_end(&prefix);
+        self.txn.open_table(HANDLER_KV)?.retain_in::<&str, _>(prefix.as_str()..end.as_str(), |_, _| false)?;
+        Ok(true)
+    }
+
+    fn drop_blob_if_unused(&mut self, tenant: &str, digest: &str) -> Result<()> {
+        if !self.handlers(tenant)?.iter().any(|h| h.digest == digest) {
+            self.txn.open_table(HANDLER_BLOBS)?.remove(key2(tenant, digest).as_str())?;
+        }
+        Ok(())
+    }
+
+    pub fn kv_set(&mut self, tenant: &str, handler: &str, key: &str, value: &[u8]) -> Result<()> {
+        self.txn.open_table(HANDLER_KV)?.insert(key3(tenant, handler, key).as_str(), value)?;
+        Ok(())
+    }
+
+    pub fn kv_delete(&mut self, tenant: &str, handler: &str, key: &str) -> Result<()> {
+        self.txn.open_table(HANDLER_KV)?.remove(key3(tenant, handler, key).as_str())?;
         Ok(())
     }
 
@@ -396,6 +497,38 @@ mod tests {
         });
         assert!(r.is_err());
         assert!(store.read().unwrap().entity("t", "/compute/a").unwrap().is_none());
+    }
+
+    #[test]
+    fn handlers_blobs_and_kv() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let rec = |name: &str, digest: &str| HandlerRecord { name: name.into(), digest: digest.into(), size: 3 };
+        store
+            .write(|w| -> Result<()> {
+                w.put_handler("t", &rec("a", "d1"), b"one")?;
+                w.put_handler("t", &rec("b", "d1"), b"one")?;
+                w.kv_set("t", "a", "k1", b"v1")?;
+                w.kv_set("t", "a", "k2", b"v2")?;
+                w.kv_set("t", "ab", "k1", b"other handler")?;
+                Ok(())
+            })
+            .unwrap();
+        let r = store.read().unwrap();
+        assert_eq!(r.kv_keys("t", "a", "k", 10).unwrap(), vec!["k1", "k2"]);
+        assert_eq!(r.kv_get("t", "a", "k1").unwrap().as_deref(), Some(&b"v1"[..]));
+        assert!(r.kv_get("u", "a", "k1").unwrap().is_none(), "tenants are apart");
+        drop(r);
+        // Replacing a's component keeps d1 (b uses it); deleting both drops it.
+        store.write(|w| w.put_handler("t", &rec("a", "d2"), b"two")).unwrap();
+        assert!(store.read().unwrap().handler_blob("t", "d1").unwrap().is_some());
+        store.write(|w| w.delete_handler("t", "b")).unwrap();
+        assert!(store.read().unwrap().handler_blob("t", "d1").unwrap().is_none());
+        store.write(|w| w.delete_handler("t", "a")).unwrap();
+        let r = store.read().unwrap();
+        assert!(r.kv_keys("t", "a", "", 10).unwrap().is_empty());
+        assert_eq!(r.kv_keys("t", "ab", "", 10).unwrap(), vec!["k1"], "a's keys only");
+        assert!(r.handlers("t").unwrap().is_empty());
     }
 
     #[test]

@@ -1,0 +1,132 @@
+//! The one `bindgen!` site: host bindings of `ocni:handler/handler-world@0.1.0` (from the
+//! workspace's `wit/` directory), and conversions between the generated types and the plain
+//! mirrors in [`crate::types`].
+//!
+//! Host functions are synchronous and `trappable`: the outer `wasmtime::Result` is a trap, the
+//! inner `Result` (where the WIT has one) is what the guest sees.
+
+use crate::types::{AttributeView, ChangeView, EntityView, FilterView, LogLevel, Operation, RefusalView, ValueView};
+
+wasmtime::component::bindgen!({
+    path: "../../wit",
+    world: "handler-world",
+    imports: { default: trappable },
+});
+
+pub(crate) use self::ocni::handler::types::Operation as WitOperation;
+pub(crate) use self::ocni::handler::types::{Attribute, Change, Entity, Refusal, Value};
+use self::ocni::handler::{log::Level, query::Filter};
+
+impl From<ValueView> for Value {
+    fn from(value: ValueView) -> Value {
+        match value {
+            ValueView::Text(s) => Value::Text(s),
+            ValueView::Number(n) => Value::Number(n),
+            ValueView::Integer(i) => Value::Integer(i),
+            ValueView::Boolean(b) => Value::Boolean(b),
+            ValueView::Json(s) => Value::Json(s),
+        }
+    }
+}
+
+impl From<Value> for ValueView {
+    fn from(value: Value) -> ValueView {
+        match value {
+            Value::Text(s) => ValueView::Text(s),
+            Value::Number(n) => ValueView::Number(n),
+            Value::Integer(i) => ValueView::Integer(i),
+            Value::Boolean(b) => ValueView::Boolean(b),
+            Value::Json(s) => ValueView::Json(s),
+        }
+    }
+}
+
+impl From<AttributeView> for Attribute {
+    fn from(a: AttributeView) -> Attribute {
+        Attribute { name: a.name, value: a.value.into() }
+    }
+}
+
+impl From<Attribute> for AttributeView {
+    fn from(a: Attribute) -> AttributeView {
+        AttributeView { name: a.name, value: a.value.into() }
+    }
+}
+
+impl From<EntityView> for Entity {
+    fn from(e: EntityView) -> Entity {
+        Entity {
+            location: e.location,
+            id: e.id,
+            kind: e.kind,
+            mixins: e.mixins,
+            attributes: e.attributes.into_iter().map(Attribute::from).collect(),
+        }
+    }
+}
+
+impl From<Entity> for EntityView {
+    fn from(e: Entity) -> EntityView {
+        EntityView {
+            location: e.location,
+            id: e.id,
+            kind: e.kind,
+            mixins: e.mixins,
+            attributes: e.attributes.into_iter().map(AttributeView::from).collect(),
+        }
+    }
+}
+
+impl From<Operation> for WitOperation {
+    fn from(op: Operation) -> WitOperation {
+        match op {
+            Operation::Create => WitOperation::Create,
+            Operation::Update => WitOperation::Update,
+            Operation::Delete => WitOperation::Delete,
+            Operation::Action => WitOperation::Action,
+        }
+    }
+}
+
+impl From<Refusal> for RefusalView {
+    fn from(r: Refusal) -> RefusalView {
+        match r {
+            Refusal::InvalidAttribute((name, reason)) => RefusalView::InvalidAttribute { name, reason },
+            Refusal::Conflict(reason) => RefusalView::Conflict(reason),
+            Refusal::Other(reason) => RefusalView::Other(reason),
+        }
+    }
+}
+
+impl From<Change> for ChangeView {
+    fn from(c: Change) -> ChangeView {
+        match c {
+            Change::Set(a) => ChangeView::Set(a.into()),
+            Change::Remove(name) => ChangeView::Remove(name),
+        }
+    }
+}
+
+impl From<Level> for LogLevel {
+    fn from(level: Level) -> LogLevel {
+        match level {
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        }
+    }
+}
+
+impl FilterView {
+    /// The guest's filter, its limit lowered to `max`.
+    pub(crate) fn from_wit(filter: Filter, max: usize) -> FilterView {
+        let max = u32::try_from(max).unwrap_or(u32::MAX);
+        FilterView {
+            kind: filter.kind,
+            mixin: filter.mixin,
+            attributes: filter.attributes.into_iter().map(AttributeView::from).collect(),
+            limit: filter.limit.min(max),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! [`RuntimeConfig`]: every limit the runtime applies, with safe defaults.
+
+use std::time::Duration;
+
+use crate::error::RuntimeError;
+
+/// How often the epoch ticker advances the engine's epoch; the granularity of
+/// [`RuntimeConfig::deadline`].
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The limits of a [`Runtime`](crate::Runtime). Per-call limits apply to every call; pool sizes
+/// are fixed when the runtime starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeConfig {
+    /// Wall-clock time a call may spend (instantiation, guest code and host calls together),
+    /// enforced by epoch interruption with [`EPOCH_TICK`] granularity: a call is stopped between
+    /// `deadline` and `deadline + EPOCH_TICK` after it starts, at the guest's next loop header or
+    /// function entry. Default 100 ms.
+    pub deadline: Duration,
+    /// Optional deterministic budget of wasm fuel (about one unit per instruction) per call.
+    /// `None` (the default) turns fuel metering off, which makes guests 10-40% faster.
+    pub fuel: Option<u64>,
+    /// Largest size of each linear memory of a call, in bytes; also the pooling allocator's
+    /// per-slot maximum. Default 32 MiB.
+    pub max_memory_bytes: usize,
+    /// Largest number of elements of each table. Default 10 000.
+    pub max_table_elements: usize,
+    /// Core and component instances a call may create. Default 20 (a Rust guest needs about 5).
+    pub max_instances: usize,
+    /// Tables a call may create. Default 10.
+    pub max_tables: usize,
+    /// Linear memories a call may create. Default 2.
+    pub max_memories: usize,
+    /// Bytes of log lines (message plus field names and values) a call may write; later lines
+    /// are dropped and counted. Default 64 KiB.
+    pub max_log_bytes: usize,
+    /// Bytes the guest may pass to the host in one host call or one export's result
+    /// (`Store::set_hostcall_fuel`). Default 1 MiB.
+    pub max_hostcall_bytes: usize,
+    /// Longest time an upload's compilation may take. Default 30 s.
+    pub compile_timeout: Duration,
+    /// Largest upload accepted by [`Runtime::compile`](crate::Runtime::compile). Default 16 MiB.
+    pub max_component_bytes: usize,
+    /// Calls that may run at once; further calls wait (at most their deadline) for a free slot.
+    /// Sizes the pooling allocator. Default 64.
+    pub max_concurrent_calls: usize,
+    /// Compilations that may run at once, counting ones that outlived their timeout (they cannot
+    /// be interrupted); further uploads are refused as busy. Default 2.
+    pub max_concurrent_compiles: usize,
+    /// Bytes of the guest's stdout and stderr kept per call (the rest is dropped), reported to
+    /// the host log when the call fails. Default 4 KiB.
+    pub max_console_bytes: usize,
+    /// Most entities one `find` may return; the guest's own `limit` is lowered to this.
+    /// Default 1000.
+    pub max_find_results: usize,
+    /// Largest wasm stack, in bytes (`Config::max_wasm_stack`). Calls run on the caller's thread,
+    /// which needs this much plus about 1 MiB of stack. Default 512 KiB.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> RuntimeConfig {
+        RuntimeConfig {
+            deadline: Duration::from_millis(100),
+            fuel: None,
+            max_memory_bytes: 32 << 20,
+            max_table_elements: 10_000,
+            max_instances: 20,
+            max_tables: 10,
+            max_memories: 2,
+            max_log_bytes: 64 << 10,
+            max_hostcall_bytes: 1 << 20,
+            compile_timeout: Duration::from_secs(30),
+            max_component_bytes: 16 << 20,
+            max_concurrent_calls: 64,
+            max_concurrent_compiles: 2,
+            max_console_bytes: 4 << 10,
+            max_find_results: 1000,
+            max_wasm_stack: 512 << 10,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Epoch ticks a call may run: enough that the call always gets its whole `deadline`.
+    pub(crate) fn deadline_ticks(&self) -> u64 {
+        let tick = EPOCH_TICK.as_nanos();
+        let ticks = self.deadline.as_nanos().div_ceil(tick).max(1) + 1;
+        u64::try_from(ticks).unwrap_or(u64::MAX)
+    }
+
+    /// Refuses values the engine or the pool cannot honour.
+    pub(crate) fn check(&self) -> Result<(), RuntimeError> {
+        let bad = |what: &str| Err(RuntimeError::Config(what.to_string()));
+        if self.deadline.is_zero() {
+            return bad("deadline must be positive");
+        }
+        if self.fuel == Some(0) {
+            return bad("fuel must be positive when set");
+        }
+        if self.max_memory_bytes < 64 << 10 || self.max_memory_bytes > 4 << 30 {
+            return bad("max_memory_bytes must be between 64 KiB and 4 GiB");
+        }
+        if self.max_concurrent_calls == 0 || self.max_concurrent_compiles == 0 {
+            return bad("max_concurrent_calls and max_concurrent_compiles must be positive");
+        }
+        if self.max_instances == 0 || self.max_tables == 0 || self.max_memories == 0 {
+            return bad("max_instances, max_tables and max_memories must be positive");
+        }
+        if self.max_hostcall_bytes == 0 || self.max_component_bytes == 0 || self.compile_timeout.is_zero() {
+            return bad("max_hostcall_bytes, max_component_bytes and compile_timeout must be positive");
+        }
+        for per_call in [self.max_instances, self.max_tables, self.max_memories] {
+            if u32::try_from(per_call.saturating_mul(self.max_concurrent_calls)).is_err() {
+                return bad("pool too large: max_concurrent_calls times a per-call count exceeds u32");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_deadline_covers_the_whole_budget() {
+        let config = RuntimeConfig::default();
+        config.check().unwrap();
+        // 100 ms at 10 ms ticks: 10 ticks, plus one because the first tick may come at once.
+        assert_eq!(config.deadline_ticks(), 11);
+        let short = RuntimeConfig { deadline: Duration::from_millis(1), ..RuntimeConfig::default() };
+        assert_eq!(short.deadline_ticks(), 2);
+    }
+
+    #[test]
+    fn nonsense_is_refused() {
+        let zero = RuntimeConfig { deadline: Duration::ZERO, ..RuntimeConfig::default() };
+        assert!(matches!(zero.check(), Err(RuntimeError::Config(_))));
+        let huge = RuntimeConfig { max_concurrent_calls: usize::MAX / 2, ..RuntimeConfig::default() };
+        assert!(matches!(huge.check(), Err(RuntimeError::Config(_))));
+    }
+}

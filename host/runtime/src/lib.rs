@@ -1,0 +1,40 @@
+//! The only crate that knows wasmtime: runs tenants' WebAssembly handler components (the
+//! `ocni:handler/handler-world@0.1.0` world in the workspace's `wit/handler.wit`) sandboxed, for
+//! kind and mixin validation and lifecycle and action logic.
+//!
+//! - [`Runtime::compile`] accepts an upload (off the request path: a worker thread bounded by a
+//!   timeout), checks it is a component of the handler world whose imports are offered, and
+//!   caches it in memory and as a compiled artifact in the cache directory;
+//!   [`Runtime::load`] finds it again by digest, after a restart too, without recompiling.
+//! - [`Runtime::call`] runs one [`Call`] in a fresh `Store` with every limit of
+//!   [`RuntimeConfig`] applied, serving the guest's imports with a caller-provided [`HostApi`],
+//!   and answers an [`Outcome`] or a [`CallError`] whose message is meant for the HTTP client.
+//!
+//! Sandbox: one engine with the pooling allocator; a wall-clock deadline per call (epoch
+//! interruption, 10 ms ticks), optional fuel; per-memory, table, instance and memory-count
+//! limits; a bound on data the guest passes to the host (hostcall fuel); a log budget per call;
+//! no filesystem, network, clocks, randomness, environment or stdio passthrough: of WASI only
+//! `wasi:io` and `wasi:cli` (empty environment and arguments, closed stdin, stdout and stderr
+//! into a small bounded buffer, `exit`) are linked, against an empty context.
+//! The cache directory must be writable by the server only: artifacts in it are loaded as
+//! trusted native code.
+
+#![warn(missing_docs)]
+
+mod bindings;
+mod config;
+mod error;
+mod host;
+mod runtime;
+mod types;
+
+pub use crate::config::{EPOCH_TICK, RuntimeConfig};
+pub use crate::error::{CallError, RuntimeError, UploadError};
+pub use crate::runtime::{Compiled, Handler, Runtime};
+pub use crate::types::{
+    AttributeView, Call, ChangeView, EntityView, FilterView, HostApi, LogLevel, NullHost, Operation, Outcome,
+    RefusalView, ValueView,
+};
+
+#[cfg(test)]
+mod tests;

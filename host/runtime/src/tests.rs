@@ -1,0 +1,590 @@
+//! Unit tests with small components: a test guest written as a core module in WAT, wrapped into a
+//! component of the handler world by `wit-component` (what `wasm-component-ld` does for Rust
+//! guests), and hand-written component WAT for the rejection paths.
+//!
+//! The test guest's `validate` picks a behaviour from the number of mixins of the entity:
+//! 0 accept, 1 refuse (two refusals), 2 infinite loop, 3 memory bomb, 4 `unreachable`,
+//! 5 unbounded recursion, 6 log flood (1000 lines of 100 bytes), 7 one 2 MiB log line,
+//! 8 `kv.set("k", "v")`, 9 table bomb, 10 log the kind with field (id, location),
+//! 11 `query.get(location)` and log the kind of what came back.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::*;
+
+/// Data segment offsets of the test guest (see `guest_wat`).
+const ACCEPT: u32 = 1024;
+const REFUSE: u32 = 1056;
+const CHANGES: u32 = 1280;
+const EMPTY_CHANGES: u32 = 1440;
+const CONFLICT: u32 = 1472;
+
+fn le(v: u32) -> String {
+    v.to_le_bytes().iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
+fn data(offset: u32, bytes: &str) -> String {
+    format!("(data (i32.const {offset}) \"{bytes}\")\n")
+}
+
+/// The test guest's core module; `memory_pages` is its initial memory size.
+fn guest_wat(memory_pages: u32) -> String {
+    let mut d = String::new();
+    // validate refusing: result<_, list<refusal>> = err([invalid-attribute(cores, too many), other(no)])
+    d += &data(REFUSE, &format!("\\01\\00\\00\\00{}{}", le(1088), le(2)));
+    d += &data(1088, &format!("\\00\\00\\00\\00{}{}{}{}", le(1200), le(18), le(1220), le(8)));
+    d += &data(1108, &format!("\\02\\00\\00\\00{}{}", le(1232), le(2)));
+    d += &data(1200, "occi.compute.cores");
+    d += &data(1220, "too many");
+    d += &data(1232, "no");
+    // on-create: ok([set(occi.compute.state = text(active)), remove(foo)])
+    d += &data(CHANGES, &format!("\\00\\00\\00\\00{}{}", le(1312), le(2)));
+    let pad = "\\00".repeat(8);
+    d += &data(1312, &format!("{pad}{}{}{pad}{}{}", le(1400), le(18), le(1420), le(6)));
+    d += &data(1344, &format!("\\01\\00\\00\\00\\00\\00\\00\\00{}{}", le(1430), le(3)));
+    d += &data(1400, "occi.compute.state");
+    d += &data(1420, "active");
+    d += &data(1430, "foo");
+    // ok([])
+    d += &data(EMPTY_CHANGES, &format!("\\00\\00\\00\\00{}{}", le(EMPTY_CHANGES), le(0)));
+    // on-delete: err(conflict(keep me))
+    d += &data(CONFLICT, &format!("\\01\\00\\00\\00\\01\\00\\00\\00{}{}", le(1500), le(7)));
+    d += &data(1500, "keep me");
+    d += &data(1536, &"x".repeat(100));
+    d += &data(1640, "kv");
+    let entity_params = "i32 i32 i32 i32 i32 i32 i32 i32 i32 i32";
+    format!(
+        r#"(module
+  (import "ocni:handler/log@0.1.0" "write" (func $log (param i32 i32 i32 i32 i32)))
+  (import "ocni:handler/kv@0.1.0" "set" (func $kv_set (param i32 i32 i32 i32 i32)))
+  (import "ocni:handler/query@0.1.0" "get" (func $get (param i32 i32 i32)))
+  (memory (export "memory") {memory_pages})
+  (table $t 1 funcref)
+  (global $heap (mut i32) (i32.const 4096))
+  {d}
+  (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
+    (local $ptr i32) (local $end i32)
+    (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get $align) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get $align))))
+    (local.set $end (i32.add (local.get $ptr) (local.get $size)))
+    (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
+      (then
+        (if (i32.eq (memory.grow (i32.add (i32.shr_u (i32.sub (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
+                                                     (i32.const 16))
+                                          (i32.const 1)))
+                    (i32.const -1))
+          (then unreachable))))
+    (global.set $heap (local.get $end))
+    (local.get $ptr))
+  (func $recurse (param i32) (result i32)
+    (i32.add (call $recurse (i32.add (local.get 0) (i32.const 1))) (i32.const 1)))
+  (func (export "ocni:handler/handler@0.1.0#validate")
+    (param $loc i32) (param $loc_len i32) (param $id i32) (param $id_len i32) (param $kind i32) (param $kind_len i32)
+    (param $mixins i32) (param $n i32) (param $attrs i32) (param $attrs_len i32) (param $op i32) (result i32)
+    (local $i i32)
+    (if (i32.eq (local.get $n) (i32.const 1)) (then (return (i32.const {REFUSE}))))
+    (if (i32.eq (local.get $n) (i32.const 2)) (then (loop $spin (br $spin))))
+    (if (i32.eq (local.get $n) (i32.const 3))
+      (then (loop $grow
+              (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1)) (then unreachable))
+              (br $grow))))
+    (if (i32.eq (local.get $n) (i32.const 4)) (then unreachable))
+    (if (i32.eq (local.get $n) (i32.const 5)) (then (drop (call $recurse (i32.const 0)))))
+    (if (i32.eq (local.get $n) (i32.const 6))
+      (then (loop $flood
+              (call $log (i32.const 1) (i32.const 1536) (i32.const 100) (i32.const 0) (i32.const 0))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if $flood (i32.lt_u (local.get $i) (i32.const 1000))))))
+    (if (i32.eq (local.get $n) (i32.const 7))
+      (then (drop (memory.grow (i32.const 40)))
+            (call $log (i32.const 1) (i32.const 65536) (i32.const 2097152) (i32.const 0) (i32.const 0))))
+    (if (i32.eq (local.get $n) (i32.const 8))
+      (then (call $kv_set (i32.const 1640) (i32.const 1) (i32.const 1641) (i32.const 1) (i32.const 1648))))
+    (if (i32.eq (local.get $n) (i32.const 9))
+      (then (loop $tgrow
+              (if (i32.eq (table.grow $t (ref.null func) (i32.const 1000)) (i32.const -1)) (then unreachable))
+              (br $tgrow))))
+    (if (i32.eq (local.get $n) (i32.const 10))
+      (then (i32.store (i32.const 1664) (local.get $id))
+            (i32.store (i32.const 1668) (local.get $id_len))
+            (i32.store (i32.const 1672) (local.get $loc))
+            (i32.store (i32.const 1676) (local.get $loc_len))
+            (call $log (i32.const 1) (local.get $kind) (local.get $kind_len) (i32.const 1664) (i32.const 1))))
+    (if (i32.eq (local.get $n) (i32.const 11))
+      (then (call $get (local.get $loc) (local.get $loc_len) (i32.const 1696))
+            (if (i32.eq (i32.load8_u (i32.const 1696)) (i32.const 1))
+              (then (call $log (i32.const 2) (i32.load (i32.const 1716)) (i32.load (i32.const 1720))
+                               (i32.const 0) (i32.const 0))))))
+    (i32.const {ACCEPT}))
+  (func (export "ocni:handler/handler@0.1.0#on-create") (param {entity_params}) (result i32)
+    (i32.const {CHANGES}))
+  (func (export "ocni:handler/handler@0.1.0#on-update") (param i32) (result i32)
+    (i32.const {EMPTY_CHANGES}))
+  (func (export "ocni:handler/handler@0.1.0#on-delete") (param {entity_params}) (result i32)
+    (i32.const {CONFLICT}))
+  (func (export "ocni:handler/handler@0.1.0#on-action") (param {entity_params} i32 i32 i32 i32) (result i32)
+    (i32.const {EMPTY_CHANGES}))
+)"#
+    )
+}
+
+/// The test guest as a component of the handler world.
+fn guest_component(memory_pages: u32) -> Vec<u8> {
+    let mut module = wat::parse_str(guest_wat(memory_pages)).expect("test guest WAT");
+    let mut resolve = wit_parser::Resolve::default();
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit");
+    let (package, _) = resolve.push_path(&wit).expect("the workspace WIT");
+    let world = resolve.select_world(&[package], Some("handler-world")).expect("handler-world");
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8)
+        .expect("embedding WIT metadata");
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(&module)
+        .expect("module")
+        .encode()
+        .expect("componentizing the test guest")
+}
+
+fn guest() -> &'static [u8] {
+    static GUEST: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    GUEST.get_or_init(|| guest_component(1))
+}
+
+fn test_config() -> RuntimeConfig {
+    RuntimeConfig { max_concurrent_calls: 4, deadline: Duration::from_millis(50), ..RuntimeConfig::default() }
+}
+
+fn runtime(dir: &Path) -> Runtime {
+    Runtime::new(test_config(), dir).expect("runtime")
+}
+
+type LogLine = (LogLevel, String, Vec<(String, String)>);
+
+#[derive(Default)]
+struct Recorded {
+    logs: Vec<LogLine>,
+    kv: BTreeMap<String, Vec<u8>>,
+    gets: Vec<String>,
+}
+
+/// A host that records what the guest did; `entity` is what `get` answers.
+struct TestHost {
+    recorded: Arc<Mutex<Recorded>>,
+    entity: Option<EntityView>,
+}
+
+impl TestHost {
+    fn boxed() -> (Box<dyn HostApi + Send>, Arc<Mutex<Recorded>>) {
+        let recorded = Arc::new(Mutex::new(Recorded::default()));
+        (Box::new(TestHost { recorded: Arc::clone(&recorded), entity: None }), recorded)
+    }
+}
+
+impl HostApi for TestHost {
+    fn log(&mut self, level: LogLevel, message: &str, fields: &[(String, String)]) {
+        self.recorded.lock().unwrap().logs.push((level, message.to_string(), fields.to_vec()));
+    }
+    fn find(&mut self, _filter: FilterView) -> Vec<EntityView> {
+        Vec::new()
+    }
+    fn get(&mut self, location: &str) -> Option<EntityView> {
+        self.recorded.lock().unwrap().gets.push(location.to_string());
+        self.entity.clone()
+    }
+    fn kv_get(&mut self, key: &str) -> Option<Vec<u8>> {
+        self.recorded.lock().unwrap().kv.get(key).cloned()
+    }
+    fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.recorded.lock().unwrap().kv.insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+    fn kv_delete(&mut self, key: &str) {
+        self.recorded.lock().unwrap().kv.remove(key);
+    }
+    fn kv_keys(&mut self, prefix: &str) -> Vec<String> {
+        self.recorded.lock().unwrap().kv.keys().filter(|k| k.starts_with(prefix)).cloned().collect()
+    }
+}
+
+/// An entity whose mixin count selects the test guest's behaviour.
+fn entity(behaviour: usize) -> EntityView {
+    EntityView {
+        location: "/compute/42".into(),
+        id: "42".into(),
+        kind: "http://schemas.ogf.org/occi/infrastructure#compute".into(),
+        mixins: (0..behaviour).map(|i| format!("http://example.org/m#{i}")).collect(),
+        attributes: vec![
+            AttributeView::new("occi.compute.cores", ValueView::Integer(2)),
+            AttributeView::new("occi.compute.speed", ValueView::Number(2.5)),
+            AttributeView::new("occi.core.title", ValueView::Text("web".into())),
+            AttributeView::new("x.on", ValueView::Boolean(true)),
+            AttributeView::new("x.tags", ValueView::Json("[1,2]".into())),
+        ],
+    }
+}
+
+fn validate(behaviour: usize) -> Call {
+    Call::Validate { entity: entity(behaviour), op: Operation::Create }
+}
+
+/// Compiles the test guest into `runtime` and loads it.
+fn handler(runtime: &Runtime) -> Arc<Handler> {
+    let compiled = runtime.compile(guest()).expect("test guest compiles");
+    runtime.load(&compiled.digest).expect("test guest loads")
+}
+
+fn call(runtime: &Runtime, handler: &Handler, call: Call) -> (Result<Outcome, CallError>, Arc<Mutex<Recorded>>) {
+    let (host, recorded) = TestHost::boxed();
+    let (result, _host) = runtime.call(handler, host, call);
+    (result, recorded)
+}
+
+#[test]
+fn runtime_and_handler_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Runtime>();
+    check::<Handler>();
+    check::<Arc<Handler>>();
+}
+
+#[test]
+fn exports_map_to_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let handler = handler(&runtime);
+
+    assert_eq!(call(&runtime, &handler, validate(0)).0, Ok(Outcome::Accepted));
+    assert_eq!(
+        call(&runtime, &handler, validate(1)).0,
+        Ok(Outcome::Refused(vec![
+            RefusalView::InvalidAttribute { name: "occi.compute.cores".into(), reason: "too many".into() },
+            RefusalView::Other("no".into()),
+        ]))
+    );
+    assert_eq!(
+        call(&runtime, &handler, Call::Create { entity: entity(0) }).0,
+        Ok(Outcome::Changes(vec![
+            ChangeView::Set(AttributeView::new("occi.compute.state", ValueView::Text("active".into()))),
+            ChangeView::Remove("foo".into()),
+        ]))
+    );
+    assert_eq!(
+        call(&runtime, &handler, Call::Update { old: entity(0), new: entity(1) }).0,
+        Ok(Outcome::Changes(vec![]))
+    );
+    assert_eq!(
+        call(&runtime, &handler, Call::Delete { entity: entity(0) }).0,
+        Ok(Outcome::Refused(vec![RefusalView::Conflict("keep me".into())]))
+    );
+    let action = Call::Action {
+        entity: entity(0),
+        action: "http://schemas.ogf.org/occi/infrastructure/compute/action#start".into(),
+        params: vec![AttributeView::new("method", ValueView::Text("graceful".into()))],
+    };
+    assert_eq!(call(&runtime, &handler, action).0, Ok(Outcome::Changes(vec![])));
+}
+
+#[test]
+fn host_imports_see_the_call_and_the_host_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let handler = handler(&runtime);
+
+    // The entity reaches the guest: it logs its kind with the field (id, location).
+    let (result, recorded) = call(&runtime, &handler, validate(10));
+    assert_eq!(result, Ok(Outcome::Accepted));
+    let logs = &recorded.lock().unwrap().logs;
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].0, LogLevel::Info);
+    assert_eq!(logs[0].1, entity(10).kind);
+    assert_eq!(logs[0].2, vec![("42".to_string(), "/compute/42".to_string())]);
+
+    // kv writes go to the host, which the caller gets back.
+    let (host, recorded) = TestHost::boxed();
+    let (result, host) = runtime.call(&handler, host, validate(8));
+    assert_eq!(result, Ok(Outcome::Accepted));
+    drop(host);
+    assert_eq!(recorded.lock().unwrap().kv.get("k").map(Vec::as_slice), Some(&b"v"[..]));
+
+    // An entity from `get` is lowered into the guest.
+    let recorded = Arc::new(Mutex::new(Recorded::default()));
+    let returned = EntityView { kind: "http://example.org/k#returned".into(), ..entity(3) };
+    let host = Box::new(TestHost { recorded: Arc::clone(&recorded), entity: Some(returned) });
+    let (result, _host) = runtime.call(&handler, host, validate(11));
+    assert_eq!(result, Ok(Outcome::Accepted));
+    let recorded = recorded.lock().unwrap();
+    assert_eq!(recorded.gets, vec!["/compute/42".to_string()]);
+    assert_eq!(recorded.logs.len(), 1);
+    assert_eq!((recorded.logs[0].0, recorded.logs[0].1.as_str()), (LogLevel::Warn, "http://example.org/k#returned"));
+}
+
+#[test]
+fn log_lines_past_the_budget_are_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let handler = handler(&runtime);
+    let (result, recorded) = call(&runtime, &handler, validate(6));
+    assert_eq!(result, Ok(Outcome::Accepted));
+    let logs = &recorded.lock().unwrap().logs;
+    // 64 KiB / 100 bytes: 655 lines kept, 345 dropped, then one note from the runtime.
+    assert_eq!(logs.len(), 656);
+    assert!(logs[..655].iter().all(|(level, message, _)| *level == LogLevel::Info && message.len() == 100));
+    let (level, note, _) = &logs[655];
+    assert_eq!(*level, LogLevel::Warn);
+    assert!(note.starts_with("345 log line(s) (34500 bytes) dropped"), "{note}");
+}
+
+#[test]
+fn hostile_guests_are_stopped_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let handler = handler(&runtime);
+
+    let started = Instant::now();
+    let (result, _) = call(&runtime, &handler, validate(2));
+    let elapsed = started.elapsed();
+    assert_eq!(result, Err(CallError::Timeout { limit: Duration::from_millis(50) }));
+    assert!(elapsed >= Duration::from_millis(50) && elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert_eq!(result.unwrap_err().to_string(), "handler exceeded its 50 ms time limit");
+
+    let (result, _) = call(&runtime, &handler, validate(3));
+    assert_eq!(result, Err(CallError::MemoryLimit { limit_bytes: 32 << 20 }));
+
+    let (result, _) = call(&runtime, &handler, validate(4));
+    assert!(matches!(&result, Err(CallError::Trap(m)) if m.contains("unreachable")), "{result:?}");
+
+    let (result, _) = call(&runtime, &handler, validate(5));
+    assert_eq!(result, Err(CallError::StackOverflow));
+
+    let (result, _) = call(&runtime, &handler, validate(7));
+    assert_eq!(result, Err(CallError::OutputTooLarge { limit_bytes: 1 << 20 }));
+
+    let (result, _) = call(&runtime, &handler, validate(9));
+    assert!(matches!(&result, Err(CallError::ResourceLimit(m)) if m.contains("10000")), "{result:?}");
+
+    // The engine and the pool are fine afterwards.
+    assert_eq!(call(&runtime, &handler, validate(0)).0, Ok(Outcome::Accepted));
+}
+
+#[test]
+fn fuel_budget_stops_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig { fuel: Some(1_000_000), deadline: Duration::from_secs(5), ..test_config() };
+    let runtime = Runtime::new(config, dir.path()).unwrap();
+    let handler = handler(&runtime);
+    let started = Instant::now();
+    let (result, _) = call(&runtime, &handler, validate(2));
+    assert_eq!(result, Err(CallError::OutOfFuel { fuel: 1_000_000 }));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(call(&runtime, &handler, validate(0)).0, Ok(Outcome::Accepted));
+}
+
+#[test]
+fn concurrent_calls_share_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig { max_concurrent_calls: 2, deadline: Duration::from_secs(2), ..test_config() };
+    let runtime = Runtime::new(config, dir.path()).unwrap();
+    let handler = handler(&runtime);
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let (runtime, handler) = (runtime.clone(), Arc::clone(&handler));
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    assert_eq!(call(&runtime, &handler, validate(0)).0, Ok(Outcome::Accepted));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
+
+#[test]
+fn digests_are_stable_and_compiling_twice_compiles_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let first = runtime.compile(guest()).unwrap();
+    let second = runtime.compile(guest()).unwrap();
+    assert_eq!(first, second);
+    let expected: String = Sha256::digest(guest()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(first.digest, expected);
+    assert_eq!(first.size, guest().len());
+    assert_eq!(runtime.compiled_count(), 1);
+    let artifacts: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let name = artifacts[0].to_str().unwrap();
+    assert!(name.starts_with(&format!("{expected}-")) && name.ends_with(".cwasm"), "{name}");
+}
+
+#[test]
+fn a_restart_loads_the_artifact_without_compiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let digest = {
+        let first = runtime(dir.path());
+        let digest = first.compile(guest()).unwrap().digest;
+        assert_eq!(first.compiled_count(), 1);
+        digest
+    };
+    let second = runtime(dir.path());
+    let handler = second.load(&digest).expect("loaded from the cache directory");
+    assert_eq!(handler.digest(), digest);
+    assert_eq!(call(&second, &handler, validate(1)).0.map(|o| matches!(o, Outcome::Refused(_))), Ok(true));
+    // Compiling the same bytes again finds the loaded handler.
+    assert_eq!(second.compile(guest()).unwrap().digest, digest);
+    assert_eq!(second.compiled_count(), 0);
+
+    // A third runtime compiling the bytes deserializes the artifact instead of compiling.
+    let third = runtime(dir.path());
+    assert_eq!(third.compile(guest()).unwrap().digest, digest);
+    assert_eq!(third.compiled_count(), 0);
+}
+
+#[test]
+fn load_refuses_bad_digests_and_unusable_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    assert!(matches!(runtime.load("../../etc/passwd"), Err(RuntimeError::InvalidDigest(_))));
+    assert!(matches!(runtime.load(&"A".repeat(64)), Err(RuntimeError::InvalidDigest(_))));
+    let unknown = "0".repeat(64);
+    assert!(matches!(runtime.load(&unknown), Err(RuntimeError::NotCompiled(d)) if d == unknown));
+
+    // A corrupt artifact is deleted and reported as not compiled; compiling again fixes it.
+    let digest = runtime.compile(guest()).unwrap().digest;
+    let artifact = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&artifact, b"not an artifact").unwrap();
+    let fresh = super::Runtime::new(test_config(), dir.path()).unwrap();
+    assert!(matches!(fresh.load(&digest), Err(RuntimeError::NotCompiled(_))));
+    assert!(!artifact.exists());
+    fresh.compile(guest()).unwrap();
+    assert_eq!(fresh.compiled_count(), 1);
+    assert!(fresh.load(&digest).is_ok());
+
+    // Evicting forgets the in-memory handler; the artifact brings it back.
+    assert!(fresh.evict(&digest));
+    assert!(!fresh.evict(&digest));
+    assert!(fresh.load(&digest).is_ok());
+    assert_eq!(fresh.compiled_count(), 1);
+}
+
+#[test]
+fn artifacts_of_another_engine_are_pruned_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join(format!("{}-0000000000000000.cwasm", "a".repeat(64)));
+    let unrelated = dir.path().join("notes.txt");
+    std::fs::write(&stale, b"old").unwrap();
+    std::fs::write(&unrelated, b"keep").unwrap();
+    let _runtime = runtime(dir.path());
+    assert!(!stale.exists());
+    assert!(unrelated.exists());
+}
+
+#[test]
+fn uploads_that_are_not_handler_components_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let refuse = |bytes: &[u8]| runtime.compile(bytes).unwrap_err();
+
+    assert_eq!(refuse(b"hello, world"), UploadError::NotWasm);
+    assert_eq!(refuse(&wat::parse_str("(module)").unwrap()), UploadError::NotAComponent);
+    assert!(matches!(refuse(b"\0asm\x0d\x00\x01\x00garbage"), UploadError::Invalid(_)));
+
+    let big = RuntimeConfig { max_component_bytes: 100, ..test_config() };
+    let small = Runtime::new(big, dir.path()).unwrap();
+    assert_eq!(small.compile(guest()).unwrap_err(), UploadError::TooLarge { size: guest().len(), max: 100 });
+
+    // A precompiled artifact is never accepted from a client.
+    let precompiled = wasmtime::Engine::default().precompile_component(guest()).unwrap();
+    assert_eq!(refuse(&precompiled), UploadError::Precompiled);
+
+    // A component without the handler export.
+    let empty = wat::parse_str("(component)").unwrap();
+    assert!(matches!(refuse(&empty), UploadError::World(m) if m.contains("ocni:handler/handler")));
+
+    for (import, why) in [
+        ("wasi:filesystem/preopens@0.2.6", "no filesystem"),
+        ("wasi:filesystem/types@0.2.0", "no filesystem"),
+        ("wasi:sockets/tcp@0.2.6", "no network"),
+        ("wasi:http/outgoing-handler@0.2.6", "no network"),
+        ("wasi:clocks/monotonic-clock@0.2.6", "no clocks"),
+        ("wasi:clocks/wall-clock@0.2.6", "no clocks"),
+        ("wasi:random/insecure-seed@0.2.6", "no randomness"),
+        ("wasi:keyvalue/store@0.2.0-draft", "not given"),
+        ("evil:host/escape", "not part of ocni:handler"),
+    ] {
+        let bytes = wat::parse_str(format!(r#"(component (import "{import}" (instance)))"#)).unwrap();
+        match refuse(&bytes) {
+            UploadError::Import { import: name, reason } => {
+                assert_eq!(name, import);
+                assert!(reason.contains(why), "{import}: {reason}");
+            }
+            other => panic!("{import}: {other:?}"),
+        }
+    }
+
+    // An offered interface with the wrong shape fails the linker's type check.
+    let wrong = wat::parse_str(
+        r#"(component (import "ocni:handler/log@0.1.0" (instance (export "write" (func (param "x" u32))))))"#,
+    )
+    .unwrap();
+    assert!(matches!(refuse(&wrong), UploadError::World(_)));
+
+    // A memory larger than the limit at start is refused at upload (by the pool's check when
+    // compiling, or by the trial instantiation).
+    let fat = refuse(&guest_component(1000));
+    assert!(matches!(&fat, UploadError::Invalid(m) | UploadError::Limits(m) if m.contains("memory")), "{fat:?}");
+
+    assert_eq!(runtime.compiled_count(), 11);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "refused uploads leave no artifact");
+}
+
+#[test]
+fn compilation_is_bounded_by_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig { compile_timeout: Duration::from_nanos(1), ..test_config() };
+    let runtime = Runtime::new(config, dir.path()).unwrap();
+    assert_eq!(runtime.compile(guest()).unwrap_err(), UploadError::CompileTimeout(Duration::from_nanos(1)));
+    assert_eq!(runtime.compiled_count(), 0);
+}
+
+#[test]
+fn a_handler_of_another_runtime_is_refused() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (first, second) = (runtime(a.path()), runtime(b.path()));
+    let handler = handler(&first);
+    assert!(matches!(call(&second, &handler, validate(0)).0, Err(CallError::Internal(_))));
+}
+
+/// Per-call overhead (store, instantiate, call, drop) of the smallest call. Prints numbers with
+/// `cargo test -p ocni-runtime -- --nocapture per_call_overhead`; meaningful in `--release`.
+#[test]
+fn per_call_overhead() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let started = Instant::now();
+    let digest = runtime.compile(guest()).unwrap().digest;
+    let compile = started.elapsed();
+    let started = Instant::now();
+    drop(super::Runtime::new(test_config(), dir.path()).unwrap().load(&digest).unwrap());
+    let load = started.elapsed();
+    let handler = runtime.load(&digest).unwrap();
+    let mut times: Vec<Duration> = (0..500)
+        .map(|_| {
+            let started = Instant::now();
+            let (result, _) = runtime.call(&handler, Box::new(NullHost), validate(0));
+            assert_eq!(result, Ok(Outcome::Accepted));
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    eprintln!(
+        "compile {compile:?}, runtime start + load from cache {load:?}, call p50 {:?} p99 {:?}",
+        times[times.len() / 2],
+        times[times.len() * 99 / 100]
+    );
+}

@@ -1,0 +1,240 @@
+//! Plain Rust mirrors of the `ocni:handler@0.1.0` WIT types, the calls a handler serves and what
+//! it answers, and [`HostApi`], the host side of the imports a handler sees. Callers never see the
+//! `bindgen!` types.
+
+/// An attribute value (WIT `value`). Arrays and objects travel as JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueView {
+    /// A string.
+    Text(String),
+    /// A number with a fractional part (or any number that is not carried as an integer).
+    Number(f64),
+    /// A whole number.
+    Integer(i64),
+    /// true or false.
+    Boolean(bool),
+    /// An array or object, as JSON text.
+    Json(String),
+}
+
+/// One attribute: its full dotted name (e.g. `occi.compute.cores`) and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeView {
+    /// Full dotted name.
+    pub name: String,
+    /// The value.
+    pub value: ValueView,
+}
+
+impl AttributeView {
+    /// An attribute named `name` with value `value`.
+    pub fn new(name: impl Into<String>, value: ValueView) -> AttributeView {
+        AttributeView { name: name.into(), value }
+    }
+}
+
+/// An entity (resource or link) as a handler sees it (WIT `entity`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EntityView {
+    /// Server path, e.g. `/compute/3f2a...`.
+    pub location: String,
+    /// The entity id (last segment of the location).
+    pub id: String,
+    /// Kind identifier, `scheme#term`.
+    pub kind: String,
+    /// Mixin identifiers, in the entity's order.
+    pub mixins: Vec<String>,
+    /// Every attribute, `occi.core.*` included, sorted by name.
+    pub attributes: Vec<AttributeView>,
+}
+
+/// What is being done to the entity that `validate` sees (WIT `operation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// The entity is being created.
+    Create,
+    /// The entity is being updated.
+    Update,
+    /// The entity is being deleted.
+    Delete,
+    /// An action is being performed on the entity.
+    Action,
+}
+
+/// Why a handler refuses a request (WIT `refusal`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusalView {
+    /// An attribute is wrong. Meant to become a 400 naming the attribute.
+    InvalidAttribute {
+        /// The attribute's full name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request conflicts with the entity's state. Meant to become a 409.
+    Conflict(String),
+    /// Any other reason. Meant to become a 400.
+    Other(String),
+}
+
+impl std::fmt::Display for RefusalView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefusalView::InvalidAttribute { name, reason } => write!(f, "attribute {name}: {reason}"),
+            RefusalView::Conflict(reason) | RefusalView::Other(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// An attribute change a handler asks for (WIT `change`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeView {
+    /// Set (add or replace) an attribute.
+    Set(AttributeView),
+    /// Remove an attribute by name.
+    Remove(String),
+}
+
+/// Which entities a handler's `find` asks for (WIT `query.filter`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FilterView {
+    /// Only entities of this kind (`scheme#term`).
+    pub kind: Option<String>,
+    /// Only entities carrying this mixin.
+    pub mixin: Option<String>,
+    /// Only entities whose attributes equal these.
+    pub attributes: Vec<AttributeView>,
+    /// At most this many. The runtime has already lowered it to
+    /// [`RuntimeConfig::max_find_results`](crate::RuntimeConfig::max_find_results).
+    pub limit: u32,
+}
+
+/// Severity of a handler's log line (WIT `log.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// Debugging detail.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something looks wrong.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// One call into a handler: which export to run, with its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    /// `validate(entity, op)`: the new state for create, update and action, the stored state for
+    /// delete.
+    Validate {
+        /// The entity to check.
+        entity: EntityView,
+        /// What is being done to it.
+        op: Operation,
+    },
+    /// `on-create(entity)`, after `validate`.
+    Create {
+        /// The entity being created.
+        entity: EntityView,
+    },
+    /// `on-update(old, new)`.
+    Update {
+        /// The stored state.
+        old: EntityView,
+        /// The new state.
+        new: EntityView,
+    },
+    /// `on-delete(entity)`; a refusal keeps the entity.
+    Delete {
+        /// The stored entity.
+        entity: EntityView,
+    },
+    /// `on-action(entity, action, params)`.
+    Action {
+        /// The entity the action is performed on.
+        entity: EntityView,
+        /// The action's identifier, `scheme#term`.
+        action: String,
+        /// The action's parameters.
+        params: Vec<AttributeView>,
+    },
+}
+
+impl Call {
+    /// The export this call runs, as named in the WIT (`validate`, `on-create`, ...).
+    pub fn export_name(&self) -> &'static str {
+        match self {
+            Call::Validate { .. } => "validate",
+            Call::Create { .. } => "on-create",
+            Call::Update { .. } => "on-update",
+            Call::Delete { .. } => "on-delete",
+            Call::Action { .. } => "on-action",
+        }
+    }
+}
+
+/// What a handler answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The request may go on, unchanged (`validate` and `on-delete` returning `ok`).
+    Accepted,
+    /// The request may go on with these attribute changes (`on-create`, `on-update`, `on-action`
+    /// returning `ok`; possibly empty).
+    Changes(Vec<ChangeView>),
+    /// The handler refuses the request. Never empty: a `validate` that refuses with an empty list
+    /// is reported as one [`RefusalView::Other`].
+    Refused(Vec<RefusalView>),
+}
+
+/// The host side of the imports a handler sees (`log`, `query`, `kv`), for one call.
+///
+/// The runtime owns the value during the call (it lives in the wasmtime `Store`) and hands it back
+/// afterwards, so an implementation can buffer key-value writes and let the caller commit them
+/// with the request. Everything it returns reaches the guest as is: scope it to the handler's
+/// tenant (and handler, for `kv_*`). Calls are synchronous and happen on the calling thread; the
+/// time they take counts against the call's deadline only once the guest runs again.
+pub trait HostApi {
+    /// A log line the guest wrote, already within the per-call budget
+    /// ([`RuntimeConfig::max_log_bytes`](crate::RuntimeConfig::max_log_bytes)). The runtime also
+    /// reports here, at [`LogLevel::Warn`], lines it dropped and what the guest wrote to stdout
+    /// or stderr before a failure. The implementation decides where logs go.
+    fn log(&mut self, level: LogLevel, message: &str, fields: &[(String, String)]);
+    /// Entities matching the filter, in location order.
+    fn find(&mut self, filter: FilterView) -> Vec<EntityView>;
+    /// The entity at a server path, if there is one.
+    fn get(&mut self, location: &str) -> Option<EntityView>;
+    /// The value stored under `key`, if any.
+    fn kv_get(&mut self, key: &str) -> Option<Vec<u8>>;
+    /// Stores `value` under `key`, or says why not (size limits); the reason reaches the guest.
+    fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), String>;
+    /// Removes `key`; nothing happens if it is absent.
+    fn kv_delete(&mut self, key: &str);
+    /// The keys that start with `prefix`, in order.
+    fn kv_keys(&mut self, prefix: &str) -> Vec<String>;
+}
+
+/// A [`HostApi`] that sees no entities, stores nothing and discards logs. The runtime uses it to
+/// try an upload's instantiation; tests may use it too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NullHost;
+
+impl HostApi for NullHost {
+    fn log(&mut self, _level: LogLevel, _message: &str, _fields: &[(String, String)]) {}
+    fn find(&mut self, _filter: FilterView) -> Vec<EntityView> {
+        Vec::new()
+    }
+    fn get(&mut self, _location: &str) -> Option<EntityView> {
+        None
+    }
+    fn kv_get(&mut self, _key: &str) -> Option<Vec<u8>> {
+        None
+    }
+    fn kv_set(&mut self, _key: &str, _value: &[u8]) -> Result<(), String> {
+        Err("this host stores nothing".to_string())
+    }
+    fn kv_delete(&mut self, _key: &str) {}
+    fn kv_keys(&mut self, _prefix: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
