@@ -521,9 +521,26 @@ impl Catalog {
         }
     }
 
-    /// Validates action parameters and applies the built-in state machine (until a handler
-    /// takes over). Returns the updated entity.
-    pub fn apply_action(&self, entity: &Entity, action: &Category, params: &Map<String, Value>) -> Result<Entity> {
+    /// Checks a whole entity against its attribute set: every value against its definition,
+    /// nothing unknown, nothing required missing. (Used after handlers changed attributes.)
+    pub fn check_entity(&self, e: &Entity) -> Result<()> {
+        let defs = self.attribute_set(&e.kind, &e.mixins);
+        check_attributes(&defs, &e.attributes)?;
+        if let Some(d) = defs.values().find(|d| d.is_required() && !e.attributes.contains_key(&d.name)) {
+            return Err(ModelError::bad(format!("required attribute {} is missing", d.name)));
+        }
+        Ok(())
+    }
+
+    /// Validates action parameters (returned normalised) and, when `builtin` (no handler drives
+    /// the entity's kind), applies the built-in state machine. Returns the updated entity.
+    pub fn apply_action(
+        &self,
+        entity: &Entity,
+        action: &Category,
+        params: &Map<String, Value>,
+        builtin: bool,
+    ) -> Result<(Entity, Map<String, Value>)> {
         let defs: AttributeSet = action.attributes.iter().map(|d| (d.name.clone(), d.clone())).collect();
         let params = normalize_attributes(params, &defs).map_err(|e| e.at(format!("action {}", action.id())))?;
         check_attributes(&defs, &params).map_err(|e| e.at(format!("action {}", action.id())))?;
@@ -531,6 +548,10 @@ impl Catalog {
             return Err(ModelError::bad(format!("action {}: parameter {} is required", action.id(), d.name)));
         }
         let mut next = entity.clone();
+        let normalised: Map<String, Value> = params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if !builtin {
+            return Ok((next, normalised));
+        }
         let set = |e: &mut Entity, k: &str, v: Value| {
             e.attributes.insert(k.to_string(), v);
         };
@@ -555,7 +576,7 @@ impl Catalog {
                 next.attributes.remove(state);
             }
         }
-        Ok(next)
+        Ok((next, normalised))
     }
 }
 
@@ -774,11 +795,13 @@ mod tests {
         let c = Catalog::builtin();
         let e = c.create_entity(&input(json!({"kind": COMPUTE})), "/compute/x", "x").unwrap();
         let start = c.resolve_action(&e, "start").unwrap();
-        let e2 = c.apply_action(&e, &start, &Map::new()).unwrap();
+        let (e2, _) = c.apply_action(&e, &start, &Map::new(), true).unwrap();
+        let (same, _) = c.apply_action(&e, &start, &Map::new(), false).unwrap();
+        assert_eq!(same, e, "without the built-in state machine nothing changes");
         assert_eq!(e2.attributes["occi.compute.state"], json!("active"));
         let stop = c.resolve_action(&e2, "stop").unwrap();
         let bad: Map<String, Value> = json!({"method": "explode"}).as_object().unwrap().clone();
-        assert!(c.apply_action(&e2, &stop, &bad).unwrap_err().message.contains("method"));
+        assert!(c.apply_action(&e2, &stop, &bad, true).unwrap_err().message.contains("method"));
         assert!(c.resolve_action(&e, "up").is_err());
     }
 

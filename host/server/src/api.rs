@@ -18,19 +18,19 @@ use serde_json::{Map, Value, json};
 
 use crate::Config;
 use crate::error::ApiError;
+use crate::handlers::{self, Stage};
 use crate::negotiate::Format;
 use crate::route::{Route, Target};
 
 /// The tenant every request uses until authentication names one.
 pub const DEFAULT_TENANT: &str = "default";
 
-/// Providers a kind or mixin may be bound to. `dummy` does nothing (pyOCNI's default backend).
-pub const BUILTIN_PROVIDERS: [&str; 1] = ["dummy"];
-
 /// Shared server state.
 pub struct App {
     pub store: Store,
     pub config: Config,
+    /// The WebAssembly sandbox that runs uploaded handlers.
+    pub(crate) runtime: ocni_runtime::Runtime,
     /// Built-in categories plus the operator's templates.
     base: Catalog,
     /// Per tenant: `base` plus the tenant's own categories. Replaced (never mutated) under
@@ -48,6 +48,11 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// An answer with no body.
+    pub(crate) fn empty(status: StatusCode) -> Self {
+        Self::new(status)
+    }
+
     fn new(status: StatusCode) -> Self {
         Reply { status, headers: Vec::new(), body: Vec::new(), content_type: None }
     }
@@ -59,6 +64,8 @@ pub enum Body {
     Json(Value),
     Text(TextMessage),
     UriList(Vec<String>),
+    /// A handler component (`application/wasm`), only for `PUT /-/handlers/{name}`.
+    Wasm(Vec<u8>),
 }
 
 /// What a body is read as: the text renderings are turned into the JSON shape of the same
@@ -84,6 +91,12 @@ fn body_as(req: &Request, purpose: Purpose, catalog: &Catalog) -> R<Option<Value
             Purpose::EntityFilter => t.to_entity_filter_json(catalog)?,
         }),
         Some(Body::UriList(list)) if purpose == Purpose::Locations => Some(json!({ "X-OCCI-Location": list })),
+        Some(Body::Wasm(_)) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "application/wasm bodies are handler uploads (PUT /-/handlers/{name})",
+            ));
+        }
         Some(Body::UriList(_)) => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -110,7 +123,7 @@ pub struct Request<'a> {
 type R<T> = Result<T, ApiError>;
 
 impl App {
-    pub fn new(store: Store, config: Config) -> Result<App, String> {
+    pub fn new(store: Store, runtime: ocni_runtime::Runtime, config: Config) -> Result<App, String> {
         let mut base = Catalog::builtin();
         if let Some(path) = &config.templates {
             let text = std::fs::read_to_string(path).map_err(|e| format!("templates file {}: {e}", path.display()))?;
@@ -121,7 +134,7 @@ impl App {
             }
             base = base.add(extra).map_err(|e| format!("templates file {}: {e}", path.display()))?;
         }
-        Ok(App { store, config, base, catalogs: RwLock::new(Default::default()), write_lock: Mutex::new(()) })
+        Ok(App { store, runtime, config, base, catalogs: RwLock::new(Default::default()), write_lock: Mutex::new(()) })
     }
 
     /// The catalog of a tenant (cached).
@@ -137,7 +150,11 @@ impl App {
 
     /// Runs a write in one transaction under the write lock. `f` may return a new catalog,
     /// installed only once the transaction committed.
-    fn write<T>(&self, tenant: &str, f: impl FnOnce(&mut Writer, &Catalog) -> R<(T, Option<Catalog>)>) -> R<T> {
+    pub(crate) fn write<T>(
+        &self,
+        tenant: &str,
+        f: impl FnOnce(&mut Writer, &Catalog) -> R<(T, Option<Catalog>)>,
+    ) -> R<T> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let catalog = self.catalog(tenant)?;
         let (out, next) = self.store.write(|w| f(w, &catalog))?;
@@ -164,6 +181,7 @@ impl App {
                 }
             }
             Target::Entity(path) => self.entity(tenant, &catalog, path, &req),
+            Target::Handlers(name) => self.handlers_api(tenant, name.as_deref(), &req),
         }
     }
 
@@ -183,10 +201,10 @@ impl App {
                         let ids = t.category_filter(catalog)?;
                         catalog.iter().filter(|c| ids.contains(&c.id())).map(|c| &**c).collect()
                     }
-                    Some(Body::UriList(_)) => {
+                    Some(Body::UriList(_) | Body::Wasm(_)) => {
                         return Err(ApiError::new(
                             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                            "a category filter cannot be a text/uri-list",
+                            "a category filter is application/occi+json, text/plain or text/occi",
                         ));
                     }
                     None => catalog.iter().map(|c| &**c).collect(),
@@ -195,7 +213,7 @@ impl App {
             }
             Method::POST => {
                 let body = need(req, Purpose::Categories, catalog)?;
-                let new = parse_category_groups(&body, false)?;
+                let (new, bindings) = parse_category_groups(&body, false)?;
                 if new.is_empty() {
                     return Err(ApiError::bad(
                         "the body defines no category: give \"kinds\", \"mixins\" and/or \"actions\"",
@@ -206,6 +224,9 @@ impl App {
                     for c in &new {
                         w.put_category(tenant, next.get(&c.id()).expect("just added"))?;
                     }
+                    for (id, handler) in &bindings {
+                        bind(w, tenant, &next, id, Some(handler))?;
+                    }
                     let added: Vec<Category> = new.iter().map(|c| (**next.get(&c.id()).unwrap()).clone()).collect();
                     Ok((added, Some(next)))
                 })?;
@@ -214,8 +235,9 @@ impl App {
             }
             Method::PUT => {
                 let body = need(req, Purpose::Categories, catalog)?;
-                let changed = parse_category_groups(&body, true)?;
-                let providers = parse_providers(&body)?;
+                let (changed, bindings) = parse_category_groups(&body, true)?;
+                let mut providers = parse_providers(&body)?;
+                providers.extend(bindings.into_iter().map(|(id, h)| (id, Some(h))));
                 if changed.is_empty() && providers.is_empty() {
                     return Err(ApiError::bad(
                         "the body changes nothing: give \"kinds\", \"mixins\", \"actions\" and/or \"providers\"",
@@ -229,15 +251,7 @@ impl App {
                         w.put_category(tenant, effective.get(&c.id()).expect("just replaced"))?;
                     }
                     for (id, provider) in &providers {
-                        let cat = effective
-                            .get(id)
-                            .ok_or_else(|| ApiError::not_found(format!("providers: category {id:?} does not exist")))?;
-                        if cat.class == Class::Action {
-                            return Err(ApiError::bad(format!(
-                                "providers: {id:?} is an action; bind providers to kinds and mixins"
-                            )));
-                        }
-                        w.set_binding(tenant, id, provider.as_deref())?;
+                        bind(w, tenant, effective, id, provider.as_deref())?;
                     }
                     Ok(((), next))
                 })?;
@@ -265,7 +279,7 @@ impl App {
                                     )));
                                 }
                                 for loc in members {
-                                    w.delete_entity(tenant, &loc)?;
+                                    self.delete_entity(w, tenant, catalog, &loc)?;
                                 }
                             }
                             Class::Mixin => {
@@ -273,8 +287,7 @@ impl App {
                                 for loc in w.by_mixin(tenant, id, Page::ALL)? {
                                     if let Some(e) = w.entity(tenant, &loc)? {
                                         let mixins: Vec<String> = e.mixins.iter().filter(|m| *m != id).cloned().collect();
-                                        let updated = next.set_mixins(&e, mixins)?;
-                                        w.put_entity(tenant, &updated)?;
+                                        self.put_mixins(w, tenant, &next, &e, mixins)?;
                                     }
                                 }
                             }
@@ -367,7 +380,7 @@ impl App {
                         }
                         let eid = entity_id(input.id.as_deref())?;
                         let location = format!("{}{eid}", kind.location.as_deref().unwrap_or("/"));
-                        create_entity(w, tenant, catalog, &input, &location, &eid, &mut created)
+                        create_entity(self, w, tenant, catalog, &input, &location, &eid, &mut created)
                             .map_err(|e| prefix(e, &place))?;
                     }
                     Ok((created, None))
@@ -381,10 +394,10 @@ impl App {
                         "DELETE on a kind collection deletes all its entities and takes no body",
                     ));
                 }
-                let removed = self.write(tenant, |w, _| {
+                let removed = self.write(tenant, |w, catalog| {
                     let mut removed = 0;
                     for loc in w.by_kind(tenant, &id, Page::ALL)? {
-                        removed += w.delete_entity(tenant, &loc)?.len();
+                        removed += self.delete_entity(w, tenant, catalog, &loc)?.len();
                     }
                     Ok((removed, None))
                 })?;
@@ -435,7 +448,7 @@ impl App {
                             mixins.push(id.clone());
                         }
                         if mixins != e.mixins {
-                            w.put_entity(tenant, &catalog.set_mixins(&e, mixins).map_err(|e| prefix(e.into(), loc))?)?;
+                            self.put_mixins(w, tenant, catalog, &e, mixins).map_err(|e| prefix(e, loc))?;
                             changed += 1;
                         }
                     }
@@ -443,7 +456,7 @@ impl App {
                         for loc in members.iter().filter(|m| !seen.contains(*m)) {
                             if let Some(e) = w.entity(tenant, loc)? {
                                 let mixins = e.mixins.iter().filter(|m| **m != id).cloned().collect();
-                                w.put_entity(tenant, &catalog.set_mixins(&e, mixins)?)?;
+                                self.put_mixins(w, tenant, catalog, &e, mixins)?;
                                 changed += 1;
                             }
                         }
@@ -475,10 +488,10 @@ impl App {
                 if req.body.is_some() {
                     return Err(ApiError::bad("DELETE on a path deletes every entity below it and takes no body"));
                 }
-                let removed = self.write(tenant, |w, _| {
+                let removed = self.write(tenant, |w, catalog| {
                     let mut removed = 0;
                     for loc in w.by_prefix(tenant, path, Page::ALL)? {
-                        removed += w.delete_entity(tenant, &loc)?.len();
+                        removed += self.delete_entity(w, tenant, catalog, &loc)?.len();
                     }
                     Ok((removed, None))
                 })?;
@@ -519,9 +532,8 @@ impl App {
             let locations = members(w)?;
             for loc in &locations {
                 let Some(e) = w.entity(tenant, loc)? else { continue };
-                let action = catalog.resolve_action(&e, term).map_err(|e| prefix(e.into(), loc))?;
-                check_given_action(given.as_deref(), &action)?;
-                let next = catalog.apply_action(&e, &action, &params).map_err(|e| prefix(e.into(), loc))?;
+                let next =
+                    self.act(w, tenant, catalog, &e, term, given.as_deref(), &params).map_err(|e| prefix(e, loc))?;
                 w.put_entity(tenant, &next)?;
             }
             Ok((locations.len(), None))
@@ -538,9 +550,7 @@ impl App {
                 let (given, params) = parse_action_body(body_as(req, Purpose::Action, catalog)?.as_ref(), term)?;
                 let updated = self.write(tenant, |w, catalog| {
                     let e = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
-                    let action = catalog.resolve_action(&e, term)?;
-                    check_given_action(given.as_deref(), &action)?;
-                    let next = catalog.apply_action(&e, &action, &params)?;
+                    let next = self.act(w, tenant, catalog, &e, term, given.as_deref(), &params)?;
                     w.put_entity(tenant, &next)?;
                     Ok((next, None))
                 })?;
@@ -575,6 +585,7 @@ impl App {
                         }
                         let mut next = catalog.replace_entity(&old, &input)?;
                         check_link_ends(w, tenant, catalog, &mut next)?;
+                        handlers::run(self, w, tenant, catalog, Stage::Update { old: &old }, &mut next)?;
                         w.put_entity(tenant, &next)?;
                         Ok(((false, path.to_string()), None))
                     }
@@ -589,7 +600,7 @@ impl App {
                             )));
                         }
                         let mut created = Vec::new();
-                        create_entity(w, tenant, catalog, &input, path, &eid, &mut created)?;
+                        create_entity(self, w, tenant, catalog, &input, path, &eid, &mut created)?;
                         Ok(((true, path.to_string()), None))
                     }
                 })?;
@@ -608,6 +619,7 @@ impl App {
                     }
                     let mut next = catalog.update_entity(&old, &input)?;
                     check_link_ends(w, tenant, catalog, &mut next)?;
+                    handlers::run(self, w, tenant, catalog, Stage::Update { old: &old }, &mut next)?;
                     w.put_entity(tenant, &next)?;
                     Ok(((), None))
                 })?;
@@ -615,8 +627,8 @@ impl App {
                 Ok(created_reply(&req.base_url, &[path.to_string()], req.format))
             }
             (Method::DELETE, None) => {
-                let removed = self.write(tenant, |w, _| {
-                    let removed = w.delete_entity(tenant, path)?;
+                let removed = self.write(tenant, |w, catalog| {
+                    let removed = self.delete_entity(w, tenant, catalog, path)?;
                     if removed.is_empty() {
                         return Err(not_found(path));
                     }
@@ -627,6 +639,45 @@ impl App {
             }
             (m, None) => Err(ApiError::method(&m, "an entity", "GET, HEAD, PUT, POST, DELETE")),
         }
+    }
+
+    /// Acts on one entity: the action must apply to it and its parameters fit; the built-in
+    /// state machine moves it unless a handler drives its kind; then its handlers have their say.
+    #[allow(clippy::too_many_arguments)]
+    fn act(
+        &self,
+        w: &mut Writer,
+        tenant: &str,
+        catalog: &Catalog,
+        e: &Entity,
+        term: &str,
+        given: Option<&str>,
+        params: &Map<String, Value>,
+    ) -> R<Entity> {
+        let action = catalog.resolve_action(e, term)?;
+        check_given_action(given, &action)?;
+        let builtin = !handlers::kind_has_handler(&w.bindings(tenant)?, &e.kind);
+        let (mut next, params) = catalog.apply_action(e, &action, params, builtin)?;
+        handlers::run(self, w, tenant, catalog, Stage::Action { action: action.id(), params: &params }, &mut next)?;
+        Ok(next)
+    }
+
+    /// Deletes an entity and the links at it, once the handlers of each agreed. Returns the
+    /// locations removed (none when nothing was there).
+    fn delete_entity(&self, w: &mut Writer, tenant: &str, catalog: &Catalog, location: &str) -> R<Vec<String>> {
+        let Some(mut e) = w.entity(tenant, location)? else { return Ok(Vec::new()) };
+        for mut link in w.links_at(tenant, location)? {
+            handlers::run(self, w, tenant, catalog, Stage::Delete, &mut link)?;
+        }
+        handlers::run(self, w, tenant, catalog, Stage::Delete, &mut e)?;
+        Ok(w.delete_entity(tenant, location)?)
+    }
+
+    /// Writes a changed set of mixins, through the handlers as an update.
+    fn put_mixins(&self, w: &mut Writer, tenant: &str, catalog: &Catalog, e: &Entity, mixins: Vec<String>) -> R<()> {
+        let mut next = catalog.set_mixins(e, mixins)?;
+        handlers::run(self, w, tenant, catalog, Stage::Update { old: e }, &mut next)?;
+        Ok(w.put_entity(tenant, &next)?)
     }
 
     fn render_entity_reply(&self, r: &Reader, tenant: &str, catalog: &Catalog, e: &Entity, format: Format) -> R<Reply> {
@@ -730,7 +781,9 @@ fn entity_id(given: Option<&str>) -> R<String> {
 }
 
 /// Creates one entity (and its inline links) after checking nothing is at its location.
+#[allow(clippy::too_many_arguments)]
 fn create_entity(
+    app: &App,
     w: &mut Writer,
     tenant: &str,
     catalog: &Catalog,
@@ -744,6 +797,7 @@ fn create_entity(
     }
     let mut e = catalog.create_entity(input, location, id)?;
     check_link_ends(w, tenant, catalog, &mut e)?;
+    handlers::run(app, w, tenant, catalog, Stage::Create, &mut e)?;
     w.put_entity(tenant, &e)?;
     created.push(location.to_string());
     for (j, link) in input.links.iter().enumerate() {
@@ -776,7 +830,7 @@ fn create_entity(
         let lid = entity_id(link.id.as_deref())?;
         let lloc = format!("{}{lid}", kind.location.as_deref().unwrap_or("/"));
         // The answer lists the resources created, not their inline links (GFD.185 3.4.5).
-        create_entity(w, tenant, catalog, &link, &lloc, &lid, &mut Vec::new()).map_err(|e| prefix(e, &place))?;
+        create_entity(app, w, tenant, catalog, &link, &lloc, &lid, &mut Vec::new()).map_err(|e| prefix(e, &place))?;
     }
     Ok(())
 }
@@ -832,9 +886,36 @@ fn single_entity(body: &Value) -> R<EntityInput> {
 
 /// `{"kinds": [...], "mixins": [...], "actions": [...]}` as categories (`providers` allowed when
 /// `allow_providers`, and read separately).
-fn parse_category_groups(body: &Value, allow_providers: bool) -> R<Vec<Category>> {
+/// Binds a kind or mixin to a provider: `dummy` (no-op) or one of the tenant's handlers;
+/// `None` unbinds.
+fn bind(w: &mut Writer, tenant: &str, catalog: &Catalog, id: &str, provider: Option<&str>) -> R<()> {
+    let cat =
+        catalog.get(id).ok_or_else(|| ApiError::not_found(format!("providers: category {id:?} does not exist")))?;
+    if cat.class == Class::Action {
+        return Err(ApiError::bad(format!("providers: {id:?} is an action; bind providers to kinds and mixins")));
+    }
+    if let Some(name) = provider
+        && name != handlers::DUMMY
+        && w.handler(tenant, name)?.is_none()
+    {
+        return Err(ApiError::bad(format!(
+            "unknown provider {name:?} for {id:?}: upload it first (PUT /-/handlers/{name}) or use \"{}\"",
+            handlers::DUMMY
+        )));
+    }
+    Ok(w.set_binding(tenant, id, provider)?)
+}
+
+/// `{"kinds": [...], "mixins": [...], "actions": [...]}` as categories, with the handler
+/// bindings their `"handler"` members ask for (`providers` allowed when `allow_providers`, and
+/// read separately).
+/// (category id, handler name) pairs.
+type Bindings = Vec<(String, String)>;
+
+fn parse_category_groups(body: &Value, allow_providers: bool) -> R<(Vec<Category>, Bindings)> {
     let obj = body.as_object().ok_or_else(|| ApiError::bad("the body must be a JSON object"))?;
     let mut out = Vec::new();
+    let mut bindings = Vec::new();
     for (member, list) in obj {
         let class = match member.as_str() {
             "kinds" => Class::Kind,
@@ -850,10 +931,23 @@ fn parse_category_groups(body: &Value, allow_providers: bool) -> R<Vec<Category>
         };
         let list = list.as_array().ok_or_else(|| ApiError::bad(format!("{member} must be an array")))?;
         for (i, c) in list.iter().enumerate() {
-            out.push(parse_category(class, c).map_err(|e| ApiError::from(e.at(format!("{member}[{i}]"))))?);
+            let place = format!("{member}[{i}]");
+            let mut c = c.clone();
+            let handler = match c.as_object_mut().and_then(|o| o.remove("handler")) {
+                None => None,
+                Some(Value::String(h)) if class != Class::Action => Some(h),
+                Some(_) => {
+                    return Err(ApiError::bad(format!("{place}: \"handler\" is a handler name, for kinds and mixins")));
+                }
+            };
+            let cat = parse_category(class, &c).map_err(|e| ApiError::from(e.at(&place)))?;
+            if let Some(h) = handler {
+                bindings.push((cat.id(), h));
+            }
+            out.push(cat);
         }
     }
-    Ok(out)
+    Ok((out, bindings))
 }
 
 fn parse_category_refs(body: &Value) -> R<Vec<String>> {
@@ -906,12 +1000,9 @@ fn parse_providers(body: &Value) -> R<Vec<(String, Option<String>)>> {
                     }
                     local = Some(match names.first() {
                         None => None,
-                        Some(Value::String(n)) if BUILTIN_PROVIDERS.contains(&n.as_str()) => Some(n.clone()),
+                        Some(Value::String(n)) => Some(n.clone()),
                         Some(other) => {
-                            return Err(ApiError::bad(format!(
-                                "{place}: unknown provider {other}; known: {}",
-                                BUILTIN_PROVIDERS.join(", ")
-                            )));
+                            return Err(ApiError::bad(format!("{place}: provider {other} is not a name")));
                         }
                     });
                 }

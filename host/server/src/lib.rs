@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod error;
+pub mod handlers;
 pub mod negotiate;
 pub mod route;
 
@@ -47,6 +48,8 @@ pub struct Config {
     pub templates: Option<PathBuf>,
     /// Largest `number` a paged listing may ask for.
     pub max_page_size: usize,
+    /// Limits of the WebAssembly handler sandbox (per call, per upload).
+    pub runtime: ocni_runtime::RuntimeConfig,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             default_dialect: Dialect::Occi12,
             templates: None,
             max_page_size: 1000,
+            runtime: ocni_runtime::RuntimeConfig::default(),
         }
     }
 }
@@ -66,7 +70,9 @@ impl Config {
 pub fn open(config: Config) -> anyhow::Result<Arc<App>> {
     std::fs::create_dir_all(&config.data_dir)?;
     let store = Store::open(&config.data_dir.join("ocni.redb"))?;
-    let app = App::new(store, config).map_err(anyhow::Error::msg)?;
+    // Compiled handler components live next to the database, keyed by digest.
+    let runtime = ocni_runtime::Runtime::new(config.runtime.clone(), &config.data_dir.join("components"))?;
+    let app = App::new(store, runtime, config).map_err(anyhow::Error::msg)?;
     Ok(Arc::new(app))
 }
 
@@ -184,7 +190,9 @@ async fn respond(app: &Arc<App>, req: Request<Incoming>, format: Result<Format, 
         .map(|(name, v)| (name.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let limit = app.config.max_body;
+    // Handler uploads have their own (larger) limit; everything else the request body limit.
+    let upload = matches!(route.target, route::Target::Handlers(Some(_))) && req.method() == Method::PUT;
+    let limit = if upload { app.config.runtime.max_component_bytes } else { app.config.max_body };
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
     }
@@ -200,7 +208,19 @@ async fn respond(app: &Arc<App>, req: Request<Incoming>, format: Result<Format, 
             }
         })?
         .to_bytes();
-    let body = read_body(&bytes, content_type.as_deref(), &occi_headers)?;
+    let body = if upload {
+        match content_type.as_deref().map(|c| c.split(';').next().unwrap_or("").trim()) {
+            Some("application/wasm") => Some(Body::Wasm(bytes.to_vec())),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "a handler upload is a WebAssembly component: send it with Content-Type: application/wasm",
+                ));
+            }
+        }
+    } else {
+        read_body(&bytes, content_type.as_deref(), &occi_headers)?
+    };
     let request = api::Request { method: &method, route, body, format, base_url };
     if method == Method::GET || method == Method::HEAD {
         // Reads are short redb read transactions, almost always over cached pages: they run

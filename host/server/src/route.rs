@@ -12,6 +12,8 @@ pub enum Target {
     Collection(String),
     /// Any other path: one entity.
     Entity(String),
+    /// `/-/handlers/` (`None`) or `/-/handlers/{name}`: uploaded WebAssembly handlers.
+    Handlers(Option<String>),
 }
 
 /// A parsed request line.
@@ -79,6 +81,12 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
     };
     let target = if path == "/-/" || path == "/.well-known/org/ogf/occi/-/" {
         Target::QueryInterface
+    } else if let Some(rest) = path.strip_prefix("/-/handlers/") {
+        match rest {
+            "" => Target::Handlers(None),
+            name if !name.contains('/') => Target::Handlers(Some(name.to_string())),
+            _ => return Err(RouteError(format!("{path:?}: handler names contain no '/'"))),
+        }
     } else if path.ends_with('/') {
         Target::Collection(path)
     } else {
@@ -98,6 +106,9 @@ mod tests {
         assert_eq!(route("/compute/", None).unwrap().target, Target::Collection("/compute/".into()));
         assert_eq!(route("/", None).unwrap().target, Target::Collection("/".into()));
         assert_eq!(route("/compute/a%20b", None).unwrap().target, Target::Entity("/compute/a b".into()));
+        assert_eq!(route("/-/handlers/", None).unwrap().target, Target::Handlers(None));
+        assert_eq!(route("/-/handlers/compute", None).unwrap().target, Target::Handlers(Some("compute".into())));
+        assert!(route("/-/handlers/a/b", None).is_err());
         let r = route("/compute/x", Some("action=start")).unwrap();
         assert_eq!(r.action.as_deref(), Some("start"));
     }

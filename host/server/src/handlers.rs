@@ -1,0 +1,433 @@
+//! WebAssembly handlers on the request path: the upload API (`/-/handlers/`), the host side of
+//! the handler world for one tenant ([`TenantHost`]), and [`run`], which puts an entity through
+//! the handlers bound to its kind and mixins before a write commits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hyper::{Method, StatusCode};
+use ocni_model::{Catalog, Entity};
+use ocni_runtime::{
+    AttributeView, Call, CallError, ChangeView, EntityView, FilterView, HostApi, LogLevel, Operation, Outcome,
+    RefusalView, RuntimeError, UploadError, ValueView,
+};
+use ocni_store::{HandlerRecord, Page, Reader, Store, Writer};
+use serde_json::{Value, json};
+
+use crate::api::{App, Body, Reply, Request, json_reply};
+use crate::error::ApiError;
+use crate::negotiate::Format;
+
+type R<T> = Result<T, ApiError>;
+
+/// The provider name of pyOCNI's no-op backend: binding it means "no handler".
+pub const DUMMY: &str = "dummy";
+
+/// Bounds of a handler's key-value store.
+const MAX_KV_KEY: usize = 256;
+const MAX_KV_VALUE: usize = 64 * 1024;
+const MAX_KV_KEYS_LISTED: usize = 1000;
+/// How many entities a `find` looks at, at most, before giving up on more matches.
+const MAX_FIND_SCAN: usize = 10_000;
+
+/// Handler names: what fits in a URL segment and a log field.
+pub fn check_name(name: &str) -> R<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if !ok {
+        return Err(ApiError::bad(format!(
+            "handler name {name:?} is not valid: 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit"
+        )));
+    }
+    if name == DUMMY {
+        return Err(ApiError::bad(format!("{DUMMY:?} is the built-in no-op provider; choose another name")));
+    }
+    Ok(())
+}
+
+fn upload_error(e: UploadError) -> ApiError {
+    let status = match &e {
+        UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        UploadError::Internal(_) => return ApiError::internal("compiling a handler", e),
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, format!("the component was refused: {e}"))
+}
+
+fn call_error(name: &str, e: CallError) -> ApiError {
+    let status = match &e {
+        CallError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        CallError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        e if e.is_server_fault() => return ApiError::internal(&format!("calling handler {name}"), e),
+        // The tenant's handler failed (trap, limit): the request fails, the server goes on.
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    ApiError::new(status, format!("handler {name:?}: {e}"))
+}
+
+/// The categories bound to each handler name.
+fn bound_categories(r: &[(String, String)], name: &str) -> Vec<String> {
+    r.iter().filter(|(_, h)| h == name).map(|(c, _)| c.clone()).collect()
+}
+
+fn describe(rec: &HandlerRecord, bound: Vec<String>) -> Value {
+    json!({"name": rec.name, "digest": rec.digest, "size": rec.size, "bound": bound})
+}
+
+impl App {
+    /// `GET /-/handlers/`, `GET/PUT/DELETE /-/handlers/{name}`.
+    pub(crate) fn handlers_api(&self, tenant: &str, name: Option<&str>, req: &Request) -> R<Reply> {
+        if req.route.action.is_some() {
+            return Err(ApiError::bad("?action= does not apply to handlers"));
+        }
+        let format = match req.format {
+            Format::Json(_) => Format::Json(ocni_model::Dialect::Occi12),
+            // Handler descriptions are JSON documents whatever the client accepts.
+            _ => Format::Json(ocni_model::Dialect::Occi12),
+        };
+        match (req.method, name) {
+            (&Method::GET | &Method::HEAD, None) => {
+                let r = self.store.read()?;
+                let bindings = r.bindings(tenant)?;
+                let list: Vec<Value> =
+                    r.handlers(tenant)?.iter().map(|h| describe(h, bound_categories(&bindings, &h.name))).collect();
+                Ok(json_reply(
+                    StatusCode::OK,
+                    &json!({"handlers": list, "compiled_since_start": self.runtime.compiled_count()}),
+                    format,
+                ))
+            }
+            (&Method::GET | &Method::HEAD, Some(name)) => {
+                let r = self.store.read()?;
+                let rec = r
+                    .handler(tenant, name)?
+                    .ok_or_else(|| ApiError::not_found(format!("no handler named {name:?}")))?;
+                let bound = bound_categories(&r.bindings(tenant)?, name);
+                Ok(json_reply(StatusCode::OK, &describe(&rec, bound), format))
+            }
+            (&Method::PUT, Some(name)) => {
+                check_name(name)?;
+                let Some(Body::Wasm(bytes)) = &req.body else {
+                    return Err(ApiError::bad("PUT /-/handlers/{name} needs the component as its body"));
+                };
+                // Compiles in the runtime's bounded worker; refuses what is no handler component.
+                let compiled = self.runtime.compile(bytes).map_err(upload_error)?;
+                let rec = HandlerRecord { name: name.to_string(), digest: compiled.digest, size: bytes.len() as u64 };
+                let (replaced, bound) = self.write(tenant, |w, _| {
+                    let replaced = w.handler(tenant, name)?.is_some();
+                    w.put_handler(tenant, &rec, bytes)?;
+                    Ok(((replaced, bound_categories(&w.bindings(tenant)?, name)), None))
+                })?;
+                tracing::info!(tenant, handler = name, digest = %rec.digest, size = rec.size, replaced, "handler uploaded");
+                let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
+                let mut reply = json_reply(status, &describe(&rec, bound), format);
+                reply.headers.push(("Location", format!("{}/-/handlers/{name}", req.base_url)));
+                Ok(reply)
+            }
+            (&Method::DELETE, Some(name)) => {
+                self.write(tenant, |w, _| {
+                    let bound = bound_categories(&w.bindings(tenant)?, name);
+                    if !bound.is_empty() {
+                        return Err(ApiError::conflict(format!(
+                            "handler {name:?} is bound to {}; bind those categories to another provider first",
+                            bound.join(", ")
+                        )));
+                    }
+                    if !w.delete_handler(tenant, name)? {
+                        return Err(ApiError::not_found(format!("no handler named {name:?}")));
+                    }
+                    Ok(((), None))
+                })?;
+                tracing::info!(tenant, handler = name, "handler deleted");
+                Ok(Reply::empty(StatusCode::OK))
+            }
+            (m, None) => Err(ApiError::method(m, "the handler list", "GET, HEAD")),
+            (m, Some(_)) => Err(ApiError::method(m, "a handler", "GET, HEAD, PUT, DELETE")),
+        }
+    }
+
+    /// The compiled handler of a record: from the runtime's caches, else compiled again from
+    /// the stored bytes (after the cache directory was cleared, say).
+    fn load_handler(&self, w: &Writer, tenant: &str, rec: &HandlerRecord) -> R<Arc<ocni_runtime::Handler>> {
+        match self.runtime.load(&rec.digest) {
+            Ok(h) => Ok(h),
+            Err(RuntimeError::NotCompiled(_)) => {
+                let bytes = w.handler_blob(tenant, &rec.digest)?.ok_or_else(|| {
+                    ApiError::internal("loading a handler", format!("bytes of {} are missing", rec.digest))
+                })?;
+                self.runtime.compile(&bytes).map_err(|e| ApiError::internal("recompiling a stored handler", e))?;
+                self.runtime.load(&rec.digest).map_err(|e| ApiError::internal("loading a handler", e))
+            }
+            Err(e) => Err(ApiError::internal("loading a handler", e)),
+        }
+    }
+}
+
+/// What is happening to the entity handlers see.
+pub enum Stage<'a> {
+    Create,
+    Update { old: &'a Entity },
+    Delete,
+    Action { action: String, params: &'a serde_json::Map<String, Value> },
+}
+
+/// The handler names bound to an entity: its kind's, then each mixin's in the entity's order.
+pub fn bound_to(bindings: &[(String, String)], e: &Entity) -> Vec<String> {
+    let of = |id: &str| bindings.iter().find(|(c, _)| c == id).map(|(_, h)| h.clone()).filter(|h| h != DUMMY);
+    std::iter::once(e.kind.as_str()).chain(e.mixins.iter().map(String::as_str)).filter_map(of).collect()
+}
+
+/// Does the entity's kind have a handler (which then drives its actions)?
+pub fn kind_has_handler(bindings: &[(String, String)], kind: &str) -> bool {
+    bindings.iter().any(|(c, h)| c == kind && h != DUMMY)
+}
+
+/// Puts `entity` through the handlers bound to it: for each, `validate` and then the stage's
+/// hook, applying the attribute changes they return. Key-value writes join the transaction `w`.
+/// The result is checked against the model again, so a handler cannot store what the model
+/// would refuse.
+pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: Stage, entity: &mut Entity) -> R<()> {
+    let bindings = w.bindings(tenant)?;
+    let names = bound_to(&bindings, entity);
+    if names.is_empty() {
+        return Ok(());
+    }
+    for name in &names {
+        let rec = w.handler(tenant, name)?.ok_or_else(|| {
+            ApiError::conflict(format!("{} is bound to handler {name:?}, which does not exist", entity.kind))
+        })?;
+        let handler = app.load_handler(w, tenant, &rec)?;
+        let op = match stage {
+            Stage::Create => Operation::Create,
+            Stage::Update { .. } => Operation::Update,
+            Stage::Delete => Operation::Delete,
+            Stage::Action { .. } => Operation::Action,
+        };
+        let kv_writes = KvWrites::default();
+        let mut host: Box<dyn HostApi + Send> = Box::new(TenantHost::new(&app.store, tenant, name, kv_writes.clone())?);
+        for call in [
+            Call::Validate { entity: entity_view(entity), op },
+            match &stage {
+                Stage::Create => Call::Create { entity: entity_view(entity) },
+                Stage::Update { old } => Call::Update { old: entity_view(old), new: entity_view(entity) },
+                Stage::Delete => Call::Delete { entity: entity_view(entity) },
+                Stage::Action { action, params } => Call::Action {
+                    entity: entity_view(entity),
+                    action: action.clone(),
+                    params: params.iter().map(|(k, v)| AttributeView::new(k.clone(), value_view(v))).collect(),
+                },
+            },
+        ] {
+            let (outcome, back) = app.runtime.call(&handler, host, call);
+            host = back;
+            match outcome.map_err(|e| call_error(name, e))? {
+                Outcome::Accepted => {}
+                Outcome::Changes(changes) => apply_changes(name, entity, changes)?,
+                Outcome::Refused(reasons) => return Err(refused(name, reasons)),
+            }
+        }
+        // The handler's key-value writes commit with the request.
+        drop(host);
+        let writes = std::mem::take(&mut *kv_writes.lock().unwrap_or_else(|p| p.into_inner()));
+        for (key, value) in writes {
+            match value {
+                Some(v) => w.kv_set(tenant, name, &key, &v)?,
+                None => w.kv_delete(tenant, name, &key)?,
+            }
+        }
+    }
+    if !matches!(stage, Stage::Delete) {
+        catalog.check_entity(entity).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("handler {} produced an invalid entity: {e}", names.join(", ")),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn refused(name: &str, reasons: Vec<RefusalView>) -> ApiError {
+    let conflict = reasons.iter().any(|r| matches!(r, RefusalView::Conflict(_)));
+    let details: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+    let status = if conflict { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
+    ApiError {
+        status,
+        message: format!("handler {name:?} refused: {}", details.first().cloned().unwrap_or_default()),
+        details,
+        allow: None,
+    }
+}
+
+fn apply_changes(name: &str, e: &mut Entity, changes: Vec<ChangeView>) -> R<()> {
+    for change in changes {
+        let attr = match &change {
+            ChangeView::Set(a) => a.name.as_str(),
+            ChangeView::Remove(n) => n.as_str(),
+        };
+        if matches!(attr, "occi.core.id" | "occi.core.source" | "occi.core.target") {
+            return Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("handler {name:?} may not change {attr}")));
+        }
+        match change {
+            ChangeView::Set(a) => {
+                let v = value_of(&a.value).map_err(|why| {
+                    ApiError::new(StatusCode::BAD_GATEWAY, format!("handler {name:?} set {} to {why}", a.name))
+                })?;
+                e.attributes.insert(a.name, v);
+            }
+            ChangeView::Remove(n) => {
+                e.attributes.remove(&n);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An entity as handlers see it.
+pub fn entity_view(e: &Entity) -> EntityView {
+    EntityView {
+        location: e.location.clone(),
+        id: e.id().to_string(),
+        kind: e.kind.clone(),
+        mixins: e.mixins.clone(),
+        attributes: e.attributes.iter().map(|(k, v)| AttributeView::new(k.clone(), value_view(v))).collect(),
+    }
+}
+
+fn value_view(v: &Value) -> ValueView {
+    match v {
+        Value::String(s) => ValueView::Text(s.clone()),
+        Value::Bool(b) => ValueView::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => ValueView::Integer(i),
+            None => ValueView::Number(n.as_f64().unwrap_or(0.0)),
+        },
+        other => ValueView::Json(other.to_string()),
+    }
+}
+
+fn value_of(v: &ValueView) -> Result<Value, String> {
+    Ok(match v {
+        ValueView::Text(s) => Value::String(s.clone()),
+        ValueView::Integer(i) => Value::from(*i),
+        ValueView::Number(f) => {
+            serde_json::Number::from_f64(*f).map(Value::Number).ok_or_else(|| format!("the non-finite number {f}"))?
+        }
+        ValueView::Boolean(b) => Value::Bool(*b),
+        ValueView::Json(text) => serde_json::from_str(text).map_err(|e| format!("invalid JSON ({e})"))?,
+    })
+}
+
+/// The host side of the handler world for one call: queries over the tenant's entities as they
+/// were before the request (a read snapshot), and the handler's key-value store with this
+/// request's writes buffered, to be committed with it.
+pub struct TenantHost {
+    tenant: String,
+    handler: String,
+    reader: Reader,
+    /// key -> new value (`None`: deleted), in this request; shared with [`run`], which
+    /// commits them with the request.
+    kv_writes: KvWrites,
+}
+
+type KvWrites = Arc<std::sync::Mutex<BTreeMap<String, Option<Vec<u8>>>>>;
+
+impl TenantHost {
+    fn new(store: &Store, tenant: &str, handler: &str, kv_writes: KvWrites) -> R<TenantHost> {
+        Ok(TenantHost { tenant: tenant.to_string(), handler: handler.to_string(), reader: store.read()?, kv_writes })
+    }
+
+    fn writes(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Option<Vec<u8>>>> {
+        self.kv_writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl HostApi for TenantHost {
+    fn log(&mut self, level: LogLevel, message: &str, fields: &[(String, String)]) {
+        let fields: String = fields.iter().map(|(k, v)| format!(" {k}={v:?}")).collect();
+        let (tenant, handler) = (&self.tenant, &self.handler);
+        match level {
+            LogLevel::Debug => tracing::debug!(tenant, handler, "{message}{fields}"),
+            LogLevel::Info => tracing::info!(tenant, handler, "{message}{fields}"),
+            LogLevel::Warn => tracing::warn!(tenant, handler, "{message}{fields}"),
+            LogLevel::Error => tracing::error!(tenant, handler, "{message}{fields}"),
+        }
+    }
+
+    fn find(&mut self, filter: FilterView) -> Vec<EntityView> {
+        let limit = (filter.limit as usize).min(ocni_runtime::RuntimeConfig::default().max_find_results);
+        let scan = Page { offset: 0, limit: MAX_FIND_SCAN };
+        let candidates = match (&filter.kind, &filter.mixin) {
+            (Some(k), _) => self.reader.by_kind(&self.tenant, k, scan),
+            (None, Some(m)) => self.reader.by_mixin(&self.tenant, m, scan),
+            (None, None) => self.reader.by_prefix(&self.tenant, "/", scan),
+        };
+        let Ok(candidates) = candidates else { return Vec::new() };
+        let wanted: Vec<(String, Value)> =
+            filter.attributes.iter().filter_map(|a| value_of(&a.value).ok().map(|v| (a.name.clone(), v))).collect();
+        let mut out = Vec::new();
+        for loc in candidates {
+            if out.len() >= limit {
+                break;
+            }
+            let Ok(Some(e)) = self.reader.entity(&self.tenant, &loc) else { continue };
+            let mixin_ok = filter.mixin.as_ref().is_none_or(|m| e.mixins.contains(m));
+            let attrs_ok = wanted
+                .iter()
+                .all(|(k, v)| e.attributes.get(k).is_some_and(|have| ocni_model::filter::value_eq(have, v)));
+            if mixin_ok && attrs_ok {
+                out.push(entity_view(&e));
+            }
+        }
+        out
+    }
+
+    fn get(&mut self, location: &str) -> Option<EntityView> {
+        let path = ocni_model::entity::location_path(location);
+        self.reader.entity(&self.tenant, path).ok().flatten().map(|e| entity_view(&e))
+    }
+
+    fn kv_get(&mut self, key: &str) -> Option<Vec<u8>> {
+        if let Some(v) = self.writes().get(key) {
+            return v.clone();
+        }
+        self.reader.kv_get(&self.tenant, &self.handler, key).ok().flatten()
+    }
+
+    fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+        if key.is_empty() || key.len() > MAX_KV_KEY {
+            return Err(format!("keys are 1 to {MAX_KV_KEY} bytes"));
+        }
+        if value.len() > MAX_KV_VALUE {
+            return Err(format!("values are at most {MAX_KV_VALUE} bytes"));
+        }
+        self.writes().insert(key.to_string(), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn kv_delete(&mut self, key: &str) {
+        self.writes().insert(key.to_string(), None);
+    }
+
+    fn kv_keys(&mut self, prefix: &str) -> Vec<String> {
+        let mut keys: std::collections::BTreeSet<String> = self
+            .reader
+            .kv_keys(&self.tenant, &self.handler, prefix, MAX_KV_KEYS_LISTED)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        for (k, v) in self.writes().iter() {
+            if k.starts_with(prefix) {
+                if v.is_some() {
+                    keys.insert(k.clone());
+                } else {
+                    keys.remove(k);
+                }
+            }
+        }
+        keys.into_iter().take(MAX_KV_KEYS_LISTED).collect()
+    }
+}
