@@ -53,6 +53,18 @@ enum Command {
         /// Serve on a non-loopback address even though there is no authentication yet.
         #[arg(long)]
         allow_unauthenticated_remote: bool,
+        /// Wall-clock limit of one handler call, in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        handler_deadline_ms: u64,
+        /// Memory limit of one handler instance, in MiB.
+        #[arg(long, default_value_t = 32)]
+        handler_memory_mib: usize,
+        /// Largest handler component accepted for upload, in bytes.
+        #[arg(long, default_value_t = 16 << 20)]
+        max_handler_bytes: usize,
+        /// Optional fuel budget per handler call (deterministic CPU bound; off by default).
+        #[arg(long)]
+        handler_fuel: Option<u64>,
     },
 }
 
@@ -72,6 +84,10 @@ fn main() -> anyhow::Result<()> {
             json_dialect,
             templates,
             allow_unauthenticated_remote,
+            handler_deadline_ms,
+            handler_memory_mib,
+            max_handler_bytes,
+            handler_fuel,
         } => {
             if !listen.ip().is_loopback() && !allow_unauthenticated_remote {
                 anyhow::bail!(
@@ -84,6 +100,10 @@ fn main() -> anyhow::Result<()> {
             config.max_body = max_body;
             config.max_page_size = max_page_size;
             config.templates = templates;
+            config.runtime.deadline = std::time::Duration::from_millis(handler_deadline_ms);
+            config.runtime.max_memory_bytes = handler_memory_mib << 20;
+            config.runtime.max_component_bytes = max_handler_bytes;
+            config.runtime.fuel = handler_fuel;
             config.default_dialect = match json_dialect {
                 JsonDialect::Occi12 => Dialect::Occi12,
                 JsonDialect::Pyocni => Dialect::Pyocni,
