@@ -37,6 +37,10 @@ pub struct App {
     /// `write_lock` after a commit.
     catalogs: RwLock<std::collections::HashMap<String, Arc<Catalog>>>,
     write_lock: Mutex<()>,
+    /// Handler key-value writes of the write transaction in progress (there is one at a time,
+    /// under `write_lock`): later handler calls of the same request read them, and they are
+    /// written into the transaction just before it commits.
+    pub(crate) kv_overlay: handlers::KvOverlay,
 }
 
 /// A finished response, before HTTP framing.
@@ -134,7 +138,15 @@ impl App {
             }
             base = base.add(extra).map_err(|e| format!("templates file {}: {e}", path.display()))?;
         }
-        Ok(App { store, runtime, config, base, catalogs: RwLock::new(Default::default()), write_lock: Mutex::new(()) })
+        Ok(App {
+            store,
+            runtime,
+            config,
+            base,
+            catalogs: RwLock::new(Default::default()),
+            write_lock: Mutex::new(()),
+            kv_overlay: Default::default(),
+        })
     }
 
     /// The catalog of a tenant (cached).
@@ -157,7 +169,20 @@ impl App {
     ) -> R<T> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let catalog = self.catalog(tenant)?;
-        let (out, next) = self.store.write(|w| f(w, &catalog))?;
+        let overlay = || self.kv_overlay.lock().unwrap_or_else(|p| p.into_inner());
+        overlay().clear();
+        let result: R<(T, Option<Catalog>)> = self.store.write(|w| {
+            let out = f(w, &catalog)?;
+            for ((tenant, handler, key), value) in std::mem::take(&mut *overlay()) {
+                match value {
+                    Some(v) => w.kv_set(&tenant, &handler, &key, &v)?,
+                    None => w.kv_delete(&tenant, &handler, &key)?,
+                }
+            }
+            Ok(out)
+        });
+        overlay().clear();
+        let (out, next) = result?;
         if let Some(next) = next {
             self.catalogs.write().unwrap().insert(tenant.to_string(), Arc::new(next));
         }

@@ -206,8 +206,8 @@ pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: St
             Stage::Delete => Operation::Delete,
             Stage::Action { .. } => Operation::Action,
         };
-        let kv_writes = KvWrites::default();
-        let mut host: Box<dyn HostApi + Send> = Box::new(TenantHost::new(&app.store, tenant, name, kv_writes.clone())?);
+        let mut host: Box<dyn HostApi + Send> =
+            Box::new(TenantHost::new(&app.store, tenant, name, app.kv_overlay.clone())?);
         for call in [
             Call::Validate { entity: entity_view(entity), op },
             match &stage {
@@ -229,15 +229,8 @@ pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: St
                 Outcome::Refused(reasons) => return Err(refused(name, reasons)),
             }
         }
-        // The handler's key-value writes commit with the request.
+        // The handler's key-value writes stay in the overlay; `App::write` commits them.
         drop(host);
-        let writes = std::mem::take(&mut *kv_writes.lock().unwrap_or_else(|p| p.into_inner()));
-        for (key, value) in writes {
-            match value {
-                Some(v) => w.kv_set(tenant, name, &key, &v)?,
-                None => w.kv_delete(tenant, name, &key)?,
-            }
-        }
     }
     if !matches!(stage, Stage::Delete) {
         catalog.check_entity(entity).map_err(|e| {
@@ -328,20 +321,25 @@ pub struct TenantHost {
     tenant: String,
     handler: String,
     reader: Reader,
-    /// key -> new value (`None`: deleted), in this request; shared with [`run`], which
-    /// commits them with the request.
-    kv_writes: KvWrites,
+    /// The key-value writes of the transaction in progress, every handler's.
+    kv_writes: KvOverlay,
 }
 
-type KvWrites = Arc<std::sync::Mutex<BTreeMap<String, Option<Vec<u8>>>>>;
+/// (tenant, handler, key) -> new value (`None`: deleted), for the write transaction in progress.
+pub type KvOverlay = Arc<std::sync::Mutex<KvWrites>>;
+type KvWrites = BTreeMap<(String, String, String), Option<Vec<u8>>>;
 
 impl TenantHost {
-    fn new(store: &Store, tenant: &str, handler: &str, kv_writes: KvWrites) -> R<TenantHost> {
+    fn new(store: &Store, tenant: &str, handler: &str, kv_writes: KvOverlay) -> R<TenantHost> {
         Ok(TenantHost { tenant: tenant.to_string(), handler: handler.to_string(), reader: store.read()?, kv_writes })
     }
 
-    fn writes(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Option<Vec<u8>>>> {
+    fn writes(&self) -> std::sync::MutexGuard<'_, KvWrites> {
         self.kv_writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn key(&self, key: &str) -> (String, String, String) {
+        (self.tenant.clone(), self.handler.clone(), key.to_string())
     }
 }
 
@@ -391,7 +389,7 @@ impl HostApi for TenantHost {
     }
 
     fn kv_get(&mut self, key: &str) -> Option<Vec<u8>> {
-        if let Some(v) = self.writes().get(key) {
+        if let Some(v) = self.writes().get(&self.key(key)) {
             return v.clone();
         }
         self.reader.kv_get(&self.tenant, &self.handler, key).ok().flatten()
@@ -404,12 +402,14 @@ impl HostApi for TenantHost {
         if value.len() > MAX_KV_VALUE {
             return Err(format!("values are at most {MAX_KV_VALUE} bytes"));
         }
-        self.writes().insert(key.to_string(), Some(value.to_vec()));
+        let k = self.key(key);
+        self.writes().insert(k, Some(value.to_vec()));
         Ok(())
     }
 
     fn kv_delete(&mut self, key: &str) {
-        self.writes().insert(key.to_string(), None);
+        let k = self.key(key);
+        self.writes().insert(k, None);
     }
 
     fn kv_keys(&mut self, prefix: &str) -> Vec<String> {
@@ -419,8 +419,8 @@ impl HostApi for TenantHost {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        for (k, v) in self.writes().iter() {
-            if k.starts_with(prefix) {
+        for ((t, h, k), v) in self.writes().iter() {
+            if t == &self.tenant && h == &self.handler && k.starts_with(prefix) {
                 if v.is_some() {
                     keys.insert(k.clone());
                 } else {
