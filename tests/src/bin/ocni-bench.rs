@@ -3,6 +3,11 @@
 //! generator (HTTP/1.1 keep-alive connections, each sending requests back to back).
 //!
 //! Run a release build: `cargo run --release -p ocni-tests --bin ocni-bench -- [CONNECTIONS] [SECONDS]`.
+//!
+//! `ocni-bench handlers [CONNECTIONS] [SECONDS]` measures the WebAssembly handlers instead: the
+//! cost of one handler call (fresh instance + `validate` of the compute handler, through the
+//! runtime directly), and the throughput and latency of creating a compute resource over HTTP
+//! without and with the compute handler bound, interleaved, as a ratio.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -39,6 +44,22 @@ impl Run {
 
 /// `connections` keep-alive connections, each sending GETs back to back for `duration`.
 async fn load(addr: SocketAddr, path: &str, accept: &str, connections: usize, duration: Duration) -> Run {
+    load_with(addr, "GET", path, accept, None, 200, connections, duration).await
+}
+
+/// `connections` keep-alive connections, each sending `method path` (with `body` as OCCI JSON)
+/// back to back for `duration`; answers other than `status` count as errors.
+#[allow(clippy::too_many_arguments)]
+async fn load_with(
+    addr: SocketAddr,
+    method: &'static str,
+    path: &str,
+    accept: &str,
+    body: Option<&'static str>,
+    status: u16,
+    connections: usize,
+    duration: Duration,
+) -> Run {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -53,14 +74,17 @@ async fn load(addr: SocketAddr, path: &str, accept: &str, connections: usize, du
             let mut lat = Vec::new();
             let mut errors = 0u64;
             while Instant::now() < deadline {
-                let req = Request::get(&path)
+                let req = Request::builder()
+                    .method(method)
+                    .uri(&path)
                     .header("Host", addr.to_string())
                     .header("Accept", &accept)
-                    .body(Empty::<Bytes>::new())
+                    .header("Content-Type", "application/occi+json")
+                    .body(Full::new(Bytes::from_static(body.unwrap_or("").as_bytes())))
                     .unwrap();
                 let t = Instant::now();
                 match sender.send_request(req).await {
-                    Ok(resp) if resp.status() == 200 => {
+                    Ok(resp) if resp.status() == status => {
                         resp.into_body().collect().await.unwrap();
                         lat.push(t.elapsed().as_micros() as u32);
                     }
@@ -108,6 +132,9 @@ async fn trivial_server(body: Bytes, content_type: String) -> SocketAddr {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("handlers") {
+        return handlers(&args[2..]);
+    }
     let connections: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(64);
     let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5);
     if cfg!(debug_assertions) {
@@ -173,5 +200,120 @@ fn main() {
         }
         println!("{label}: ocni / trivial throughput = {:.2}", totals[1] / totals[0]);
     }
+    drop(app);
+}
+
+/// Handler cost and create throughput without / with the compute handler.
+fn handlers(args: &[String]) {
+    let connections: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(16);
+    let seconds: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let wasm = std::fs::read(ocni_tests::guests::COMPUTE).expect("the compute guest is built by tests/build.rs");
+
+    // 1. One call: a fresh store and instance from the InstancePre, then validate.
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = ocni_runtime::Runtime::new(ocni_runtime::RuntimeConfig::default(), dir.path()).unwrap();
+    let digest = runtime.compile(&wasm).unwrap().digest;
+    let handler = runtime.load(&digest).unwrap();
+    let entity = ocni_runtime::EntityView {
+        location: "/compute/x".into(),
+        id: "x".into(),
+        kind: "http://schemas.ogf.org/occi/infrastructure#compute".into(),
+        mixins: vec![],
+        attributes: vec![
+            ocni_runtime::AttributeView::new("occi.compute.cores", ocni_runtime::ValueView::Integer(2)),
+            ocni_runtime::AttributeView::new("occi.compute.memory", ocni_runtime::ValueView::Number(4.0)),
+            ocni_runtime::AttributeView::new("occi.compute.state", ocni_runtime::ValueView::Text("inactive".into())),
+        ],
+    };
+    let mut lat = Vec::new();
+    let mut host: Box<dyn ocni_runtime::HostApi + Send> = Box::new(ocni_runtime::NullHost);
+    for _ in 0..5000 {
+        let call = ocni_runtime::Call::Validate { entity: entity.clone(), op: ocni_runtime::Operation::Create };
+        let t = Instant::now();
+        let (outcome, back) = runtime.call(&handler, host, call);
+        lat.push(t.elapsed().as_nanos() as u64);
+        host = back;
+        assert!(matches!(outcome, Ok(ocni_runtime::Outcome::Accepted)), "{outcome:?}");
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
+    println!(
+        "handler call (fresh instance + validate, compute guest), 5000 calls: p50 {:.1} us, p99 {:.1} us",
+        pct(0.5),
+        pct(0.99)
+    );
+
+    // 2. Creates over HTTP, without and with the handler bound to compute, interleaved.
+    let servers = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let app = ocni_server::open(Config::new(data.path().join("data"))).unwrap();
+    let addr = servers.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(ocni_server::serve(listener, Arc::clone(&app), std::future::pending()));
+        addr
+    });
+    let http = reqwest::Client::new();
+    let bind = |name: Option<&str>| {
+        let local: Vec<&str> = name.into_iter().collect();
+        let body = serde_json::json!({"providers": [{"OCCI_ID": "http://schemas.ogf.org/occi/infrastructure#compute", "Provider": {"local": local}}]});
+        client.block_on(async {
+            let r = http
+                .put(format!("http://{addr}/-/"))
+                .header("Content-Type", "application/occi+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        });
+    };
+    client.block_on(async {
+        let r = http
+            .put(format!("http://{addr}/-/handlers/compute"))
+            .header("Content-Type", "application/wasm")
+            .body(wasm.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    });
+    const BODY: &str = r#"{"kind":"http://schemas.ogf.org/occi/infrastructure#compute","attributes":{"occi.compute.cores":2,"occi.compute.memory":4.0}}"#;
+    println!("POST /compute/ (create, durable commit), {connections} connections, {seconds} s per run");
+    println!("{:<16} {:>10} {:>9} {:>9} {:>8}", "handler", "req/s", "p50 us", "p99 us", "errors");
+    let mut totals = [0.0f64; 2];
+    let mut p50 = [0u32; 2];
+    for round in 0..2 {
+        for (i, bound) in [None, Some("compute")].into_iter().enumerate() {
+            bind(bound);
+            let run = client.block_on(load_with(
+                addr,
+                "POST",
+                "/compute/",
+                "application/occi+json",
+                Some(BODY),
+                201,
+                connections,
+                Duration::from_secs(seconds),
+            ));
+            totals[i] += run.rps();
+            p50[i] += run.pct(0.5) / 2;
+            println!(
+                "{:<16} {:>10.0} {:>9} {:>9} {:>8}{}",
+                bound.unwrap_or("none"),
+                run.rps(),
+                run.pct(0.5),
+                run.pct(0.99),
+                run.errors,
+                if round == 0 { "" } else { "  (round 2)" }
+            );
+        }
+    }
+    println!(
+        "create with handler / without: throughput {:.2}, p50 difference {} us",
+        totals[1] / totals[0],
+        p50[1] as i64 - p50[0] as i64
+    );
     drop(app);
 }
