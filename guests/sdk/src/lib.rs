@@ -116,7 +116,7 @@ pub trait Handler {
 /// Makes a type implementing [`Handler`] the export of the component. Use it once, at the
 /// top level of the handler crate:
 ///
-/// ```ignore
+/// ```no_run
 /// struct MyHandler;
 /// impl ocni_handler_sdk::Handler for MyHandler {}
 /// ocni_handler_sdk::export_handler!(MyHandler);
