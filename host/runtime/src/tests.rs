@@ -588,3 +588,228 @@ fn per_call_overhead() {
         times[times.len() * 99 / 100]
     );
 }
+
+/// The smallest handler of the world: no imports, every export answers from zeroed memory
+/// (`validate` accepts, the others answer `ok` with no changes); `extra` is spliced into the module.
+fn minimal_wat(extra: &str) -> String {
+    let entity = "i32 i32 i32 i32 i32 i32 i32 i32 i32 i32";
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $ptr) (local.get 3)))
+    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536))) (then unreachable))
+    (local.get $ptr))
+  (func (export "ocni:handler/handler@0.1.0#validate") (param {entity} i32) (result i32) (i32.const 1024))
+  (func (export "ocni:handler/handler@0.1.0#on-create") (param {entity}) (result i32) (i32.const 1024))
+  (func (export "ocni:handler/handler@0.1.0#on-update") (param i32) (result i32) (i32.const 1024))
+  (func (export "ocni:handler/handler@0.1.0#on-delete") (param {entity}) (result i32) (i32.const 1024))
+  (func (export "ocni:handler/handler@0.1.0#on-action") (param {entity} i32 i32 i32 i32) (result i32) (i32.const 1024))
+  {extra}
+)"#
+    )
+}
+
+/// A core module as a component of the handler world.
+fn componentize(wat: &str) -> Vec<u8> {
+    let mut module = wat::parse_str(wat).expect("core module WAT");
+    let mut resolve = wit_parser::Resolve::default();
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit");
+    let (package, _) = resolve.push_path(&wit).expect("the workspace WIT");
+    let world = resolve.select_world(&[package], Some("handler-world")).expect("handler-world");
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8)
+        .expect("embedding WIT metadata");
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(&module)
+        .expect("module")
+        .encode()
+        .expect("componentizing")
+}
+
+fn leb128(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Reads an unsigned LEB128 at the start of `bytes`: (value, its length).
+fn read_leb128(bytes: &[u8]) -> (usize, usize) {
+    let mut value = 0;
+    for (i, byte) in bytes.iter().enumerate() {
+        value |= usize::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return (value, i + 1);
+        }
+    }
+    panic!("truncated LEB128");
+}
+
+/// `component` (binary) with `copies` more core instances of the core module `module_wat`: a core
+/// module section and a core instance section appended by hand (the `wat` crate cannot nest a
+/// binary component, and appending needs no knowledge of the component's imports).
+fn with_extra_core_instances(component: &[u8], module_wat: &str, copies: usize) -> Vec<u8> {
+    // The appended module's index is the number of core modules the component defines: one per
+    // core module section (id 1) at the top level, which is where wit-component puts them all.
+    let (mut modules, mut at) = (0, 8);
+    while at < component.len() {
+        let id = component[at];
+        let (size, len) = read_leb128(&component[at + 1..]);
+        modules += usize::from(id == 1);
+        at += 1 + len + size;
+    }
+    let mut bytes = component.to_vec();
+    let module = wat::parse_str(module_wat).expect("extra core module");
+    bytes.push(1);
+    leb128(module.len(), &mut bytes);
+    bytes.extend_from_slice(&module);
+    // Core instance section: `copies` times (instantiate module, no arguments).
+    let mut instances = Vec::new();
+    leb128(copies, &mut instances);
+    for _ in 0..copies {
+        instances.push(0x00);
+        leb128(modules, &mut instances);
+        instances.push(0x00);
+    }
+    bytes.push(2);
+    leb128(instances.len(), &mut bytes);
+    bytes.extend_from_slice(&instances);
+    bytes
+}
+
+#[test]
+fn too_many_memories_or_instances_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let refuse = |bytes: &[u8]| runtime.compile(bytes).unwrap_err();
+
+    // The pool is sized per call from `max_memories` (2), `max_instances` (20) and one memory
+    // per core module; wasmtime checks a component against it when compiling it, so all of these
+    // are refused at upload, before anything runs.
+    // One core module with three memories (wit-component accepts multi-memory modules).
+    let three = refuse(&componentize(&minimal_wat("(memory 1) (memory 1)")));
+    assert!(
+        matches!(&three, UploadError::Invalid(m)
+            if m.contains("defined memories count of 3 exceeds the per-instance limit of 1")),
+        "{three:?}"
+    );
+    // The test guest plus two instances of a module with its own memory: three memories.
+    let memories = with_extra_core_instances(guest(), "(module (memory 1))", 2);
+    let memories = refuse(&memories);
+    assert!(
+        matches!(&memories, UploadError::Invalid(m)
+            if m.contains("3 Wasm linear memories, which exceeds the configured maximum of 2")),
+        "{memories:?}"
+    );
+    // The test guest plus twenty instances of an empty module.
+    let instances = refuse(&with_extra_core_instances(guest(), "(module)", 20));
+    assert!(
+        matches!(&instances, UploadError::Invalid(m)
+            if m.contains("core module instances, which exceeds the configured maximum of 20")),
+        "{instances:?}"
+    );
+    // The same extras within the limits are fine: the refusals are about the counts.
+    let within = with_extra_core_instances(guest(), "(module (memory 1))", 1);
+    let handler = runtime.load(&runtime.compile(&within).expect("one extra memory fits").digest).unwrap();
+    assert_eq!(call(&runtime, &handler, validate(0)).0, Ok(Outcome::Accepted));
+    let within = with_extra_core_instances(guest(), "(module)", 5);
+    let handler = runtime.load(&runtime.compile(&within).expect("five extra instances fit").digest).unwrap();
+    assert_eq!(call(&runtime, &handler, validate(0)).0, Ok(Outcome::Accepted));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "refused uploads leave no artifact");
+
+    // A lower configured limit refuses the plain test guest (a few core instances) the same way.
+    let one = RuntimeConfig { max_instances: 1, ..test_config() };
+    let strict_dir = tempfile::tempdir().unwrap();
+    let strict = Runtime::new(one, strict_dir.path()).unwrap();
+    let refused = strict.compile(guest()).unwrap_err();
+    assert!(
+        matches!(&refused, UploadError::Invalid(m) if m.contains("which exceeds the configured maximum of 1 ")),
+        "{refused:?}"
+    );
+}
+
+/// `n` functions of `body` copies of a small arithmetic statement each: valid, useless, and slow
+/// for Cranelift (1000 x 20 take about 3 s in a debug build on 2 cores).
+fn bomb_funcs(n: usize, body: usize) -> String {
+    let statement = "(local.set 1 (i32.add (i32.mul (local.get 0) (local.get 1)) (i32.const 7)))\n".repeat(body);
+    format!("(func (param i32) (result i32) (local i32)\n{statement}(local.get 1))\n").repeat(n)
+}
+
+#[test]
+fn a_compile_bomb_is_bounded_and_calls_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // The test guest, compiled by a runtime with the default timeout into the shared cache
+    // directory, so the runtime under test loads it without compiling.
+    let digest = runtime(dir.path()).compile(guest()).unwrap().digest;
+    let timeout = Duration::from_millis(200);
+    // Calls share this machine's cores with the compilation's threads and the other tests: a
+    // 250 ms deadline (the slowest call is typically 5-30 ms here) still catches calls that wait
+    // for the compilation, which takes seconds.
+    let deadline = Duration::from_millis(250);
+    let config = RuntimeConfig { compile_timeout: timeout, max_concurrent_compiles: 1, deadline, ..test_config() };
+    let runtime = Runtime::new(config, dir.path()).unwrap();
+    let handler = runtime.load(&digest).unwrap();
+
+    let bomb = componentize(&minimal_wat(&bomb_funcs(1000, 20)));
+    let (done, finished) = std::sync::mpsc::channel();
+    let uploader = {
+        let runtime = runtime.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let result = runtime.compile(&bomb);
+            let elapsed = started.elapsed();
+            done.send(()).unwrap();
+            (result, elapsed)
+        })
+    };
+    // Calls go on, within their deadline, while the bomb compiles...
+    let mut slowest = Duration::ZERO;
+    let mut calls = 0;
+    let mut call_ok = || {
+        let started = Instant::now();
+        assert_eq!(call(&runtime, &handler, validate(0)).0, Ok(Outcome::Accepted));
+        slowest = slowest.max(started.elapsed());
+        calls += 1;
+    };
+    while finished.try_recv().is_err() {
+        call_ok();
+    }
+    let (result, elapsed) = uploader.join().unwrap();
+    assert_eq!(result, Err(UploadError::CompileTimeout(timeout)));
+    assert!(elapsed < Duration::from_secs(1), "the upload was answered after {elapsed:?}");
+
+    // ...and while it goes on compiling past the timeout: it keeps the only compile slot, so
+    // uploads are refused as busy until it ends; then a new (small) upload compiles again.
+    let small = componentize(&minimal_wat(""));
+    assert_eq!(runtime.compile(&small), Err(UploadError::Busy));
+    let waited = Instant::now();
+    let compiled = loop {
+        assert!(waited.elapsed() < Duration::from_secs(15), "the compile slot stayed taken");
+        match runtime.compile(&small) {
+            Ok(compiled) => break compiled,
+            // A loaded machine may slow even the small compile past 200 ms.
+            Err(UploadError::Busy | UploadError::CompileTimeout(_)) => {
+                call_ok();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    };
+    eprintln!(
+        "compile bomb: refused after {elapsed:?}, slot free {:?} later; {calls} calls meanwhile, slowest {slowest:?}",
+        waited.elapsed()
+    );
+    let small = runtime.load(&compiled.digest).unwrap();
+    assert_eq!(call(&runtime, &small, validate(0)).0, Ok(Outcome::Accepted));
+    assert_eq!(call(&runtime, &handler, validate(0)).0, Ok(Outcome::Accepted));
+}
