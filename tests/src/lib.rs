@@ -1,5 +1,6 @@
 //! End-to-end test support: a real ocni server on `127.0.0.1:0` with its own data directory,
 //! and a small HTTP client that keeps status, headers and body.
+//! [`conformance`] holds the table-driven harness shared by the conformance tests.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,6 +9,8 @@ use ocni_server::Config;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+pub mod conformance;
 
 pub const JSON: &str = "application/occi+json";
 pub const PYOCNI: &str = "application/occi+json; dialect=pyocni";

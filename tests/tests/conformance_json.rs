@@ -12,258 +12,11 @@
 //! The appendix examples are kept as text with their typos fixed (each fix is noted where the
 //! example is), and parsed, so that a fix that leaves broken JSON fails loudly.
 
-use std::collections::HashMap;
 use std::process::Command;
 
-use ocni_tests::{COMPUTE, JSON, NETWORK, NETWORKINTERFACE, Reply, TestServer, repo_root};
+use ocni_tests::conformance::*;
+use ocni_tests::{COMPUTE, JSON, NETWORK, NETWORKINTERFACE, TestServer, repo_root};
 use serde_json::{Value, json};
-
-// ------------------------------------------------------------------------------------- harness
-
-#[derive(Clone, Copy, Debug)]
-enum Match {
-    Eq,
-    Prefix,
-    Has,
-}
-
-impl Match {
-    fn test(self, have: &str, want: &str) -> bool {
-        match self {
-            Match::Eq => have == want,
-            Match::Prefix => have.starts_with(want),
-            Match::Has => have.contains(want),
-        }
-    }
-}
-
-type CheckFn = Box<dyn Fn(&Reply) -> Result<(), String>>;
-
-/// What an answer must show. Texts are filled in (`{base}`, captures) before they are compared.
-enum Check {
-    /// The body has this line (trailing white space ignored).
-    Line(String),
-    /// An HTTP header has a value that matches.
-    Header(&'static str, Match, String),
-    /// The HTTP header appears this many times.
-    HeaderCount(&'static str, usize),
-    /// The Content-Type is this media type (parameters ignored).
-    ContentType(&'static str),
-    /// The body is JSON and the value at this JSON pointer equals this (types compared too;
-    /// strings in it are filled in).
-    Json(&'static str, Value),
-    /// Anything else, described.
-    Custom(&'static str, CheckFn),
-}
-
-/// One HTTP exchange.
-struct Step {
-    method: &'static str,
-    path: String,
-    headers: Vec<(&'static str, String)>,
-    body: Option<String>,
-    /// The acceptable statuses.
-    status: Vec<u16>,
-    checks: Vec<Check>,
-    capture: Option<&'static str>,
-}
-
-fn step(method: &'static str, path: &str) -> Step {
-    Step {
-        method,
-        path: path.to_string(),
-        headers: Vec::new(),
-        body: None,
-        status: vec![200],
-        checks: Vec::new(),
-        capture: None,
-    }
-}
-
-impl Step {
-    fn h(mut self, name: &'static str, value: &str) -> Self {
-        self.headers.push((name, value.to_string()));
-        self
-    }
-    fn accept(self, a: &str) -> Self {
-        self.h("Accept", a)
-    }
-    fn body(mut self, content_type: &str, body: &str) -> Self {
-        self.body = Some(body.to_string());
-        self.h("Content-Type", content_type)
-    }
-    fn json_body(self, v: Value) -> Self {
-        self.body(JSON, &v.to_string())
-    }
-    fn status(mut self, s: u16) -> Self {
-        self.status = vec![s];
-        self
-    }
-    fn status_in(mut self, s: &[u16]) -> Self {
-        self.status = s.to_vec();
-        self
-    }
-    fn capture(mut self, name: &'static str) -> Self {
-        self.capture = Some(name);
-        self
-    }
-    fn check(mut self, c: Check) -> Self {
-        self.checks.push(c);
-        self
-    }
-    fn line(self, s: &str) -> Self {
-        self.check(Check::Line(s.into()))
-    }
-    fn header(self, name: &'static str, m: Match, v: &str) -> Self {
-        self.check(Check::Header(name, m, v.into()))
-    }
-    fn header_count(self, name: &'static str, n: usize) -> Self {
-        self.check(Check::HeaderCount(name, n))
-    }
-    fn ctype(self, t: &'static str) -> Self {
-        self.check(Check::ContentType(t))
-    }
-    fn json(self, pointer: &'static str, v: Value) -> Self {
-        self.check(Check::Json(pointer, v))
-    }
-    fn custom(self, what: &'static str, f: impl Fn(&Reply) -> Result<(), String> + 'static) -> Self {
-        self.check(Check::Custom(what, Box::new(f)))
-    }
-}
-
-struct Case {
-    name: &'static str,
-    steps: Vec<Step>,
-}
-
-fn case(name: &'static str, steps: Vec<Step>) -> Case {
-    Case { name, steps }
-}
-
-/// `{base}` and captured values.
-struct Vars(HashMap<String, String>);
-
-impl Vars {
-    fn fill(&self, s: &str) -> String {
-        let mut out = s.to_string();
-        for (k, v) in &self.0 {
-            out = out.replace(&format!("{{{k}}}"), v);
-        }
-        out
-    }
-}
-
-fn media_type(r: &Reply) -> String {
-    r.header("content-type").unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
-}
-
-fn header_values(r: &Reply, name: &str) -> Vec<String> {
-    r.headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect()
-}
-
-fn parse_json(r: &Reply) -> Result<Value, String> {
-    serde_json::from_str(&r.text).map_err(|e| format!("body is not JSON ({e})"))
-}
-
-fn verify(c: &Check, r: &Reply, vars: &Vars) -> Result<(), String> {
-    match c {
-        Check::Line(s) => {
-            let s = vars.fill(s);
-            if r.text.lines().any(|l| l.trim_end() == s) { Ok(()) } else { Err(format!("no line {s:?}")) }
-        }
-        Check::Header(name, m, v) => {
-            let v = vars.fill(v);
-            let have = header_values(r, name);
-            if have.iter().any(|h| m.test(h, &v)) {
-                Ok(())
-            } else {
-                Err(format!("no {name} header {m:?} {v:?}; {name} headers: {have:?}"))
-            }
-        }
-        Check::HeaderCount(name, n) => {
-            let have = header_values(r, name);
-            if have.len() == *n {
-                Ok(())
-            } else {
-                Err(format!("{} {name} headers, expected {n}: {have:?}", have.len()))
-            }
-        }
-        Check::ContentType(t) => {
-            if media_type(r) == *t {
-                Ok(())
-            } else {
-                Err(format!("Content-Type {:?}, expected {t}", r.header("content-type")))
-            }
-        }
-        Check::Json(pointer, want) => {
-            let v = parse_json(r)?;
-            let want: Value = serde_json::from_str(&vars.fill(&want.to_string())).expect("filled JSON");
-            match v.pointer(pointer) {
-                Some(have) if *have == want => Ok(()),
-                have => Err(format!("JSON {pointer} is {have:?}, expected {want}")),
-            }
-        }
-        Check::Custom(what, f) => f(r).map_err(|e| format!("{what}: {e}")),
-    }
-}
-
-fn show(r: &Reply) -> String {
-    let mut headers: Vec<String> = r
-        .headers
-        .iter()
-        .filter(|(k, _)| k.as_str() != "date" && k.as_str() != "content-length")
-        .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
-        .collect();
-    headers.sort();
-    let body: String = r.text.chars().take(2500).collect();
-    format!("\n        headers: {headers:?}\n        body: {body}")
-}
-
-async fn run_step(client: &reqwest::Client, server: &TestServer, s: &Step, vars: &mut Vars) -> Result<(), String> {
-    let path = vars.fill(&s.path);
-    let mut req = client.request(reqwest::Method::from_bytes(s.method.as_bytes()).unwrap(), server.url(&path));
-    for (k, v) in &s.headers {
-        req = req.header(*k, vars.fill(v));
-    }
-    if let Some(b) = &s.body {
-        req = req.body(vars.fill(b));
-    }
-    let resp = req.send().await.map_err(|e| format!("request failed: {e}"))?;
-    let reply =
-        Reply { status: resp.status().as_u16(), headers: resp.headers().clone(), text: resp.text().await.unwrap() };
-    if !s.status.contains(&reply.status) {
-        return Err(format!("status {}, expected {:?}{}", reply.status, s.status, show(&reply)));
-    }
-    for c in &s.checks {
-        verify(c, &reply, vars).map_err(|e| format!("{e}{}", show(&reply)))?;
-    }
-    if let Some(name) = s.capture {
-        let loc = reply.header("location").ok_or_else(|| format!("no Location header to capture{}", show(&reply)))?;
-        let path = loc.strip_prefix(&server.base).unwrap_or(loc).to_string();
-        vars.0.insert(name.to_string(), path);
-    }
-    Ok(())
-}
-
-/// Runs the cases in order against one server and fails with the names of all failing ones.
-async fn run(server: &TestServer, cases: Vec<Case>) {
-    let client = reqwest::Client::new();
-    let total = cases.len();
-    let mut names = std::collections::HashSet::new();
-    let mut failures = Vec::new();
-    for c in &cases {
-        assert!(names.insert(c.name), "duplicate case name {:?}", c.name);
-        let mut vars = Vars(HashMap::from([("base".to_string(), server.base.clone())]));
-        for (i, s) in c.steps.iter().enumerate() {
-            if let Err(e) = run_step(&client, server, s, &mut vars).await {
-                failures.push(format!("{}\n      step {} ({} {}): {e}", c.name, i + 1, s.method, vars.fill(&s.path)));
-                break;
-            }
-        }
-    }
-    eprintln!("{} of {total} cases passed", total - failures.len());
-    assert!(failures.is_empty(), "{} of {total} cases failed:\n  - {}\n", failures.len(), failures.join("\n  - "));
-}
 
 // ------------------------------------------------------------------------------------- helpers
 
@@ -300,7 +53,16 @@ fn validate(schema: &str, doc: &Value) -> Result<(), String> {
     }
 }
 
-impl Step {
+/// JSON-specific checks on top of the shared [`Step`] builder.
+trait JsonChecks {
+    fn schema(self, schema: &'static str) -> Self;
+    fn json_has(self, pointer: &'static str, item: Value) -> Self;
+    fn json_len(self, pointer: &'static str, n: usize) -> Self;
+    fn category(self, group: &'static str, id: &str, members: Value) -> Self;
+    fn no_category(self, group: &'static str, id: &str) -> Self;
+}
+
+impl JsonChecks for Step {
     /// The body validates against this OCCI JSON schema.
     fn schema(self, schema: &'static str) -> Self {
         self.custom("schema", move |r| validate(schema, &parse_json(r)?))

@@ -1,0 +1,403 @@
+//! The table-driven harness of the conformance tests (`tests/tests/conformance_*.rs`): a case is
+//! a list of HTTP exchanges ([`Step`]), each with the status and the [`Check`]s its answer must
+//! pass; [`run`] runs the cases of one table in order against one server and reports every
+//! failing case at the end. Texts may use `{base}` (the server's `http://host:port`) and the
+//! names a case captured (`.capture("loc")` keeps the path of a `Location` header).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::{JSON, Reply, TestServer};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Match {
+    Eq,
+    Prefix,
+    Has,
+}
+
+impl Match {
+    pub fn test(self, have: &str, want: &str) -> bool {
+        match self {
+            Match::Eq => have == want,
+            Match::Prefix => have.starts_with(want),
+            Match::Has => have.contains(want),
+        }
+    }
+}
+
+pub type CheckFn = Box<dyn Fn(&Reply) -> Result<(), String>>;
+
+/// What an answer must show. Texts are filled in (`{base}`, captures) before they are compared.
+pub enum Check {
+    /// The body contains this text.
+    Contains(String),
+    /// The body does not contain this text.
+    Lacks(String),
+    /// The body has this line (trailing white space ignored).
+    Line(String),
+    /// An OCCI field (text/plain body lines, or text/occi headers; comma lists split) has a
+    /// value that matches.
+    Field(&'static str, Match, String),
+    /// No value of the OCCI field matches.
+    NoField(&'static str, Match, String),
+    /// The OCCI field has this many values.
+    FieldCount(&'static str, usize),
+    /// An HTTP header has a value that matches.
+    Header(&'static str, Match, String),
+    /// The HTTP header appears this many times.
+    HeaderCount(&'static str, usize),
+    /// The Content-Type is this media type (parameters ignored).
+    ContentType(&'static str),
+    /// The body is JSON and the value at this JSON pointer equals this (types compared too;
+    /// strings in it are filled in).
+    Json(&'static str, Value),
+    /// Anything else, described.
+    Custom(&'static str, CheckFn),
+}
+
+/// One HTTP exchange.
+pub struct Step {
+    method: &'static str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<String>,
+    /// Sent over a bare TCP connection without any Accept header (reqwest always adds one).
+    no_accept: bool,
+    /// The acceptable statuses.
+    status: Vec<u16>,
+    checks: Vec<Check>,
+    capture: Option<&'static str>,
+}
+
+pub fn step(method: &'static str, path: &str) -> Step {
+    Step {
+        method,
+        path: path.to_string(),
+        headers: Vec::new(),
+        body: None,
+        no_accept: false,
+        status: vec![200],
+        checks: Vec::new(),
+        capture: None,
+    }
+}
+
+impl Step {
+    pub fn h(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_string()));
+        self
+    }
+    pub fn accept(self, a: &str) -> Self {
+        self.h("Accept", a)
+    }
+    pub fn body(mut self, content_type: &str, body: &str) -> Self {
+        self.body = Some(body.to_string());
+        self.h("Content-Type", content_type)
+    }
+    pub fn plain(self, body: &str) -> Self {
+        self.body("text/plain", body)
+    }
+    pub fn json_body(self, v: Value) -> Self {
+        self.body(JSON, &v.to_string())
+    }
+    pub fn status(mut self, s: u16) -> Self {
+        self.status = vec![s];
+        self
+    }
+    pub fn status_in(mut self, s: &[u16]) -> Self {
+        self.status = s.to_vec();
+        self
+    }
+    pub fn no_accept(mut self) -> Self {
+        self.no_accept = true;
+        self
+    }
+    pub fn capture(mut self, name: &'static str) -> Self {
+        self.capture = Some(name);
+        self
+    }
+    pub fn check(mut self, c: Check) -> Self {
+        self.checks.push(c);
+        self
+    }
+    pub fn contains(self, s: &str) -> Self {
+        self.check(Check::Contains(s.into()))
+    }
+    pub fn lacks(self, s: &str) -> Self {
+        self.check(Check::Lacks(s.into()))
+    }
+    pub fn line(self, s: &str) -> Self {
+        self.check(Check::Line(s.into()))
+    }
+    pub fn field(self, name: &'static str, m: Match, v: &str) -> Self {
+        self.check(Check::Field(name, m, v.into()))
+    }
+    pub fn no_field(self, name: &'static str, m: Match, v: &str) -> Self {
+        self.check(Check::NoField(name, m, v.into()))
+    }
+    pub fn field_count(self, name: &'static str, n: usize) -> Self {
+        self.check(Check::FieldCount(name, n))
+    }
+    pub fn header(self, name: &'static str, m: Match, v: &str) -> Self {
+        self.check(Check::Header(name, m, v.into()))
+    }
+    pub fn header_count(self, name: &'static str, n: usize) -> Self {
+        self.check(Check::HeaderCount(name, n))
+    }
+    pub fn ctype(self, t: &'static str) -> Self {
+        self.check(Check::ContentType(t))
+    }
+    pub fn json(self, pointer: &'static str, v: Value) -> Self {
+        self.check(Check::Json(pointer, v))
+    }
+    pub fn custom(self, what: &'static str, f: impl Fn(&Reply) -> Result<(), String> + 'static) -> Self {
+        self.check(Check::Custom(what, Box::new(f)))
+    }
+}
+
+pub struct Case {
+    name: &'static str,
+    steps: Vec<Step>,
+}
+
+pub fn case(name: &'static str, steps: Vec<Step>) -> Case {
+    Case { name, steps }
+}
+
+/// `{base}` and captured values.
+pub struct Vars(HashMap<String, String>);
+
+impl Vars {
+    pub fn fill(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for (k, v) in &self.0 {
+            out = out.replace(&format!("{{{k}}}"), v);
+        }
+        out
+    }
+}
+
+/// Splits a field value at commas outside quoted strings and `<...>` (RFC 2616 lists).
+pub fn split_list(s: &str) -> Vec<String> {
+    let (mut out, mut cur) = (Vec::new(), String::new());
+    let (mut quoted, mut escaped, mut angle) = (false, false, false);
+    for c in s.chars() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                '"' => quoted = true,
+                '<' => angle = true,
+                '>' => angle = false,
+                ',' if !angle => {
+                    out.push(cur.trim().to_string());
+                    cur.clear();
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        cur.push(c);
+    }
+    out.push(cur.trim().to_string());
+    out.retain(|v| !v.is_empty());
+    out
+}
+
+pub fn media_type(r: &Reply) -> String {
+    r.header("content-type").unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// The values of an OCCI field: HTTP headers for text/occi, `Name: value` body lines otherwise.
+pub fn field_values(r: &Reply, name: &str) -> Vec<String> {
+    let raw: Vec<String> = if media_type(r) == "text/occi" {
+        r.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect()
+    } else {
+        r.text
+            .lines()
+            .filter_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .collect()
+    };
+    raw.iter().flat_map(|v| split_list(v)).collect()
+}
+
+pub fn header_values(r: &Reply, name: &str) -> Vec<String> {
+    r.headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect()
+}
+
+pub fn parse_json(r: &Reply) -> Result<Value, String> {
+    serde_json::from_str(&r.text).map_err(|e| format!("body is not JSON ({e})"))
+}
+
+pub fn verify(c: &Check, r: &Reply, vars: &Vars) -> Result<(), String> {
+    match c {
+        Check::Contains(s) => {
+            let s = vars.fill(s);
+            if r.text.contains(&s) { Ok(()) } else { Err(format!("body lacks {s:?}")) }
+        }
+        Check::Lacks(s) => {
+            let s = vars.fill(s);
+            if r.text.contains(&s) { Err(format!("body has {s:?}")) } else { Ok(()) }
+        }
+        Check::Line(s) => {
+            let s = vars.fill(s);
+            if r.text.lines().any(|l| l.trim_end() == s) { Ok(()) } else { Err(format!("no line {s:?}")) }
+        }
+        Check::Field(name, m, v) => {
+            let v = vars.fill(v);
+            let have = field_values(r, name);
+            if have.iter().any(|h| m.test(h, &v)) {
+                Ok(())
+            } else {
+                Err(format!("no {name} value {m:?} {v:?}; {name} values: {have:#?}"))
+            }
+        }
+        Check::NoField(name, m, v) => {
+            let v = vars.fill(v);
+            match field_values(r, name).into_iter().find(|h| m.test(h, &v)) {
+                Some(h) => Err(format!("unexpected {name} value {h:?} ({m:?} {v:?})")),
+                None => Ok(()),
+            }
+        }
+        Check::FieldCount(name, n) => {
+            let have = field_values(r, name);
+            if have.len() == *n {
+                Ok(())
+            } else {
+                Err(format!("{} {name} values, expected {n}: {have:#?}", have.len()))
+            }
+        }
+        Check::Header(name, m, v) => {
+            let v = vars.fill(v);
+            let have = header_values(r, name);
+            if have.iter().any(|h| m.test(h, &v)) {
+                Ok(())
+            } else {
+                Err(format!("no {name} header {m:?} {v:?}; {name} headers: {have:?}"))
+            }
+        }
+        Check::HeaderCount(name, n) => {
+            let have = header_values(r, name);
+            if have.len() == *n {
+                Ok(())
+            } else {
+                Err(format!("{} {name} headers, expected {n}: {have:?}", have.len()))
+            }
+        }
+        Check::ContentType(t) => {
+            if media_type(r) == *t {
+                Ok(())
+            } else {
+                Err(format!("Content-Type {:?}, expected {t}", r.header("content-type")))
+            }
+        }
+        Check::Json(pointer, want) => {
+            let v = parse_json(r)?;
+            let want: Value = serde_json::from_str(&vars.fill(&want.to_string())).expect("filled JSON");
+            match v.pointer(pointer) {
+                Some(have) if *have == want => Ok(()),
+                have => Err(format!("JSON {pointer} is {have:?}, expected {want}")),
+            }
+        }
+        Check::Custom(what, f) => f(r).map_err(|e| format!("{what}: {e}")),
+    }
+}
+
+/// GET without an Accept header, over a bare connection.
+pub async fn get_without_accept(server: &TestServer, path: &str) -> Result<Reply, String> {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no end of the header section")?;
+    let mut lines = head.lines();
+    let status =
+        lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).ok_or("no status")?;
+    let mut headers = HeaderMap::new();
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':')
+            && let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.trim().as_bytes()), HeaderValue::from_str(v.trim()))
+        {
+            headers.append(k, v);
+        }
+    }
+    Ok(Reply { status, headers, text: body.to_string() })
+}
+
+pub fn show(r: &Reply) -> String {
+    let mut headers: Vec<String> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.as_str() != "date" && k.as_str() != "content-length")
+        .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+        .collect();
+    headers.sort();
+    let body: String = r.text.chars().take(2500).collect();
+    format!("\n        headers: {headers:?}\n        body: {body}")
+}
+
+pub async fn run_step(client: &reqwest::Client, server: &TestServer, s: &Step, vars: &mut Vars) -> Result<(), String> {
+    let path = vars.fill(&s.path);
+    let reply = if s.no_accept {
+        get_without_accept(server, &path).await?
+    } else {
+        let mut req = client.request(reqwest::Method::from_bytes(s.method.as_bytes()).unwrap(), server.url(&path));
+        for (k, v) in &s.headers {
+            req = req.header(*k, vars.fill(v));
+        }
+        if let Some(b) = &s.body {
+            req = req.body(vars.fill(b));
+        }
+        let resp = req.send().await.map_err(|e| format!("request failed: {e}"))?;
+        Reply { status: resp.status().as_u16(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
+    };
+    if !s.status.contains(&reply.status) {
+        return Err(format!("status {}, expected {:?}{}", reply.status, s.status, show(&reply)));
+    }
+    for c in &s.checks {
+        verify(c, &reply, vars).map_err(|e| format!("{e}{}", show(&reply)))?;
+    }
+    if let Some(name) = s.capture {
+        let loc = reply.header("location").ok_or_else(|| format!("no Location header to capture{}", show(&reply)))?;
+        let path = loc.strip_prefix(&server.base).unwrap_or(loc).to_string();
+        vars.0.insert(name.to_string(), path);
+    }
+    Ok(())
+}
+
+/// Runs the cases in order against one server and fails with the names of all failing ones.
+pub async fn run(server: &TestServer, cases: Vec<Case>) {
+    let client = reqwest::Client::new();
+    let total = cases.len();
+    let mut names = std::collections::HashSet::new();
+    let mut failures = Vec::new();
+    for c in &cases {
+        assert!(names.insert(c.name), "duplicate case name {:?}", c.name);
+        let mut vars = Vars(HashMap::from([("base".to_string(), server.base.clone())]));
+        for (i, s) in c.steps.iter().enumerate() {
+            if let Err(e) = run_step(&client, server, s, &mut vars).await {
+                failures.push(format!("{}\n      step {} ({} {}): {e}", c.name, i + 1, s.method, vars.fill(&s.path)));
+                break;
+            }
+        }
+    }
+    eprintln!("{} of {total} cases passed", total - failures.len());
+    assert!(failures.is_empty(), "{} of {total} cases failed:\n  - {}\n", failures.len(), failures.join("\n  - "));
+}
+
+// ------------------------------------------------------------------------------------- helpers
