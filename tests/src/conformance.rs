@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::{JSON, Reply, TestServer};
+use crate::{COMPUTE, JSON, Reply, TestServer};
 
 #[derive(Clone, Copy, Debug)]
 pub enum Match {
@@ -401,3 +401,108 @@ pub async fn run(server: &TestServer, cases: Vec<Case>) {
 }
 
 // ------------------------------------------------------------------------------------- helpers
+
+// ---------------------------------------------------------------------- shared spec helpers
+
+pub const ACTIONS: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#";
+
+pub const EX: &str = "http://example.com/occi/conformance#";
+
+pub const INFRA: &str = "http://schemas.ogf.org/occi/infrastructure#";
+
+pub fn compute_json(path: &str, attributes: Value) -> Step {
+    put_json(path, json!({"kind": COMPUTE, "attributes": attributes}))
+}
+
+pub fn put_json(path: &str, v: Value) -> Step {
+    step("PUT", path).accept(JSON).json_body(v).status(201)
+}
+
+pub const COMPUTE_REF: &str = r#"compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#;
+
+pub const DUMMY_ID: &str = "b9ff813e-fee5-4a9d-b839-673f39746096";
+
+/// Every X-OCCI-Location is an absolute URL.
+pub fn absolute_locations(r: &Reply) -> Result<(), String> {
+    for v in field_values(r, "X-OCCI-Location") {
+        if !v.starts_with("http://") && !v.starts_with("https://") {
+            return Err(format!("{v:?} is not an absolute URL"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every Category value keeps the GFD.185 3.5.1 ABNF: `term; scheme="..."; class=...`
+/// then the optional parameters in the order title, rel, location, attributes, actions; kinds
+/// and mixins with a relative location path ending in `/`; actions without location/actions.
+pub fn category_abnf(r: &Reply) -> Result<(), String> {
+    const ORDER: [&str; 7] = ["scheme", "class", "title", "rel", "location", "attributes", "actions"];
+    let values = field_values(r, "Category");
+    if values.is_empty() {
+        return Err("no Category values".into());
+    }
+    for v in &values {
+        let pieces: Vec<String> = split_params(v);
+        let term = &pieces[0];
+        if term.is_empty() || !term.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(format!("bad term in {v:?}"));
+        }
+        let mut last = None;
+        let mut params = HashMap::new();
+        for p in &pieces[1..] {
+            let (k, val) = p.split_once('=').ok_or_else(|| format!("parameter {p:?} of {v:?} is not key=value"))?;
+            let i =
+                ORDER.iter().position(|o| *o == k.trim()).ok_or_else(|| format!("unknown parameter {k} in {v:?}"))?;
+            if last.is_some_and(|l| l >= i) {
+                return Err(format!("parameters out of the ABNF order in {v:?}"));
+            }
+            last = Some(i);
+            params.insert(k.trim().to_string(), val.trim().to_string());
+        }
+        let scheme = params.get("scheme").ok_or_else(|| format!("no scheme in {v:?}"))?;
+        if !(scheme.starts_with('"') && scheme.ends_with("#\"")) {
+            return Err(format!("scheme is not a quoted URI ending in # in {v:?}"));
+        }
+        let class = params.get("class").ok_or_else(|| format!("no class in {v:?}"))?.trim_matches('"');
+        match class {
+            "kind" | "mixin" => {
+                let loc = params.get("location").ok_or_else(|| format!("no location in {v:?}"))?;
+                if !(loc.starts_with("\"/") && loc.ends_with("/\"")) {
+                    return Err(format!("location is not a quoted path \"/.../\" in {v:?}"));
+                }
+            }
+            "action" => {
+                if params.contains_key("location") || params.contains_key("actions") {
+                    return Err(format!("an action with location or actions: {v:?}"));
+                }
+            }
+            other => return Err(format!("class {other:?} in {v:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// Splits at `;` outside quoted strings.
+pub fn split_params(v: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
+    for c in v.chars() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            quoted = true;
+        } else if c == ';' {
+            out.push(cur.trim().to_string());
+            cur.clear();
+            continue;
+        }
+        cur.push(c);
+    }
+    out.push(cur.trim().to_string());
+    out.retain(|p| !p.is_empty());
+    out
+}

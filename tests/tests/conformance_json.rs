@@ -20,10 +20,7 @@ use serde_json::{Value, json};
 
 // ------------------------------------------------------------------------------------- helpers
 
-const INFRA: &str = "http://schemas.ogf.org/occi/infrastructure#";
-const ACTIONS: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#";
 const RESOURCE_KIND: &str = "http://schemas.ogf.org/occi/core#resource";
-const EX: &str = "http://example.com/occi/conformance#";
 const VM_ID: &str = "996ad860-2a9a-504f-8861-aeafd0b2ae29";
 const NIC_ID: &str = "22fe83ae-a20f-54fc-b436-cec85c94c5e8";
 const NET_ID: &str = "b7d55bf4-7057-5113-85c8-141871bf7635";
@@ -125,16 +122,8 @@ fn subset(want: &Value, have: &Value, at: &str) -> Result<(), String> {
     }
 }
 
-fn put_json(path: &str, v: Value) -> Step {
-    step("PUT", path).accept(JSON).json_body(v).status(201)
-}
-
 fn post_json(path: &str, v: Value) -> Step {
     step("POST", path).accept(JSON).json_body(v)
-}
-
-fn compute_json(path: &str, attributes: Value) -> Step {
-    put_json(path, json!({"kind": COMPUTE, "attributes": attributes}))
 }
 
 fn get_json(path: &str) -> Step {

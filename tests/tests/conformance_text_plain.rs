@@ -10,35 +10,20 @@
 //!
 //! Typos of the specification examples are fixed where noted ("spec typo").
 
-use std::collections::HashMap;
-
 use ocni_tests::conformance::*;
 use ocni_tests::{COMPUTE, JSON, NETWORK, NETWORKINTERFACE, Reply, TestServer};
-use serde_json::{Value, json};
+use serde_json::json;
 
 // ------------------------------------------------------------------------------------- helpers
 
-const INFRA: &str = "http://schemas.ogf.org/occi/infrastructure#";
-const COMPUTE_REF: &str = r#"compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#;
 const CAT_COMPUTE: &str = r#"Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#;
 const CAT_NETWORK: &str = r#"Category: network; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#;
-const ACTIONS: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#";
-const EX: &str = "http://example.com/occi/conformance#";
-const DUMMY_ID: &str = "b9ff813e-fee5-4a9d-b839-673f39746096";
 
 /// Lines of a text/plain body.
 fn lines(ls: &[&str]) -> String {
     let mut s = ls.join("\n");
     s.push('\n');
     s
-}
-
-fn put_json(path: &str, v: Value) -> Step {
-    step("PUT", path).accept(JSON).json_body(v).status(201)
-}
-
-fn compute_json(path: &str, attributes: Value) -> Step {
-    put_json(path, json!({"kind": COMPUTE, "attributes": attributes}))
 }
 
 fn get_json(path: &str) -> Step {
@@ -60,81 +45,6 @@ fn define_mixin(term: &str) -> Step {
     step("POST", "/-/").accept("text/plain").plain(&body)
 }
 
-/// Checks that every Category value keeps the GFD.185 3.5.1 ABNF: `term; scheme="..."; class=...`
-/// then the optional parameters in the order title, rel, location, attributes, actions; kinds
-/// and mixins with a relative location path ending in `/`; actions without location/actions.
-fn category_abnf(r: &Reply) -> Result<(), String> {
-    const ORDER: [&str; 7] = ["scheme", "class", "title", "rel", "location", "attributes", "actions"];
-    let values = field_values(r, "Category");
-    if values.is_empty() {
-        return Err("no Category values".into());
-    }
-    for v in &values {
-        let pieces: Vec<String> = split_params(v);
-        let term = &pieces[0];
-        if term.is_empty() || !term.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(format!("bad term in {v:?}"));
-        }
-        let mut last = None;
-        let mut params = HashMap::new();
-        for p in &pieces[1..] {
-            let (k, val) = p.split_once('=').ok_or_else(|| format!("parameter {p:?} of {v:?} is not key=value"))?;
-            let i =
-                ORDER.iter().position(|o| *o == k.trim()).ok_or_else(|| format!("unknown parameter {k} in {v:?}"))?;
-            if last.is_some_and(|l| l >= i) {
-                return Err(format!("parameters out of the ABNF order in {v:?}"));
-            }
-            last = Some(i);
-            params.insert(k.trim().to_string(), val.trim().to_string());
-        }
-        let scheme = params.get("scheme").ok_or_else(|| format!("no scheme in {v:?}"))?;
-        if !(scheme.starts_with('"') && scheme.ends_with("#\"")) {
-            return Err(format!("scheme is not a quoted URI ending in # in {v:?}"));
-        }
-        let class = params.get("class").ok_or_else(|| format!("no class in {v:?}"))?.trim_matches('"');
-        match class {
-            "kind" | "mixin" => {
-                let loc = params.get("location").ok_or_else(|| format!("no location in {v:?}"))?;
-                if !(loc.starts_with("\"/") && loc.ends_with("/\"")) {
-                    return Err(format!("location is not a quoted path \"/.../\" in {v:?}"));
-                }
-            }
-            "action" => {
-                if params.contains_key("location") || params.contains_key("actions") {
-                    return Err(format!("an action with location or actions: {v:?}"));
-                }
-            }
-            other => return Err(format!("class {other:?} in {v:?}")),
-        }
-    }
-    Ok(())
-}
-
-/// Splits at `;` outside quoted strings.
-fn split_params(v: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
-    for c in v.chars() {
-        if quoted {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => quoted = false,
-                _ => {}
-            }
-        } else if c == '"' {
-            quoted = true;
-        } else if c == ';' {
-            out.push(cur.trim().to_string());
-            cur.clear();
-            continue;
-        }
-        cur.push(c);
-    }
-    out.push(cur.trim().to_string());
-    out.retain(|p| !p.is_empty());
-    out
-}
-
 /// GFD.229 5.1.1: `1*(Category) *(Link) *(Attribute)`, in that order, Category first.
 fn resource_order(r: &Reply) -> Result<(), String> {
     let mut rank = 0;
@@ -153,16 +63,6 @@ fn resource_order(r: &Reply) -> Result<(), String> {
             return Err(format!("line {} ({l:?}) comes after a later kind of field", i + 1));
         }
         rank = this;
-    }
-    Ok(())
-}
-
-/// Every X-OCCI-Location is an absolute URL.
-fn absolute_locations(r: &Reply) -> Result<(), String> {
-    for v in field_values(r, "X-OCCI-Location") {
-        if !v.starts_with("http://") && !v.starts_with("https://") {
-            return Err(format!("{v:?} is not an absolute URL"));
-        }
     }
     Ok(())
 }
