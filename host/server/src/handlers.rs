@@ -11,7 +11,7 @@ use ocni_runtime::{
     AttributeView, Call, CallError, ChangeView, EntityView, FilterView, HostApi, LogLevel, Operation, Outcome,
     RefusalView, RuntimeError, UploadError, ValueView,
 };
-use ocni_store::{HandlerRecord, Page, Reader, Store, Writer};
+use ocni_store::{HandlerRecord, Page, Reader, Writer};
 use serde_json::{Value, json};
 
 use crate::api::{App, Body, Reply, Request, json_reply};
@@ -83,11 +83,8 @@ impl App {
         if req.route.action.is_some() {
             return Err(ApiError::bad("?action= does not apply to handlers"));
         }
-        let format = match req.format {
-            Format::Json(_) => Format::Json(ocni_model::Dialect::Occi12),
-            // Handler descriptions are JSON documents whatever the client accepts.
-            _ => Format::Json(ocni_model::Dialect::Occi12),
-        };
+        // Handler descriptions are JSON documents whatever the client accepts.
+        let format = Format::Json(ocni_model::Dialect::Occi12);
         match (req.method, name) {
             (&Method::GET | &Method::HEAD, None) => {
                 let r = self.store.read()?;
@@ -206,8 +203,7 @@ pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: St
             Stage::Delete => Operation::Delete,
             Stage::Action { .. } => Operation::Action,
         };
-        let mut host: Box<dyn HostApi + Send> =
-            Box::new(TenantHost::new(&app.store, tenant, name, app.kv_overlay.clone())?);
+        let mut host: Box<dyn HostApi + Send> = Box::new(TenantHost::new(app, tenant, name)?);
         for call in [
             Call::Validate { entity: entity_view(entity), op },
             match &stage {
@@ -323,6 +319,8 @@ pub struct TenantHost {
     reader: Reader,
     /// The key-value writes of the transaction in progress, every handler's.
     kv_writes: KvOverlay,
+    /// The most entities one `find` returns (the server's configured bound).
+    max_find_results: usize,
 }
 
 /// (tenant, handler, key) -> new value (`None`: deleted), for the write transaction in progress.
@@ -330,8 +328,14 @@ pub type KvOverlay = Arc<std::sync::Mutex<KvWrites>>;
 type KvWrites = BTreeMap<(String, String, String), Option<Vec<u8>>>;
 
 impl TenantHost {
-    fn new(store: &Store, tenant: &str, handler: &str, kv_writes: KvOverlay) -> R<TenantHost> {
-        Ok(TenantHost { tenant: tenant.to_string(), handler: handler.to_string(), reader: store.read()?, kv_writes })
+    fn new(app: &App, tenant: &str, handler: &str) -> R<TenantHost> {
+        Ok(TenantHost {
+            tenant: tenant.to_string(),
+            handler: handler.to_string(),
+            reader: app.store.read()?,
+            kv_writes: app.kv_overlay.clone(),
+            max_find_results: app.config.runtime.max_find_results,
+        })
     }
 
     fn writes(&self) -> std::sync::MutexGuard<'_, KvWrites> {
@@ -356,7 +360,7 @@ impl HostApi for TenantHost {
     }
 
     fn find(&mut self, filter: FilterView) -> Vec<EntityView> {
-        let limit = (filter.limit as usize).min(ocni_runtime::RuntimeConfig::default().max_find_results);
+        let limit = (filter.limit as usize).min(self.max_find_results);
         let scan = Page { offset: 0, limit: MAX_FIND_SCAN };
         let candidates = match (&filter.kind, &filter.mixin) {
             (Some(k), _) => self.reader.by_kind(&self.tenant, k, scan),
