@@ -50,6 +50,10 @@ pub struct Config {
     pub max_page_size: usize,
     /// Limits of the WebAssembly handler sandbox (per call, per upload).
     pub runtime: ocni_runtime::RuntimeConfig,
+    /// How long a request's headers may take to arrive (slow clients are cut off).
+    pub header_read_timeout: Duration,
+    /// How long a request's body may take to arrive once its headers are in (then 408).
+    pub body_read_timeout: Duration,
 }
 
 impl Config {
@@ -62,6 +66,8 @@ impl Config {
             templates: None,
             max_page_size: 1000,
             runtime: ocni_runtime::RuntimeConfig::default(),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -96,7 +102,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 let app = app.clone();
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
+                    .header_read_timeout(app.config.header_read_timeout)
                     .serve_connection(TokioIo::new(stream), service_fn(move |req| handle(app.clone(), peer, req)));
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -197,9 +203,16 @@ async fn respond(app: &Arc<App>, req: Request<Incoming>, format: Result<Format, 
         return Err(too_large(limit));
     }
     let method = req.method().clone();
-    let bytes = Limited::new(req.into_body(), limit)
-        .collect()
+    // A client that dribbles its body must not hold the request open for ever.
+    let body_timeout = app.config.body_read_timeout;
+    let bytes = tokio::time::timeout(body_timeout, Limited::new(req.into_body(), limit).collect())
         .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {} s", body_timeout.as_secs_f64()),
+            )
+        })?
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                 too_large(limit)
