@@ -506,3 +506,14 @@ pub fn split_params(v: &str) -> Vec<String> {
     out.retain(|p| !p.is_empty());
     out
 }
+
+/// The GFD.185 example's `occi.core.id` is echoed, with or without its `urn:uuid:` prefix.
+pub fn dummy_id_echoed(r: &Reply) -> Result<(), String> {
+    let want = [format!("\"urn:uuid:{DUMMY_ID}\""), format!("\"{DUMMY_ID}\"")];
+    let have = field_values(r, "X-OCCI-Attribute");
+    if have.iter().any(|v| want.iter().any(|w| *v == format!("occi.core.id={w}"))) {
+        Ok(())
+    } else {
+        Err(format!("no occi.core.id={}: {have:?}", want[0]))
+    }
+}

@@ -19,6 +19,7 @@ pub const NETWORK: &str = "http://schemas.ogf.org/occi/infrastructure#network";
 pub const STORAGE: &str = "http://schemas.ogf.org/occi/infrastructure#storage";
 pub const NETWORKINTERFACE: &str = "http://schemas.ogf.org/occi/infrastructure#networkinterface";
 pub const STORAGELINK: &str = "http://schemas.ogf.org/occi/infrastructure#storagelink";
+pub const COMPUTE_ACTION: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#";
 
 /// A running server. Dropping it stops the server (the data directory lives as long as the
 /// `TempDir` given to or made by [`TestServer::start`]).
@@ -170,6 +171,16 @@ pub fn repo_root() -> &'static Path {
 #[track_caller]
 pub fn expect(reply: &Reply, status: u16) {
     assert_eq!(reply.status, status, "unexpected status; body: {}", reply.text);
+}
+
+/// Asserts an error status whose JSON error message mentions every one of `words`.
+#[track_caller]
+pub fn expect_error(reply: &Reply, status: u16, words: &[&str]) {
+    expect(reply, status);
+    let msg = reply.error_message();
+    for w in words {
+        assert!(msg.contains(w), "error message should mention {w:?}: {msg}");
+    }
 }
 
 /// Paths of the guest components built by build.rs.

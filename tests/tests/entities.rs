@@ -2,7 +2,7 @@
 //! replace, partial update, attribute validation, mixins on create, links (standalone and
 //! inline), path management and collection listings.
 
-use ocni_tests::{COMPUTE, NETWORK, NETWORKINTERFACE, Reply, STORAGE, TestServer, expect};
+use ocni_tests::{COMPUTE, NETWORK, NETWORKINTERFACE, Reply, STORAGE, TestServer, expect, expect_error};
 use serde_json::{Value, json};
 
 const SMALL: &str = "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#small";
@@ -44,15 +44,6 @@ fn ids_of(resources: &Value) -> Vec<String> {
         .collect();
     ids.sort();
     ids
-}
-
-#[track_caller]
-fn expect_error(reply: &Reply, status: u16, words: &[&str]) {
-    expect(reply, status);
-    let msg = reply.error_message();
-    for w in words {
-        assert!(msg.contains(w), "error message should mention {w:?}: {msg}");
-    }
 }
 
 fn is_uuid(s: &str) -> bool {

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ocni_server::Config;
-use ocni_tests::{COMPUTE, JSON, NETWORK, NETWORKINTERFACE, Reply, TestServer, expect, guests};
+use ocni_tests::{
+    COMPUTE, COMPUTE_ACTION, JSON, NETWORK, NETWORKINTERFACE, Reply, TestServer, expect, expect_error, guests,
+};
 use serde_json::{Value, json};
 
 const WASM: &str = "application/wasm";
-const COMPUTE_ACTION: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#";
 const IPNETWORK: &str = "http://schemas.ogf.org/occi/infrastructure/network#ipnetwork";
 const IPNETWORKINTERFACE: &str = "http://schemas.ogf.org/occi/infrastructure/networkinterface#ipnetworkinterface";
 const COUNTED: &str = "http://example.com/occi#counted";
@@ -77,15 +78,6 @@ async fn count(server: &TestServer, path: &str) -> usize {
     expect(&reply, 200);
     let v = reply.json();
     ["resources", "links"].iter().map(|m| v.get(m).and_then(Value::as_array).map_or(0, Vec::len)).sum()
-}
-
-#[track_caller]
-fn expect_error(reply: &Reply, status: u16, words: &[&str]) {
-    expect(reply, status);
-    let msg = reply.error_message();
-    for w in words {
-        assert!(msg.contains(w), "error message should mention {w:?}: {msg}");
-    }
 }
 
 /// `GET /-/handlers/`: (the handler descriptions, compiled_since_start).

@@ -2,13 +2,12 @@
 //! actions on entities and collections (state machines, parameters, both body dialects,
 //! all-or-nothing collection actions).
 
-use ocni_tests::{COMPUTE, NETWORK, Reply, STORAGE, TestServer, expect};
+use ocni_tests::{COMPUTE, COMPUTE_ACTION, NETWORK, STORAGE, TestServer, expect, expect_error};
 use serde_json::{Value, json};
 
 const GOLD: &str = "http://example.com/occi/tenant#gold";
 const GOLD_LOC: &str = "/mixins/gold/";
 const TIER: &str = "com.example.tier";
-const COMPUTE_ACTION: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#";
 const NETWORK_ACTION: &str = "http://schemas.ogf.org/occi/infrastructure/network/action#";
 const STORAGE_ACTION: &str = "http://schemas.ogf.org/occi/infrastructure/storage/action#";
 
@@ -71,17 +70,7 @@ fn locations(server: &TestServer, ids: &[&str]) -> Value {
     json!({"X-OCCI-Location": ids.iter().map(|id| server.url(&format!("/compute/{id}"))).collect::<Vec<_>>()})
 }
 
-#[track_caller]
-fn expect_error(reply: &Reply, status: u16, words: &[&str]) {
-    expect(reply, status);
-    let msg = reply.error_message();
-    for w in words {
-        assert!(msg.contains(w), "error message should mention {w:?}: {msg}");
-    }
-}
-
 // ---------------------------------------------------------------------- mixin association
-
 #[tokio::test]
 async fn associate_replace_and_dissociate_members() {
     let server = TestServer::start().await;

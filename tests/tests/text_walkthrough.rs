@@ -2,11 +2,11 @@
 //! with the fields as text/plain body lines, once as text/occi request headers (GFD.185 3.6.6).
 //! The pyOCNI providers body has no text form and is left to the JSON walkthrough.
 
-use ocni_tests::{COMPUTE, TestServer};
+use ocni_tests::{COMPUTE, COMPUTE_ACTION, TestServer};
 use serde_json::Value;
 
 const INFRA: &str = "http://schemas.ogf.org/occi/infrastructure#";
-const COMPUTE_ACTION: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#";
+
 const VM: &str = "996ad860-2a9a-504f-8861-aeafd0b2ae29";
 
 type Fields = Vec<(&'static str, String)>;
