@@ -1,5 +1,9 @@
 //! Checks of one attribute value against its definition: type, pattern, range, enumeration.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use regex::Regex;
 use serde_json::Value;
 
 use crate::category::{AttrType, AttributeDef, compile_pattern, type_name};
@@ -68,11 +72,29 @@ fn range(min: Option<f64>, max: Option<f64>, value: &Value) -> Result<(), String
     Ok(())
 }
 
+/// Compiled patterns, so that validating a write does not compile a regex per attribute.
+/// Bounded: a tenant defining many patterns only makes the cache start over.
+static COMPILED: LazyLock<Mutex<HashMap<String, Regex>>> = LazyLock::new(Default::default);
+const MAX_COMPILED: usize = 1024;
+
+fn compiled(re: &str) -> Result<Regex, regex::Error> {
+    let mut cache = COMPILED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(r) = cache.get(re) {
+        return Ok(r.clone());
+    }
+    let r = compile_pattern(re)?;
+    if cache.len() >= MAX_COMPILED {
+        cache.clear();
+    }
+    cache.insert(re.to_string(), r.clone());
+    Ok(r)
+}
+
 fn pattern(re: &str, value: &Value) -> Result<(), String> {
     let Some(s) = value.as_str() else { return Ok(()) };
     // Patterns were compiled when the definition was accepted; a failure here means a stored
     // definition is broken, which we report rather than ignore.
-    let compiled = compile_pattern(re).map_err(|e| format!("pattern: {re:?} does not compile: {e}"))?;
+    let compiled = compiled(re).map_err(|e| format!("pattern: {re:?} does not compile: {e}"))?;
     if compiled.is_match(s) { Ok(()) } else { Err(format!("pattern: {s:?} does not match {re:?}")) }
 }
 
