@@ -2,6 +2,7 @@
 //! mixin association. Runs on a blocking thread (redb calls block); every write happens in one
 //! store transaction, under the server's write lock, so a refusal leaves nothing written.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -83,18 +84,21 @@ enum Purpose {
     EntityFilter,
 }
 
-fn body_as(req: &Request, purpose: Purpose, catalog: &Catalog) -> R<Option<Value>> {
+fn body_as<'a>(req: &'a Request, purpose: Purpose, catalog: &Catalog) -> R<Option<Cow<'a, Value>>> {
     Ok(match &req.body {
         None => None,
-        Some(Body::Json(v)) => Some(v.clone()),
-        Some(Body::Text(t)) => Some(match purpose {
+        // JSON bodies are used as they are; only the text renderings are turned into JSON.
+        Some(Body::Json(v)) => Some(Cow::Borrowed(v)),
+        Some(Body::Text(t)) => Some(Cow::Owned(match purpose {
             Purpose::Categories => t.to_categories_json(catalog)?,
             Purpose::Entity => t.to_entity_json(catalog)?,
             Purpose::Action => t.to_action_json(catalog)?,
             Purpose::Locations => json!({ "X-OCCI-Location": t.locations }),
             Purpose::EntityFilter => t.to_entity_filter_json(catalog)?,
-        }),
-        Some(Body::UriList(list)) if purpose == Purpose::Locations => Some(json!({ "X-OCCI-Location": list })),
+        })),
+        Some(Body::UriList(list)) if purpose == Purpose::Locations => {
+            Some(Cow::Owned(json!({ "X-OCCI-Location": list })))
+        }
         Some(Body::Wasm(_)) => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -110,7 +114,7 @@ fn body_as(req: &Request, purpose: Purpose, catalog: &Catalog) -> R<Option<Value
     })
 }
 
-fn need(req: &Request, purpose: Purpose, catalog: &Catalog) -> R<Value> {
+fn need<'a>(req: &'a Request, purpose: Purpose, catalog: &Catalog) -> R<Cow<'a, Value>> {
     body_as(req, purpose, catalog)?.ok_or_else(|| ApiError::bad(format!("{} here needs a request body", req.method)))
 }
 
@@ -551,7 +555,7 @@ impl App {
         members: impl Fn(&Writer) -> R<Vec<String>>,
     ) -> R<Reply> {
         let catalog = self.catalog(tenant)?;
-        let (given, params) = parse_action_body(body_as(req, Purpose::Action, &catalog)?.as_ref(), term)?;
+        let (given, params) = parse_action_body(body_as(req, Purpose::Action, &catalog)?.as_deref(), term)?;
         let count = self.write(tenant, |w, catalog| {
             // Read the members inside the transaction, so the action covers exactly them.
             let locations = members(w)?;
@@ -572,7 +576,7 @@ impl App {
     fn entity(&self, tenant: &str, catalog: &Catalog, path: &str, req: &Request) -> R<Reply> {
         match (req.method.clone(), &req.route.action) {
             (Method::POST, Some(term)) => {
-                let (given, params) = parse_action_body(body_as(req, Purpose::Action, catalog)?.as_ref(), term)?;
+                let (given, params) = parse_action_body(body_as(req, Purpose::Action, catalog)?.as_deref(), term)?;
                 let updated = self.write(tenant, |w, catalog| {
                     let e = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
                     let next = self.act(w, tenant, catalog, &e, term, given.as_deref(), &params)?;
@@ -599,7 +603,7 @@ impl App {
                 self.render_entity_reply(&r, tenant, catalog, &e, req.format)
             }
             (Method::PUT, None) => {
-                let input = single_entity(&need(req, Purpose::Entity, catalog)?)?;
+                let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
                 let (created, location) = self.write(tenant, |w, catalog| match w.entity(tenant, path)? {
                     Some(old) => {
                         no_links_on_update(&input)?;
@@ -633,7 +637,7 @@ impl App {
                 Ok(created_reply(&req.base_url, &[location], req.format))
             }
             (Method::POST, None) => {
-                let input = single_entity(&need(req, Purpose::Entity, catalog)?)?;
+                let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
                 self.write(tenant, |w, catalog| {
                     let old = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
                     no_links_on_update(&input)?;
