@@ -103,6 +103,20 @@ fn scan_suffixes<T: ReadableTable<&'static str, V>, V: redb::Value + 'static>(
     Ok(out)
 }
 
+/// Decodes every JSON value whose key starts with `prefix`, in key order.
+fn decode_range<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+) -> Result<Vec<T>> {
+    let end = prefix_end(prefix);
+    let mut out = Vec::new();
+    for item in table.range::<&str>(prefix..end.as_str())? {
+        let (k, v) = item?;
+        out.push(decode(k.value(), v.value())?);
+    }
+    Ok(out)
+}
+
 /// A window over a listing.
 #[derive(Clone, Copy, Debug)]
 pub struct Page {
@@ -182,15 +196,7 @@ macro_rules! read_ops {
     () => {
         /// The tenant's own categories.
         pub fn categories(&self, tenant: &str) -> Result<Vec<Category>> {
-            let t = self.txn.open_table(CATEGORIES)?;
-            let prefix = format!("{tenant}\0");
-            let end = prefix_end(&prefix);
-            let mut out = Vec::new();
-            for item in t.range::<&str>(prefix.as_str()..end.as_str())? {
-                let (k, v) = item?;
-                out.push(decode(k.value(), v.value())?);
-            }
-            Ok(out)
+            decode_range(&self.txn.open_table(CATEGORIES)?, &format!("{tenant}\0"))
         }
 
         /// Provider (handler) bindings: category id -> name.
@@ -239,15 +245,7 @@ macro_rules! read_ops {
 
         /// The tenant's handlers, by name.
         pub fn handlers(&self, tenant: &str) -> Result<Vec<HandlerRecord>> {
-            let t = self.txn.open_table(HANDLERS)?;
-            let prefix = format!("{tenant}\0");
-            let end = prefix_end(&prefix);
-            let mut out = Vec::new();
-            for item in t.range::<&str>(prefix.as_str()..end.as_str())? {
-                let (k, v) = item?;
-                out.push(decode(k.value(), v.value())?);
-            }
-            Ok(out)
+            decode_range(&self.txn.open_table(HANDLERS)?, &format!("{tenant}\0"))
         }
 
         pub fn handler(&self, tenant: &str, name: &str) -> Result<Option<HandlerRecord>> {
