@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use hyper::{Method, StatusCode};
 use ocni_model::catalog::parse_category_file;
@@ -34,13 +34,14 @@ pub struct App {
     pub(crate) runtime: ocni_runtime::Runtime,
     /// Built-in categories plus the operator's templates.
     base: Catalog,
-    /// Per tenant: `base` plus the tenant's own categories. Replaced (never mutated) under
-    /// `write_lock` after a commit.
-    catalogs: RwLock<std::collections::HashMap<String, Arc<Catalog>>>,
-    write_lock: Mutex<()>,
-    /// Handler key-value writes of the write transaction in progress (there is one at a time,
-    /// under `write_lock`): later handler calls of the same request read them, and they are
-    /// written into the transaction just before it commits.
+    /// Per tenant: `base` plus the tenant's own categories. Replaced (never mutated) when a
+    /// batch of writes that changed them commits.
+    pub(crate) catalogs: RwLock<std::collections::HashMap<String, Arc<Catalog>>>,
+    /// Group commit: the batch of writes in progress (see `commit.rs`).
+    pub(crate) queue: crate::commit::WriteQueue,
+    /// Handler key-value writes of the write step in progress (there is one at a time, under
+    /// the batch lock): later handler calls of the same request read them, and they join the
+    /// request's step when it ends.
     pub(crate) kv_overlay: handlers::KvOverlay,
 }
 
@@ -148,7 +149,7 @@ impl App {
             config,
             base,
             catalogs: RwLock::new(Default::default()),
-            write_lock: Mutex::new(()),
+            queue: Default::default(),
             kv_overlay: Default::default(),
         })
     }
@@ -162,35 +163,6 @@ impl App {
         let c = Arc::new(self.base.clone().with(own));
         self.catalogs.write().unwrap().insert(tenant.to_string(), c.clone());
         Ok(c)
-    }
-
-    /// Runs a write in one transaction under the write lock. `f` may return a new catalog,
-    /// installed only once the transaction committed.
-    pub(crate) fn write<T>(
-        &self,
-        tenant: &str,
-        f: impl FnOnce(&mut Writer, &Catalog) -> R<(T, Option<Catalog>)>,
-    ) -> R<T> {
-        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let catalog = self.catalog(tenant)?;
-        let overlay = || self.kv_overlay.lock().unwrap_or_else(|p| p.into_inner());
-        overlay().clear();
-        let result: R<(T, Option<Catalog>)> = self.store.write(|w| {
-            let out = f(w, &catalog)?;
-            for ((tenant, handler, key), value) in std::mem::take(&mut *overlay()) {
-                match value {
-                    Some(v) => w.kv_set(&tenant, &handler, &key, &v)?,
-                    None => w.kv_delete(&tenant, &handler, &key)?,
-                }
-            }
-            Ok(out)
-        });
-        overlay().clear();
-        let (out, next) = result?;
-        if let Some(next) = next {
-            self.catalogs.write().unwrap().insert(tenant.to_string(), Arc::new(next));
-        }
-        Ok(out)
     }
 
     /// Serves one request.

@@ -11,7 +11,7 @@ use ocni_runtime::{
     AttributeView, Call, CallError, ChangeView, EntityView, FilterView, HostApi, LogLevel, Operation, Outcome,
     RefusalView, RuntimeError, UploadError, ValueView,
 };
-use ocni_store::{HandlerRecord, Page, Reader, Writer};
+use ocni_store::{HandlerRecord, Page, TxnView, Writer};
 use serde_json::{Value, json};
 
 use crate::api::{App, Body, Reply, Request, json_reply};
@@ -203,7 +203,7 @@ pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: St
             Stage::Delete => Operation::Delete,
             Stage::Action { .. } => Operation::Action,
         };
-        let mut host: Box<dyn HostApi + Send> = Box::new(TenantHost::new(app, tenant, name)?);
+        let mut host: Box<dyn HostApi + Send> = Box::new(TenantHost::new(app, tenant, name, w.view()));
         for call in [
             Call::Validate { entity: entity_view(entity), op },
             match &stage {
@@ -310,13 +310,14 @@ fn value_of(v: &ValueView) -> Result<Value, String> {
     })
 }
 
-/// The host side of the handler world for one call: queries over the tenant's entities as they
-/// were before the request (a read snapshot), and the handler's key-value store with this
-/// request's writes buffered, to be committed with it.
+/// The host side of the handler world for one call: queries over the tenant's entities as the
+/// request's write transaction sees them (every write acknowledged or batched before it, and
+/// this request's own writes so far), and the handler's key-value store with this request's
+/// writes buffered, to be committed with it.
 pub struct TenantHost {
     tenant: String,
     handler: String,
-    reader: Reader,
+    reader: TxnView,
     /// The key-value writes of the transaction in progress, every handler's.
     kv_writes: KvOverlay,
     /// The most entities one `find` returns (the server's configured bound).
@@ -328,14 +329,14 @@ pub type KvOverlay = Arc<std::sync::Mutex<KvWrites>>;
 type KvWrites = BTreeMap<(String, String, String), Option<Vec<u8>>>;
 
 impl TenantHost {
-    fn new(app: &App, tenant: &str, handler: &str) -> R<TenantHost> {
-        Ok(TenantHost {
+    fn new(app: &App, tenant: &str, handler: &str, reader: TxnView) -> TenantHost {
+        TenantHost {
             tenant: tenant.to_string(),
             handler: handler.to_string(),
-            reader: app.store.read()?,
+            reader,
             kv_writes: app.kv_overlay.clone(),
             max_find_results: app.config.runtime.max_find_results,
-        })
+        }
     }
 
     fn writes(&self) -> std::sync::MutexGuard<'_, KvWrites> {

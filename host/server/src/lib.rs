@@ -2,6 +2,7 @@
 //! error mapping and request logging. `main.rs` holds the `ocni` command line.
 
 pub mod api;
+mod commit;
 pub mod error;
 pub mod handlers;
 pub mod negotiate;

@@ -1,5 +1,11 @@
 //! The only crate that knows redb: ocni's persistent state (categories, handler bindings,
-//! entities and their indexes), every key scoped by tenant, one write transaction per request.
+//! entities and their indexes), every key scoped by tenant.
+//!
+//! Writes: [`Store::write`] runs one durable transaction. For group commit, [`Store::begin_batch`]
+//! opens a transaction that many requests write in turn: each request is a *step*
+//! ([`Writer::begin_step`]); a failed step is rolled back alone ([`Writer::undo_step`], which
+//! replays the step's undo log), and [`Store::commit_batch`] commits the survivors with one
+//! durable commit (one fsync for the whole batch).
 //!
 //! Tables (keys are `\0`-joined strings, so a prefix range lists one tenant's, one kind's or one
 //! path's entries without touching others):
@@ -16,9 +22,10 @@
 //! - `handler_kv`: tenant, handler name, key -> value (the handlers' private key-value stores)
 
 use std::path::Path;
+use std::sync::Arc;
 
 use ocni_model::{Category, Entity};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 
 pub const SCHEMA_VERSION: &str = "1";
 
@@ -52,6 +59,10 @@ pub enum StoreError {
     Corrupt { key: String, source: serde_json::Error },
     #[error("data directory was written by schema version {found}, this build knows version {SCHEMA_VERSION}")]
     SchemaVersion { found: String },
+    #[error("a view of the write transaction was still in use when it committed")]
+    ViewOutlived,
+    #[error("only a batch can undo a step")]
+    NotABatch,
 }
 
 macro_rules! from_redb {
@@ -176,18 +187,35 @@ impl Store {
     /// Runs `f` in one write transaction, committed (durably) only if `f` returns Ok.
     pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut Writer) -> Result<T, E>) -> Result<T, E> {
         let txn = self.db.begin_write().map_err(StoreError::from)?;
-        let mut w = Writer { txn };
+        let mut w = Writer { txn: Arc::new(txn), undo: None };
         match f(&mut w) {
             Ok(v) => {
-                w.txn.commit().map_err(StoreError::from)?;
+                Self::commit_txn(w)?;
                 Ok(v)
             }
             Err(e) => {
-                // Dropping an uncommitted transaction aborts it; abort explicitly to surface errors.
-                w.txn.abort().map_err(StoreError::from)?;
+                // Dropping an uncommitted transaction aborts it.
+                drop(w);
                 Err(e)
             }
         }
+    }
+
+    /// Opens a batch: a write transaction that can undo its last step. Commit it with
+    /// [`Store::commit_batch`]; dropping it aborts every step.
+    pub fn begin_batch(&self) -> Result<Writer> {
+        Ok(Writer { txn: Arc::new(self.db.begin_write()?), undo: Some(Vec::new()) })
+    }
+
+    /// Commits a batch durably (redb `Durability::Immediate`: on disk when this returns).
+    pub fn commit_batch(&self, w: Writer) -> Result<()> {
+        Self::commit_txn(w)
+    }
+
+    fn commit_txn(w: Writer) -> Result<()> {
+        let txn = Arc::try_unwrap(w.txn).map_err(|_| StoreError::ViewOutlived)?;
+        txn.commit()?;
+        Ok(())
     }
 }
 
@@ -298,47 +326,135 @@ impl Reader {
     read_ops!();
 }
 
+/// What undoes one change of a step: puts back the previous value of one key.
+type Undo = Box<dyn FnOnce(&WriteTransaction) -> Result<()> + Send>;
+
 /// A write transaction: reads see the transaction's own writes.
 pub struct Writer {
-    txn: redb::WriteTransaction,
+    txn: Arc<WriteTransaction>,
+    /// In a batch, how to undo each change of the current step (in order); `None` outside
+    /// batches, where a failure aborts the whole transaction instead.
+    undo: Option<Vec<Undo>>,
 }
 
-impl Writer {
+/// A read-only view of a write transaction in progress (its own writes included), for code that
+/// must outlive a borrow of the [`Writer`], such as a handler's host. Drop it before the batch
+/// commits.
+pub struct TxnView {
+    txn: Arc<WriteTransaction>,
+}
+
+impl TxnView {
     read_ops!();
+}
 
-    pub fn put_category(&mut self, tenant: &str, cat: &Category) -> Result<()> {
-        let mut t = self.txn.open_table(CATEGORIES)?;
-        t.insert(key2(tenant, &cat.id()).as_str(), encode(cat).as_slice())?;
-        Ok(())
+/// Inserts `value` at `key` of `t` (the table `def`), logging the previous value in `undo`.
+fn put<'v, V: redb::Value + Send + 'static>(
+    undo: &mut Option<Vec<Undo>>,
+    t: &mut Table<&'static str, V>,
+    def: TableDefinition<'static, &'static str, V>,
+    key: &str,
+    value: impl std::borrow::Borrow<V::SelfType<'v>>,
+) -> Result<()> {
+    let prev = t.insert(key, value)?;
+    if let Some(undo) = undo {
+        let prev = prev.map(|g| V::as_bytes(&g.value()).as_ref().to_vec());
+        undo.push(restore(def, key, prev));
     }
+    Ok(())
+}
 
-    pub fn delete_category(&mut self, tenant: &str, id: &str) -> Result<bool> {
-        let mut t = self.txn.open_table(CATEGORIES)?;
-        let removed = t.remove(key2(tenant, id).as_str())?.is_some();
-        drop(t);
-        self.set_binding(tenant, id, None)?;
-        Ok(removed)
+/// Removes `key` from `t` (the table `def`), logging the previous value in `undo`. Returns
+/// whether something was there.
+fn del<V: redb::Value + Send + 'static>(
+    undo: &mut Option<Vec<Undo>>,
+    t: &mut Table<&'static str, V>,
+    def: TableDefinition<'static, &'static str, V>,
+    key: &str,
+) -> Result<bool> {
+    let Some(prev) = t.remove(key)? else { return Ok(false) };
+    if let Some(undo) = undo {
+        undo.push(restore(def, key, Some(V::as_bytes(&prev.value()).as_ref().to_vec())));
     }
+    Ok(true)
+}
 
-    pub fn set_binding(&mut self, tenant: &str, id: &str, provider: Option<&str>) -> Result<()> {
-        let mut t = self.txn.open_table(BINDINGS)?;
-        let key = key2(tenant, id);
-        match provider {
-            Some(p) => {
-                t.insert(key.as_str(), p)?;
+/// The undo of a change at `key`: put `prev` back, or remove the key if it had no value.
+fn restore<V: redb::Value + Send + 'static>(
+    def: TableDefinition<'static, &'static str, V>,
+    key: &str,
+    prev: Option<Vec<u8>>,
+) -> Undo {
+    let key = key.to_string();
+    Box::new(move |txn: &WriteTransaction| {
+        let mut t = txn.open_table(def)?;
+        match &prev {
+            Some(bytes) => {
+                t.insert(key.as_str(), V::from_bytes(bytes))?;
             }
             None => {
                 t.remove(key.as_str())?;
             }
         }
         Ok(())
+    })
+}
+
+impl Writer {
+    read_ops!();
+
+    /// Starts a step of a batch: what follows can be undone by [`Writer::undo_step`]; what came
+    /// before is kept.
+    pub fn begin_step(&mut self) {
+        if let Some(undo) = &mut self.undo {
+            undo.clear();
+        }
+    }
+
+    /// Undoes every change since [`Writer::begin_step`]. Outside a batch there is nothing to
+    /// undo with: the error says so, and the caller must drop (abort) the transaction.
+    pub fn undo_step(&mut self) -> Result<()> {
+        let Some(undo) = &mut self.undo else { return Err(StoreError::NotABatch) };
+        while let Some(f) = undo.pop() {
+            f(&self.txn)?;
+        }
+        Ok(())
+    }
+
+    /// A read-only view of this transaction, its writes so far included.
+    pub fn view(&self) -> TxnView {
+        TxnView { txn: Arc::clone(&self.txn) }
+    }
+
+    pub fn put_category(&mut self, tenant: &str, cat: &Category) -> Result<()> {
+        let Writer { txn, undo } = self;
+        let mut t = txn.open_table(CATEGORIES)?;
+        put(undo, &mut t, CATEGORIES, &key2(tenant, &cat.id()), encode(cat).as_slice())
+    }
+
+    pub fn delete_category(&mut self, tenant: &str, id: &str) -> Result<bool> {
+        let Writer { txn, undo } = self;
+        let removed = del(undo, &mut txn.open_table(CATEGORIES)?, CATEGORIES, &key2(tenant, id))?;
+        self.set_binding(tenant, id, None)?;
+        Ok(removed)
+    }
+
+    pub fn set_binding(&mut self, tenant: &str, id: &str, provider: Option<&str>) -> Result<()> {
+        let Writer { txn, undo } = self;
+        let mut t = txn.open_table(BINDINGS)?;
+        let key = key2(tenant, id);
+        match provider {
+            Some(p) => put(undo, &mut t, BINDINGS, &key, p),
+            None => del(undo, &mut t, BINDINGS, &key).map(drop),
+        }
     }
 
     /// Stores a handler and its component bytes (keeping no longer used bytes out).
     pub fn put_handler(&mut self, tenant: &str, record: &HandlerRecord, bytes: &[u8]) -> Result<()> {
         let old = self.handler(tenant, &record.name)?;
-        self.txn.open_table(HANDLERS)?.insert(key2(tenant, &record.name).as_str(), encode(record).as_slice())?;
-        self.txn.open_table(HANDLER_BLOBS)?.insert(key2(tenant, &record.digest).as_str(), bytes)?;
+        let Writer { txn, undo } = self;
+        put(undo, &mut txn.open_table(HANDLERS)?, HANDLERS, &key2(tenant, &record.name), encode(record).as_slice())?;
+        put(undo, &mut txn.open_table(HANDLER_BLOBS)?, HANDLER_BLOBS, &key2(tenant, &record.digest), bytes)?;
         if let Some(old) = old
             && old.digest != record.digest
         {
@@ -350,29 +466,37 @@ impl Writer {
     /// Removes a handler, its bytes (unless another handler uses them) and its key-value store.
     pub fn delete_handler(&mut self, tenant: &str, name: &str) -> Result<bool> {
         let Some(old) = self.handler(tenant, name)? else { return Ok(false) };
-        self.txn.open_table(HANDLERS)?.remove(key2(tenant, name).as_str())?;
+        {
+            let Writer { txn, undo } = self;
+            del(undo, &mut txn.open_table(HANDLERS)?, HANDLERS, &key2(tenant, name))?;
+        }
         self.drop_blob_if_unused(tenant, &old.digest)?;
         let prefix = format!("{tenant}\0{name}\0");
-        let end = prefix_end(&prefix);
-        self.txn.open_table(HANDLER_KV)?.retain_in::<&str, _>(prefix.as_str()..end.as_str(), |_, _| false)?;
+        let keys = scan_suffixes(&self.txn.open_table(HANDLER_KV)?, &prefix, 0, usize::MAX)?;
+        let Writer { txn, undo } = self;
+        let mut t = txn.open_table(HANDLER_KV)?;
+        for rest in keys {
+            del(undo, &mut t, HANDLER_KV, &format!("{prefix}{rest}"))?;
+        }
         Ok(true)
     }
 
     fn drop_blob_if_unused(&mut self, tenant: &str, digest: &str) -> Result<()> {
         if !self.handlers(tenant)?.iter().any(|h| h.digest == digest) {
-            self.txn.open_table(HANDLER_BLOBS)?.remove(key2(tenant, digest).as_str())?;
+            let Writer { txn, undo } = self;
+            del(undo, &mut txn.open_table(HANDLER_BLOBS)?, HANDLER_BLOBS, &key2(tenant, digest))?;
         }
         Ok(())
     }
 
     pub fn kv_set(&mut self, tenant: &str, handler: &str, key: &str, value: &[u8]) -> Result<()> {
-        self.txn.open_table(HANDLER_KV)?.insert(key3(tenant, handler, key).as_str(), value)?;
-        Ok(())
+        let Writer { txn, undo } = self;
+        put(undo, &mut txn.open_table(HANDLER_KV)?, HANDLER_KV, &key3(tenant, handler, key), value)
     }
 
     pub fn kv_delete(&mut self, tenant: &str, handler: &str, key: &str) -> Result<()> {
-        self.txn.open_table(HANDLER_KV)?.remove(key3(tenant, handler, key).as_str())?;
-        Ok(())
+        let Writer { txn, undo } = self;
+        del(undo, &mut txn.open_table(HANDLER_KV)?, HANDLER_KV, &key3(tenant, handler, key)).map(drop)
     }
 
     /// Writes an entity and keeps the indexes in step (removing the old entries of `old`).
@@ -381,34 +505,35 @@ impl Writer {
         if let Some(old) = &old {
             self.unindex(tenant, old)?;
         }
-        let mut t = self.txn.open_table(ENTITIES)?;
-        t.insert(key2(tenant, &e.location).as_str(), encode(e).as_slice())?;
-        drop(t);
+        let Writer { txn, undo } = self;
+        put(undo, &mut txn.open_table(ENTITIES)?, ENTITIES, &key2(tenant, &e.location), encode(e).as_slice())?;
         self.index(tenant, e)
     }
 
     fn index(&mut self, tenant: &str, e: &Entity) -> Result<()> {
-        self.txn.open_table(BY_KIND)?.insert(key3(tenant, &e.kind, &e.location).as_str(), ())?;
-        let mut m = self.txn.open_table(BY_MIXIN)?;
+        let Writer { txn, undo } = self;
+        put(undo, &mut txn.open_table(BY_KIND)?, BY_KIND, &key3(tenant, &e.kind, &e.location), ())?;
+        let mut m = txn.open_table(BY_MIXIN)?;
         for mixin in &e.mixins {
-            m.insert(key3(tenant, mixin, &e.location).as_str(), ())?;
+            put(undo, &mut m, BY_MIXIN, &key3(tenant, mixin, &e.location), ())?;
         }
-        let mut ends = self.txn.open_table(BY_END)?;
+        let mut ends = txn.open_table(BY_END)?;
         for end in [e.source(), e.target()].into_iter().flatten() {
-            ends.insert(key3(tenant, end, &e.location).as_str(), ())?;
+            put(undo, &mut ends, BY_END, &key3(tenant, end, &e.location), ())?;
         }
         Ok(())
     }
 
     fn unindex(&mut self, tenant: &str, e: &Entity) -> Result<()> {
-        self.txn.open_table(BY_KIND)?.remove(key3(tenant, &e.kind, &e.location).as_str())?;
-        let mut m = self.txn.open_table(BY_MIXIN)?;
+        let Writer { txn, undo } = self;
+        del(undo, &mut txn.open_table(BY_KIND)?, BY_KIND, &key3(tenant, &e.kind, &e.location))?;
+        let mut m = txn.open_table(BY_MIXIN)?;
         for mixin in &e.mixins {
-            m.remove(key3(tenant, mixin, &e.location).as_str())?;
+            del(undo, &mut m, BY_MIXIN, &key3(tenant, mixin, &e.location))?;
         }
-        let mut ends = self.txn.open_table(BY_END)?;
+        let mut ends = txn.open_table(BY_END)?;
         for end in [e.source(), e.target()].into_iter().flatten() {
-            ends.remove(key3(tenant, end, &e.location).as_str())?;
+            del(undo, &mut ends, BY_END, &key3(tenant, end, &e.location))?;
         }
         Ok(())
     }
@@ -419,7 +544,8 @@ impl Writer {
         let Some(e) = self.entity(tenant, location)? else { return Ok(Vec::new()) };
         let links = self.links_at(tenant, location)?;
         self.unindex(tenant, &e)?;
-        self.txn.open_table(ENTITIES)?.remove(key2(tenant, location).as_str())?;
+        let Writer { txn, undo } = self;
+        del(undo, &mut txn.open_table(ENTITIES)?, ENTITIES, &key2(tenant, location))?;
         let mut removed = vec![location.to_string()];
         for l in links {
             removed.extend(self.delete_entity(tenant, &l.location)?);
@@ -546,5 +672,140 @@ mod tests {
         let r = store.read().unwrap();
         assert_eq!(r.by_kind("t", COMPUTE, Page { offset: 3, limit: 2 }).unwrap(), vec!["/compute/3", "/compute/4"]);
         assert_eq!(r.by_prefix("t", "/compute/", Page::ALL).unwrap().len(), 10);
+    }
+
+    /// Every key and value of every table, as the transaction sees them.
+    fn dump(txn: &WriteTransaction) -> Vec<(String, String, Vec<u8>)> {
+        fn all<V: redb::Value + 'static>(
+            txn: &WriteTransaction,
+            def: TableDefinition<'static, &'static str, V>,
+            out: &mut Vec<(String, String, Vec<u8>)>,
+        ) {
+            let t = txn.open_table(def).unwrap();
+            for item in t.iter().unwrap() {
+                let (k, v) = item.unwrap();
+                out.push((def.to_string(), k.value().to_string(), V::as_bytes(&v.value()).as_ref().to_vec()));
+            }
+        }
+        let mut out = Vec::new();
+        for def in [CATEGORIES, ENTITIES, HANDLERS, HANDLER_BLOBS, HANDLER_KV] {
+            all(txn, def, &mut out);
+        }
+        all(txn, BINDINGS, &mut out);
+        for def in [BY_KIND, BY_MIXIN, BY_END] {
+            all(txn, def, &mut out);
+        }
+        out
+    }
+
+    /// One write of the property test below.
+    #[derive(Debug, Clone)]
+    enum Op {
+        PutVm(u8, bool),
+        PutNic(u8, u8),
+        Delete(u8),
+        Kv(u8, Option<u8>),
+        Handler(u8, u8),
+        DropHandler(u8),
+        Binding(u8, Option<u8>),
+    }
+
+    fn apply(w: &mut Writer, c: &Catalog, op: &Op) -> Result<()> {
+        const TPL: &str = "http://schemas.ogf.org/occi/infrastructure#os_tpl";
+        match op {
+            Op::PutVm(n, with_mixin) => {
+                let mixins = if *with_mixin { json!([TPL]) } else { json!([]) };
+                w.put_entity("t", &entity(c, json!({"kind": COMPUTE, "mixins": mixins}), &format!("/compute/{n}")))
+            }
+            Op::PutNic(n, vm) => {
+                let body = json!({"kind": NIC, "source": format!("/compute/{vm}"), "target": "/network/n",
+                    "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}});
+                w.put_entity("t", &entity(c, body, &format!("/nic/{n}")))
+            }
+            Op::Delete(n) => w.delete_entity("t", &format!("/compute/{n}")).map(drop),
+            Op::Kv(k, Some(v)) => w.kv_set("t", "h1", &format!("k{k}"), &[*v]),
+            Op::Kv(k, None) => w.kv_delete("t", "h1", &format!("k{k}")),
+            Op::Handler(n, d) => {
+                w.put_handler("t", &HandlerRecord { name: format!("h{n}"), digest: format!("d{d}"), size: 1 }, &[*d])
+            }
+            Op::DropHandler(n) => w.delete_handler("t", &format!("h{n}")).map(drop),
+            Op::Binding(n, p) => w.set_binding("t", &format!("c{n}"), p.map(|p| format!("h{p}")).as_deref()),
+        }
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..4u8, any::<bool>()).prop_map(|(n, m)| Op::PutVm(n, m)),
+            (0..3u8, 0..4u8).prop_map(|(n, v)| Op::PutNic(n, v)),
+            (0..4u8).prop_map(Op::Delete),
+            (0..3u8, proptest::option::of(0..3u8)).prop_map(|(k, v)| Op::Kv(k, v)),
+            (0..3u8, 0..2u8).prop_map(|(n, d)| Op::Handler(n, d)),
+            (0..3u8).prop_map(Op::DropHandler),
+            (0..3u8, proptest::option::of(0..3u8)).prop_map(|(n, p)| Op::Binding(n, p)),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Undoing a step puts every table back exactly as it was before the step, whatever the
+        /// step did; the steps kept before it are committed, the undone one is not.
+        #[test]
+        fn undo_step_restores_every_table(
+            kept in proptest::collection::vec(op(), 0..12),
+            undone in proptest::collection::vec(op(), 1..12),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("db")).unwrap();
+            let c = Catalog::builtin();
+            let mut w = store.begin_batch().unwrap();
+            w.begin_step();
+            for op in &kept {
+                apply(&mut w, &c, op).unwrap();
+            }
+            let before = dump(&w.txn);
+            w.begin_step();
+            for op in &undone {
+                apply(&mut w, &c, op).unwrap();
+            }
+            w.undo_step().unwrap();
+            proptest::prop_assert_eq!(&dump(&w.txn), &before);
+            store.commit_batch(w).unwrap();
+            let txn = store.db.begin_write().unwrap();
+            proptest::prop_assert_eq!(&dump(&txn), &before, "the batch committed the kept steps only");
+        }
+    }
+
+    #[test]
+    fn batch_steps_view_and_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let c = Catalog::builtin();
+        let vm = entity(&c, json!({"kind": COMPUTE}), "/compute/a");
+        let mut w = store.begin_batch().unwrap();
+        w.begin_step();
+        w.put_entity("t", &vm).unwrap();
+        // A view sees the batch's writes; readers do not until it commits.
+        let view = w.view();
+        assert_eq!(view.entity("t", "/compute/a").unwrap().as_ref(), Some(&vm));
+        assert!(store.read().unwrap().entity("t", "/compute/a").unwrap().is_none());
+        // A view still alive at commit time is a bug of the caller: refused, nothing committed.
+        assert!(matches!(store.commit_batch(w), Err(StoreError::ViewOutlived)));
+        drop(view);
+        assert!(store.read().unwrap().entity("t", "/compute/a").unwrap().is_none());
+
+        let mut w = store.begin_batch().unwrap();
+        w.begin_step();
+        w.put_entity("t", &vm).unwrap();
+        store.commit_batch(w).unwrap();
+        assert_eq!(store.read().unwrap().entity("t", "/compute/a").unwrap(), Some(vm));
+        // Outside a batch there is no undo log.
+        store
+            .write(|w| {
+                assert!(matches!(w.undo_step(), Err(StoreError::NotABatch)));
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
     }
 }
