@@ -582,6 +582,31 @@ async fn filter_body_selects_matching_resources() {
     assert_eq!(ids_of(&reply.json()["resources"]), vec!["c3"]);
 }
 
+/// A filtered listing pages over the matches (not over the collection), in location order.
+#[tokio::test]
+async fn filtered_listing_pages_over_the_matches() {
+    let server = TestServer::start().await;
+    let resources: Vec<Value> = (1..=9)
+        .map(|i| compute(&format!("v{i}"), json!({"occi.compute.cores": if i % 2 == 1 { 4 } else { 1 }})))
+        .collect();
+    expect(&server.json("POST", "/compute/", Some(json!({"resources": resources}))).await, 201);
+    let filter = json!({"resources": [{"attributes": {"occi.compute.cores": 4}}]});
+    let page = |n: u32| {
+        let server = &server;
+        let filter = filter.clone();
+        async move {
+            let reply = server.json("GET", &format!("/compute/?page={n}&number=2"), Some(filter)).await;
+            expect(&reply, 200);
+            let body = reply.json();
+            if body["resources"].is_null() { Vec::new() } else { ids_of(&body["resources"]) }
+        }
+    };
+    assert_eq!(page(1).await, ["v1", "v3"]);
+    assert_eq!(page(2).await, ["v5", "v7"]);
+    assert_eq!(page(3).await, ["v9"]);
+    assert!(page(4).await.is_empty());
+}
+
 #[tokio::test]
 async fn uri_list_has_one_url_per_line() {
     let server = TestServer::start().await;

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 use std::sync::{Arc, RwLock};
 
 use hyper::{Method, StatusCode};
@@ -14,7 +15,7 @@ use ocni_model::filter::{parse_category_filters, parse_entity_filters};
 use ocni_model::render::{self, render_categories, render_entity, render_locations};
 use ocni_model::text::{self, Line, TextMessage};
 use ocni_model::{Catalog, Category, Class, Dialect, Entity, parse_category, parse_category_ref};
-use ocni_store::{Page, Reader, Store, Writer};
+use ocni_store::{Page, Reader, Source, Store, Writer};
 use serde_json::{Map, Value, json};
 
 use crate::Config;
@@ -326,29 +327,31 @@ impl App {
         }
     }
 
-    /// Lists locations (already paged), applying a filter body if any.
-    fn list(
-        &self,
-        tenant: &str,
-        catalog: &Catalog,
-        req: &Request,
-        fetch: impl Fn(&Reader, Page) -> R<Vec<String>>,
-    ) -> R<Reply> {
+    /// Lists the locations of one page of `source`, applying a filter body if any. A filtered
+    /// listing reads entities one at a time and stops once the page is full.
+    fn list(&self, tenant: &str, catalog: &Catalog, req: &Request, source: Source<'_>) -> R<Reply> {
         let page = self.page(req)?;
         let r = self.store.read()?;
         let locations = match body_as(req, Purpose::EntityFilter, catalog)? {
-            None => fetch(&r, page)?,
+            None => match source {
+                Source::Kind(kind) => r.by_kind(tenant, kind, page)?,
+                Source::Mixin(mixin) => r.by_mixin(tenant, mixin, page)?,
+                Source::Prefix(path) => r.by_prefix(tenant, path, page)?,
+            },
             Some(body) => {
                 let filters = parse_entity_filters(&body)?;
-                let mut hits = Vec::new();
-                for loc in fetch(&r, Page::ALL)? {
-                    if let Some(e) = r.entity(tenant, &loc)?
-                        && filters.iter().any(|f| f.matches(&e))
-                    {
-                        hits.push(loc);
+                let (mut skipped, mut hits) = (0, Vec::new());
+                r.each_entity(tenant, source, |e| {
+                    if filters.iter().any(|f| f.matches(&e)) {
+                        if skipped < page.offset {
+                            skipped += 1;
+                        } else {
+                            hits.push(e.location);
+                        }
                     }
-                }
-                hits.into_iter().skip(page.offset).take(page.limit).collect()
+                    if hits.len() >= page.limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                })?;
+                hits
             }
         };
         render_listing(&r, tenant, catalog, &locations, req)
@@ -361,9 +364,7 @@ impl App {
                 self.collection_action(tenant, req, term, |w| Ok(w.by_kind(tenant, &id, Page::ALL)?))
             }
             (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
-            (Method::GET | Method::HEAD, None) => {
-                self.list(tenant, catalog, req, |r, p| Ok(r.by_kind(tenant, &id, p)?))
-            }
+            (Method::GET | Method::HEAD, None) => self.list(tenant, catalog, req, Source::Kind(&id)),
             (Method::POST, None) => {
                 let body = need(req, Purpose::Entity, catalog)?;
                 let inputs = ocni_model::parse_entity_collection(&body)?;
@@ -416,9 +417,7 @@ impl App {
                 self.collection_action(tenant, req, term, |w| Ok(w.by_mixin(tenant, &id, Page::ALL)?))
             }
             (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
-            (Method::GET | Method::HEAD, None) => {
-                self.list(tenant, catalog, req, |r, p| Ok(r.by_mixin(tenant, &id, p)?))
-            }
+            (Method::GET | Method::HEAD, None) => self.list(tenant, catalog, req, Source::Mixin(&id)),
             (method @ (Method::POST | Method::PUT | Method::DELETE), None) => {
                 let listed = match body_as(req, Purpose::Locations, catalog)? {
                     Some(b) => Some(ocni_model::parse_locations(&b)?),
@@ -483,7 +482,7 @@ impl App {
         match *req.method {
             Method::GET | Method::HEAD => {
                 let catalog = self.catalog(tenant)?;
-                self.list(tenant, &catalog, req, |r, p| Ok(r.by_prefix(tenant, path, p)?))
+                self.list(tenant, &catalog, req, Source::Prefix(path))
             }
             Method::DELETE => {
                 if req.body.is_some() {

@@ -255,6 +255,46 @@ macro_rules! read_ops {
             scan_suffixes(&t, &format!("{tenant}\0{kind}\0"), page.offset, page.limit)
         }
 
+        /// The entities of a listing, in location order, until `f` says to stop. Reads one
+        /// entity at a time: the cost grows with how far the scan goes, not with the listing.
+        pub fn each_entity(
+            &self,
+            tenant: &str,
+            source: Source<'_>,
+            mut f: impl FnMut(Entity) -> std::ops::ControlFlow<()>,
+        ) -> Result<()> {
+            use std::ops::ControlFlow;
+            let (index, prefix) = match source {
+                Source::Kind(kind) => (Some(BY_KIND), format!("{tenant}\0{kind}\0")),
+                Source::Mixin(mixin) => (Some(BY_MIXIN), format!("{tenant}\0{mixin}\0")),
+                Source::Prefix(path) => (None, format!("{tenant}\0{path}")),
+            };
+            let end = prefix_end(&prefix);
+            let entities = self.txn.open_table(ENTITIES)?;
+            match index {
+                Some(index) => {
+                    let t = self.txn.open_table(index)?;
+                    for item in t.range::<&str>(prefix.as_str()..end.as_str())? {
+                        let (k, _) = item?;
+                        let key = key2(tenant, &k.value()[prefix.len()..]);
+                        let Some(v) = entities.get(key.as_str())? else { continue };
+                        if let ControlFlow::Break(()) = f(decode(&key, v.value())?) {
+                            break;
+                        }
+                    }
+                }
+                None => {
+                    for item in entities.range::<&str>(prefix.as_str()..end.as_str())? {
+                        let (k, v) = item?;
+                        if let ControlFlow::Break(()) = f(decode(k.value(), v.value())?) {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+
         /// Locations of the entities carrying one mixin, in location order.
         pub fn by_mixin(&self, tenant: &str, mixin: &str, page: Page) -> Result<Vec<String>> {
             let t = self.txn.open_table(BY_MIXIN)?;
@@ -315,6 +355,17 @@ macro_rules! read_ops {
             Ok(out)
         }
     };
+}
+
+/// Which entities a listing covers.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// The entities of one kind (`scheme#term`).
+    Kind(&'a str),
+    /// The entities carrying one mixin.
+    Mixin(&'a str),
+    /// The entities whose location starts with this path.
+    Prefix(&'a str),
 }
 
 /// A read transaction.
@@ -775,6 +826,40 @@ mod tests {
             let txn = store.db.begin_write().unwrap();
             proptest::prop_assert_eq!(&dump(&txn), &before, "the batch committed the kept steps only");
         }
+    }
+
+    #[test]
+    fn each_entity_follows_its_source_and_stops_when_told() {
+        use std::ops::ControlFlow;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let c = Catalog::builtin();
+        const TPL: &str = "http://schemas.ogf.org/occi/infrastructure#os_tpl";
+        store
+            .write(|w| -> Result<()> {
+                for i in 0..6 {
+                    let mixins = if i % 2 == 0 { json!([TPL]) } else { json!([]) };
+                    w.put_entity("t", &entity(&c, json!({"kind": COMPUTE, "mixins": mixins}), &format!("/vm/{i}")))?;
+                }
+                w.put_entity("t", &entity(&c, json!({"kind": NETWORK}), "/net/a"))?;
+                w.put_entity("u", &entity(&c, json!({"kind": COMPUTE}), "/vm/9"))
+            })
+            .unwrap();
+        let r = store.read().unwrap();
+        let scan = |source: Source, stop_after: usize| {
+            let mut seen = Vec::new();
+            r.each_entity("t", source, |e| {
+                seen.push(e.location);
+                if seen.len() >= stop_after { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            })
+            .unwrap();
+            seen
+        };
+        assert_eq!(scan(Source::Kind(COMPUTE), 100), ["/vm/0", "/vm/1", "/vm/2", "/vm/3", "/vm/4", "/vm/5"]);
+        assert_eq!(scan(Source::Kind(COMPUTE), 2), ["/vm/0", "/vm/1"], "stops when told");
+        assert_eq!(scan(Source::Mixin(TPL), 100), ["/vm/0", "/vm/2", "/vm/4"]);
+        assert_eq!(scan(Source::Prefix("/"), 100).len(), 7, "every entity of the tenant, none of u's");
+        assert_eq!(scan(Source::Prefix("/net/"), 100), ["/net/a"]);
     }
 
     #[test]
