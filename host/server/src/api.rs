@@ -22,6 +22,7 @@ use crate::error::ApiError;
 use crate::handlers::{self, Stage};
 use crate::negotiate::Format;
 use crate::route::{Route, Target};
+use crate::tenants::Tenancy;
 
 /// The tenant every request uses until authentication names one.
 pub const DEFAULT_TENANT: &str = "default";
@@ -42,6 +43,8 @@ pub struct App {
     /// under `write_lock`): later handler calls of the same request read them, and they are
     /// written into the transaction just before it commits.
     pub(crate) kv_overlay: handlers::KvOverlay,
+    /// The server's mode, tokens and tenants' limits.
+    pub tenancy: Tenancy,
 }
 
 /// A finished response, before HTTP framing.
@@ -142,7 +145,9 @@ impl App {
             }
             base = base.add(extra).map_err(|e| format!("templates file {}: {e}", path.display()))?;
         }
+        let tenancy = Tenancy::load(&store, &config)?;
         Ok(App {
+            tenancy,
             store,
             runtime,
             config,
@@ -176,6 +181,7 @@ impl App {
         let overlay = || self.kv_overlay.lock().unwrap_or_else(|p| p.into_inner());
         overlay().clear();
         let result: R<(T, Option<Catalog>)> = self.store.write(|w| {
+            self.tenancy.check_live(w, tenant)?;
             let out = f(w, &catalog)?;
             for ((tenant, handler, key), value) in std::mem::take(&mut *overlay()) {
                 match value {
@@ -191,6 +197,18 @@ impl App {
             self.catalogs.write().unwrap().insert(tenant.to_string(), Arc::new(next));
         }
         Ok(out)
+    }
+
+    /// Runs an admin write (tenants, tokens, limits) in one transaction under the write lock.
+    pub(crate) fn admin_write<T>(&self, f: impl FnOnce(&mut Writer) -> R<T>) -> R<T> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.store.write(f)
+    }
+
+    /// Drops the cached catalog of a tenant (created or deleted): the next request reads it.
+    pub(crate) fn forget_catalog(&self, tenant: &str) {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.catalogs.write().unwrap().remove(tenant);
     }
 
     /// Serves one request.
@@ -211,6 +229,7 @@ impl App {
             }
             Target::Entity(path) => self.entity(tenant, &catalog, path, &req),
             Target::Handlers(name) => self.handlers_api(tenant, name.as_deref(), &req),
+            Target::Admin(_) => Err(ApiError::not_found("the admin API is not part of a tenant's API")),
         }
     }
 
@@ -250,6 +269,7 @@ impl App {
                 }
                 let added = self.write(tenant, |w, catalog| {
                     let next = catalog.add(new.clone())?;
+                    self.check_category_limit(tenant, next.iter().filter(|c| !c.builtin).count())?;
                     for c in &new {
                         w.put_category(tenant, next.get(&c.id()).expect("just added"))?;
                     }
@@ -826,6 +846,7 @@ fn create_entity(
     }
     let mut e = catalog.create_entity(input, location, id)?;
     check_link_ends(w, tenant, catalog, &mut e)?;
+    app.check_entity_limit(w, tenant)?;
     handlers::run(app, w, tenant, catalog, Stage::Create, &mut e)?;
     w.put_entity(tenant, &e)?;
     created.push(location.to_string());
