@@ -301,7 +301,7 @@ async fn respond(
 /// Hands an authenticated request to the admin API or to its tenant's OCCI API.
 fn serve_request(app: &App, tenant: &str, request: api::Request) -> Result<Reply, ApiError> {
     match &request.route.target {
-        route::Target::Admin(rest) => app.admin(&rest.clone(), &request),
+        route::Target::Admin(rest) => app.admin(rest, &request),
         _ => app.dispatch(tenant, request),
     }
 }
