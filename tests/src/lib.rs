@@ -20,6 +20,8 @@ pub const STORAGE: &str = "http://schemas.ogf.org/occi/infrastructure#storage";
 pub const NETWORKINTERFACE: &str = "http://schemas.ogf.org/occi/infrastructure#networkinterface";
 pub const STORAGELINK: &str = "http://schemas.ogf.org/occi/infrastructure#storagelink";
 pub const COMPUTE_ACTION: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#";
+/// The admin token of [`TestServer::start_multi_tenant`].
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// A running server. Dropping it stops the server (the data directory lives as long as the
 /// `TempDir` given to or made by [`TestServer::start`]).
@@ -126,7 +128,24 @@ impl TestServer {
         content_type: Option<&str>,
         body: Option<String>,
     ) -> Reply {
+        self.send_as(None, method, path, accept, content_type, body.map(String::into_bytes)).await
+    }
+
+    /// [`TestServer::send`] with `Authorization: {authorization}` (e.g. `Bearer ocni_...`) and
+    /// a byte body.
+    pub async fn send_as(
+        &self,
+        authorization: Option<&str>,
+        method: &str,
+        path: &str,
+        accept: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
         let mut req = self.client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), self.url(path));
+        if let Some(a) = authorization {
+            req = req.header("Authorization", a);
+        }
         if let Some(a) = accept {
             req = req.header("Accept", a);
         }
@@ -151,6 +170,82 @@ impl TestServer {
 
     pub async fn get(&self, path: &str) -> Reply {
         self.json("GET", path, None).await
+    }
+
+    /// Starts a multi-tenant server (admin token [`ADMIN_TOKEN`]) on a fresh data directory;
+    /// `configure` may change the configuration first.
+    pub async fn start_multi_tenant(configure: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let mut config = Config::new(dir.path().join("data"));
+        config.admin_token = Some(ocni_server::tenants::Secret::admin_token(ADMIN_TOKEN).unwrap());
+        configure(&mut config);
+        Self::start_with(config, Some(dir)).await
+    }
+
+    /// A request to the admin API with the admin token.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        self.send_as(
+            Some(&auth),
+            method,
+            path,
+            Some("application/json"),
+            None,
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    /// Creates a tenant through the admin API (with these limits, if any) and returns it with
+    /// its first token.
+    pub async fn create_tenant(&self, name: &str, limits: Option<Value>) -> Tenant<'_> {
+        let mut body = serde_json::json!({ "name": name });
+        if let Some(l) = limits {
+            body["limits"] = l;
+        }
+        let reply = self.admin("POST", "/-/admin/tenants", Some(body)).await;
+        expect(&reply, 201);
+        let token = reply.json()["token"]["token"].as_str().expect("a token in the answer").to_string();
+        Tenant { server: self, name: name.to_string(), token }
+    }
+}
+
+/// One tenant of a multi-tenant [`TestServer`]: its requests carry its bearer token.
+pub struct Tenant<'a> {
+    pub server: &'a TestServer,
+    pub name: String,
+    pub token: String,
+}
+
+impl Tenant<'_> {
+    /// Like [`TestServer::send`], as this tenant.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        accept: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<String>,
+    ) -> Reply {
+        let auth = format!("Bearer {}", self.token);
+        self.server.send_as(Some(&auth), method, path, accept, content_type, body.map(String::into_bytes)).await
+    }
+
+    /// JSON request, OCCI 1.2 JSON answer, as this tenant.
+    pub async fn json(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.send(method, path, Some(JSON), None, body.map(|b| b.to_string())).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.json("GET", path, None).await
+    }
+
+    /// `PUT /-/handlers/{name}` with the component at `path`, as this tenant.
+    pub async fn upload(&self, name: &str, path: &str) -> Reply {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("guest component {path}: {e}"));
+        let auth = format!("Bearer {}", self.token);
+        let path = format!("/-/handlers/{name}");
+        self.server.send_as(Some(&auth), "PUT", &path, Some(JSON), Some("application/wasm"), Some(bytes)).await
     }
 }
 

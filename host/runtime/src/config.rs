@@ -81,7 +81,30 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// Limits of one call that are tighter than the runtime's (a tenant's own limits), for
+/// [`Runtime::call_limited`](crate::Runtime::call_limited). A value above the runtime's limit is
+/// lowered to it: the pool is sized for the runtime's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallLimits {
+    /// Wall-clock time of the call, instead of [`RuntimeConfig::deadline`].
+    pub deadline: Option<Duration>,
+    /// Largest size of each linear memory, instead of [`RuntimeConfig::max_memory_bytes`].
+    pub max_memory_bytes: Option<usize>,
+}
+
 impl RuntimeConfig {
+    /// The configuration of one call: this one with `limits` applied (never raised).
+    pub(crate) fn limited(&self, limits: CallLimits) -> RuntimeConfig {
+        let mut config = self.clone();
+        if let Some(d) = limits.deadline {
+            config.deadline = d.min(self.deadline).max(Duration::from_millis(1));
+        }
+        if let Some(m) = limits.max_memory_bytes {
+            config.max_memory_bytes = m.min(self.max_memory_bytes);
+        }
+        config
+    }
+
     /// Epoch ticks a call may run: enough that the call always gets its whole `deadline`.
     pub(crate) fn deadline_ticks(&self) -> u64 {
         let tick = EPOCH_TICK.as_nanos();

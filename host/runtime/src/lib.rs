@@ -28,7 +28,7 @@ mod host;
 mod runtime;
 mod types;
 
-pub use crate::config::{EPOCH_TICK, RuntimeConfig};
+pub use crate::config::{CallLimits, EPOCH_TICK, RuntimeConfig};
 pub use crate::error::{CallError, RuntimeError, UploadError};
 pub use crate::runtime::{Compiled, Handler, Runtime};
 pub use crate::types::{

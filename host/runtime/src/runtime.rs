@@ -18,7 +18,7 @@ use wasmtime::component::Component;
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
 use crate::bindings::{Attribute, HandlerWorldPre};
-use crate::config::{EPOCH_TICK, RuntimeConfig};
+use crate::config::{CallLimits, EPOCH_TICK, RuntimeConfig};
 use crate::error::{CallError, RuntimeError, UploadError};
 use crate::host::{self, LimitHit, MAX_HANDLES, StoreData};
 use crate::types::{Call, ChangeView, HostApi, LogLevel, NullHost, Outcome, RefusalView};
@@ -237,23 +237,36 @@ impl Runtime {
         host: Box<dyn HostApi + Send>,
         call: Call,
     ) -> (Result<Outcome, CallError>, Box<dyn HostApi + Send>) {
+        self.call_limited(handler, host, call, CallLimits::default())
+    }
+
+    /// [`Runtime::call`] with a shorter deadline and/or a smaller memory limit for this call (a
+    /// tenant's own limits); values above the runtime's are lowered to them.
+    pub fn call_limited(
+        &self,
+        handler: &Handler,
+        host: Box<dyn HostApi + Send>,
+        call: Call,
+        limits: CallLimits,
+    ) -> (Result<Outcome, CallError>, Box<dyn HostApi + Send>) {
         let inner = &*self.inner;
+        let config = inner.config.limited(limits);
         let export = call.export_name();
         if !Engine::same(handler.pre.instance_pre().component().engine(), &inner.engine) {
             return (Err(CallError::Internal("the handler was compiled by another runtime".into())), host);
         }
-        let Some(_slot) = inner.calls.acquire(inner.config.deadline) else {
+        let Some(_slot) = inner.calls.acquire(config.deadline) else {
             tracing::warn!(digest = handler.digest, export, "no free handler call slot within the deadline");
             return (Err(CallError::Busy), host);
         };
         let started = Instant::now();
-        let mut store = match self.new_store(host) {
+        let mut store = match self.new_store(host, &config) {
             Ok(store) => store,
             Err((e, host)) => return (Err(e), host),
         };
         let result = run(&handler.pre, &mut store, call);
         let elapsed_us = started.elapsed().as_micros() as u64;
-        let result = result.map_err(|failure| classify(failure, store.data(), &inner.config));
+        let result = result.map_err(|failure| classify(failure, store.data(), &config));
         let data = store.into_data();
         let host = report(data, &result, &handler.digest);
         match &result {
@@ -335,7 +348,8 @@ impl Runtime {
         let Some(_slot) = inner.calls.acquire(inner.config.deadline) else {
             return Err(UploadError::Busy);
         };
-        let mut store = self.new_store(Box::new(NullHost)).map_err(|(e, _)| UploadError::Internal(e.to_string()))?;
+        let mut store =
+            self.new_store(Box::new(NullHost), &inner.config).map_err(|(e, _)| UploadError::Internal(e.to_string()))?;
         match pre.instantiate(&mut store) {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -347,9 +361,9 @@ impl Runtime {
     fn new_store(
         &self,
         host: Box<dyn HostApi + Send>,
+        config: &RuntimeConfig,
     ) -> Result<Store<StoreData>, (CallError, Box<dyn HostApi + Send>)> {
         let inner = &*self.inner;
-        let config = &inner.config;
         let mut store = Store::new(&inner.engine, StoreData::new(host, config));
         store.limiter(|data| &mut data.limiter);
         store.set_epoch_deadline(config.deadline_ticks());

@@ -372,6 +372,26 @@ fn hostile_guests_are_stopped_with_clear_errors() {
 }
 
 #[test]
+fn per_call_limits_are_tighter_never_looser() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig { deadline: Duration::from_secs(5), ..test_config() };
+    let runtime = Runtime::new(config, dir.path()).unwrap();
+    let handler = handler(&runtime);
+    let limited = |deadline_ms: u64, memory: usize, behaviour: usize| {
+        let limits = CallLimits { deadline: Some(Duration::from_millis(deadline_ms)), max_memory_bytes: Some(memory) };
+        let (host, _) = TestHost::boxed();
+        runtime.call_limited(&handler, host, validate(behaviour), limits).0
+    };
+    let started = Instant::now();
+    assert_eq!(limited(50, 32 << 20, 2), Err(CallError::Timeout { limit: Duration::from_millis(50) }));
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(limited(5000, 1 << 20, 3), Err(CallError::MemoryLimit { limit_bytes: 1 << 20 }));
+    // Asking for more than the runtime allows gets the runtime's limit.
+    assert_eq!(limited(5000, 1 << 30, 3), Err(CallError::MemoryLimit { limit_bytes: 32 << 20 }));
+    assert_eq!(limited(50, 1 << 20, 0), Ok(Outcome::Accepted));
+}
+
+#[test]
 fn fuel_budget_stops_a_loop() {
     let dir = tempfile::tempdir().unwrap();
     let config = RuntimeConfig { fuel: Some(1_000_000), deadline: Duration::from_secs(5), ..test_config() };

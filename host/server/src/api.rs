@@ -23,6 +23,7 @@ use crate::error::ApiError;
 use crate::handlers::{self, Stage};
 use crate::negotiate::Format;
 use crate::route::{Route, Target};
+use crate::tenants::Tenancy;
 
 /// The tenant every request uses until authentication names one.
 pub const DEFAULT_TENANT: &str = "default";
@@ -44,6 +45,8 @@ pub struct App {
     /// the batch lock): later handler calls of the same request read them, and they join the
     /// request's step when it ends.
     pub(crate) kv_overlay: handlers::KvOverlay,
+    /// The server's mode, tokens and tenants' limits.
+    pub tenancy: Tenancy,
 }
 
 /// A finished response, before HTTP framing.
@@ -144,7 +147,9 @@ impl App {
             }
             base = base.add(extra).map_err(|e| format!("templates file {}: {e}", path.display()))?;
         }
+        let tenancy = Tenancy::load(&store, &config)?;
         Ok(App {
+            tenancy,
             store,
             runtime,
             config,
@@ -184,6 +189,7 @@ impl App {
             }
             Target::Entity(path) => self.entity(tenant, &catalog, path, &req),
             Target::Handlers(name) => self.handlers_api(tenant, name.as_deref(), &req),
+            Target::Admin(_) => Err(ApiError::not_found("the admin API is not part of a tenant's API")),
         }
     }
 
@@ -223,6 +229,7 @@ impl App {
                 }
                 let added = self.write(tenant, |w, catalog| {
                     let next = catalog.add(new.clone())?;
+                    self.check_category_limit(tenant, next.iter().filter(|c| !c.builtin).count())?;
                     for c in &new {
                         w.put_category(tenant, next.get(&c.id()).expect("just added"))?;
                     }
@@ -797,6 +804,7 @@ fn create_entity(
     }
     let mut e = catalog.create_entity(input, location, id)?;
     check_link_ends(w, tenant, catalog, &mut e)?;
+    app.check_entity_limit(w, tenant)?;
     handlers::run(app, w, tenant, catalog, Stage::Create, &mut e)?;
     w.put_entity(tenant, &e)?;
     created.push(location.to_string());

@@ -116,6 +116,8 @@ impl App {
         let overlay = || self.kv_overlay.lock().unwrap_or_else(PoisonError::into_inner);
         overlay().clear();
         let result = catch_unwind(AssertUnwindSafe(|| {
+            // A request authenticated just before its tenant was deleted must not write.
+            self.tenancy.check_live(w, tenant)?;
             let out = f(w, &catalog)?;
             // The handlers' key-value writes of this request join its step.
             for ((tenant, handler, key), value) in std::mem::take(&mut *overlay()) {
@@ -144,6 +146,21 @@ impl App {
                 Err(e)
             }
         }
+    }
+
+    /// Runs an admin write (tenants, tokens, limits) in a transaction of its own, after the open
+    /// batch (if any) has committed; writes wait meanwhile.
+    pub(crate) fn admin_write<T>(&self, f: impl FnOnce(&mut Writer) -> R<T>) -> R<T> {
+        let mut batch = self.queue.lock();
+        self.end_batch(&mut batch, None);
+        self.store.write(f)
+    }
+
+    /// Drops the cached catalog of a tenant (created or deleted): the next request reads it.
+    pub(crate) fn forget_catalog(&self, tenant: &str) {
+        let mut batch = self.queue.lock();
+        batch.catalogs.remove(tenant);
+        self.catalogs.write().unwrap_or_else(PoisonError::into_inner).remove(tenant);
     }
 
     /// Commits the open batch (or drops it, when `abort` gives a reason) and wakes its members.

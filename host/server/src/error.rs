@@ -13,11 +13,13 @@ pub struct ApiError {
     pub details: Vec<String>,
     /// For 405: the methods the target supports.
     pub allow: Option<&'static str>,
+    /// More response headers (`WWW-Authenticate` for 401, `Retry-After` for 429).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), details: Vec::new(), allow: None }
+        ApiError { status, message: message.into(), details: Vec::new(), allow: None, headers: Vec::new() }
     }
     pub fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -51,7 +53,7 @@ impl From<ModelError> for ApiError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         };
-        ApiError { status, message: e.message, details: e.details, allow: None }
+        ApiError { status, message: e.message, details: e.details, allow: None, headers: Vec::new() }
     }
 }
 

@@ -91,11 +91,13 @@ impl App {
                 let bindings = r.bindings(tenant)?;
                 let list: Vec<Value> =
                     r.handlers(tenant)?.iter().map(|h| describe(h, bound_categories(&bindings, &h.name))).collect();
-                Ok(json_reply(
-                    StatusCode::OK,
-                    &json!({"handlers": list, "compiled_since_start": self.runtime.compiled_count()}),
-                    format,
-                ))
+                let mut v = json!({"handlers": list});
+                // The compile count is server-wide: with several tenants it would tell one of
+                // another's uploads.
+                if !self.tenancy.is_multi_tenant() {
+                    v["compiled_since_start"] = json!(self.runtime.compiled_count());
+                }
+                Ok(json_reply(StatusCode::OK, &v, format))
             }
             (&Method::GET | &Method::HEAD, Some(name)) => {
                 let r = self.store.read()?;
@@ -115,6 +117,9 @@ impl App {
                 let rec = HandlerRecord { name: name.to_string(), digest: compiled.digest, size: bytes.len() as u64 };
                 let (replaced, bound) = self.write(tenant, |w, _| {
                     let replaced = w.handler(tenant, name)?.is_some();
+                    if !replaced {
+                        self.check_handler_limit(w, tenant)?;
+                    }
                     w.put_handler(tenant, &rec, bytes)?;
                     Ok(((replaced, bound_categories(&w.bindings(tenant)?, name)), None))
                 })?;
@@ -217,7 +222,7 @@ pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: St
                 },
             },
         ] {
-            let (outcome, back) = app.runtime.call(&handler, host, call);
+            let (outcome, back) = app.runtime.call_limited(&handler, host, call, app.call_limits(tenant));
             host = back;
             match outcome.map_err(|e| call_error(name, e))? {
                 Outcome::Accepted => {}
@@ -248,6 +253,7 @@ fn refused(name: &str, reasons: Vec<RefusalView>) -> ApiError {
         message: format!("handler {name:?} refused: {}", details.first().cloned().unwrap_or_default()),
         details,
         allow: None,
+        headers: Vec::new(),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod handlers;
 pub mod negotiate;
 pub mod route;
+pub mod tenants;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,7 +28,7 @@ use ocni_store::Store;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::api::{App, Body, DEFAULT_TENANT, Reply};
+use crate::api::{App, Body, Reply};
 use crate::error::ApiError;
 use crate::negotiate::{BodyType, Format};
 
@@ -55,6 +56,11 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// How long a request's body may take to arrive once its headers are in (then 408).
     pub body_read_timeout: Duration,
+    /// The admin token. With one (or with tenants in the store) the server is multi-tenant:
+    /// every OCCI request needs a tenant's token.
+    pub admin_token: Option<tenants::Secret>,
+    /// Defaults of the per-tenant limits that have no server limit of their own.
+    pub tenant_defaults: tenants::TenantDefaults,
 }
 
 impl Config {
@@ -69,6 +75,8 @@ impl Config {
             runtime: ocni_runtime::RuntimeConfig::default(),
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            admin_token: None,
+            tenant_defaults: tenants::TenantDefaults::default(),
         }
     }
 }
@@ -137,9 +145,13 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resu
         Some(a) if a.contains("json") => Format::Json(app.config.default_dialect),
         _ => Format::TextPlain,
     });
+    // The admin API speaks JSON only, its errors too.
+    let err_format = if path.starts_with("/-/admin/") { Format::Json(Dialect::Occi12) } else { err_format };
     // Every log line of the request (the write logs of api.rs too) carries this span.
     let span = tracing::info_span!("request", %method, %path);
-    let reply = match respond(&app, req, format.clone()).instrument(span.clone()).await {
+    // Who the request is, once authenticated (for the audit log).
+    let mut who = tenants::NOBODY.to_string();
+    let reply = match respond(&app, req, format.clone(), &mut who).instrument(span.clone()).await {
         // GFD.185 3.6.6: a successful text/occi answer has the body "OK".
         Ok(mut r) if format == Ok(Format::TextOcci) && r.body.is_empty() && r.status.is_success() => {
             r.body = b"OK\n".to_vec();
@@ -157,6 +169,11 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resu
         tracing::error!(status = status.as_u16(), latency_us, %peer, "done");
     } else {
         tracing::info!(status = status.as_u16(), latency_us, "done");
+    }
+    // Audit: every write, with who did it and how it ended (never a token: only the tenant).
+    if method != Method::GET && method != Method::HEAD {
+        tracing::info!(target: "ocni::audit", tenant = %who, operation = %method, location = %path,
+            status = status.as_u16(), "write");
     }
     Ok(response)
 }
@@ -180,9 +197,29 @@ fn check_version(user_agent: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn respond(app: &Arc<App>, req: Request<Incoming>, format: Result<Format, String>) -> Result<Reply, ApiError> {
+async fn respond(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    format: Result<Format, String>,
+    who: &mut String,
+) -> Result<Reply, ApiError> {
     let route = route::route(req.uri().path(), req.uri().query()).map_err(|e| ApiError::bad(e.0))?;
+    // Who it is comes first (before the body is read): the admin, or a tenant, which then has
+    // a request rate and a body size of its own.
+    let auth = req.headers().get(header::AUTHORIZATION);
+    let admin = matches!(route.target, route::Target::Admin(_));
+    let (tenant, state) = if admin {
+        app.tenancy.check_admin(auth)?;
+        (tenants::ADMIN.to_string(), None)
+    } else {
+        app.tenancy.authenticate(auth)?
+    };
+    who.clone_from(&tenant);
+    if let Some(state) = &state {
+        state.admit()?;
+    }
     check_version(header_str(&req, header::USER_AGENT))?;
+    let format = if admin { Ok(Format::Json(Dialect::Occi12)) } else { format };
     let format = format.map_err(|m| ApiError::new(StatusCode::NOT_ACCEPTABLE, m))?;
     let base_url = match &app.config.base_url {
         Some(b) => b.trim_end_matches('/').to_string(),
@@ -199,7 +236,14 @@ async fn respond(app: &Arc<App>, req: Request<Incoming>, format: Result<Format, 
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     // Handler uploads have their own (larger) limit; everything else the request body limit.
     let upload = matches!(route.target, route::Target::Handlers(Some(_))) && req.method() == Method::PUT;
-    let limit = if upload { app.config.runtime.max_component_bytes } else { app.config.max_body };
+    let server_limit = if upload { app.config.runtime.max_component_bytes } else { app.config.max_body };
+    let tenant_limit =
+        state.as_ref().map(|s| if upload { s.limits.max_handler_bytes } else { s.limits.max_body_bytes });
+    let (limit, whose) = match tenant_limit {
+        Some(l) if l < server_limit as u64 => (l as usize, format!("tenant {tenant}'s")),
+        _ => (server_limit, "this server's".to_string()),
+    };
+    let too_large = |limit| too_large(limit, &whose);
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
     }
@@ -240,7 +284,7 @@ async fn respond(app: &Arc<App>, req: Request<Incoming>, format: Result<Format, 
         // Reads are short redb read transactions, almost always over cached pages: they run
         // in place. Handing each to a blocking thread (or `block_in_place`) cost a third of
         // GET throughput in `ocni-bench` (0.42 vs 0.60 of a trivial hyper server).
-        app.dispatch(DEFAULT_TENANT, request)
+        serve_request(app, &tenant, request)
     } else {
         // Writes wait for the write lock and a durable commit: off the async workers.
         let app = app.clone();
@@ -248,10 +292,18 @@ async fn respond(app: &Arc<App>, req: Request<Incoming>, format: Result<Format, 
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let request = api::Request { method: &method, ..request };
-            span.in_scope(|| app.dispatch(DEFAULT_TENANT, request))
+            span.in_scope(|| serve_request(&app, &tenant, request))
         })
         .await
         .map_err(|e| ApiError::internal("request task failed", e))?
+    }
+}
+
+/// Hands an authenticated request to the admin API or to its tenant's OCCI API.
+fn serve_request(app: &App, tenant: &str, request: api::Request) -> Result<Reply, ApiError> {
+    match &request.route.target {
+        route::Target::Admin(rest) => app.admin(rest, &request),
+        _ => app.dispatch(tenant, request),
     }
 }
 
@@ -292,10 +344,10 @@ fn read_body(
     }
 }
 
-fn too_large(limit: usize) -> ApiError {
+fn too_large(limit: usize, whose: &str) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the request body is larger than this server's limit of {limit} bytes"),
+        format!("the request body is larger than {whose} limit of {limit} bytes"),
     )
 }
 
@@ -324,6 +376,7 @@ fn error_reply(e: ApiError, format: Format) -> Reply {
     if let Some(allow) = e.allow {
         reply.headers.push(("Allow", allow.to_string()));
     }
+    reply.headers.extend(e.headers);
     reply
 }
 

@@ -14,6 +14,8 @@ pub enum Target {
     Entity(String),
     /// `/-/handlers/` (`None`) or `/-/handlers/{name}`: uploaded WebAssembly handlers.
     Handlers(Option<String>),
+    /// `/-/admin/{rest}`: the admin API (tenants, tokens, limits); `rest` is the path after it.
+    Admin(String),
 }
 
 /// A parsed request line.
@@ -87,6 +89,8 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
             name if !name.contains('/') => Target::Handlers(Some(name.to_string())),
             _ => return Err(RouteError(format!("{path:?}: handler names contain no '/'"))),
         }
+    } else if let Some(rest) = path.strip_prefix("/-/admin/") {
+        Target::Admin(rest.to_string())
     } else if path.ends_with('/') {
         Target::Collection(path)
     } else {
@@ -109,6 +113,7 @@ mod tests {
         assert_eq!(route("/-/handlers/", None).unwrap().target, Target::Handlers(None));
         assert_eq!(route("/-/handlers/compute", None).unwrap().target, Target::Handlers(Some("compute".into())));
         assert!(route("/-/handlers/a/b", None).is_err());
+        assert_eq!(route("/-/admin/tenants/a", None).unwrap().target, Target::Admin("tenants/a".into()));
         let r = route("/compute/x", Some("action=start")).unwrap();
         assert_eq!(r.action.as_deref(), Some("start"));
     }

@@ -20,6 +20,12 @@
 //! - `handler_blobs`: tenant, digest -> the uploaded component bytes (to recompile when the
 //!   compiled cache is gone)
 //! - `handler_kv`: tenant, handler name, key -> value (the handlers' private key-value stores)
+//! - `counters`: tenant, counter name -> count (`entities`: the tenant's entities, kept in step
+//!   by `put_entity` and `delete_entity`, so a limit check is no scan)
+//!
+//! Server-level tables (administration, not tenant data; keyed by tenant name or token id):
+//! - `tenants`: tenant name -> tenant record (JSON: creation time, limits)
+//! - `tokens`: token id -> token record (JSON: tenant, SHA-256 of the secret, creation time)
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,7 +33,8 @@ use std::sync::Arc;
 use ocni_model::{Category, Entity};
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 
-pub const SCHEMA_VERSION: &str = "1";
+/// Version 2 added `counters`, `tenants` and `tokens`; a version 1 store is migrated at open.
+pub const SCHEMA_VERSION: &str = "2";
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const CATEGORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("categories");
@@ -39,6 +46,12 @@ const BY_END: TableDefinition<&str, ()> = TableDefinition::new("by_end");
 const HANDLERS: TableDefinition<&str, &[u8]> = TableDefinition::new("handlers");
 const HANDLER_BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("handler_blobs");
 const HANDLER_KV: TableDefinition<&str, &[u8]> = TableDefinition::new("handler_kv");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
+const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+
+/// The counter of a tenant's entities (in `counters`).
+const ENTITY_COUNT: &str = "entities";
 
 /// An uploaded handler as stored: its name, and which component it is.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -48,6 +61,29 @@ pub struct HandlerRecord {
     pub digest: String,
     /// Size of the component in bytes.
     pub size: u64,
+}
+
+/// A tenant as stored. Limits are the ones set for it (by name, e.g. `max_entities`); the server
+/// fills in its defaults for the others.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TenantRecord {
+    pub name: String,
+    /// Unix time (seconds) of creation.
+    pub created: u64,
+    #[serde(default)]
+    pub limits: std::collections::BTreeMap<String, u64>,
+}
+
+/// An access token as stored: never the token itself, only the SHA-256 of its secret part.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenRecord {
+    /// The public part of the token, its key.
+    pub id: String,
+    pub tenant: String,
+    /// SHA-256 of the secret part, hex.
+    pub secret_sha256: String,
+    /// Unix time (seconds) of creation.
+    pub created: u64,
 }
 
 /// Storage failures: never the client's fault.
@@ -63,6 +99,8 @@ pub enum StoreError {
     ViewOutlived,
     #[error("only a batch can undo a step")]
     NotABatch,
+    #[error("{0} cannot be a step of a batch")]
+    NotUndoable(&'static str),
 }
 
 macro_rules! from_redb {
@@ -152,12 +190,15 @@ impl Store {
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value().to_string());
-            match found {
-                None => {
-                    meta.insert("schema_version", SCHEMA_VERSION)?;
-                }
-                Some(v) if v == SCHEMA_VERSION => {}
-                Some(found) => return Err(StoreError::SchemaVersion { found }),
+            let migrate = match found.as_deref() {
+                None => false,
+                Some(SCHEMA_VERSION) => false,
+                Some("1") => true,
+                Some(_) => return Err(StoreError::SchemaVersion { found: found.unwrap_or_default() }),
+            };
+            meta.insert("schema_version", SCHEMA_VERSION)?;
+            if migrate {
+                count_entities(&txn)?;
             }
             txn.open_table(CATEGORIES)?;
             txn.open_table(BINDINGS)?;
@@ -168,6 +209,9 @@ impl Store {
             txn.open_table(HANDLERS)?;
             txn.open_table(HANDLER_BLOBS)?;
             txn.open_table(HANDLER_KV)?;
+            txn.open_table(COUNTERS)?;
+            txn.open_table(TENANTS)?;
+            txn.open_table(TOKENS)?;
         }
         txn.commit()?;
         Ok(Store { db })
@@ -217,6 +261,21 @@ impl Store {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// Version 1 to 2: counts every tenant's entities into `counters` (once).
+fn count_entities(txn: &redb::WriteTransaction) -> Result<()> {
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for item in txn.open_table(ENTITIES)?.iter()? {
+        let (k, _) = item?;
+        let tenant = k.value().split('\0').next().unwrap_or_default().to_string();
+        *counts.entry(tenant).or_default() += 1;
+    }
+    let mut counters = txn.open_table(COUNTERS)?;
+    for (tenant, n) in counts {
+        counters.insert(key2(&tenant, ENTITY_COUNT).as_str(), n)?;
+    }
+    Ok(())
 }
 
 /// Read operations, shared by read and write transactions.
@@ -341,6 +400,30 @@ macro_rules! read_ops {
             let t = self.txn.open_table(HANDLER_KV)?;
             scan_suffixes(&t, &format!("{tenant}\0{handler}\0{prefix}"), 0, limit)
                 .map(|v| v.into_iter().map(|rest| format!("{prefix}{rest}")).collect())
+        }
+
+        /// How many entities the tenant has (a counter, not a scan).
+        pub fn entity_count(&self, tenant: &str) -> Result<u64> {
+            let t = self.txn.open_table(COUNTERS)?;
+            Ok(t.get(key2(tenant, ENTITY_COUNT).as_str())?.map_or(0, |v| v.value()))
+        }
+
+        /// Every tenant, by name.
+        pub fn tenants(&self) -> Result<Vec<TenantRecord>> {
+            decode_range(&self.txn.open_table(TENANTS)?, "")
+        }
+
+        pub fn tenant(&self, name: &str) -> Result<Option<TenantRecord>> {
+            let t = self.txn.open_table(TENANTS)?;
+            match t.get(name)? {
+                Some(v) => Ok(Some(decode(name, v.value())?)),
+                None => Ok(None),
+            }
+        }
+
+        /// Every token of every tenant, by id.
+        pub fn tokens(&self) -> Result<Vec<TokenRecord>> {
+            decode_range(&self.txn.open_table(TOKENS)?, "")
         }
 
         /// Links that have `resource` as source or target.
@@ -550,11 +633,12 @@ impl Writer {
         del(undo, &mut txn.open_table(HANDLER_KV)?, HANDLER_KV, &key3(tenant, handler, key)).map(drop)
     }
 
-    /// Writes an entity and keeps the indexes in step (removing the old entries of `old`).
+    /// Writes an entity and keeps the indexes (and the tenant's entity count) in step.
     pub fn put_entity(&mut self, tenant: &str, e: &Entity) -> Result<()> {
         let old = self.entity(tenant, &e.location)?;
-        if let Some(old) = &old {
-            self.unindex(tenant, old)?;
+        match &old {
+            Some(old) => self.unindex(tenant, old)?,
+            None => self.add_to_count(tenant, 1)?,
         }
         let Writer { txn, undo } = self;
         put(undo, &mut txn.open_table(ENTITIES)?, ENTITIES, &key2(tenant, &e.location), encode(e).as_slice())?;
@@ -595,13 +679,78 @@ impl Writer {
         let Some(e) = self.entity(tenant, location)? else { return Ok(Vec::new()) };
         let links = self.links_at(tenant, location)?;
         self.unindex(tenant, &e)?;
-        let Writer { txn, undo } = self;
-        del(undo, &mut txn.open_table(ENTITIES)?, ENTITIES, &key2(tenant, location))?;
+        {
+            let Writer { txn, undo } = self;
+            del(undo, &mut txn.open_table(ENTITIES)?, ENTITIES, &key2(tenant, location))?;
+        }
+        self.add_to_count(tenant, -1)?;
         let mut removed = vec![location.to_string()];
         for l in links {
             removed.extend(self.delete_entity(tenant, &l.location)?);
         }
         Ok(removed)
+    }
+
+    fn add_to_count(&mut self, tenant: &str, delta: i64) -> Result<()> {
+        let key = key2(tenant, ENTITY_COUNT);
+        let Writer { txn, undo } = self;
+        let mut t = txn.open_table(COUNTERS)?;
+        let n = t.get(key.as_str())?.map_or(0, |v| v.value()).saturating_add_signed(delta);
+        put(undo, &mut t, COUNTERS, &key, n)
+    }
+
+    pub fn put_tenant(&mut self, tenant: &TenantRecord) -> Result<()> {
+        let Writer { txn, undo } = self;
+        put(undo, &mut txn.open_table(TENANTS)?, TENANTS, &tenant.name, encode(tenant).as_slice())
+    }
+
+    pub fn put_token(&mut self, token: &TokenRecord) -> Result<()> {
+        let Writer { txn, undo } = self;
+        put(undo, &mut txn.open_table(TOKENS)?, TOKENS, &token.id, encode(token).as_slice())
+    }
+
+    /// Removes a token of `tenant`; false when the tenant has no token with this id.
+    pub fn delete_token(&mut self, tenant: &str, id: &str) -> Result<bool> {
+        let Writer { txn, undo } = self;
+        let mut t = txn.open_table(TOKENS)?;
+        let owned = match t.get(id)? {
+            Some(v) => decode::<TokenRecord>(id, v.value())?.tenant == tenant,
+            None => false,
+        };
+        if owned {
+            del(undo, &mut t, TOKENS, id)?;
+        }
+        Ok(owned)
+    }
+
+    /// Removes a tenant and everything it owns: its record, tokens, categories, bindings,
+    /// entities and their indexes, handlers, component bytes, key-value data and counters.
+    /// Returns the ids of the tokens removed.
+    ///
+    /// Not undoable (it clears whole key ranges): it runs in a transaction of its own, never
+    /// as a step of a batch.
+    pub fn delete_tenant(&mut self, tenant: &str) -> Result<Vec<String>> {
+        if self.undo.is_some() {
+            return Err(StoreError::NotUndoable("deleting a tenant"));
+        }
+        let prefix = format!("{tenant}\0");
+        let end = prefix_end(&prefix);
+        let range = prefix.as_str()..end.as_str();
+        for table in [CATEGORIES, ENTITIES, HANDLERS, HANDLER_BLOBS, HANDLER_KV] {
+            self.txn.open_table(table)?.retain_in::<&str, _>(range.clone(), |_, _| false)?;
+        }
+        for table in [BY_KIND, BY_MIXIN, BY_END] {
+            self.txn.open_table(table)?.retain_in::<&str, _>(range.clone(), |_, _| false)?;
+        }
+        self.txn.open_table(BINDINGS)?.retain_in::<&str, _>(range.clone(), |_, _| false)?;
+        self.txn.open_table(COUNTERS)?.retain_in::<&str, _>(range, |_, _| false)?;
+        let ids: Vec<String> = self.tokens()?.into_iter().filter(|t| t.tenant == tenant).map(|t| t.id).collect();
+        let mut tokens = self.txn.open_table(TOKENS)?;
+        for id in &ids {
+            tokens.remove(id.as_str())?;
+        }
+        self.txn.open_table(TENANTS)?.remove(tenant)?;
+        Ok(ids)
     }
 }
 
@@ -707,6 +856,116 @@ mod tests {
     }
 
     #[test]
+    fn entity_counts_follow_creates_replaces_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let c = Catalog::builtin();
+        let vm = entity(&c, json!({"kind": COMPUTE}), "/compute/a");
+        let net = entity(&c, json!({"kind": NETWORK}), "/network/n");
+        let nic = entity(
+            &c,
+            json!({"kind": NIC, "source": "/compute/a", "target": "/network/n", "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}}),
+            "/networkinterface/l",
+        );
+        store
+            .write(|w| -> Result<()> {
+                w.put_entity("t", &vm)?;
+                w.put_entity("t", &vm)?; // a replace is no new entity
+                w.put_entity("t", &net)?;
+                w.put_entity("t", &nic)?;
+                w.put_entity("u", &vm)?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.read().unwrap().entity_count("t").unwrap(), 3);
+        assert_eq!(store.read().unwrap().entity_count("u").unwrap(), 1);
+        // Deleting the compute takes its link along: both are counted out.
+        store.write(|w| w.delete_entity("t", "/compute/a")).unwrap();
+        assert_eq!(store.read().unwrap().entity_count("t").unwrap(), 1);
+        assert_eq!(store.read().unwrap().entity_count("v").unwrap(), 0);
+    }
+
+    #[test]
+    fn deleting_a_tenant_removes_all_it_owns_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let c = Catalog::builtin();
+        let vm = entity(&c, json!({"kind": COMPUTE, "mixins": []}), "/compute/a");
+        let mixin = ocni_model::parse_category(
+            ocni_model::Class::Mixin,
+            &json!({"term": "m", "scheme": "http://example.com/x#", "location": "/m/"}),
+        )
+        .unwrap();
+        let rec = HandlerRecord { name: "h".into(), digest: "d".into(), size: 1 };
+        let token = |id: &str, tenant: &str| TokenRecord {
+            id: id.into(),
+            tenant: tenant.into(),
+            secret_sha256: "00".into(),
+            created: 1,
+        };
+        // "a" and "ab": a prefix of a name must not catch the other tenant's keys.
+        for t in ["a", "ab"] {
+            store
+                .write(|w| -> Result<()> {
+                    w.put_tenant(&TenantRecord { name: t.into(), created: 1, limits: Default::default() })?;
+                    w.put_token(&token(&format!("{t}-1"), t))?;
+                    w.put_category(t, &mixin)?;
+                    w.set_binding(t, &mixin.id(), Some("h"))?;
+                    w.put_entity(t, &vm)?;
+                    w.put_handler(t, &rec, b"bytes")?;
+                    w.kv_set(t, "h", "k", b"v")?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        assert!(!store.write(|w| w.delete_token("ab", "a-1")).unwrap(), "not ab's token");
+        let removed = store.write(|w| w.delete_tenant("a")).unwrap();
+        assert_eq!(removed, vec!["a-1"]);
+        let r = store.read().unwrap();
+        assert!(r.tenant("a").unwrap().is_none());
+        assert!(r.categories("a").unwrap().is_empty());
+        assert!(r.bindings("a").unwrap().is_empty());
+        assert!(r.entity("a", "/compute/a").unwrap().is_none());
+        assert!(r.by_kind("a", COMPUTE, Page::ALL).unwrap().is_empty());
+        assert!(r.handlers("a").unwrap().is_empty());
+        assert!(r.handler_blob("a", "d").unwrap().is_none());
+        assert!(r.kv_get("a", "h", "k").unwrap().is_none());
+        assert_eq!(r.entity_count("a").unwrap(), 0);
+        // The other tenant keeps everything.
+        assert_eq!(r.tenants().unwrap().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["ab"]);
+        assert_eq!(r.tokens().unwrap(), vec![token("ab-1", "ab")]);
+        assert_eq!(r.categories("ab").unwrap().len(), 1);
+        assert_eq!(r.by_kind("ab", COMPUTE, Page::ALL).unwrap(), vec!["/compute/a"]);
+        assert_eq!(r.kv_get("ab", "h", "k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(r.entity_count("ab").unwrap(), 1);
+    }
+
+    #[test]
+    fn a_version_1_store_gets_its_entity_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let c = Catalog::builtin();
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .write(|w| -> Result<()> {
+                    w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/compute/a"))?;
+                    w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/compute/b"))?;
+                    Ok(())
+                })
+                .unwrap();
+            // Make it look like version 1: no counters, the old version.
+            let txn = store.db.begin_write().unwrap();
+            txn.open_table(COUNTERS).unwrap().retain(|_, _| false).unwrap();
+            txn.open_table(META).unwrap().insert("schema_version", "1").unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(store.read().unwrap().entity_count("t").unwrap(), 2);
+    }
+
+    #[test]
     fn paging_and_prefix_do_not_leak_neighbours() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
@@ -739,10 +998,11 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        for def in [CATEGORIES, ENTITIES, HANDLERS, HANDLER_BLOBS, HANDLER_KV] {
+        for def in [CATEGORIES, ENTITIES, HANDLERS, HANDLER_BLOBS, HANDLER_KV, TENANTS, TOKENS] {
             all(txn, def, &mut out);
         }
         all(txn, BINDINGS, &mut out);
+        all(txn, COUNTERS, &mut out);
         for def in [BY_KIND, BY_MIXIN, BY_END] {
             all(txn, def, &mut out);
         }
@@ -759,6 +1019,9 @@ mod tests {
         Handler(u8, u8),
         DropHandler(u8),
         Binding(u8, Option<u8>),
+        Tenant(u8),
+        Token(u8, u8),
+        DropToken(u8, u8),
     }
 
     fn apply(w: &mut Writer, c: &Catalog, op: &Op) -> Result<()> {
@@ -781,6 +1044,16 @@ mod tests {
             }
             Op::DropHandler(n) => w.delete_handler("t", &format!("h{n}")).map(drop),
             Op::Binding(n, p) => w.set_binding("t", &format!("c{n}"), p.map(|p| format!("h{p}")).as_deref()),
+            Op::Tenant(n) => {
+                w.put_tenant(&TenantRecord { name: format!("t{n}"), created: 1, limits: Default::default() })
+            }
+            Op::Token(n, t) => w.put_token(&TokenRecord {
+                id: format!("k{n}"),
+                tenant: format!("t{t}"),
+                secret_sha256: "00".into(),
+                created: 1,
+            }),
+            Op::DropToken(n, t) => w.delete_token(&format!("t{t}"), &format!("k{n}")).map(drop),
         }
     }
 
@@ -794,6 +1067,9 @@ mod tests {
             (0..3u8, 0..2u8).prop_map(|(n, d)| Op::Handler(n, d)),
             (0..3u8).prop_map(Op::DropHandler),
             (0..3u8, proptest::option::of(0..3u8)).prop_map(|(n, p)| Op::Binding(n, p)),
+            (0..2u8).prop_map(Op::Tenant),
+            (0..3u8, 0..2u8).prop_map(|(n, t)| Op::Token(n, t)),
+            (0..3u8, 0..2u8).prop_map(|(n, t)| Op::DropToken(n, t)),
         ]
     }
 
