@@ -69,21 +69,22 @@ fn threads() -> String {
     status.lines().find(|l| l.starts_with("Threads:")).map(|l| l[8..].trim().to_string()).unwrap_or_default()
 }
 
-/// Makes sure this process may open a client and a server socket per connection (and what the
-/// runtime, the database and the test harness hold): raises the soft limit of open files up to
-/// the hard limit when it is lower, as any process may.
+/// Checks that this process may open a client and a server socket per connection, plus what
+/// the runtime, the database and the test harness hold: about 550 files, within the usual
+/// soft limit of 1024 (the test does not raise it).
 fn enough_file_descriptors() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let needed = (2 * CONNECTIONS + 256) as u64;
-    let limit = getrlimit(Resource::Nofile);
-    if limit.current.is_some_and(|soft| soft < needed) {
-        let hard = limit.maximum;
+    let needed = 2 * CONNECTIONS + 256;
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits (the soak test needs Linux)");
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .expect("a Max open files line");
+    if let Ok(soft) = soft.parse::<usize>() {
         assert!(
-            hard.is_none_or(|h| h >= needed),
-            "the soak test needs {needed} open files; the hard limit is {hard:?} (raise it with ulimit -Hn)"
+            soft >= needed,
+            "the soak test needs {needed} open files, the soft limit is {soft}: run `ulimit -n {needed}` first"
         );
-        let new = rustix::process::Rlimit { current: Some(needed), maximum: hard };
-        setrlimit(Resource::Nofile, new).expect("raise the soft limit of open files");
     }
 }
 
