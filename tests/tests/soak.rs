@@ -70,8 +70,8 @@ fn threads() -> String {
 }
 
 /// Checks that this process may open a client and a server socket per connection, plus what
-/// the runtime, the database and the test harness hold: about 550 files, within the usual
-/// soft limit of 1024 (the test does not raise it).
+/// the runtime, the database and the test harness hold: about 550 files. It asks for 768 to
+/// leave room, within the usual soft limit of 1024 (the test does not raise it).
 fn enough_file_descriptors() {
     let needed = 2 * CONNECTIONS + 256;
     let limits = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits (the soak test needs Linux)");
