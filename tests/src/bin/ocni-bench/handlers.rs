@@ -1,0 +1,93 @@
+//! `ocni-bench handlers`: the cost of one handler call through the runtime directly, and
+//! creates over HTTP without and with the compute handler bound, interleaved.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::{Method, StatusCode};
+
+use crate::load::{self, Gen, Req, Run};
+use crate::{Bench, compute_body};
+
+/// p50 and p99 in microseconds of one call of the compute handler through the runtime: a fresh
+/// store and instance from the pre-instantiated component, then `validate`.
+pub fn call_cost() -> (f64, f64) {
+    let wasm = std::fs::read(ocni_tests::guests::COMPUTE).expect("the compute guest is built by tests/build.rs");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let runtime = ocni_runtime::Runtime::new(ocni_runtime::RuntimeConfig::default(), dir.path()).expect("a runtime");
+    let digest = runtime.compile(&wasm).expect("the compute handler compiles").digest;
+    let handler = runtime.load(&digest).expect("and loads");
+    let entity = ocni_runtime::EntityView {
+        location: "/compute/x".into(),
+        id: "x".into(),
+        kind: crate::COMPUTE.into(),
+        mixins: vec![],
+        attributes: vec![
+            ocni_runtime::AttributeView::new("occi.compute.cores", ocni_runtime::ValueView::Integer(2)),
+            ocni_runtime::AttributeView::new("occi.compute.memory", ocni_runtime::ValueView::Number(4.0)),
+            ocni_runtime::AttributeView::new("occi.compute.state", ocni_runtime::ValueView::Text("inactive".into())),
+        ],
+    };
+    let mut lat = Vec::new();
+    let mut host: Box<dyn ocni_runtime::HostApi + Send> = Box::new(ocni_runtime::NullHost);
+    for _ in 0..5000 {
+        let call = ocni_runtime::Call::Validate { entity: entity.clone(), op: ocni_runtime::Operation::Create };
+        let t = Instant::now();
+        let (outcome, back) = runtime.call(&handler, host, call);
+        lat.push(t.elapsed().as_nanos() as u64);
+        host = back;
+        assert!(matches!(outcome, Ok(ocni_runtime::Outcome::Accepted)), "{outcome:?}");
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
+    (pct(0.5), pct(0.99))
+}
+
+pub fn run(bench: &Bench) {
+    let connections = bench.opts.connections.unwrap_or(16);
+    let (p50, p99) = call_cost();
+    println!("handler call (fresh instance + validate, compute guest), 5000 calls: p50 {p50:.1} us, p99 {p99:.1} us");
+
+    let ocni = bench.start_ocni();
+    let addr = ocni.addr;
+    bench.upload_compute_handler(addr);
+    let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let make: Gen = Arc::new(move |_, _| {
+        let tag = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string();
+        Req::with_body(Method::POST, "/compute/", compute_body(&tag))
+    });
+    println!("POST /compute/ (create, durable commit), {connections} connections, {} s per run", bench.opts.seconds);
+    println!("{:<16} {:>10} {:>9} {:>9} {:>8}", "handler", "req/s", "p50 us", "p99 us", "errors");
+    let mut runs: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..bench.opts.rounds {
+        for (i, bound) in [false, true].into_iter().enumerate() {
+            bench.bind_compute(addr, bound);
+            let run = bench.client.block_on(load::load(
+                addr,
+                Arc::clone(&make),
+                StatusCode::CREATED,
+                connections,
+                bench.opts.duration(),
+            ));
+            println!(
+                "{:<16} {:>10.0} {:>9} {:>9} {:>8}  (round {})",
+                if bound { "compute" } else { "none" },
+                run.rps(),
+                run.pct(0.5),
+                run.pct(0.99),
+                run.errors,
+                round + 1
+            );
+            if let Some(e) = &run.first_error {
+                println!("  first error: {e}");
+            }
+            runs[i].push(run);
+        }
+    }
+    let [without, with] = runs.map(Run::merge);
+    println!(
+        "create with handler / without: throughput {:.2}, p50 difference {} us",
+        with.rps() / without.rps().max(1e-9),
+        with.pct(0.5) as i64 - without.pct(0.5) as i64
+    );
+}

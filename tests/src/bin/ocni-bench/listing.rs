@@ -1,0 +1,120 @@
+//! `ocni-bench listing`: does the cost of a collection listing grow with the page or with the
+//! kind's total? One ocni server per size (10,000 and 100,000 computes by default), measured
+//! in interleaved runs: the first, a middle and the last page of 100, and a filtered listing
+//! (an attribute filter body matching the same five entities at every size) with a page.
+
+use std::sync::Arc;
+
+use hyper::{Method, StatusCode};
+
+use crate::load::{self, Gen, Req, Run};
+use crate::{Bench, JSON};
+
+const PAGE: usize = 100;
+/// Entities the filter matches (all within the smallest size, so every size answers the same).
+const NEEDLES: usize = 5;
+const FILTER: &str = r#"{"resources":[{"attributes":{"occi.compute.hostname":"needle.example"}}]}"#;
+
+/// The operations: name, and the request for a kind of `size` entities.
+type Make = fn(usize) -> Req;
+const OPS: [(&str, Make); 4] = [
+    ("first page", |_| Req::get(format!("/compute/?page=1&number={PAGE}"), JSON)),
+    ("middle page", |size| Req::get(format!("/compute/?page={}&number={PAGE}", size / PAGE / 2), JSON)),
+    ("last page", |size| Req::get(format!("/compute/?page={}&number={PAGE}", size.div_ceil(PAGE)), JSON)),
+    ("filtered, first page", |_| Req::with_body(Method::GET, format!("/compute/?page=1&number={PAGE}"), FILTER)),
+];
+
+pub fn run(bench: &Bench) {
+    let connections = bench.opts.connections.unwrap_or(8);
+    let sizes = bench.opts.sizes.clone();
+    let smallest = *sizes.iter().min().expect("at least one size");
+    let spacing = smallest / NEEDLES;
+    let needle = move |i: usize| i < smallest && i % spacing == spacing / 2;
+    let servers: Vec<_> = sizes
+        .iter()
+        .map(|&size| {
+            let ocni = bench.start_ocni();
+            let t = std::time::Instant::now();
+            crate::fill(bench, ocni.addr, "e", 0..size, needle);
+            eprintln!("filled /compute/ with {size} entities in {:.1} s", t.elapsed().as_secs_f64());
+            ocni
+        })
+        .collect();
+    // Each answer must be what the operation means: a full page, or the needles.
+    for (name, make) in OPS {
+        for (ocni, &size) in servers.iter().zip(&sizes) {
+            let a = bench.expect(ocni.addr, make(size), 200);
+            let v: serde_json::Value = serde_json::from_slice(&a.body).expect("a JSON listing");
+            let n = v["resources"].as_array().map_or(0, Vec::len);
+            let want = if name.starts_with("filtered") { NEEDLES } else { PAGE };
+            assert_eq!(n, want, "{name} at {size} entities lists {n} entities");
+        }
+    }
+    let o = &bench.opts;
+    println!(
+        "listing GET /compute/ (OCCI JSON, {PAGE} per page), {connections} connections, {} s per run, {} rounds interleaved between sizes",
+        o.seconds, o.rounds
+    );
+    let mut results: Vec<(&str, Vec<Run>)> = Vec::new();
+    for (name, make) in OPS {
+        let mut runs: Vec<Vec<Run>> = sizes.iter().map(|_| Vec::new()).collect();
+        for round in 0..o.rounds {
+            for ((ocni, &size), runs) in servers.iter().zip(&sizes).zip(&mut runs) {
+                let req = make(size);
+                let same: Gen = Arc::new(move |_, _| req.clone());
+                let run = bench.client.block_on(load::load(ocni.addr, same, StatusCode::OK, connections, o.duration()));
+                eprintln!(
+                    "  round {} {:<22} {:>7} entities {:>8.0} req/s  p50 {:>7} us  errors {}",
+                    round + 1,
+                    name,
+                    size,
+                    run.rps(),
+                    run.pct(0.5),
+                    run.errors
+                );
+                if let Some(e) = &run.first_error {
+                    eprintln!("    first error: {e}");
+                }
+                runs.push(run);
+            }
+        }
+        results.push((name, runs.into_iter().map(Run::merge).collect()));
+    }
+    let (first, last) = (0, sizes.len() - 1);
+    println!();
+    if last > first {
+        println!(
+            "ratio rows: req/s and p50 at {} entities / at {}; a cost that grows with the page, not the total, stays near 1",
+            sizes[last], sizes[first]
+        );
+    }
+    println!("{:<22} {:>9} {:>9} {:>9} {:>9} {:>7}", "operation", "entities", "req/s", "p50 us", "p99 us", "errors");
+    for (name, runs) in &results {
+        for (run, size) in runs.iter().zip(&sizes) {
+            println!(
+                "{:<22} {:>9} {:>9.0} {:>9} {:>9} {:>7}",
+                name,
+                size,
+                run.rps(),
+                run.pct(0.5),
+                run.pct(0.99),
+                run.errors
+            );
+        }
+        if last > first {
+            let (a, b) = (&runs[first], &runs[last]);
+            println!(
+                "{:<22} {:>9} {:>9.2} {:>9.2}",
+                name,
+                format!("{}/{}", short(sizes[last]), short(sizes[first])),
+                b.rps() / a.rps().max(1e-9),
+                b.pct(0.5) as f64 / f64::from(a.pct(0.5).max(1)),
+            );
+        }
+    }
+}
+
+/// 100000 -> "100k".
+fn short(n: usize) -> String {
+    if n.is_multiple_of(1000) { format!("{}k", n / 1000) } else { n.to_string() }
+}
