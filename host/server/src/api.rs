@@ -15,7 +15,7 @@ use ocni_model::filter::{parse_category_filters, parse_entity_filters};
 use ocni_model::render::{self, render_categories, render_entity, render_locations};
 use ocni_model::text::{self, Line, TextMessage};
 use ocni_model::{Catalog, Category, Class, Dialect, Entity, parse_category, parse_category_ref};
-use ocni_store::{Page, Reader, Source, Store, Writer};
+use ocni_store::{EntityReads, Page, Source, Store, Writer};
 use serde_json::{Map, Value, json};
 
 use crate::Config;
@@ -162,6 +162,9 @@ impl App {
 
     /// The catalog of a tenant (cached).
     pub fn catalog(&self, tenant: &str) -> R<Arc<Catalog>> {
+        if let Some(c) = self.pending_catalog(tenant) {
+            return Ok(c);
+        }
         if let Some(c) = self.catalogs.read().unwrap().get(tenant) {
             return Ok(c.clone());
         }
@@ -468,13 +471,14 @@ impl App {
                             }
                         }
                     }
-                    Ok((changed, None))
+                    // GFD.223 9.3.2: the answer renders the collection as it now is (rendered
+                    // inside the write, which sees its own changes).
+                    let members = w.by_mixin(tenant, &id, Page::ALL)?;
+                    Ok(((changed, render_listing(w, tenant, catalog, &members, req)?), None))
                 })?;
+                let (changed, reply) = changed;
                 tracing::info!(tenant, mixin = %id, %method, changed, "mixin membership changed");
-                // GFD.223 9.3.2: the answer renders the collection as it now is.
-                let r = self.store.read()?;
-                let members = r.by_mixin(tenant, &id, Page::ALL)?;
-                render_listing(&r, tenant, catalog, &members, req)
+                Ok(reply)
             }
             (m, None) => Err(ApiError::method(&m, "a mixin collection", "GET, HEAD, POST, PUT, DELETE")),
         }
@@ -555,21 +559,22 @@ impl App {
         match (req.method.clone(), &req.route.action) {
             (Method::POST, Some(term)) => {
                 let (given, params) = parse_action_body(body_as(req, Purpose::Action, catalog)?.as_deref(), term)?;
-                let updated = self.write(tenant, |w, catalog| {
+                // The answer is rendered inside the write: it shows the entity as committed.
+                let reply = self.write(tenant, |w, catalog| {
                     let e = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
                     let next = self.act(w, tenant, catalog, &e, term, given.as_deref(), &params)?;
                     w.put_entity(tenant, &next)?;
-                    Ok((next, None))
+                    let reply = match req.format {
+                        Format::Json(Dialect::Occi12) => {
+                            let v = render_one(w, tenant, catalog, &next, Dialect::Occi12)?;
+                            json_reply(StatusCode::OK, &v, req.format)
+                        }
+                        _ => Reply::new(StatusCode::OK),
+                    };
+                    Ok((reply, None))
                 })?;
                 tracing::info!(tenant, location = path, action = term, "action");
-                match req.format {
-                    Format::Json(Dialect::Occi12) => {
-                        let r = self.store.read()?;
-                        let v = render_one(&r, tenant, catalog, &updated, Dialect::Occi12)?;
-                        Ok(json_reply(StatusCode::OK, &v, req.format))
-                    }
-                    _ => Ok(Reply::new(StatusCode::OK)),
-                }
+                Ok(reply)
             }
             (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
             (Method::GET | Method::HEAD, None) => {
@@ -687,7 +692,14 @@ impl App {
         Ok(w.put_entity(tenant, &next)?)
     }
 
-    fn render_entity_reply(&self, r: &Reader, tenant: &str, catalog: &Catalog, e: &Entity, format: Format) -> R<Reply> {
+    fn render_entity_reply(
+        &self,
+        r: &impl EntityReads,
+        tenant: &str,
+        catalog: &Catalog,
+        e: &Entity,
+        format: Format,
+    ) -> R<Reply> {
         let links: Vec<Entity> =
             r.links_at(tenant, &e.location)?.into_iter().filter(|l| l.source() == Some(e.location.as_str())).collect();
         match format {
@@ -720,7 +732,13 @@ impl App {
 
 /// Renders a listing: full entities in OCCI 1.2 JSON (GFD.223 entity collection), locations in
 /// the other renderings.
-fn render_listing(r: &Reader, tenant: &str, catalog: &Catalog, locations: &[String], req: &Request) -> R<Reply> {
+fn render_listing(
+    r: &impl EntityReads,
+    tenant: &str,
+    catalog: &Catalog,
+    locations: &[String],
+    req: &Request,
+) -> R<Reply> {
     match req.format {
         Format::Json(Dialect::Occi12) => {
             let mut resources = Vec::new();
@@ -753,14 +771,14 @@ fn no_action(req: &Request) -> R<()> {
     Ok(())
 }
 
-fn kind_at(r: &Reader, tenant: &str, loc: &str) -> Option<String> {
+fn kind_at(r: &impl EntityReads, tenant: &str, loc: &str) -> Option<String> {
     if !loc.starts_with('/') {
         return None;
     }
     r.entity(tenant, loc).ok().flatten().map(|e| e.kind)
 }
 
-fn render_one(r: &Reader, tenant: &str, catalog: &Catalog, e: &Entity, dialect: Dialect) -> R<Value> {
+fn render_one(r: &impl EntityReads, tenant: &str, catalog: &Catalog, e: &Entity, dialect: Dialect) -> R<Value> {
     let links: Vec<Entity> =
         r.links_at(tenant, &e.location)?.into_iter().filter(|l| l.source() == Some(e.location.as_str())).collect();
     Ok(render_entity(e, catalog, &links, dialect, &|loc| kind_at(r, tenant, loc)))

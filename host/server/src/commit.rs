@@ -1,124 +1,202 @@
-//! Group commit. Every write of the server runs as one *step* of a shared redb transaction (a
-//! batch); the batch commits durably once no other write is waiting to join it (or it holds
-//! [`MAX_STEPS`] steps, or has been open [`MAX_OPEN`]), and every request in it is answered
-//! after that one commit. Concurrent writers thus share one fsync instead of queueing for one
-//! each, and a write is still acknowledged only once it is on disk.
+//! Group commit through one writer thread. Every request that may write (any method but GET and
+//! HEAD) is a *job* sent to the writer thread, which runs jobs one after the other as *steps* of
+//! a shared redb transaction (a batch). When no job is waiting (or the batch holds
+//! [`MAX_STEPS`] steps, or has been open [`MAX_OPEN`]) the batch commits durably, and only then
+//! are its requests answered. Concurrent writers thus share one fsync, a write is acknowledged
+//! only once it is on disk, and running the steps back to back on one thread costs no lock
+//! hand-over or thread wake-up per request.
 //!
-//! Steps run one at a time, in arrival order, under the batch lock. A step that fails is undone
-//! alone (`ocni_store::Writer::undo_step`), so a refusal still writes nothing and the other steps
-//! of its batch are not affected. Readers see a batch only once it has committed.
+//! A job that fails is undone alone (`ocni_store::Writer::undo_step`) and answered at once, so a
+//! refusal still writes nothing and the other steps of its batch are not affected. Readers see a
+//! batch only once it has committed; code running inside a job (its handlers, and the answer of
+//! a mixin association or an action, rendered inside the write) sees the batch as it stands.
+//!
+//! Handler uploads are compiled before their job is sent (see `lib.rs`), so a slow compile never
+//! holds up other writes.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use hyper::Method;
 use ocni_model::Catalog;
 use ocni_store::Writer;
+use tokio::sync::oneshot;
 
-use crate::api::App;
+use crate::api::{App, Reply, Request};
 use crate::error::ApiError;
 
 type R<T> = Result<T, ApiError>;
 
-/// Most steps in one batch: bounds how long the first step of a busy batch waits for its commit.
-const MAX_STEPS: usize = 256;
-/// Longest a batch stays open while writers keep arriving.
+/// Most steps in one batch: bounds how long the first request of a busy batch waits.
+const MAX_STEPS: usize = 512;
+/// Longest a batch stays open while jobs keep arriving.
 const MAX_OPEN: Duration = Duration::from_millis(5);
+/// Stack of the writer thread, beyond what handler calls may use (`max_wasm_stack`).
+const WRITER_STACK_MARGIN: usize = 4 << 20;
 
-/// How a batch ended: committed, or the reason it was not (shared by its members).
-type Outcome = Arc<OnceLock<Result<(), String>>>;
+thread_local! {
+    /// Set on the writer thread: `App::write` and `App::catalog` use the open batch there.
+    static ON_WRITER: Cell<bool> = const { Cell::new(false) };
+}
 
-/// The batch in progress and the writers queued to join it.
-#[derive(Default)]
+/// A request that may write, owned so that it can cross to the writer thread.
+pub(crate) struct Job {
+    pub tenant: String,
+    pub method: Method,
+    pub route: crate::route::Route,
+    pub body: Option<crate::api::Body>,
+    pub format: crate::negotiate::Format,
+    pub base_url: String,
+    pub span: tracing::Span,
+    pub reply: oneshot::Sender<R<Reply>>,
+}
+
+/// The writer thread's queue and the batch it is building.
 pub(crate) struct WriteQueue {
+    jobs: Mutex<Option<Sender<Job>>>,
+    /// Taken by [`start_writer`].
+    receiver: Mutex<Option<Receiver<Job>>>,
     batch: Mutex<Batch>,
-    /// Signalled when a batch ends.
-    ended: Condvar,
-    /// Writers waiting for the batch lock (they will join the open batch).
-    waiting: AtomicUsize,
+}
+
+impl Default for WriteQueue {
+    fn default() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        WriteQueue { jobs: Mutex::new(Some(tx)), receiver: Mutex::new(Some(rx)), batch: Mutex::default() }
+    }
 }
 
 #[derive(Default)]
 struct Batch {
     /// The open transaction, if any.
     writer: Option<Writer>,
-    opened: Option<Instant>,
-    /// Steps that succeeded in the open batch.
+    /// Steps (jobs that wrote) in the open batch.
     steps: usize,
-    /// Catalogs the open batch's steps changed, installed when it commits.
+    /// Whether the job in progress has begun its step (written something).
+    in_step: bool,
+    /// Catalogs the open batch changed, installed for readers when it commits.
     catalogs: HashMap<String, Arc<Catalog>>,
-    outcome: Outcome,
+    /// Answers of the open batch's jobs, sent once it committed.
+    answers: Vec<(oneshot::Sender<R<Reply>>, Reply)>,
 }
 
 impl WriteQueue {
     fn lock(&self) -> MutexGuard<'_, Batch> {
         self.batch.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Hands a job to the writer thread; its answer arrives on the job's `reply`.
+    pub(crate) fn submit(&self, job: Job) -> R<()> {
+        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        let sent = jobs.as_ref().map(|tx| tx.send(job).is_ok()).unwrap_or(false);
+        if sent { Ok(()) } else { Err(ApiError::internal("queueing a write", "the writer thread has stopped")) }
+    }
+}
+
+/// Starts the writer thread of `app`. It holds only a weak reference: it ends once the app is
+/// dropped (its job sender with it).
+pub(crate) fn start_writer(app: &Arc<App>) -> std::io::Result<()> {
+    let Some(rx) = app.queue.receiver.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+        return Ok(());
+    };
+    let weak = Arc::downgrade(app);
+    let stack = app.config.runtime.max_wasm_stack + WRITER_STACK_MARGIN;
+    std::thread::Builder::new().name("ocni-writer".into()).stack_size(stack).spawn(move || writer(weak, rx))?;
+    Ok(())
+}
+
+fn writer(app: Weak<App>, rx: Receiver<Job>) {
+    ON_WRITER.with(|w| w.set(true));
+    while let Ok(first) = rx.recv() {
+        let Some(app) = app.upgrade() else { break };
+        let opened = Instant::now();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            app.run_job(job);
+            if app.queue.lock().steps >= MAX_STEPS || opened.elapsed() >= MAX_OPEN {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        let mut batch = app.queue.lock();
+        app.end_batch(&mut batch, None);
+    }
 }
 
 impl App {
-    /// Runs a write as one step of the open batch. `f` may return a new catalog for the tenant,
-    /// seen by the batch's later steps and installed for readers once the batch committed.
-    /// Returns once the write is durable; a failed step returns at once, having written nothing.
+    /// Runs one job as a step of the open batch: its answer waits for the batch's commit when
+    /// it wrote, and goes at once when it failed (its step undone) or wrote nothing.
+    fn run_job(&self, job: Job) {
+        let Job { tenant, method, route, body, format, base_url, span, reply } = job;
+        let _entered = span.enter();
+        let saved = self.queue.lock().catalogs.get(&tenant).cloned();
+        let request = Request { method: &method, route, body, format, base_url };
+        let result = catch_unwind(AssertUnwindSafe(|| crate::serve_request(self, &tenant, request)))
+            .unwrap_or_else(|_| Err(ApiError::internal("a write", "it panicked")));
+        let mut batch = self.queue.lock();
+        let in_step = std::mem::take(&mut batch.in_step);
+        match result {
+            Ok(answer) if in_step && batch.writer.is_some() => {
+                batch.steps += 1;
+                batch.answers.push((reply, answer));
+            }
+            Ok(answer) => {
+                let _ = reply.send(Ok(answer));
+            }
+            Err(e) => {
+                if in_step {
+                    match &saved {
+                        Some(c) => batch.catalogs.insert(tenant.clone(), Arc::clone(c)),
+                        None => batch.catalogs.remove(&tenant),
+                    };
+                    if let Some(w) = batch.writer.as_mut()
+                        && let Err(undo) = w.undo_step()
+                    {
+                        tracing::error!(error = %undo, "a failed write could not be undone; its whole batch is dropped");
+                        self.end_batch(&mut batch, Some(format!("the batch was dropped: {undo}")));
+                    }
+                }
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Runs a write of the job in progress (on the writer thread) in the open batch. `f` may
+    /// return a new catalog for the tenant, seen by the batch's later jobs and installed for
+    /// readers once the batch committed. The job's answer waits for that commit.
     pub(crate) fn write<T>(
         &self,
         tenant: &str,
         f: impl FnOnce(&mut Writer, &Catalog) -> R<(T, Option<Catalog>)>,
     ) -> R<T> {
-        let queue = &self.queue;
-        queue.waiting.fetch_add(1, Ordering::SeqCst);
-        let mut batch = queue.lock();
-        queue.waiting.fetch_sub(1, Ordering::SeqCst);
-        let result = self.step(&mut batch, tenant, f);
-        let member = result.is_ok().then(|| Arc::clone(&batch.outcome));
-        if batch.steps == 0 {
-            // Nothing to commit (this step failed and was undone): close the transaction so
-            // that other writers of the database are not held up.
-            batch.writer = None;
-        } else if queue.waiting.load(Ordering::SeqCst) == 0
-            || batch.steps >= MAX_STEPS
-            || batch.opened.is_some_and(|t| t.elapsed() >= MAX_OPEN)
-        {
-            self.end_batch(&mut batch, None);
+        if !ON_WRITER.with(Cell::get) {
+            return Err(ApiError::internal("a write", "writes run on the writer thread only"));
         }
-        let out = result?;
-        let outcome = member.expect("a successful step joined the batch");
-        loop {
-            if let Some(ended) = outcome.get() {
-                return match ended {
-                    Ok(()) => Ok(out),
-                    Err(why) => Err(ApiError::internal("committing a write", why)),
-                };
+        let catalog = self.catalog(tenant)?;
+        let mut w = {
+            let mut batch = self.queue.lock();
+            if batch.writer.is_none() {
+                batch.writer = Some(self.store.begin_batch()?);
             }
-            batch = queue.ended.wait(batch).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    fn step<T>(
-        &self,
-        batch: &mut Batch,
-        tenant: &str,
-        f: impl FnOnce(&mut Writer, &Catalog) -> R<(T, Option<Catalog>)>,
-    ) -> R<T> {
-        if batch.writer.is_none() {
-            batch.writer = Some(self.store.begin_batch()?);
-            batch.opened = Some(Instant::now());
-            batch.outcome = Outcome::default();
-        }
-        let catalog = match batch.catalogs.get(tenant) {
-            Some(c) => Arc::clone(c),
-            None => self.catalog(tenant)?,
+            let mut w = batch.writer.take().expect("opened above");
+            if !batch.in_step {
+                w.begin_step();
+                batch.in_step = true;
+            }
+            w
         };
-        let w = batch.writer.as_mut().expect("opened above");
-        w.begin_step();
+        // The writer is out of the batch while `f` runs, so that `f` may look at the batch
+        // (the tenant's catalog, say) without deadlocking; it goes back whatever happens.
         let overlay = || self.kv_overlay.lock().unwrap_or_else(PoisonError::into_inner);
         overlay().clear();
-        let result = catch_unwind(AssertUnwindSafe(|| {
+        let result = (|| -> R<(T, Option<Catalog>)> {
             // A request authenticated just before its tenant was deleted must not write.
-            self.tenancy.check_live(w, tenant)?;
-            let out = f(w, &catalog)?;
+            self.tenancy.check_live(&w, tenant)?;
+            let out = f(&mut w, &catalog)?;
             // The handlers' key-value writes of this request join its step.
             for ((tenant, handler, key), value) in std::mem::take(&mut *overlay()) {
                 match value {
@@ -127,32 +205,31 @@ impl App {
                 }
             }
             Ok(out)
-        }))
-        .unwrap_or_else(|_| Err(ApiError::internal("a write", "it panicked")));
+        })();
         overlay().clear();
-        match result {
-            Ok((out, next)) => {
-                if let Some(next) = next {
-                    batch.catalogs.insert(tenant.to_string(), Arc::new(next));
-                }
-                batch.steps += 1;
-                Ok(out)
-            }
-            Err(e) => {
-                if let Err(undo) = w.undo_step() {
-                    tracing::error!(error = %undo, "a failed write could not be undone; its whole batch is dropped");
-                    self.end_batch(batch, Some(format!("the batch was dropped: {undo}")));
-                }
-                Err(e)
-            }
+        let mut batch = self.queue.lock();
+        batch.writer = Some(w);
+        let (out, next) = result?;
+        if let Some(next) = next {
+            batch.catalogs.insert(tenant.to_string(), Arc::new(next));
         }
+        Ok(out)
+    }
+
+    /// On the writer thread, the catalog the open batch gave `tenant`, if it changed it.
+    pub(crate) fn pending_catalog(&self, tenant: &str) -> Option<Arc<Catalog>> {
+        if !ON_WRITER.with(Cell::get) {
+            return None;
+        }
+        self.queue.lock().catalogs.get(tenant).cloned()
     }
 
     /// Runs an admin write (tenants, tokens, limits) in a transaction of its own, after the open
-    /// batch (if any) has committed; writes wait meanwhile.
+    /// batch (if any) has committed.
     pub(crate) fn admin_write<T>(&self, f: impl FnOnce(&mut Writer) -> R<T>) -> R<T> {
         let mut batch = self.queue.lock();
         self.end_batch(&mut batch, None);
+        drop(batch);
         self.store.write(f)
     }
 
@@ -163,13 +240,16 @@ impl App {
         self.catalogs.write().unwrap_or_else(PoisonError::into_inner).remove(tenant);
     }
 
-    /// Commits the open batch (or drops it, when `abort` gives a reason) and wakes its members.
+    /// Commits the open batch (or drops it, when `abort` gives a reason) and sends its answers.
     fn end_batch(&self, batch: &mut Batch, abort: Option<String>) {
-        let Some(writer) = batch.writer.take() else { return };
         let steps = std::mem::take(&mut batch.steps);
         let catalogs = std::mem::take(&mut batch.catalogs);
+        let answers = std::mem::take(&mut batch.answers);
+        let Some(writer) = batch.writer.take() else { return };
         let result = match abort {
             Some(why) => Err(why),
+            // Nothing to commit: dropping the transaction aborts it.
+            None if steps == 0 => Ok(()),
             None => {
                 let started = Instant::now();
                 let result = self.store.commit_batch(writer).map_err(|e| e.to_string());
@@ -178,13 +258,15 @@ impl App {
             }
         };
         match &result {
-            Ok(()) => {
-                let mut installed = self.catalogs.write().unwrap_or_else(PoisonError::into_inner);
-                installed.extend(catalogs);
-            }
+            Ok(()) => self.catalogs.write().unwrap_or_else(PoisonError::into_inner).extend(catalogs),
             Err(why) => tracing::error!(steps, error = %why, "a batch of writes did not commit"),
         }
-        let _ = batch.outcome.set(result);
-        self.queue.ended.notify_all();
+        for (reply, answer) in answers {
+            let answer = match &result {
+                Ok(()) => Ok(answer),
+                Err(why) => Err(ApiError::internal("committing a write", why)),
+            };
+            let _ = reply.send(answer);
+        }
     }
 }

@@ -47,7 +47,7 @@ pub fn check_name(name: &str) -> R<()> {
     Ok(())
 }
 
-fn upload_error(e: UploadError) -> ApiError {
+pub(crate) fn upload_error(e: UploadError) -> ApiError {
     let status = match &e {
         UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,

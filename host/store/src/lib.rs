@@ -451,6 +451,28 @@ pub enum Source<'a> {
     Prefix(&'a str),
 }
 
+/// The reads that rendering an entity needs, from a read transaction or from a write
+/// transaction in progress (which sees its own writes).
+pub trait EntityReads {
+    fn entity(&self, tenant: &str, location: &str) -> Result<Option<Entity>>;
+    /// Links that have `resource` as source or target.
+    fn links_at(&self, tenant: &str, resource: &str) -> Result<Vec<Entity>>;
+}
+
+macro_rules! entity_reads {
+    ($($t:ty),*) => {$(
+        impl EntityReads for $t {
+            fn entity(&self, tenant: &str, location: &str) -> Result<Option<Entity>> {
+                <$t>::entity(self, tenant, location)
+            }
+            fn links_at(&self, tenant: &str, resource: &str) -> Result<Vec<Entity>> {
+                <$t>::links_at(self, tenant, resource)
+            }
+        }
+    )*};
+}
+entity_reads!(Reader, Writer, TxnView);
+
 /// A read transaction.
 pub struct Reader {
     txn: redb::ReadTransaction,
