@@ -37,8 +37,9 @@
 //! ```
 //!
 //! The handler crate is a `cdylib` built with `cargo build --release --target wasm32-wasip2`:
-//! rustc links a component directly, no other tool is needed. Each call runs in a fresh
-//! instance, so statics do not survive from one call to the next: keep state in [`kv`].
+//! rustc links a component directly, no other tool is needed. Each request gets a fresh
+//! instance (its `validate` and hook share it), so statics do not survive from one request to
+//! the next: keep state in [`kv`].
 //!
 //! # What the server links
 //!
@@ -76,7 +77,7 @@ pub const ATTR_TARGET: &str = "occi.core.target";
 
 /// What a handler does. Every function has a default that accepts and changes nothing.
 ///
-/// The functions are associated functions, not methods: each call runs in a fresh component
+/// The functions are associated functions, not methods: each request runs in a fresh component
 /// instance, so there is no state to keep in `self` (use [`kv`] for state that must last).
 pub trait Handler {
     /// Checks an entity about to be written: the new state for create, update and action, the

@@ -249,9 +249,24 @@ impl Runtime {
         call: Call,
         limits: CallLimits,
     ) -> (Result<Outcome, CallError>, Box<dyn HostApi + Send>) {
+        let (result, host) = self.call_each(handler, host, vec![call], limits);
+        (result.map(|mut outcomes| outcomes.pop().expect("one call, one outcome")), host)
+    }
+
+    /// Runs `calls` in order on one fresh instance, under one deadline and one set of limits
+    /// (a request's `validate` and its hook, say), stopping after the first refusal. Returns
+    /// the outcomes of the calls that ran. Every call's arguments are fixed up front: changes
+    /// an earlier call returns are not shown to later ones.
+    pub fn call_each(
+        &self,
+        handler: &Handler,
+        host: Box<dyn HostApi + Send>,
+        calls: Vec<Call>,
+        limits: CallLimits,
+    ) -> (Result<Vec<Outcome>, CallError>, Box<dyn HostApi + Send>) {
         let inner = &*self.inner;
         let config = inner.config.limited(limits);
-        let export = call.export_name();
+        let export = calls.iter().map(Call::export_name).collect::<Vec<_>>().join("+");
         if !Engine::same(handler.pre.instance_pre().component().engine(), &inner.engine) {
             return (Err(CallError::Internal("the handler was compiled by another runtime".into())), host);
         }
@@ -264,7 +279,7 @@ impl Runtime {
             Ok(store) => store,
             Err((e, host)) => return (Err(e), host),
         };
-        let result = run(&handler.pre, &mut store, call);
+        let result = run(&handler.pre, &mut store, calls);
         let elapsed_us = started.elapsed().as_micros() as u64;
         let result = result.map_err(|failure| classify(failure, store.data(), &config));
         let data = store.into_data();
@@ -388,9 +403,30 @@ enum Failure {
     Call(wasmtime::Error),
 }
 
-fn run(pre: &HandlerWorldPre<StoreData>, store: &mut Store<StoreData>, call: Call) -> Result<Outcome, Failure> {
+fn run(
+    pre: &HandlerWorldPre<StoreData>,
+    store: &mut Store<StoreData>,
+    calls: Vec<Call>,
+) -> Result<Vec<Outcome>, Failure> {
     let instance = pre.instantiate(&mut *store).map_err(Failure::Instantiate)?;
     let handler = instance.ocni_handler_handler();
+    let mut outcomes = Vec::with_capacity(calls.len());
+    for call in calls {
+        let outcome = run_one(handler, store, call)?;
+        let refused = matches!(outcome, Outcome::Refused(_));
+        outcomes.push(outcome);
+        if refused {
+            break;
+        }
+    }
+    Ok(outcomes)
+}
+
+fn run_one(
+    handler: &crate::bindings::exports::ocni::handler::handler::Guest,
+    store: &mut Store<StoreData>,
+    call: Call,
+) -> Result<Outcome, Failure> {
     let changes = |result: Result<Vec<crate::bindings::Change>, crate::bindings::Refusal>| match result {
         Ok(changes) => Outcome::Changes(changes.into_iter().map(ChangeView::from).collect()),
         Err(refusal) => Outcome::Refused(vec![refusal.into()]),
@@ -468,7 +504,7 @@ fn classify(failure: Failure, data: &StoreData, config: &RuntimeConfig) -> CallE
 
 /// After a call: tells the host about dropped log lines and, when the call failed, what the
 /// guest printed; returns the host.
-fn report(data: StoreData, result: &Result<Outcome, CallError>, digest: &str) -> Box<dyn HostApi + Send> {
+fn report<T>(data: StoreData, result: &Result<T, CallError>, digest: &str) -> Box<dyn HostApi + Send> {
     let (dropped_lines, dropped_bytes, budget) = data.dropped_logs();
     let (console, console_dropped) = data.console.contents();
     let mut host = data.host;

@@ -290,6 +290,38 @@ fn exports_map_to_outcomes() {
 }
 
 #[test]
+fn call_each_runs_calls_on_one_instance_and_stops_at_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let handler = handler(&runtime);
+    let each = |calls: Vec<Call>| {
+        let (host, recorded) = TestHost::boxed();
+        let (result, _host) = runtime.call_each(&handler, host, calls, CallLimits::default());
+        (result, recorded)
+    };
+
+    // validate then the hook: both outcomes, in order.
+    let (result, _) = each(vec![validate(0), Call::Create { entity: entity(0) }]);
+    let outcomes = result.unwrap();
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(outcomes[0], Outcome::Accepted);
+    assert!(matches!(&outcomes[1], Outcome::Changes(c) if c.len() == 2), "{outcomes:?}");
+
+    // A refusal ends the sequence: the hook does not run (its kv write would show).
+    let (result, _) = each(vec![validate(1), validate(8)]);
+    assert!(matches!(result.unwrap().as_slice(), [Outcome::Refused(_)]));
+    let (_, recorded) = each(vec![validate(1), validate(8)]);
+    assert!(recorded.lock().unwrap().kv.is_empty(), "the call after the refusal did not run");
+    let (result, recorded) = each(vec![validate(0), validate(8)]);
+    assert_eq!(result.unwrap(), vec![Outcome::Accepted, Outcome::Accepted]);
+    assert_eq!(recorded.lock().unwrap().kv.get("k").map(Vec::as_slice), Some(&b"v"[..]));
+
+    // A trap in either call fails the whole sequence.
+    let (result, _) = each(vec![validate(0), validate(4)]);
+    assert!(matches!(result, Err(CallError::Trap(_))), "{result:?}");
+}
+
+#[test]
 fn host_imports_see_the_call_and_the_host_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime(dir.path());

@@ -197,6 +197,7 @@ pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: St
     if names.is_empty() {
         return Ok(());
     }
+    let mut changed = false;
     for name in &names {
         let rec = w.handler(tenant, name)?.ok_or_else(|| {
             ApiError::conflict(format!("{} is bound to handler {name:?}, which does not exist", entity.kind))
@@ -208,8 +209,9 @@ pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: St
             Stage::Delete => Operation::Delete,
             Stage::Action { .. } => Operation::Action,
         };
-        let mut host: Box<dyn HostApi + Send> = Box::new(TenantHost::new(app, tenant, name, w.view()));
-        for call in [
+        let host: Box<dyn HostApi + Send> = Box::new(TenantHost::new(app, tenant, name, w.view()));
+        // `validate` and the stage's hook run on one instance (one instantiation per request).
+        let calls = vec![
             Call::Validate { entity: entity_view(entity), op },
             match &stage {
                 Stage::Create => Call::Create { entity: entity_view(entity) },
@@ -221,17 +223,26 @@ pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: St
                     params: params.iter().map(|(k, v)| AttributeView::new(k.clone(), value_view(v))).collect(),
                 },
             },
-        ] {
-            let (outcome, back) = app.runtime.call_limited(&handler, host, call, app.call_limits(tenant));
-            host = back;
-            match outcome.map_err(|e| call_error(name, e))? {
+        ];
+        let (outcomes, host) = app.runtime.call_each(&handler, host, calls, app.call_limits(tenant));
+        // The handler's key-value writes stay in the overlay; `App::write` commits them. The
+        // host holds a view of the write transaction: it must not outlive this call.
+        drop(host);
+        for outcome in outcomes.map_err(|e| call_error(name, e))? {
+            match outcome {
                 Outcome::Accepted => {}
-                Outcome::Changes(changes) => apply_changes(name, entity, changes)?,
+                Outcome::Changes(changes) if changes.is_empty() => {}
+                Outcome::Changes(changes) => {
+                    apply_changes(name, entity, changes)?;
+                    changed = true;
+                }
                 Outcome::Refused(reasons) => return Err(refused(name, reasons)),
             }
         }
-        // The handler's key-value writes stay in the overlay; `App::write` commits them.
-        drop(host);
+    }
+    // The model checked the entity before; check again what the handlers changed.
+    if !changed {
+        return Ok(());
     }
     if !matches!(stage, Stage::Delete) {
         catalog.check_entity(entity).map_err(|e| {
