@@ -203,6 +203,28 @@ async fn upload_api_accepts_components_and_refuses_everything_else() {
 
 // ---------------------------------------------------------------------- 2. compute lifecycle
 
+/// Binding, unbinding and rebinding take effect for the very next write (the server keeps each
+/// tenant's bindings in memory between writes).
+#[tokio::test]
+async fn binding_changes_apply_to_the_next_write() {
+    let server = TestServer::start().await;
+    upload_ok(&server, "compute", guests::COMPUTE).await;
+    let too_many =
+        |id: &str| json!({"resources": [{"kind": COMPUTE, "id": id, "attributes": {"occi.compute.cores": 100}}]});
+    // The model allows 100 cores; the compute handler does not.
+    bind(&server, COMPUTE, Some("compute")).await;
+    expect_error(&post(&server, "/compute/", too_many("a")).await, 400, &["occi.compute.cores"]);
+    bind(&server, COMPUTE, None).await;
+    expect(&post(&server, "/compute/", too_many("b")).await, 201);
+    bind(&server, COMPUTE, Some("compute")).await;
+    expect_error(&post(&server, "/compute/", too_many("c")).await, 400, &["occi.compute.cores"]);
+    // Binding another handler applies at once too: now the counter's answer comes back (it
+    // sets an attribute computes do not define, which the model refuses).
+    upload_ok(&server, "other", guests::COUNTER).await;
+    bind(&server, COMPUTE, Some("other")).await;
+    expect_error(&post(&server, "/compute/", too_many("d")).await, 502, &["handler other"]);
+}
+
 #[tokio::test]
 async fn compute_handler_validates_and_drives_the_state_machine() {
     let server = TestServer::start().await;

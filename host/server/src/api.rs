@@ -39,6 +39,8 @@ pub struct App {
     /// Per tenant: `base` plus the tenant's own categories. Replaced (never mutated) when a
     /// batch of writes that changed them commits.
     pub(crate) catalogs: RwLock<std::collections::HashMap<String, Arc<Catalog>>>,
+    /// Per tenant, its handler bindings and records (see `handlers::HandlerIndex`).
+    pub(crate) handler_indexes: handlers::HandlerIndexes,
     /// Group commit: the batch of writes in progress (see `commit.rs`).
     pub(crate) queue: crate::commit::WriteQueue,
     /// Handler key-value writes of the write step in progress (there is one at a time, under
@@ -156,6 +158,7 @@ impl App {
             base,
             catalogs: RwLock::new(Default::default()),
             queue: Default::default(),
+            handler_indexes: Default::default(),
             kv_overlay: Default::default(),
         })
     }
@@ -668,7 +671,7 @@ impl App {
     ) -> R<Entity> {
         let action = catalog.resolve_action(e, term)?;
         check_given_action(given, &action)?;
-        let builtin = !handlers::kind_has_handler(&w.bindings(tenant)?, &e.kind);
+        let builtin = !handlers::kind_has_handler(&self.handler_index(w, tenant)?.bindings, &e.kind);
         let (mut next, params) = catalog.apply_action(e, &action, params, builtin)?;
         handlers::run(self, w, tenant, catalog, Stage::Action { action: action.id(), params: &params }, &mut next)?;
         Ok(next)

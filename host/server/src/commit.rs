@@ -237,6 +237,7 @@ impl App {
     pub(crate) fn forget_catalog(&self, tenant: &str) {
         let mut batch = self.queue.lock();
         batch.catalogs.remove(tenant);
+        self.forget_handler_indexes([&tenant.to_string()]);
         self.catalogs.write().unwrap_or_else(PoisonError::into_inner).remove(tenant);
     }
 
@@ -245,7 +246,9 @@ impl App {
         let steps = std::mem::take(&mut batch.steps);
         let catalogs = std::mem::take(&mut batch.catalogs);
         let answers = std::mem::take(&mut batch.answers);
-        let Some(writer) = batch.writer.take() else { return };
+        let Some(mut writer) = batch.writer.take() else { return };
+        // Committed or not, what is cached of these tenants' handlers may be stale now.
+        let touched = writer.take_handlers_touched();
         let result = match abort {
             Some(why) => Err(why),
             // Nothing to commit: dropping the transaction aborts it.
@@ -257,6 +260,7 @@ impl App {
                 result
             }
         };
+        self.forget_handler_indexes(&touched);
         match &result {
             Ok(()) => self.catalogs.write().unwrap_or_else(PoisonError::into_inner).extend(catalogs),
             Err(why) => tracing::error!(steps, error = %why, "a batch of writes did not commit"),

@@ -168,6 +168,46 @@ impl App {
     }
 }
 
+/// A tenant's handler bindings and handler records, as the store has them: read on every write
+/// that may run handlers, so kept per tenant between writes (`App::handler_index`).
+pub struct HandlerIndex {
+    pub bindings: Vec<(String, String)>,
+    records: BTreeMap<String, HandlerRecord>,
+}
+
+/// Per tenant, the [`HandlerIndex`] of the committed state.
+pub type HandlerIndexes = std::sync::RwLock<std::collections::HashMap<String, Arc<HandlerIndex>>>;
+
+impl App {
+    /// The handler bindings and records of `tenant` as `w` sees them: from the cache unless
+    /// this transaction changed them (then read, and not cached: they are not committed).
+    pub(crate) fn handler_index(&self, w: &Writer, tenant: &str) -> R<Arc<HandlerIndex>> {
+        let read = || -> R<HandlerIndex> {
+            let records = w.handlers(tenant)?.into_iter().map(|h| (h.name.clone(), h)).collect();
+            Ok(HandlerIndex { bindings: w.bindings(tenant)?, records })
+        };
+        if w.handlers_touched(tenant) {
+            return Ok(Arc::new(read()?));
+        }
+        let cache = || self.handler_indexes.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(index) = self.handler_indexes.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(tenant)
+        {
+            return Ok(Arc::clone(index));
+        }
+        let index = Arc::new(read()?);
+        cache().insert(tenant.to_string(), Arc::clone(&index));
+        Ok(index)
+    }
+
+    /// Drops what is cached of these tenants' handlers (their bindings or handlers changed).
+    pub(crate) fn forget_handler_indexes<'a>(&self, tenants: impl IntoIterator<Item = &'a String>) {
+        let mut cache = self.handler_indexes.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for tenant in tenants {
+            cache.remove(tenant);
+        }
+    }
+}
+
 /// What is happening to the entity handlers see.
 pub enum Stage<'a> {
     Create,
@@ -192,17 +232,17 @@ pub fn kind_has_handler(bindings: &[(String, String)], kind: &str) -> bool {
 /// The result is checked against the model again, so a handler cannot store what the model
 /// would refuse.
 pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: Stage, entity: &mut Entity) -> R<()> {
-    let bindings = w.bindings(tenant)?;
-    let names = bound_to(&bindings, entity);
+    let index = app.handler_index(w, tenant)?;
+    let names = bound_to(&index.bindings, entity);
     if names.is_empty() {
         return Ok(());
     }
     let mut changed = false;
     for name in &names {
-        let rec = w.handler(tenant, name)?.ok_or_else(|| {
+        let rec = index.records.get(name).ok_or_else(|| {
             ApiError::conflict(format!("{} is bound to handler {name:?}, which does not exist", entity.kind))
         })?;
-        let handler = app.load_handler(w, tenant, &rec)?;
+        let handler = app.load_handler(w, tenant, rec)?;
         let op = match stage {
             Stage::Create => Operation::Create,
             Stage::Update { .. } => Operation::Update,

@@ -231,7 +231,7 @@ impl Store {
     /// Runs `f` in one write transaction, committed (durably) only if `f` returns Ok.
     pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut Writer) -> Result<T, E>) -> Result<T, E> {
         let txn = self.db.begin_write().map_err(StoreError::from)?;
-        let mut w = Writer { txn: Arc::new(txn), undo: None };
+        let mut w = Writer { txn: Arc::new(txn), undo: None, handlers_touched: Default::default() };
         match f(&mut w) {
             Ok(v) => {
                 Self::commit_txn(w)?;
@@ -248,7 +248,11 @@ impl Store {
     /// Opens a batch: a write transaction that can undo its last step. Commit it with
     /// [`Store::commit_batch`]; dropping it aborts every step.
     pub fn begin_batch(&self) -> Result<Writer> {
-        Ok(Writer { txn: Arc::new(self.db.begin_write()?), undo: Some(Vec::new()) })
+        Ok(Writer {
+            txn: Arc::new(self.db.begin_write()?),
+            undo: Some(Vec::new()),
+            handlers_touched: Default::default(),
+        })
     }
 
     /// Commits a batch durably (redb `Durability::Immediate`: on disk when this returns).
@@ -491,6 +495,9 @@ pub struct Writer {
     /// In a batch, how to undo each change of the current step (in order); `None` outside
     /// batches, where a failure aborts the whole transaction instead.
     undo: Option<Vec<Undo>>,
+    /// Tenants whose handler bindings or handlers this transaction changed (even if a step
+    /// was undone since): what callers cache of them is stale once it commits.
+    handlers_touched: std::collections::BTreeSet<String>,
 }
 
 /// A read-only view of a write transaction in progress (its own writes included), for code that
@@ -577,26 +584,43 @@ impl Writer {
         Ok(())
     }
 
+    /// Has this transaction changed the handler bindings or the handlers of `tenant`?
+    pub fn handlers_touched(&self, tenant: &str) -> bool {
+        self.handlers_touched.contains(tenant)
+    }
+
+    /// The tenants whose handler bindings or handlers this transaction changed.
+    pub fn take_handlers_touched(&mut self) -> std::collections::BTreeSet<String> {
+        std::mem::take(&mut self.handlers_touched)
+    }
+
+    fn touch_handlers(&mut self, tenant: &str) {
+        if !self.handlers_touched.contains(tenant) {
+            self.handlers_touched.insert(tenant.to_string());
+        }
+    }
+
     /// A read-only view of this transaction, its writes so far included.
     pub fn view(&self) -> TxnView {
         TxnView { txn: Arc::clone(&self.txn) }
     }
 
     pub fn put_category(&mut self, tenant: &str, cat: &Category) -> Result<()> {
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         let mut t = txn.open_table(CATEGORIES)?;
         put(undo, &mut t, CATEGORIES, &key2(tenant, &cat.id()), encode(cat).as_slice())
     }
 
     pub fn delete_category(&mut self, tenant: &str, id: &str) -> Result<bool> {
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         let removed = del(undo, &mut txn.open_table(CATEGORIES)?, CATEGORIES, &key2(tenant, id))?;
         self.set_binding(tenant, id, None)?;
         Ok(removed)
     }
 
     pub fn set_binding(&mut self, tenant: &str, id: &str, provider: Option<&str>) -> Result<()> {
-        let Writer { txn, undo } = self;
+        self.touch_handlers(tenant);
+        let Writer { txn, undo, .. } = self;
         let mut t = txn.open_table(BINDINGS)?;
         let key = key2(tenant, id);
         match provider {
@@ -607,8 +631,9 @@ impl Writer {
 
     /// Stores a handler and its component bytes (keeping no longer used bytes out).
     pub fn put_handler(&mut self, tenant: &str, record: &HandlerRecord, bytes: &[u8]) -> Result<()> {
+        self.touch_handlers(tenant);
         let old = self.handler(tenant, &record.name)?;
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         put(undo, &mut txn.open_table(HANDLERS)?, HANDLERS, &key2(tenant, &record.name), encode(record).as_slice())?;
         put(undo, &mut txn.open_table(HANDLER_BLOBS)?, HANDLER_BLOBS, &key2(tenant, &record.digest), bytes)?;
         if let Some(old) = old
@@ -621,15 +646,16 @@ impl Writer {
 
     /// Removes a handler, its bytes (unless another handler uses them) and its key-value store.
     pub fn delete_handler(&mut self, tenant: &str, name: &str) -> Result<bool> {
+        self.touch_handlers(tenant);
         let Some(old) = self.handler(tenant, name)? else { return Ok(false) };
         {
-            let Writer { txn, undo } = self;
+            let Writer { txn, undo, .. } = self;
             del(undo, &mut txn.open_table(HANDLERS)?, HANDLERS, &key2(tenant, name))?;
         }
         self.drop_blob_if_unused(tenant, &old.digest)?;
         let prefix = format!("{tenant}\0{name}\0");
         let keys = scan_suffixes(&self.txn.open_table(HANDLER_KV)?, &prefix, 0, usize::MAX)?;
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         let mut t = txn.open_table(HANDLER_KV)?;
         for rest in keys {
             del(undo, &mut t, HANDLER_KV, &format!("{prefix}{rest}"))?;
@@ -639,19 +665,19 @@ impl Writer {
 
     fn drop_blob_if_unused(&mut self, tenant: &str, digest: &str) -> Result<()> {
         if !self.handlers(tenant)?.iter().any(|h| h.digest == digest) {
-            let Writer { txn, undo } = self;
+            let Writer { txn, undo, .. } = self;
             del(undo, &mut txn.open_table(HANDLER_BLOBS)?, HANDLER_BLOBS, &key2(tenant, digest))?;
         }
         Ok(())
     }
 
     pub fn kv_set(&mut self, tenant: &str, handler: &str, key: &str, value: &[u8]) -> Result<()> {
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         put(undo, &mut txn.open_table(HANDLER_KV)?, HANDLER_KV, &key3(tenant, handler, key), value)
     }
 
     pub fn kv_delete(&mut self, tenant: &str, handler: &str, key: &str) -> Result<()> {
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         del(undo, &mut txn.open_table(HANDLER_KV)?, HANDLER_KV, &key3(tenant, handler, key)).map(drop)
     }
 
@@ -662,13 +688,13 @@ impl Writer {
             Some(old) => self.unindex(tenant, old)?,
             None => self.add_to_count(tenant, 1)?,
         }
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         put(undo, &mut txn.open_table(ENTITIES)?, ENTITIES, &key2(tenant, &e.location), encode(e).as_slice())?;
         self.index(tenant, e)
     }
 
     fn index(&mut self, tenant: &str, e: &Entity) -> Result<()> {
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         put(undo, &mut txn.open_table(BY_KIND)?, BY_KIND, &key3(tenant, &e.kind, &e.location), ())?;
         let mut m = txn.open_table(BY_MIXIN)?;
         for mixin in &e.mixins {
@@ -682,7 +708,7 @@ impl Writer {
     }
 
     fn unindex(&mut self, tenant: &str, e: &Entity) -> Result<()> {
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         del(undo, &mut txn.open_table(BY_KIND)?, BY_KIND, &key3(tenant, &e.kind, &e.location))?;
         let mut m = txn.open_table(BY_MIXIN)?;
         for mixin in &e.mixins {
@@ -702,7 +728,7 @@ impl Writer {
         let links = self.links_at(tenant, location)?;
         self.unindex(tenant, &e)?;
         {
-            let Writer { txn, undo } = self;
+            let Writer { txn, undo, .. } = self;
             del(undo, &mut txn.open_table(ENTITIES)?, ENTITIES, &key2(tenant, location))?;
         }
         self.add_to_count(tenant, -1)?;
@@ -715,25 +741,25 @@ impl Writer {
 
     fn add_to_count(&mut self, tenant: &str, delta: i64) -> Result<()> {
         let key = key2(tenant, ENTITY_COUNT);
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         let mut t = txn.open_table(COUNTERS)?;
         let n = t.get(key.as_str())?.map_or(0, |v| v.value()).saturating_add_signed(delta);
         put(undo, &mut t, COUNTERS, &key, n)
     }
 
     pub fn put_tenant(&mut self, tenant: &TenantRecord) -> Result<()> {
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         put(undo, &mut txn.open_table(TENANTS)?, TENANTS, &tenant.name, encode(tenant).as_slice())
     }
 
     pub fn put_token(&mut self, token: &TokenRecord) -> Result<()> {
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         put(undo, &mut txn.open_table(TOKENS)?, TOKENS, &token.id, encode(token).as_slice())
     }
 
     /// Removes a token of `tenant`; false when the tenant has no token with this id.
     pub fn delete_token(&mut self, tenant: &str, id: &str) -> Result<bool> {
-        let Writer { txn, undo } = self;
+        let Writer { txn, undo, .. } = self;
         let mut t = txn.open_table(TOKENS)?;
         let owned = match t.get(id)? {
             Some(v) => decode::<TokenRecord>(id, v.value())?.tenant == tenant,
@@ -755,6 +781,7 @@ impl Writer {
         if self.undo.is_some() {
             return Err(StoreError::NotUndoable("deleting a tenant"));
         }
+        self.touch_handlers(tenant);
         let prefix = format!("{tenant}\0");
         let end = prefix_end(&prefix);
         let range = prefix.as_str()..end.as_str();

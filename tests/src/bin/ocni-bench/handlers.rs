@@ -10,8 +10,9 @@ use crate::load::{self, Gen, Req, Run};
 use crate::{Bench, compute_body};
 
 /// p50 and p99 in microseconds of one call of the compute handler through the runtime: a fresh
-/// store and instance from the pre-instantiated component, then `validate`.
-pub fn call_cost() -> (f64, f64) {
+/// store and instance from the pre-instantiated component, then `validate` (and `on-create` on
+/// the same instance with `with_hook`, as a create does).
+pub fn call_cost(with_hook: bool) -> (f64, f64) {
     let wasm = std::fs::read(ocni_tests::guests::COMPUTE).expect("the compute guest is built by tests/build.rs");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let runtime = ocni_runtime::Runtime::new(ocni_runtime::RuntimeConfig::default(), dir.path()).expect("a runtime");
@@ -31,12 +32,17 @@ pub fn call_cost() -> (f64, f64) {
     let mut lat = Vec::new();
     let mut host: Box<dyn ocni_runtime::HostApi + Send> = Box::new(ocni_runtime::NullHost);
     for _ in 0..5000 {
-        let call = ocni_runtime::Call::Validate { entity: entity.clone(), op: ocni_runtime::Operation::Create };
+        let mut calls =
+            vec![ocni_runtime::Call::Validate { entity: entity.clone(), op: ocni_runtime::Operation::Create }];
+        if with_hook {
+            calls.push(ocni_runtime::Call::Create { entity: entity.clone() });
+        }
+        let expected = calls.len();
         let t = Instant::now();
-        let (outcome, back) = runtime.call(&handler, host, call);
+        let (outcomes, back) = runtime.call_each(&handler, host, calls, ocni_runtime::CallLimits::default());
         lat.push(t.elapsed().as_nanos() as u64);
         host = back;
-        assert!(matches!(outcome, Ok(ocni_runtime::Outcome::Accepted)), "{outcome:?}");
+        assert!(matches!(&outcomes, Ok(o) if o.len() == expected), "{outcomes:?}");
     }
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
@@ -45,7 +51,7 @@ pub fn call_cost() -> (f64, f64) {
 
 pub fn run(bench: &Bench) {
     let connections = bench.opts.connections.unwrap_or(16);
-    let (p50, p99) = call_cost();
+    let (p50, p99) = call_cost(false);
     println!("handler call (fresh instance + validate, compute guest), 5000 calls: p50 {p50:.1} us, p99 {p99:.1} us");
 
     let ocni = bench.start_ocni();
