@@ -193,7 +193,9 @@ impl App {
         // (the tenant's catalog, say) without deadlocking; it goes back whatever happens.
         let overlay = || self.kv_overlay.lock().unwrap_or_else(PoisonError::into_inner);
         overlay().clear();
-        let result = (|| -> R<(T, Option<Catalog>)> {
+        // A panic in `f` must not take the batch's transaction with it: the writer goes back and
+        // the job's step is undone like any failed one.
+        let result = catch_unwind(AssertUnwindSafe(|| -> R<(T, Option<Catalog>)> {
             // A request authenticated just before its tenant was deleted must not write.
             self.tenancy.check_live(&w, tenant)?;
             let out = f(&mut w, &catalog)?;
@@ -205,7 +207,8 @@ impl App {
                 }
             }
             Ok(out)
-        })();
+        }))
+        .unwrap_or_else(|_| Err(ApiError::internal("a write", "it panicked")));
         overlay().clear();
         let mut batch = self.queue.lock();
         batch.writer = Some(w);
@@ -246,7 +249,14 @@ impl App {
         let steps = std::mem::take(&mut batch.steps);
         let catalogs = std::mem::take(&mut batch.catalogs);
         let answers = std::mem::take(&mut batch.answers);
-        let Some(mut writer) = batch.writer.take() else { return };
+        let Some(mut writer) = batch.writer.take() else {
+            // No transaction: nothing to commit, and no answer can be waiting (steps only count
+            // in an open transaction); should one be, it must not be acknowledged.
+            for (reply, _) in answers {
+                let _ = reply.send(Err(ApiError::internal("committing a write", "its batch was lost")));
+            }
+            return;
+        };
         // Committed or not, what is cached of these tenants' handlers may be stale now.
         let touched = writer.take_handlers_touched();
         let result = match abort {
