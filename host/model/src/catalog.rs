@@ -465,10 +465,7 @@ impl Catalog {
         attrs: BTreeMap<String, Value>,
         defs: &AttributeSet,
     ) -> Result<Entity> {
-        check_attributes(defs, &attrs)?;
-        if let Some(d) = defs.values().find(|d| d.is_required() && !attrs.contains_key(&d.name)) {
-            return Err(ModelError::bad(format!("required attribute {} is missing", d.name)));
-        }
+        check_complete(defs, &attrs)?;
         Ok(Entity { location: old.location.clone(), kind: old.kind.clone(), mixins, attributes: attrs })
     }
 
@@ -524,12 +521,7 @@ impl Catalog {
     /// Checks a whole entity against its attribute set: every value against its definition,
     /// nothing unknown, nothing required missing. (Used after handlers changed attributes.)
     pub fn check_entity(&self, e: &Entity) -> Result<()> {
-        let defs = self.attribute_set(&e.kind, &e.mixins);
-        check_attributes(&defs, &e.attributes)?;
-        if let Some(d) = defs.values().find(|d| d.is_required() && !e.attributes.contains_key(&d.name)) {
-            return Err(ModelError::bad(format!("required attribute {} is missing", d.name)));
-        }
-        Ok(())
+        check_complete(&self.attribute_set(&e.kind, &e.mixins), &e.attributes)
     }
 
     /// Validates action parameters (returned normalised) and, when `builtin` (no handler drives
@@ -548,9 +540,8 @@ impl Catalog {
             return Err(ModelError::bad(format!("action {}: parameter {} is required", action.id(), d.name)));
         }
         let mut next = entity.clone();
-        let normalised: Map<String, Value> = params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if !builtin {
-            return Ok((next, normalised));
+            return Ok((next, params.into_iter().collect()));
         }
         let set = |e: &mut Entity, k: &str, v: Value| {
             e.attributes.insert(k.to_string(), v);
@@ -576,7 +567,7 @@ impl Catalog {
                 next.attributes.remove(state);
             }
         }
-        Ok((next, normalised))
+        Ok((next, params.into_iter().collect()))
     }
 }
 
@@ -661,6 +652,15 @@ fn flatten_into(
 }
 
 /// Checks every value against its definition; collects all failures.
+/// Every value against its definition, and nothing required missing.
+fn check_complete(defs: &AttributeSet, attrs: &BTreeMap<String, Value>) -> Result<()> {
+    check_attributes(defs, attrs)?;
+    if let Some(d) = defs.values().find(|d| d.is_required() && !attrs.contains_key(&d.name)) {
+        return Err(ModelError::bad(format!("required attribute {} is missing", d.name)));
+    }
+    Ok(())
+}
+
 fn check_attributes(defs: &AttributeSet, attrs: &BTreeMap<String, Value>) -> Result<()> {
     let mut failures = Vec::new();
     for (name, value) in attrs {
