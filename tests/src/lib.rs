@@ -262,6 +262,32 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
 
+/// Validates a document against one of the OCCI 1.2 JSON schemas (`resource`, `link`, `model`,
+/// `entity-collection`, `action-instance`, `locations`) with the validator shipped in
+/// `tests/occi-json-schema` (python3 + jsonschema, which `scripts/test.sh` installs).
+pub fn validate_occi_json(schema: &str, doc: &Value) -> Result<(), String> {
+    let occi = repo_root().join("tests/occi-json-schema");
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let file = dir.path().join("doc.json");
+    std::fs::write(&file, doc.to_string()).map_err(|e| e.to_string())?;
+    let out = std::process::Command::new("python3")
+        .arg(occi.join("validate_occi_json.py"))
+        .arg(&occi)
+        .arg(schema)
+        .arg(&file)
+        .output()
+        .map_err(|e| format!("python3 runs the OCCI JSON validator (python3 -m pip install jsonschema): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "fails the {schema} schema: {}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// Asserts a status, showing the body when it differs.
 #[track_caller]
 pub fn expect(reply: &Reply, status: u16) {

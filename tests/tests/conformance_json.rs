@@ -12,10 +12,8 @@
 //! The appendix examples are kept as text with their typos fixed (each fix is noted where the
 //! example is), and parsed, so that a fix that leaves broken JSON fails loudly.
 
-use std::process::Command;
-
 use ocni_tests::conformance::*;
-use ocni_tests::{COMPUTE, JSON, NETWORK, NETWORKINTERFACE, TestServer, repo_root};
+use ocni_tests::{COMPUTE, JSON, NETWORK, NETWORKINTERFACE, TestServer, validate_occi_json};
 use serde_json::{Value, json};
 
 // ------------------------------------------------------------------------------------- helpers
@@ -24,31 +22,6 @@ const RESOURCE_KIND: &str = "http://schemas.ogf.org/occi/core#resource";
 const VM_ID: &str = "996ad860-2a9a-504f-8861-aeafd0b2ae29";
 const NIC_ID: &str = "22fe83ae-a20f-54fc-b436-cec85c94c5e8";
 const NET_ID: &str = "b7d55bf4-7057-5113-85c8-141871bf7635";
-
-/// Validates a document against one of the OCCI JSON schemas (`resource`, `link`, `model`,
-/// `entity-collection`, `action-instance`, `locations`).
-fn validate(schema: &str, doc: &Value) -> Result<(), String> {
-    let occi = repo_root().join("tests/occi-json-schema");
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let file = dir.path().join("doc.json");
-    std::fs::write(&file, doc.to_string()).map_err(|e| e.to_string())?;
-    let out = Command::new("python3")
-        .arg(occi.join("validate_occi_json.py"))
-        .arg(&occi)
-        .arg(schema)
-        .arg(&file)
-        .output()
-        .map_err(|e| format!("python3 runs the OCCI JSON validator (python3 -m pip install jsonschema): {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "fails the {schema} schema: {}{}",
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 /// JSON-specific checks on top of the shared [`Step`] builder.
 trait JsonChecks {
@@ -62,7 +35,7 @@ trait JsonChecks {
 impl JsonChecks for Step {
     /// The body validates against this OCCI JSON schema.
     fn schema(self, schema: &'static str) -> Self {
-        self.custom("schema", move |r| validate(schema, &parse_json(r)?))
+        self.custom("schema", move |r| validate_occi_json(schema, &parse_json(r)?))
     }
     /// The JSON value at `pointer` is an array holding `item`.
     fn json_has(self, pointer: &'static str, item: Value) -> Self {
@@ -501,7 +474,7 @@ fn appendix_cases() -> Vec<Case> {
                     .schema("resource")
                     .json("/attributes/occi.compute.state", json!("active")),
                 post_json(&format!("{vm}?action=stop"), invocation.clone())
-                    .custom("the example is an action-instance", move |_| validate("action-instance", &invocation))
+                    .custom("the example is an action-instance", move |_| validate_occi_json("action-instance", &invocation))
                     .ctype("application/occi+json")
                     .schema("resource")
                     .json("/attributes/occi.compute.state", json!("inactive")),

@@ -1,29 +1,14 @@
 //! OCCI 1.2 JSON output checked against the rOCCI JSON schemas with the validator shipped in
 //! `tests/occi-json-schema` (python3 + jsonschema, which `scripts/test.sh` installs).
 
-use std::process::Command;
-
-use ocni_tests::{COMPUTE, NETWORK, NETWORKINTERFACE, TestServer, expect, repo_root};
+use ocni_tests::{COMPUTE, NETWORK, NETWORKINTERFACE, TestServer, expect, validate_occi_json};
 use serde_json::{Value, json};
 
+#[track_caller]
 fn validate(schema: &str, doc: &Value) {
-    let occi = repo_root().join("tests/occi-json-schema");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("doc.json");
-    std::fs::write(&file, doc.to_string()).unwrap();
-    let out = Command::new("python3")
-        .arg(occi.join("validate_occi_json.py"))
-        .arg(&occi)
-        .arg(schema)
-        .arg(&file)
-        .output()
-        .expect("python3 runs the OCCI JSON validator (python3 -m pip install jsonschema)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{schema} rendering fails the schema:\n{stdout}\n{}\ndocument: {doc:#}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = validate_occi_json(schema, doc) {
+        panic!("{schema} rendering {e}\ndocument: {doc:#}");
+    }
 }
 
 #[tokio::test]
