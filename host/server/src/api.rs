@@ -43,9 +43,9 @@ pub struct App {
     pub(crate) handler_indexes: handlers::HandlerIndexes,
     /// Group commit: the batch of writes in progress (see `commit.rs`).
     pub(crate) queue: crate::commit::WriteQueue,
-    /// Handler key-value writes of the write step in progress (there is one at a time, under
-    /// the batch lock): later handler calls of the same request read them, and they join the
-    /// request's step when it ends.
+    /// Handler key-value writes of the write step in progress (there is one at a time: steps run
+    /// on the writer thread): later handler calls of the same request read them, and they join
+    /// the request's step when it ends.
     pub(crate) kv_overlay: handlers::KvOverlay,
     /// The server's mode, tokens and tenants' limits.
     pub tenancy: Tenancy,
@@ -61,11 +61,7 @@ pub struct Reply {
 
 impl Reply {
     /// An answer with no body.
-    pub(crate) fn empty(status: StatusCode) -> Self {
-        Self::new(status)
-    }
-
-    fn new(status: StatusCode) -> Self {
+    pub(crate) fn new(status: StatusCode) -> Self {
         Reply { status, headers: Vec::new(), body: Vec::new(), content_type: None }
     }
 }
@@ -173,8 +169,8 @@ impl App {
         }
         let own = self.store.read()?.categories(tenant)?;
         let c = Arc::new(self.base.clone().with(own));
-        self.catalogs.write().unwrap().insert(tenant.to_string(), c.clone());
-        Ok(c)
+        // Only fill a gap: a batch that committed since the read above installed a newer one.
+        Ok(Arc::clone(self.catalogs.write().unwrap().entry(tenant.to_string()).or_insert(c)))
     }
 
     /// Serves one request.
@@ -190,7 +186,7 @@ impl App {
                         self.mixin_collection(tenant, &catalog, &cat, &req)
                     }
                 } else {
-                    self.unbound_path(tenant, path, &req)
+                    self.unbound_path(tenant, &catalog, path, &req)
                 }
             }
             Target::Entity(path) => self.entity(tenant, &catalog, path, &req),
@@ -345,36 +341,29 @@ impl App {
     fn list(&self, tenant: &str, catalog: &Catalog, req: &Request, source: Source<'_>) -> R<Reply> {
         let page = self.page(req)?;
         let r = self.store.read()?;
-        let locations = match body_as(req, Purpose::EntityFilter, catalog)? {
-            None => match source {
-                Source::Kind(kind) => r.by_kind(tenant, kind, page)?,
-                Source::Mixin(mixin) => r.by_mixin(tenant, mixin, page)?,
-                Source::Prefix(path) => r.by_prefix(tenant, path, page)?,
-            },
-            Some(body) => {
-                let filters = parse_entity_filters(&body)?;
-                let (mut skipped, mut hits) = (0, Vec::new());
-                r.each_entity(tenant, source, |e| {
-                    if filters.iter().any(|f| f.matches(&e)) {
-                        if skipped < page.offset {
-                            skipped += 1;
-                        } else {
-                            hits.push(e.location);
-                        }
-                    }
-                    if hits.len() >= page.limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-                })?;
-                hits
-            }
+        let Some(body) = body_as(req, Purpose::EntityFilter, catalog)? else {
+            return render_listing(&r, tenant, catalog, &r.locations(tenant, source, page)?, req);
         };
-        render_listing(&r, tenant, catalog, &locations, req)
+        let filters = parse_entity_filters(&body)?;
+        let (mut skipped, mut hits) = (0, Vec::new());
+        r.each_entity(tenant, source, |e| {
+            if filters.iter().any(|f| f.matches(&e)) {
+                if skipped < page.offset {
+                    skipped += 1;
+                } else {
+                    hits.push(e);
+                }
+            }
+            if hits.len() >= page.limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })?;
+        render_entities(&r, tenant, catalog, &hits, req)
     }
 
     fn kind_collection(&self, tenant: &str, catalog: &Catalog, kind: &Arc<Category>, req: &Request) -> R<Reply> {
         let id = kind.id();
         match (req.method.clone(), &req.route.action) {
             (Method::POST, Some(term)) => {
-                self.collection_action(tenant, req, term, |w| Ok(w.by_kind(tenant, &id, Page::ALL)?))
+                self.collection_action(tenant, catalog, req, term, |w| Ok(w.by_kind(tenant, &id, Page::ALL)?))
             }
             (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
             (Method::GET | Method::HEAD, None) => self.list(tenant, catalog, req, Source::Kind(&id)),
@@ -427,7 +416,7 @@ impl App {
         let id = mixin.id();
         match (req.method.clone(), &req.route.action) {
             (Method::POST, Some(term)) => {
-                self.collection_action(tenant, req, term, |w| Ok(w.by_mixin(tenant, &id, Page::ALL)?))
+                self.collection_action(tenant, catalog, req, term, |w| Ok(w.by_mixin(tenant, &id, Page::ALL)?))
             }
             (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
             (Method::GET | Method::HEAD, None) => self.list(tenant, catalog, req, Source::Mixin(&id)),
@@ -487,17 +476,14 @@ impl App {
         }
     }
 
-    fn unbound_path(&self, tenant: &str, path: &str, req: &Request) -> R<Reply> {
+    fn unbound_path(&self, tenant: &str, catalog: &Catalog, path: &str, req: &Request) -> R<Reply> {
         if req.route.action.is_some() {
             return Err(ApiError::not_found(format!(
                 "{path:?} is not a kind or mixin collection: there is nothing to act on"
             )));
         }
         match *req.method {
-            Method::GET | Method::HEAD => {
-                let catalog = self.catalog(tenant)?;
-                self.list(tenant, &catalog, req, Source::Prefix(path))
-            }
+            Method::GET | Method::HEAD => self.list(tenant, catalog, req, Source::Prefix(path)),
             Method::DELETE => {
                 if req.body.is_some() {
                     return Err(ApiError::bad("DELETE on a path deletes every entity below it and takes no body"));
@@ -514,8 +500,7 @@ impl App {
             }
             // GFD.185 3.4.4: POST on the service root creates an entity of the kind its body names.
             Method::POST if path == "/" => {
-                let catalog = self.catalog(tenant)?;
-                let body = need(req, Purpose::Entity, &catalog)?;
+                let body = need(req, Purpose::Entity, catalog)?;
                 let inputs = ocni_model::parse_entity_collection(&body)?;
                 let kind = inputs
                     .first()
@@ -526,7 +511,7 @@ impl App {
                     .filter(|c| c.class == Class::Kind && c.location.is_some())
                     .cloned()
                     .ok_or_else(|| ApiError::bad(format!("{kind:?} is not a kind with a location")))?;
-                self.kind_collection(tenant, &catalog, &cat, req)
+                self.kind_collection(tenant, catalog, &cat, req)
             }
             _ => Err(ApiError::method(req.method, "a path that is no kind or mixin location", "GET, HEAD, DELETE")),
         }
@@ -535,12 +520,12 @@ impl App {
     fn collection_action(
         &self,
         tenant: &str,
+        catalog: &Catalog,
         req: &Request,
         term: &str,
         members: impl Fn(&Writer) -> R<Vec<String>>,
     ) -> R<Reply> {
-        let catalog = self.catalog(tenant)?;
-        let (given, params) = parse_action_body(body_as(req, Purpose::Action, &catalog)?.as_deref(), term)?;
+        let (given, params) = parse_action_body(body_as(req, Purpose::Action, catalog)?.as_deref(), term)?;
         let count = self.write(tenant, |w, catalog| {
             // Read the members inside the transaction, so the action covers exactly them.
             let locations = members(w)?;
@@ -703,11 +688,9 @@ impl App {
         e: &Entity,
         format: Format,
     ) -> R<Reply> {
-        let links: Vec<Entity> =
-            r.links_at(tenant, &e.location)?.into_iter().filter(|l| l.source() == Some(e.location.as_str())).collect();
         match format {
             Format::Json(dialect) => {
-                let v = render_entity(e, catalog, &links, dialect, &|loc| kind_at(r, tenant, loc));
+                let v = render_one(r, tenant, catalog, e, dialect)?;
                 let v = match dialect {
                     Dialect::Occi12 => v,
                     Dialect::Pyocni => {
@@ -721,7 +704,7 @@ impl App {
                 Ok(json_reply(StatusCode::OK, &v, format))
             }
             Format::TextPlain | Format::TextOcci => {
-                Ok(text_reply(StatusCode::OK, text::entity_lines(e, catalog, &links), format))
+                Ok(text_reply(StatusCode::OK, text::entity_lines(e, catalog, &links_from(r, tenant, e)?), format))
             }
             // GFD.185 3.6.6 / GFD.229 8: text/uri-list for anything but a listing is a Bad Request.
             Format::UriList => Err(ApiError::bad(
@@ -742,20 +725,34 @@ fn render_listing(
     locations: &[String],
     req: &Request,
 ) -> R<Reply> {
-    match req.format {
-        Format::Json(Dialect::Occi12) => {
-            let mut resources = Vec::new();
-            let mut links = Vec::new();
-            for loc in locations {
-                if let Some(e) = r.entity(tenant, loc)? {
-                    let rendered = render_one(r, tenant, catalog, &e, Dialect::Occi12)?;
-                    if catalog.is_link_kind(&e.kind) { links.push(rendered) } else { resources.push(rendered) }
-                }
-            }
-            Ok(json_reply(StatusCode::OK, &render::entity_collection(resources, links), req.format))
-        }
-        _ => Ok(locations_reply(StatusCode::OK, absolute(&req.base_url, locations), req.format, "X-OCCI-Location")),
+    if req.format != Format::Json(Dialect::Occi12) {
+        return Ok(locations_reply(StatusCode::OK, absolute(&req.base_url, locations), req.format, "X-OCCI-Location"));
     }
+    let mut entities = Vec::with_capacity(locations.len());
+    for loc in locations {
+        entities.extend(r.entity(tenant, loc)?);
+    }
+    render_entities(r, tenant, catalog, &entities, req)
+}
+
+/// [`render_listing`] of entities already read.
+fn render_entities(
+    r: &impl EntityReads,
+    tenant: &str,
+    catalog: &Catalog,
+    entities: &[Entity],
+    req: &Request,
+) -> R<Reply> {
+    if req.format != Format::Json(Dialect::Occi12) {
+        let locations: Vec<String> = entities.iter().map(|e| e.location.clone()).collect();
+        return Ok(locations_reply(StatusCode::OK, absolute(&req.base_url, &locations), req.format, "X-OCCI-Location"));
+    }
+    let (mut resources, mut links) = (Vec::new(), Vec::new());
+    for e in entities {
+        let rendered = render_one(r, tenant, catalog, e, Dialect::Occi12)?;
+        if catalog.is_link_kind(&e.kind) { links.push(rendered) } else { resources.push(rendered) }
+    }
+    Ok(json_reply(StatusCode::OK, &render::entity_collection(resources, links), req.format))
 }
 
 fn prefix(mut e: ApiError, place: &str) -> ApiError {
@@ -781,10 +778,16 @@ fn kind_at(r: &impl EntityReads, tenant: &str, loc: &str) -> Option<String> {
     r.entity(tenant, loc).ok().flatten().map(|e| e.kind)
 }
 
+/// The links whose source is `e` (rendered with it).
+fn links_from(r: &impl EntityReads, tenant: &str, e: &Entity) -> R<Vec<Entity>> {
+    Ok(r.links_at(tenant, &e.location)?.into_iter().filter(|l| l.source() == Some(e.location.as_str())).collect())
+}
+
 fn render_one(r: &impl EntityReads, tenant: &str, catalog: &Catalog, e: &Entity, dialect: Dialect) -> R<Value> {
-    let links: Vec<Entity> =
-        r.links_at(tenant, &e.location)?.into_iter().filter(|l| l.source() == Some(e.location.as_str())).collect();
-    Ok(render_entity(e, catalog, &links, dialect, &|loc| kind_at(r, tenant, loc)))
+    let links = links_from(r, tenant, e)?;
+    // A link's source is `e` itself: no need to read it again for its kind.
+    let kind_of = |loc: &str| if loc == e.location { Some(e.kind.clone()) } else { kind_at(r, tenant, loc) };
+    Ok(render_entity(e, catalog, &links, dialect, &kind_of))
 }
 
 /// Entity ids become the last segment of a URL: keep them to unreserved URL characters.
@@ -915,8 +918,6 @@ fn single_entity(body: &Value) -> R<EntityInput> {
     Ok(list.remove(0))
 }
 
-/// `{"kinds": [...], "mixins": [...], "actions": [...]}` as categories (`providers` allowed when
-/// `allow_providers`, and read separately).
 /// Binds a kind or mixin to a provider: `dummy` (no-op) or one of the tenant's handlers;
 /// `None` unbinds.
 fn bind(w: &mut Writer, tenant: &str, catalog: &Catalog, id: &str, provider: Option<&str>) -> R<()> {
@@ -937,12 +938,12 @@ fn bind(w: &mut Writer, tenant: &str, catalog: &Catalog, id: &str, provider: Opt
     Ok(w.set_binding(tenant, id, provider)?)
 }
 
-/// `{"kinds": [...], "mixins": [...], "actions": [...]}` as categories, with the handler
-/// bindings their `"handler"` members ask for (`providers` allowed when `allow_providers`, and
-/// read separately).
 /// (category id, handler name) pairs.
 type Bindings = Vec<(String, String)>;
 
+/// `{"kinds": [...], "mixins": [...], "actions": [...]}` as categories, with the handler
+/// bindings their `"handler"` members ask for (`providers` allowed when `allow_providers`, and
+/// read separately).
 fn parse_category_groups(body: &Value, allow_providers: bool) -> R<(Vec<Category>, Bindings)> {
     let obj = body.as_object().ok_or_else(|| ApiError::bad("the body must be a JSON object"))?;
     let mut out = Vec::new();

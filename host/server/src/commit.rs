@@ -192,12 +192,11 @@ impl App {
         // The writer is out of the batch while `f` runs, so that `f` may look at the batch
         // (the tenant's catalog, say) without deadlocking; it goes back whatever happens.
         let overlay = || self.kv_overlay.lock().unwrap_or_else(PoisonError::into_inner);
-        overlay().clear();
         // A panic in `f` must not take the batch's transaction with it: the writer goes back and
         // the job's step is undone like any failed one.
         let result = catch_unwind(AssertUnwindSafe(|| -> R<(T, Option<Catalog>)> {
             // A request authenticated just before its tenant was deleted must not write.
-            self.tenancy.check_live(&w, tenant)?;
+            self.tenancy.check_live(tenant)?;
             let out = f(&mut w, &catalog)?;
             // The handlers' key-value writes of this request join its step.
             for ((tenant, handler, key), value) in std::mem::take(&mut *overlay()) {

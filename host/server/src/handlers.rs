@@ -3,6 +3,7 @@
 //! the handlers bound to its kind and mixins before a write commits.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
@@ -11,7 +12,7 @@ use ocni_runtime::{
     AttributeView, Call, CallError, ChangeView, EntityView, FilterView, HostApi, LogLevel, Operation, Outcome,
     RefusalView, RuntimeError, UploadError, ValueView,
 };
-use ocni_store::{HandlerRecord, Page, TxnView, Writer};
+use ocni_store::{HandlerRecord, Source, TxnView, Writer};
 use serde_json::{Value, json};
 
 use crate::api::{App, Body, Reply, Request, json_reply};
@@ -144,7 +145,7 @@ impl App {
                     Ok(((), None))
                 })?;
                 tracing::info!(tenant, handler = name, "handler deleted");
-                Ok(Reply::empty(StatusCode::OK))
+                Ok(Reply::new(StatusCode::OK))
             }
             (m, None) => Err(ApiError::method(m, "the handler list", "GET, HEAD")),
             (m, Some(_)) => Err(ApiError::method(m, "a handler", "GET, HEAD, PUT, DELETE")),
@@ -189,13 +190,15 @@ impl App {
         if w.handlers_touched(tenant) {
             return Ok(Arc::new(read()?));
         }
-        let cache = || self.handler_indexes.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(index) = self.handler_indexes.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(tenant)
         {
             return Ok(Arc::clone(index));
         }
         let index = Arc::new(read()?);
-        cache().insert(tenant.to_string(), Arc::clone(&index));
+        self.handler_indexes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(tenant.to_string(), Arc::clone(&index));
         Ok(index)
     }
 
@@ -419,21 +422,19 @@ impl HostApi for TenantHost {
 
     fn find(&mut self, filter: FilterView) -> Vec<EntityView> {
         let limit = (filter.limit as usize).min(self.max_find_results);
-        let scan = Page { offset: 0, limit: MAX_FIND_SCAN };
-        let candidates = match (&filter.kind, &filter.mixin) {
-            (Some(k), _) => self.reader.by_kind(&self.tenant, k, scan),
-            (None, Some(m)) => self.reader.by_mixin(&self.tenant, m, scan),
-            (None, None) => self.reader.by_prefix(&self.tenant, "/", scan),
+        if limit == 0 {
+            return Vec::new();
+        }
+        let source = match (&filter.kind, &filter.mixin) {
+            (Some(k), _) => Source::Kind(k),
+            (None, Some(m)) => Source::Mixin(m),
+            (None, None) => Source::Prefix("/"),
         };
-        let Ok(candidates) = candidates else { return Vec::new() };
         let wanted: Vec<(String, Value)> =
             filter.attributes.iter().filter_map(|a| value_of(&a.value).ok().map(|v| (a.name.clone(), v))).collect();
-        let mut out = Vec::new();
-        for loc in candidates {
-            if out.len() >= limit {
-                break;
-            }
-            let Ok(Some(e)) = self.reader.entity(&self.tenant, &loc) else { continue };
+        let (mut out, mut scanned) = (Vec::new(), 0);
+        let scan = self.reader.each_entity(&self.tenant, source, |e| {
+            scanned += 1;
             let mixin_ok = filter.mixin.as_ref().is_none_or(|m| e.mixins.contains(m));
             let attrs_ok = wanted
                 .iter()
@@ -441,8 +442,14 @@ impl HostApi for TenantHost {
             if mixin_ok && attrs_ok {
                 out.push(entity_view(&e));
             }
-        }
-        out
+            if out.len() >= limit || scanned >= MAX_FIND_SCAN {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        // A storage failure answers nothing rather than part of the answer.
+        if scan.is_ok() { out } else { Vec::new() }
     }
 
     fn get(&mut self, location: &str) -> Option<EntityView> {

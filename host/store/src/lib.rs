@@ -234,7 +234,7 @@ impl Store {
         let mut w = Writer { txn: Arc::new(txn), undo: None, handlers_touched: Default::default() };
         match f(&mut w) {
             Ok(v) => {
-                Self::commit_txn(w)?;
+                self.commit_batch(w)?;
                 Ok(v)
             }
             Err(e) => {
@@ -255,12 +255,9 @@ impl Store {
         })
     }
 
-    /// Commits a batch durably (redb `Durability::Immediate`: on disk when this returns).
+    /// Commits a batch (or a [`Store::write`] transaction) durably (redb `Durability::Immediate`:
+    /// on disk when this returns).
     pub fn commit_batch(&self, w: Writer) -> Result<()> {
-        Self::commit_txn(w)
-    }
-
-    fn commit_txn(w: Writer) -> Result<()> {
         let txn = Arc::try_unwrap(w.txn).map_err(|_| StoreError::ViewOutlived)?;
         txn.commit()?;
         Ok(())
@@ -316,6 +313,15 @@ macro_rules! read_ops {
         pub fn by_kind(&self, tenant: &str, kind: &str, page: Page) -> Result<Vec<String>> {
             let t = self.txn.open_table(BY_KIND)?;
             scan_suffixes(&t, &format!("{tenant}\0{kind}\0"), page.offset, page.limit)
+        }
+
+        /// One page of a listing's locations, in location order.
+        pub fn locations(&self, tenant: &str, source: Source<'_>, page: Page) -> Result<Vec<String>> {
+            match source {
+                Source::Kind(kind) => self.by_kind(tenant, kind, page),
+                Source::Mixin(mixin) => self.by_mixin(tenant, mixin, page),
+                Source::Prefix(path) => self.by_prefix(tenant, path, page),
+            }
         }
 
         /// The entities of a listing, in location order, until `f` says to stop. Reads one
@@ -619,14 +625,19 @@ impl Writer {
     }
 
     pub fn set_binding(&mut self, tenant: &str, id: &str, provider: Option<&str>) -> Result<()> {
-        self.touch_handlers(tenant);
         let Writer { txn, undo, .. } = self;
         let mut t = txn.open_table(BINDINGS)?;
         let key = key2(tenant, id);
-        match provider {
-            Some(p) => put(undo, &mut t, BINDINGS, &key, p),
-            None => del(undo, &mut t, BINDINGS, &key).map(drop),
+        let changed = match provider {
+            Some(p) => put(undo, &mut t, BINDINGS, &key, p).map(|()| true)?,
+            // Deleting a category unbinds it: nothing changes when it had no binding.
+            None => del(undo, &mut t, BINDINGS, &key)?,
+        };
+        drop(t);
+        if changed {
+            self.touch_handlers(tenant);
         }
+        Ok(())
     }
 
     /// Stores a handler and its component bytes (keeping no longer used bytes out).
@@ -646,8 +657,8 @@ impl Writer {
 
     /// Removes a handler, its bytes (unless another handler uses them) and its key-value store.
     pub fn delete_handler(&mut self, tenant: &str, name: &str) -> Result<bool> {
-        self.touch_handlers(tenant);
         let Some(old) = self.handler(tenant, name)? else { return Ok(false) };
+        self.touch_handlers(tenant);
         {
             let Writer { txn, undo, .. } = self;
             del(undo, &mut txn.open_table(HANDLERS)?, HANDLERS, &key2(tenant, name))?;
@@ -683,13 +694,21 @@ impl Writer {
 
     /// Writes an entity and keeps the indexes (and the tenant's entity count) in step.
     pub fn put_entity(&mut self, tenant: &str, e: &Entity) -> Result<()> {
-        let old = self.entity(tenant, &e.location)?;
-        match &old {
-            Some(old) => self.unindex(tenant, old)?,
+        let key = key2(tenant, &e.location);
+        // One B-tree walk: the insert hands back what it replaced.
+        let prev = {
+            let Writer { txn, undo, .. } = self;
+            let prev =
+                txn.open_table(ENTITIES)?.insert(key.as_str(), encode(e).as_slice())?.map(|g| g.value().to_vec());
+            if let Some(undo) = undo {
+                undo.push(restore(ENTITIES, &key, prev.clone()));
+            }
+            prev
+        };
+        match prev {
+            Some(bytes) => self.unindex(tenant, &decode(&key, &bytes)?)?,
             None => self.add_to_count(tenant, 1)?,
         }
-        let Writer { txn, undo, .. } = self;
-        put(undo, &mut txn.open_table(ENTITIES)?, ENTITIES, &key2(tenant, &e.location), encode(e).as_slice())?;
         self.index(tenant, e)
     }
 
