@@ -82,7 +82,7 @@ impl Default for RuntimeConfig {
 }
 
 /// Limits of one call that are tighter than the runtime's (a tenant's own limits), for
-/// [`Runtime::call_limited`](crate::Runtime::call_limited). A value above the runtime's limit is
+/// [`Runtime::call_each`](crate::Runtime::call_each). A value above the runtime's limit is
 /// lowered to it: the pool is sized for the runtime's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CallLimits {

@@ -6,9 +6,10 @@
 //!   timeout), checks it is a component of the handler world whose imports are offered, and
 //!   caches it in memory and as a compiled artifact in the cache directory;
 //!   [`Runtime::load`] finds it again by digest, after a restart too, without recompiling.
-//! - [`Runtime::call`] runs one [`Call`] in a fresh `Store` with every limit of
-//!   [`RuntimeConfig`] applied, serving the guest's imports with a caller-provided [`HostApi`],
-//!   and answers an [`Outcome`] or a [`CallError`] whose message is meant for the HTTP client.
+//! - [`Runtime::call_each`] runs a request's [`Call`]s (`validate`, then a hook) on one fresh
+//!   instance in a fresh `Store` with every limit of [`RuntimeConfig`] applied, serving the
+//!   guest's imports with a caller-provided [`HostApi`], and answers [`Outcome`]s or a
+//!   [`CallError`] whose message is meant for the HTTP client.
 //!
 //! Sandbox: one engine with the pooling allocator; a wall-clock deadline per call (epoch
 //! interruption, 10 ms ticks), optional fuel; per-memory, table, instance and memory-count

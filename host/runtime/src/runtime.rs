@@ -52,7 +52,7 @@ struct Inner {
 }
 
 /// A compiled handler component, ready to be instantiated: get one from [`Runtime::load`] and
-/// pass it to [`Runtime::call`] of the same runtime.
+/// pass it to [`Runtime::call_each`] of the same runtime.
 pub struct Handler {
     digest: String,
     pre: HandlerWorldPre<StoreData>,
@@ -121,11 +121,6 @@ impl Runtime {
                 _ticker: ticker,
             }),
         })
-    }
-
-    /// The configuration this runtime was started with.
-    pub fn config(&self) -> &RuntimeConfig {
-        &self.inner.config
     }
 
     /// Accepts an upload: checks it is a binary component within the size limit, compiles it in
@@ -221,42 +216,22 @@ impl Runtime {
         self.inner.compiled.load(Ordering::Relaxed)
     }
 
-    /// Runs one call: a fresh `Store` (limits, epoch deadline, optional fuel, hostcall fuel),
-    /// a new instance from the handler's `InstancePre`, the export, then the store is dropped
-    /// whatever happened. `host` serves the guest's imports and is handed back, with whatever it
-    /// buffered, next to the result.
-    ///
-    /// Runs on the calling thread and blocks for at most about twice the deadline (waiting for
-    /// a free call slot, then the call): call it from a blocking thread with a stack of at least
-    /// `max_wasm_stack` + 1 MiB (tokio's blocking threads have 2 MiB). Guest log lines go to
-    /// `host.log` within the per-call budget; on failure the guest's stdout/stderr go there at
-    /// warn level, and a note when lines were dropped.
-    pub fn call(
-        &self,
-        handler: &Handler,
-        host: Box<dyn HostApi + Send>,
-        call: Call,
-    ) -> (Result<Outcome, CallError>, Box<dyn HostApi + Send>) {
-        self.call_limited(handler, host, call, CallLimits::default())
-    }
-
-    /// [`Runtime::call`] with a shorter deadline and/or a smaller memory limit for this call (a
-    /// tenant's own limits); values above the runtime's are lowered to them.
-    pub fn call_limited(
-        &self,
-        handler: &Handler,
-        host: Box<dyn HostApi + Send>,
-        call: Call,
-        limits: CallLimits,
-    ) -> (Result<Outcome, CallError>, Box<dyn HostApi + Send>) {
-        let (result, host) = self.call_each(handler, host, vec![call], limits);
-        (result.map(|mut outcomes| outcomes.pop().expect("one call, one outcome")), host)
-    }
-
     /// Runs `calls` in order on one fresh instance, under one deadline and one set of limits
     /// (a request's `validate` and its hook, say), stopping after the first refusal. Returns
     /// the outcomes of the calls that ran. Every call's arguments are fixed up front: changes
     /// an earlier call returns are not shown to later ones.
+    ///
+    /// A fresh `Store` (limits, epoch deadline, optional fuel, hostcall fuel) and a new instance
+    /// from the handler's `InstancePre`; the store is dropped whatever happened. `limits` may
+    /// lower the deadline and the memory limit (a tenant's own limits), never raise them. `host`
+    /// serves the guest's imports and is handed back, with whatever it buffered, next to the
+    /// result.
+    ///
+    /// Runs on the calling thread and blocks for at most about twice the deadline (waiting for
+    /// a free call slot, then the calls): call it from a thread with a stack of at least
+    /// `max_wasm_stack` + 1 MiB. Guest log lines go to `host.log` within the per-instance
+    /// budget; on failure the guest's stdout/stderr go there at warn level, and a note when
+    /// lines were dropped.
     pub fn call_each(
         &self,
         handler: &Handler,
@@ -266,12 +241,13 @@ impl Runtime {
     ) -> (Result<Vec<Outcome>, CallError>, Box<dyn HostApi + Send>) {
         let inner = &*self.inner;
         let config = inner.config.limited(limits);
-        let export = calls.iter().map(Call::export_name).collect::<Vec<_>>().join("+");
+        // Joined only when a log line is written (tracing evaluates fields of enabled events).
+        let exports: Vec<&'static str> = calls.iter().map(Call::export_name).collect();
         if !Engine::same(handler.pre.instance_pre().component().engine(), &inner.engine) {
             return (Err(CallError::Internal("the handler was compiled by another runtime".into())), host);
         }
         let Some(_slot) = inner.calls.acquire(config.deadline) else {
-            tracing::warn!(digest = handler.digest, export, "no free handler call slot within the deadline");
+            tracing::warn!(digest = handler.digest, export = %exports.join("+"), "no free handler call slot within the deadline");
             return (Err(CallError::Busy), host);
         };
         let started = Instant::now();
@@ -285,11 +261,13 @@ impl Runtime {
         let data = store.into_data();
         let host = report(data, &result, &handler.digest);
         match &result {
-            Ok(_) => tracing::debug!(digest = handler.digest, export, elapsed_us, "handler call"),
+            Ok(_) => tracing::debug!(digest = handler.digest, export = %exports.join("+"), elapsed_us, "handler call"),
             Err(e) if e.is_server_fault() => {
-                tracing::warn!(digest = handler.digest, export, elapsed_us, error = %e, "handler call failed")
+                tracing::warn!(digest = handler.digest, export = %exports.join("+"), elapsed_us, error = %e, "handler call failed")
             }
-            Err(e) => tracing::info!(digest = handler.digest, export, elapsed_us, error = %e, "handler call failed"),
+            Err(e) => {
+                tracing::info!(digest = handler.digest, export = %exports.join("+"), elapsed_us, error = %e, "handler call failed")
+            }
         }
         (result, host)
     }
@@ -506,7 +484,6 @@ fn classify(failure: Failure, data: &StoreData, config: &RuntimeConfig) -> CallE
 /// guest printed; returns the host.
 fn report<T>(data: StoreData, result: &Result<T, CallError>, digest: &str) -> Box<dyn HostApi + Send> {
     let (dropped_lines, dropped_bytes, budget) = data.dropped_logs();
-    let (console, console_dropped) = data.console.contents();
     let mut host = data.host;
     if dropped_lines > 0 {
         tracing::warn!(digest, dropped_lines, dropped_bytes, "handler log lines dropped past the per-call budget");
@@ -515,7 +492,9 @@ fn report<T>(data: StoreData, result: &Result<T, CallError>, digest: &str) -> Bo
         );
         host.log(LogLevel::Warn, &message, &[]);
     }
-    if result.is_err() && !console.is_empty() {
+    // The guest's stdout/stderr only matter when the call failed.
+    let console = result.is_err().then(|| data.console.contents());
+    if let Some((console, console_dropped)) = console.filter(|(c, _)| !c.is_empty()) {
         let mut fields = vec![("source".to_string(), "stdout/stderr".to_string())];
         if console_dropped > 0 {
             fields.push(("dropped_bytes".to_string(), console_dropped.to_string()));

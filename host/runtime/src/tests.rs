@@ -135,19 +135,7 @@ fn guest_wat(memory_pages: u32) -> String {
 
 /// The test guest as a component of the handler world.
 fn guest_component(memory_pages: u32) -> Vec<u8> {
-    let mut module = wat::parse_str(guest_wat(memory_pages)).expect("test guest WAT");
-    let mut resolve = wit_parser::Resolve::default();
-    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit");
-    let (package, _) = resolve.push_path(&wit).expect("the workspace WIT");
-    let world = resolve.select_world(&[package], Some("handler-world")).expect("handler-world");
-    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8)
-        .expect("embedding WIT metadata");
-    wit_component::ComponentEncoder::default()
-        .validate(true)
-        .module(&module)
-        .expect("module")
-        .encode()
-        .expect("componentizing the test guest")
+    componentize(&guest_wat(memory_pages))
 }
 
 fn guest() -> &'static [u8] {
@@ -238,9 +226,21 @@ fn handler(runtime: &Runtime) -> Arc<Handler> {
     runtime.load(&compiled.digest).expect("test guest loads")
 }
 
+/// One call on a fresh instance, with the runtime's own limits or lower ones.
+fn call_one(
+    runtime: &Runtime,
+    handler: &Handler,
+    host: Box<dyn HostApi + Send>,
+    call: Call,
+    limits: CallLimits,
+) -> (Result<Outcome, CallError>, Box<dyn HostApi + Send>) {
+    let (result, host) = runtime.call_each(handler, host, vec![call], limits);
+    (result.map(|mut outcomes| outcomes.pop().expect("one call, one outcome")), host)
+}
+
 fn call(runtime: &Runtime, handler: &Handler, call: Call) -> (Result<Outcome, CallError>, Arc<Mutex<Recorded>>) {
     let (host, recorded) = TestHost::boxed();
-    let (result, _host) = runtime.call(handler, host, call);
+    let (result, _host) = call_one(runtime, handler, host, call, CallLimits::default());
     (result, recorded)
 }
 
@@ -308,9 +308,8 @@ fn call_each_runs_calls_on_one_instance_and_stops_at_a_refusal() {
     assert!(matches!(&outcomes[1], Outcome::Changes(c) if c.len() == 2), "{outcomes:?}");
 
     // A refusal ends the sequence: the hook does not run (its kv write would show).
-    let (result, _) = each(vec![validate(1), validate(8)]);
+    let (result, recorded) = each(vec![validate(1), validate(8)]);
     assert!(matches!(result.unwrap().as_slice(), [Outcome::Refused(_)]));
-    let (_, recorded) = each(vec![validate(1), validate(8)]);
     assert!(recorded.lock().unwrap().kv.is_empty(), "the call after the refusal did not run");
     let (result, recorded) = each(vec![validate(0), validate(8)]);
     assert_eq!(result.unwrap(), vec![Outcome::Accepted, Outcome::Accepted]);
@@ -338,7 +337,7 @@ fn host_imports_see_the_call_and_the_host_comes_back() {
 
     // kv writes go to the host, which the caller gets back.
     let (host, recorded) = TestHost::boxed();
-    let (result, host) = runtime.call(&handler, host, validate(8));
+    let (result, host) = call_one(&runtime, &handler, host, validate(8), CallLimits::default());
     assert_eq!(result, Ok(Outcome::Accepted));
     drop(host);
     assert_eq!(recorded.lock().unwrap().kv.get("k").map(Vec::as_slice), Some(&b"v"[..]));
@@ -347,7 +346,7 @@ fn host_imports_see_the_call_and_the_host_comes_back() {
     let recorded = Arc::new(Mutex::new(Recorded::default()));
     let returned = EntityView { kind: "http://example.org/k#returned".into(), ..entity(3) };
     let host = Box::new(TestHost { recorded: Arc::clone(&recorded), entity: Some(returned) });
-    let (result, _host) = runtime.call(&handler, host, validate(11));
+    let (result, _host) = call_one(&runtime, &handler, host, validate(11), CallLimits::default());
     assert_eq!(result, Ok(Outcome::Accepted));
     let recorded = recorded.lock().unwrap();
     assert_eq!(recorded.gets, vec!["/compute/42".to_string()]);
@@ -412,7 +411,7 @@ fn per_call_limits_are_tighter_never_looser() {
     let limited = |deadline_ms: u64, memory: usize, behaviour: usize| {
         let limits = CallLimits { deadline: Some(Duration::from_millis(deadline_ms)), max_memory_bytes: Some(memory) };
         let (host, _) = TestHost::boxed();
-        runtime.call_limited(&handler, host, validate(behaviour), limits).0
+        call_one(&runtime, &handler, host, validate(behaviour), limits).0
     };
     let started = Instant::now();
     assert_eq!(limited(50, 32 << 20, 2), Err(CallError::Timeout { limit: Duration::from_millis(50) }));
@@ -610,35 +609,6 @@ fn a_handler_of_another_runtime_is_refused() {
     let (first, second) = (runtime(a.path()), runtime(b.path()));
     let handler = handler(&first);
     assert!(matches!(call(&second, &handler, validate(0)).0, Err(CallError::Internal(_))));
-}
-
-/// Per-call overhead (store, instantiate, call, drop) of the smallest call. Prints numbers with
-/// `cargo test -p ocni-runtime -- --nocapture per_call_overhead`; meaningful in `--release`.
-#[test]
-fn per_call_overhead() {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = runtime(dir.path());
-    let started = Instant::now();
-    let digest = runtime.compile(guest()).unwrap().digest;
-    let compile = started.elapsed();
-    let started = Instant::now();
-    drop(super::Runtime::new(test_config(), dir.path()).unwrap().load(&digest).unwrap());
-    let load = started.elapsed();
-    let handler = runtime.load(&digest).unwrap();
-    let mut times: Vec<Duration> = (0..500)
-        .map(|_| {
-            let started = Instant::now();
-            let (result, _) = runtime.call(&handler, Box::new(NullHost), validate(0));
-            assert_eq!(result, Ok(Outcome::Accepted));
-            started.elapsed()
-        })
-        .collect();
-    times.sort();
-    eprintln!(
-        "compile {compile:?}, runtime start + load from cache {load:?}, call p50 {:?} p99 {:?}",
-        times[times.len() / 2],
-        times[times.len() * 99 / 100]
-    );
 }
 
 /// The smallest handler of the world: no imports, every export answers from zeroed memory
