@@ -11,15 +11,14 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub details: Vec<String>,
-    /// For 405: the methods the target supports.
-    pub allow: Option<&'static str>,
-    /// More response headers (`WWW-Authenticate` for 401, `Retry-After` for 429).
+    /// Response headers the error carries (`Allow` for 405, `WWW-Authenticate` for 401,
+    /// `Retry-After` for 429).
     pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), details: Vec::new(), allow: None, headers: Vec::new() }
+        ApiError { status, message: message.into(), details: Vec::new(), headers: Vec::new() }
     }
     pub fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -31,13 +30,13 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, message)
     }
     pub fn method(method: &hyper::Method, what: &str, allow: &'static str) -> Self {
-        ApiError {
-            allow: Some(allow),
-            ..Self::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{method} is not supported on {what}; allowed: {allow}"),
-            )
-        }
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not supported on {what}; allowed: {allow}"))
+            .with_header("Allow", allow)
+    }
+    /// The same error, answered with one more response header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "{context}");
@@ -53,7 +52,7 @@ impl From<ModelError> for ApiError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         };
-        ApiError { status, message: e.message, details: e.details, allow: None, headers: Vec::new() }
+        ApiError { status, message: e.message, details: e.details, headers: Vec::new() }
     }
 }
 

@@ -306,7 +306,6 @@ fn refused(name: &str, reasons: Vec<RefusalView>) -> ApiError {
         status,
         message: format!("handler {name:?} refused: {}", details.first().cloned().unwrap_or_default()),
         details,
-        allow: None,
         headers: Vec::new(),
     }
 }

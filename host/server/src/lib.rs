@@ -240,11 +240,15 @@ async fn respond(
     let server_limit = if upload { app.config.runtime.max_component_bytes } else { app.config.max_body };
     let tenant_limit =
         state.as_ref().map(|s| if upload { s.limits.max_handler_bytes } else { s.limits.max_body_bytes });
-    let (limit, whose) = match tenant_limit {
-        Some(l) if l < server_limit as u64 => (l as usize, format!("tenant {tenant}'s")),
-        _ => (server_limit, "this server's".to_string()),
+    let (limit, tenants) = match tenant_limit {
+        Some(l) if l < server_limit as u64 => (l as usize, true),
+        _ => (server_limit, false),
     };
-    let too_large = |limit| too_large(limit, &whose);
+    // The message is only built when the limit is hit.
+    let too_large = |limit| {
+        let whose = if tenants { format!("tenant {tenant}'s") } else { "this server's".to_string() };
+        too_large(limit, &whose)
+    };
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
     }
@@ -346,8 +350,7 @@ fn read_body(
         Ok(Some(Body::Text(msg)))
     };
     match (declared, empty) {
-        (Some(BodyType::TextOcci), _) | (None, true) => from_headers(),
-        (_, true) => from_headers(),
+        (Some(BodyType::TextOcci), _) | (_, true) => from_headers(),
         (None, false) => Err(unsupported(
             "a request with a body needs a Content-Type (application/occi+json, text/plain, text/occi or text/uri-list)"
                 .to_string(),
@@ -389,9 +392,6 @@ fn error_reply(e: ApiError, format: Format) -> Reply {
             }
         }
     };
-    if let Some(allow) = e.allow {
-        reply.headers.push(("Allow", allow.to_string()));
-    }
     reply.headers.extend(e.headers);
     reply
 }

@@ -38,7 +38,8 @@ pub const NOBODY: &str = "(none)";
 pub const MIN_ADMIN_TOKEN: usize = 16;
 
 /// A secret held in memory (the admin token): `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
+// No `PartialEq`: a plain `==` on a secret is not constant-time.
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
@@ -288,19 +289,14 @@ fn now() -> u64 {
 
 /// 401 for a request without credentials.
 fn missing(realm: &str) -> ApiError {
-    let mut e = ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "this server hosts several tenants: send Authorization: Bearer <token>".to_string(),
-    );
-    e.headers.push(("WWW-Authenticate", format!("Bearer realm=\"{realm}\"")));
-    e
+    ApiError::new(StatusCode::UNAUTHORIZED, "this server hosts several tenants: send Authorization: Bearer <token>")
+        .with_header("WWW-Authenticate", format!("Bearer realm=\"{realm}\""))
 }
 
 /// 401 for credentials that are not valid; the same answer whatever was wrong with them.
 fn invalid(realm: &str, message: &str) -> ApiError {
-    let mut e = ApiError::new(StatusCode::UNAUTHORIZED, message.to_string());
-    e.headers.push(("WWW-Authenticate", format!("Bearer realm=\"{realm}\", error=\"invalid_token\"")));
-    e
+    ApiError::new(StatusCode::UNAUTHORIZED, message)
+        .with_header("WWW-Authenticate", format!("Bearer realm=\"{realm}\", error=\"invalid_token\""))
 }
 
 const REALM: &str = "ocni";
@@ -352,15 +348,14 @@ impl TenantState {
         }
         *bucket = (tokens, now);
         let wait = ((1.0 - tokens) / rate).ceil().max(1.0) as u64;
-        let mut e = ApiError::new(
+        Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
                 "tenant {} is over its limit of {} requests per second; retry after {wait} s",
                 self.name, self.limits.requests_per_second
             ),
-        );
-        e.headers.push(("Retry-After", wait.to_string()));
-        Err(e)
+        )
+        .with_header("Retry-After", wait.to_string()))
     }
 }
 
@@ -673,13 +668,7 @@ impl App {
             let entities = w.entity_count(name)?;
             Ok((w.delete_tenant(name)?, entities))
         })?;
-        {
-            let mut tokens = self.tenancy.tokens.write().unwrap();
-            for id in &ids {
-                tokens.remove(id);
-            }
-            tokens.retain(|_, (tenant, _)| tenant != name);
-        }
+        self.tenancy.tokens.write().unwrap().retain(|_, (tenant, _)| tenant != name);
         self.tenancy.tenants.write().unwrap().remove(name);
         self.forget_catalog(name);
         tracing::info!(tenant = name, tokens = ids.len(), entities, "tenant deleted");

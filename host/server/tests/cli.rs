@@ -117,7 +117,9 @@ async fn admin_subcommands_round_trip_and_logs_hold_no_token() {
     let second_id = issued["id"].as_str().unwrap().to_string();
     let listed = ocni_ok(&server, &["token", "list", "acme"]);
     assert_eq!(listed["tokens"].as_array().unwrap().len(), 2);
-    assert!(!listed.to_string().contains(first.rsplit('_').next().unwrap()));
+    for token in [&first, &second] {
+        assert!(!listed.to_string().contains(token.rsplit('_').next().unwrap()), "a secret is listed: {listed}");
+    }
 
     // Both tokens act as acme.
     let vm = json!({"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "id": "vm"});
@@ -219,13 +221,15 @@ async fn serve_refuses_unsafe_starts() {
         for w in words {
             assert!(stderr.contains(w), "{w:?} not in: {stderr}");
         }
+        stderr.into_owned()
     };
     // Local mode on a non-loopback address: refused.
     refused(serve(&["--listen", "0.0.0.0:0"], None), &["refusing to serve", "--allow-unauthenticated-remote"]);
     // Admin tokens that are empty, blank or short: refused, without echoing them.
     refused(serve(&[], Some("")), &["empty", "OCNI_ADMIN_TOKEN"]);
     refused(serve(&[], Some("   ")), &["empty"]);
-    refused(serve(&[], Some("short-token")), &["shorter than 16"]);
+    let stderr = refused(serve(&[], Some("short-token")), &["shorter than 16"]);
+    assert!(!stderr.contains("short-token"), "the refused token is echoed: {stderr}");
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "\n").unwrap();
     let child = serve(&["--admin-token-file", empty.to_str().unwrap()], None);
