@@ -73,7 +73,11 @@ pub enum Body {
     Text(TextMessage),
     UriList(Vec<String>),
     /// A handler component (`application/wasm`), only for `PUT /-/handlers/{name}`.
-    Wasm(Vec<u8>),
+    Wasm {
+        bytes: bytes::Bytes,
+        /// The digest the runtime compiled it under (uploads are compiled as they arrive).
+        digest: String,
+    },
 }
 
 /// What a body is read as: the text renderings are turned into the JSON shape of the same
@@ -102,7 +106,7 @@ fn body_as<'a>(req: &'a Request, purpose: Purpose, catalog: &Catalog) -> R<Optio
         Some(Body::UriList(list)) if purpose == Purpose::Locations => {
             Some(Cow::Owned(json!({ "X-OCCI-Location": list })))
         }
-        Some(Body::Wasm(_)) => {
+        Some(Body::Wasm { .. }) => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "application/wasm bodies are handler uploads (PUT /-/handlers/{name})",
@@ -211,7 +215,7 @@ impl App {
                         let ids = t.category_filter(catalog)?;
                         catalog.iter().filter(|c| ids.contains(&c.id())).map(|c| &**c).collect()
                     }
-                    Some(Body::UriList(_) | Body::Wasm(_)) => {
+                    Some(Body::UriList(_) | Body::Wasm { .. }) => {
                         return Err(ApiError::new(
                             StatusCode::UNSUPPORTED_MEDIA_TYPE,
                             "a category filter is application/occi+json, text/plain or text/occi",

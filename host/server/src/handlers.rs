@@ -110,12 +110,11 @@ impl App {
             }
             (&Method::PUT, Some(name)) => {
                 check_name(name)?;
-                let Some(Body::Wasm(bytes)) = &req.body else {
+                // Compiled as it arrived (lib.rs), in the runtime's bounded worker.
+                let Some(Body::Wasm { bytes, digest }) = &req.body else {
                     return Err(ApiError::bad("PUT /-/handlers/{name} needs the component as its body"));
                 };
-                // Compiles in the runtime's bounded worker; refuses what is no handler component.
-                let compiled = self.runtime.compile(bytes).map_err(upload_error)?;
-                let rec = HandlerRecord { name: name.to_string(), digest: compiled.digest, size: bytes.len() as u64 };
+                let rec = HandlerRecord { name: name.to_string(), digest: digest.clone(), size: bytes.len() as u64 };
                 let (replaced, bound) = self.write(tenant, |w, _| {
                     let replaced = w.handler(tenant, name)?.is_some();
                     if !replaced {

@@ -273,7 +273,17 @@ async fn respond(
         .to_bytes();
     let body = if upload {
         match content_type.as_deref().map(|c| c.split(';').next().unwrap_or("").trim()) {
-            Some("application/wasm") => Some(Body::Wasm(bytes.to_vec())),
+            Some("application/wasm") => {
+                // Compiled here, not on the writer thread: a compile may take seconds. The job
+                // carries the digest; the compiled artifact waits in the runtime's cache.
+                let runtime = app.runtime.clone();
+                let upload = bytes.clone();
+                let compiled = tokio::task::spawn_blocking(move || runtime.compile(&upload))
+                    .await
+                    .map_err(|e| ApiError::internal("compile task failed", e))?
+                    .map_err(handlers::upload_error)?;
+                Some(Body::Wasm { bytes, digest: compiled.digest })
+            }
             _ => {
                 return Err(ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -293,16 +303,6 @@ async fn respond(
     } else {
         // Writes go to the writer thread, which runs them as steps of a batch and answers once
         // the batch is durable (group commit, see commit.rs).
-        if upload && let Some(Body::Wasm(bytes)) = &request.body {
-            // Compile here, not on the writer thread: a compile may take seconds. The writer's
-            // own compile of the same bytes then finds the cached artifact.
-            let runtime = app.runtime.clone();
-            let bytes = bytes.clone();
-            tokio::task::spawn_blocking(move || runtime.compile(&bytes))
-                .await
-                .map_err(|e| ApiError::internal("compile task failed", e))?
-                .map_err(handlers::upload_error)?;
-        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let api::Request { route, body, format, base_url, .. } = request;
         app.queue.submit(commit::Job {
