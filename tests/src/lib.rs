@@ -172,6 +172,13 @@ impl TestServer {
         self.json("GET", path, None).await
     }
 
+    /// The OCCI 1.2 JSON rendering at `path`, which must answer 200.
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let reply = self.get(path).await;
+        expect(&reply, 200);
+        reply.json()
+    }
+
     /// Starts a multi-tenant server (admin token [`ADMIN_TOKEN`]) on a fresh data directory;
     /// `configure` may change the configuration first.
     pub async fn start_multi_tenant(configure: impl FnOnce(&mut Config)) -> TestServer {
@@ -238,6 +245,13 @@ impl Tenant<'_> {
 
     pub async fn get(&self, path: &str) -> Reply {
         self.json("GET", path, None).await
+    }
+
+    /// The OCCI 1.2 JSON rendering at `path` as this tenant, which must answer 200.
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let reply = self.get(path).await;
+        expect(&reply, 200);
+        reply.json()
     }
 
     /// `PUT /-/handlers/{name}` with the component at `path`, as this tenant.

@@ -20,13 +20,6 @@ async fn create(server: &TestServer, collection: &str, entity: Value) -> Reply {
     reply
 }
 
-/// The OCCI 1.2 rendering of the entity at `path` (expects 200).
-async fn get(server: &TestServer, path: &str) -> Value {
-    let reply = server.get(path).await;
-    expect(&reply, 200);
-    reply.json()
-}
-
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap_or_else(|| panic!("expected an array: {v}"))
@@ -67,20 +60,20 @@ async fn post_batch_creates_every_resource_with_its_own_attributes() {
     assert_eq!(strings(&reply.json()), urls, "1.2 body lists every URL");
     assert_eq!(reply.header("Location"), Some(urls[0].as_str()));
 
-    let a = get(&server, "/compute/a").await;
+    let a = server.get_ok("/compute/a").await;
     assert_eq!(a["id"], "a");
     assert_eq!(a["attributes"]["occi.compute.cores"], 2);
     assert_eq!(a["attributes"]["occi.compute.hostname"], "alpha");
     assert!(a["attributes"].get("occi.compute.memory").is_none(), "{a}");
     assert!(a.get("mixins").is_none() && a.get("title").is_none(), "{a}");
 
-    let b = get(&server, "/compute/b").await;
+    let b = server.get_ok("/compute/b").await;
     assert_eq!(b["mixins"], json!([SMALL]));
     assert_eq!(b["title"], "bee");
     assert_eq!(b["attributes"]["occi.compute.cores"], 1, "template default, not a's cores: {b}");
     assert!(b["attributes"].get("occi.compute.hostname").is_none(), "{b}");
 
-    let c = get(&server, "/compute/c").await;
+    let c = server.get_ok("/compute/c").await;
     assert_eq!(c["attributes"]["occi.compute.cores"], 8);
     assert_eq!(c["attributes"]["occi.compute.memory"].as_f64(), Some(16.0));
     assert!(c["attributes"].get("occi.compute.hostname").is_none(), "{c}");
@@ -99,8 +92,8 @@ async fn post_batch_pyocni_answer_lists_locations() {
     let urls = vec![server.url("/compute/p1"), server.url("/compute/p2")];
     assert_eq!(strings(&reply.json()["Location"]), urls);
     assert_eq!(reply.header("Location"), Some(urls[0].as_str()));
-    assert_eq!(get(&server, "/compute/p1").await["attributes"]["occi.compute.cores"], 3);
-    assert_eq!(get(&server, "/compute/p2").await["attributes"]["occi.compute.cores"], 5);
+    assert_eq!(server.get_ok("/compute/p1").await["attributes"]["occi.compute.cores"], 3);
+    assert_eq!(server.get_ok("/compute/p2").await["attributes"]["occi.compute.cores"], 5);
 }
 
 #[tokio::test]
@@ -112,12 +105,12 @@ async fn ids_generated_or_taken_from_the_request() {
     let id = url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url} is not below {prefix}"));
     assert!(is_uuid(id), "server-generated id should be a UUID: {id:?}");
     assert_eq!(reply.header("Location"), Some(url.as_str()));
-    let e = get(&server, &format!("/compute/{id}")).await;
+    let e = server.get_ok(&format!("/compute/{id}")).await;
     assert_eq!(e["id"], id);
 
     let reply = create(&server, "/compute/", json!({"kind": COMPUTE, "id": "my-vm.1"})).await;
     assert_eq!(strings(&reply.json()), vec![server.url("/compute/my-vm.1")]);
-    assert_eq!(get(&server, "/compute/my-vm.1").await["id"], "my-vm.1");
+    assert_eq!(server.get_ok("/compute/my-vm.1").await["id"], "my-vm.1");
 
     // Two creations without ids get different ids.
     let other = create(&server, "/compute/", json!({"kind": COMPUTE})).await;
@@ -143,7 +136,7 @@ async fn duplicate_ids_conflict_and_write_nothing() {
     let body = json!({"resources": [compute("new", json!({})), compute("dup", json!({"occi.compute.cores": 6}))]});
     expect(&server.json("POST", "/compute/", Some(body)).await, 409);
     expect(&server.get("/compute/new").await, 404);
-    assert_eq!(get(&server, "/compute/dup").await["attributes"]["occi.compute.cores"], 4);
+    assert_eq!(server.get_ok("/compute/dup").await["attributes"]["occi.compute.cores"], 4);
 }
 
 #[tokio::test]
@@ -221,7 +214,7 @@ async fn put_creates_at_an_unbound_path() {
         .await;
     expect(&reply, 201);
     assert_eq!(reply.header("Location"), Some(server.url("/users/bob/vm1").as_str()));
-    let v = get(&server, "/users/bob/vm1").await;
+    let v = server.get_ok("/users/bob/vm1").await;
     assert_eq!(v["id"], "vm1");
     assert_eq!(v["kind"], COMPUTE);
     assert_eq!(v["attributes"]["occi.compute.cores"], 2);
@@ -230,7 +223,7 @@ async fn put_creates_at_an_unbound_path() {
     // Without an id, the last URL segment is the id.
     let reply = server.json("PUT", "/users/bob/vm2", Some(json!({"kind": COMPUTE}))).await;
     expect(&reply, 201);
-    assert_eq!(get(&server, "/users/bob/vm2").await["id"], "vm2");
+    assert_eq!(server.get_ok("/users/bob/vm2").await["id"], "vm2");
 }
 
 #[tokio::test]
@@ -262,7 +255,7 @@ async fn put_replaces_an_existing_entity() {
         )
         .await;
     assert!(reply.status == 200 || reply.status == 201, "status {}: {}", reply.status, reply.text);
-    let v = get(&server, "/compute/vm").await;
+    let v = server.get_ok("/compute/vm").await;
     let attrs = &v["attributes"];
     assert_eq!(attrs["occi.compute.memory"].as_f64(), Some(2.5), "{v}");
     assert_eq!(attrs["occi.compute.cores"], 1, "not given: back to the template default: {v}");
@@ -286,7 +279,7 @@ async fn post_partial_update_merges() {
     let body = json!({"resources": [{"attributes": {"occi": {"compute": {"cores": 4}}}}]});
     let reply = server.py("POST", "/compute/vm", Some(body)).await;
     assert!(reply.status == 200 || reply.status == 201, "status {}: {}", reply.status, reply.text);
-    let v = get(&server, "/compute/vm").await;
+    let v = server.get_ok("/compute/vm").await;
     assert_eq!(v["attributes"]["occi.compute.cores"], 4);
     assert_eq!(v["attributes"]["occi.compute.hostname"], "h", "other attributes kept: {v}");
     assert_eq!(v["attributes"]["occi.compute.state"], "inactive");
@@ -296,7 +289,7 @@ async fn post_partial_update_merges() {
     let body = json!({"kind": COMPUTE, "attributes": {"occi.compute.memory": 8.0}});
     let reply = server.json("POST", "/compute/vm", Some(body)).await;
     assert!(reply.status == 200 || reply.status == 201, "status {}: {}", reply.status, reply.text);
-    let v = get(&server, "/compute/vm").await;
+    let v = server.get_ok("/compute/vm").await;
     assert_eq!(v["attributes"]["occi.compute.memory"].as_f64(), Some(8.0));
     assert_eq!(v["attributes"]["occi.compute.cores"], 4);
     assert_eq!(v["attributes"]["occi.compute.hostname"], "h");
@@ -351,7 +344,7 @@ async fn immutable_attribute_and_kind_cannot_change() {
     let reply = server.json("PUT", "/compute/vm", Some(json!({"kind": NETWORK}))).await;
     expect_error(&reply, 400, &["kind"]);
 
-    let v = get(&server, "/compute/vm").await;
+    let v = server.get_ok("/compute/vm").await;
     assert_eq!(v["kind"], COMPUTE);
     assert_eq!(v["attributes"]["occi.compute.state"], "inactive");
     assert_eq!(v["attributes"]["occi.compute.cores"], 2, "a refused update changes nothing: {v}");
@@ -363,7 +356,7 @@ async fn immutable_attribute_and_kind_cannot_change() {
 async fn template_mixin_defaults_apply_and_can_be_overridden() {
     let server = TestServer::start().await;
     create(&server, "/compute/", json!({"kind": COMPUTE, "id": "s", "mixins": [SMALL]})).await;
-    let v = get(&server, "/compute/s").await;
+    let v = server.get_ok("/compute/s").await;
     assert_eq!(v["mixins"], json!([SMALL]));
     assert_eq!(v["attributes"]["occi.compute.cores"], 1);
     assert_eq!(v["attributes"]["occi.compute.memory"].as_f64(), Some(1.0));
@@ -374,7 +367,7 @@ async fn template_mixin_defaults_apply_and_can_be_overridden() {
         json!({"kind": COMPUTE, "id": "s2", "mixins": [SMALL], "attributes": {"occi.compute.cores": 2}}),
     )
     .await;
-    assert_eq!(get(&server, "/compute/s2").await["attributes"]["occi.compute.cores"], 2);
+    assert_eq!(server.get_ok("/compute/s2").await["attributes"]["occi.compute.cores"], 2);
 }
 
 #[tokio::test]
@@ -400,7 +393,7 @@ async fn mixins_that_do_not_apply_or_do_not_exist_are_refused() {
         json!({"kind": NETWORK, "id": "n", "mixins": [IPNETWORK], "attributes": {"occi.network.address": "10.0.0.0/24"}}),
     )
     .await;
-    assert_eq!(get(&server, "/network/n").await["attributes"]["occi.network.address"], "10.0.0.0/24");
+    assert_eq!(server.get_ok("/network/n").await["attributes"]["occi.network.address"], "10.0.0.0/24");
 }
 
 // ---------------------------------------------------------------------- links
@@ -426,14 +419,14 @@ async fn standalone_link_is_created_and_rendered_inline() {
     let reply = create(&server, "/networkinterface/", nic("nic1", "/compute/vm", "/network/net")).await;
     assert_eq!(strings(&reply.json()), vec![server.url("/networkinterface/nic1")]);
 
-    let link = get(&server, "/networkinterface/nic1").await;
+    let link = server.get_ok("/networkinterface/nic1").await;
     assert_eq!(link["kind"], NETWORKINTERFACE);
     assert!(link["source"]["location"].as_str().unwrap().ends_with("/compute/vm"), "{link}");
     assert_eq!(link["target"]["kind"], NETWORK);
     assert_eq!(link["attributes"]["occi.networkinterface.mac"], MAC);
     assert_eq!(link["attributes"]["occi.networkinterface.state"], "inactive");
 
-    let vm = get(&server, "/compute/vm").await;
+    let vm = server.get_ok("/compute/vm").await;
     let links = vm["links"].as_array().unwrap_or_else(|| panic!("compute has no links: {vm}"));
     assert_eq!(links.len(), 1, "{vm}");
     let l = &links[0];
@@ -445,7 +438,7 @@ async fn standalone_link_is_created_and_rendered_inline() {
     assert_eq!(l["target"]["kind"], NETWORK, "{vm}");
 
     // The target's rendering does not carry the link inline (only the source does).
-    let net = get(&server, "/network/net").await;
+    let net = server.get_ok("/network/net").await;
     assert!(net.get("links").is_none_or(|l| l.as_array().is_some_and(Vec::is_empty)), "{net}");
 }
 
@@ -459,7 +452,7 @@ async fn links_to_missing_ends_are_not_found() {
     expect_error(&reply, 404, &["/network/ghost"]);
     expect(&server.get("/networkinterface/l1").await, 404);
     expect(&server.get("/networkinterface/l2").await, 404);
-    assert!(get(&server, "/compute/vm").await.get("links").is_none());
+    assert!(server.get_ok("/compute/vm").await.get("links").is_none());
 }
 
 #[tokio::test]
@@ -481,10 +474,10 @@ async fn inline_link_is_created_with_its_resource() {
     // GFD.185 3.4.5: only the resource's location is returned; its links are found on it.
     assert!(!urls.contains(&server.url("/networkinterface/eth0")), "{urls:?}");
 
-    let link = get(&server, "/networkinterface/eth0").await;
+    let link = server.get_ok("/networkinterface/eth0").await;
     assert!(link["source"]["location"].as_str().unwrap().ends_with("/compute/vm"), "{link}");
     assert!(link["target"]["location"].as_str().unwrap().ends_with("/network/net"), "{link}");
-    let vm = get(&server, "/compute/vm").await;
+    let vm = server.get_ok("/compute/vm").await;
     assert_eq!(vm["links"][0]["id"], "eth0", "{vm}");
 }
 
@@ -496,7 +489,7 @@ async fn deleting_a_resource_deletes_its_links() {
     expect(&server.json("DELETE", "/compute/vm", None).await, 200);
     expect(&server.get("/compute/vm").await, 404);
     expect(&server.get("/networkinterface/nic1").await, 404);
-    get(&server, "/network/net").await;
+    server.get_ok("/network/net").await;
     let reply = server.get("/networkinterface/").await;
     expect(&reply, 200);
     assert!(reply.json().get("links").is_none(), "{}", reply.text);
@@ -529,8 +522,8 @@ async fn path_listing_and_deletion() {
     expect(&server.json("DELETE", "/users/bob/", None).await, 200);
     expect(&server.get("/users/bob/vm1").await, 404);
     expect(&server.get("/users/bob/vm2").await, 404);
-    get(&server, "/users/bobby/vm3").await;
-    get(&server, "/users/alice/vm4").await;
+    server.get_ok("/users/bobby/vm3").await;
+    server.get_ok("/users/alice/vm4").await;
     let reply = server.py("GET", "/users/", None).await;
     let mut left = strings(&reply.json()["X-OCCI-Location"]);
     left.sort();

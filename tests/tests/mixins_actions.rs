@@ -29,12 +29,6 @@ async fn computes(server: &TestServer, ids: &[&str]) {
     expect(&server.json("POST", "/compute/", Some(json!({ "resources": resources }))).await, 201);
 }
 
-async fn get(server: &TestServer, path: &str) -> Value {
-    let reply = server.get(path).await;
-    expect(&reply, 200);
-    reply.json()
-}
-
 fn has_gold(v: &Value) -> bool {
     v.get("mixins").and_then(Value::as_array).is_some_and(|m| m.iter().any(|x| x == GOLD))
 }
@@ -43,7 +37,7 @@ fn has_gold(v: &Value) -> bool {
 /// collection lists exactly those.
 async fn assert_members(server: &TestServer, all: &[&str], members: &[&str]) {
     for id in all {
-        let v = get(server, &format!("/compute/{id}")).await;
+        let v = server.get_ok(&format!("/compute/{id}")).await;
         let want = members.contains(id);
         assert_eq!(has_gold(&v), want, "/compute/{id} mixins: {v}");
         if want {
@@ -109,7 +103,7 @@ async fn association_keeps_a_value_set_before() {
     assert!(reply.status == 200 || reply.status == 201, "{}: {}", reply.status, reply.text);
     // Associating again does not reset the attribute to the default.
     expect(&server.py("POST", GOLD_LOC, Some(locations(&server, &["a"]))).await, 200);
-    assert_eq!(get(&server, "/compute/a").await["attributes"][TIER], "platinum");
+    assert_eq!(server.get_ok("/compute/a").await["attributes"][TIER], "platinum");
 }
 
 #[tokio::test]
@@ -139,7 +133,7 @@ async fn occi12_plain_array_body_associates() {
     expect(&server.json("DELETE", GOLD_LOC, Some(json!(["/compute/b"]))).await, 200);
     assert_members(&server, &["a", "b"], &["a"]).await;
     // The OCCI 1.2 listing of the mixin collection has the full resources.
-    let v = get(&server, GOLD_LOC).await;
+    let v = server.get_ok(GOLD_LOC).await;
     let resources = v["resources"].as_array().unwrap_or_else(|| panic!("{v}"));
     assert_eq!(resources.len(), 1);
     assert_eq!(resources[0]["id"], "a");
@@ -148,7 +142,7 @@ async fn occi12_plain_array_body_associates() {
 // ---------------------------------------------------------------------- entity actions
 
 async fn state(server: &TestServer, path: &str, attr: &str) -> Value {
-    get(server, path).await["attributes"][attr].clone()
+    server.get_ok(path).await["attributes"][attr].clone()
 }
 
 #[tokio::test]

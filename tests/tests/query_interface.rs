@@ -39,13 +39,6 @@ fn has(v: &Value, name: &str, id: &str) -> Value {
     find(v, name, id).unwrap_or_else(|| panic!("{name} has no {id}: {v}")).clone()
 }
 
-/// GET /-/ in the OCCI 1.2 dialect.
-async fn categories(server: &TestServer) -> Value {
-    let r = server.get("/-/").await;
-    expect(&r, 200);
-    r.json()
-}
-
 /// GET /-/ with a filter body, OCCI 1.2 dialect.
 async fn filtered(server: &TestServer, filter: Value) -> Value {
     let r = server.json("GET", "/-/", Some(filter)).await;
@@ -79,7 +72,7 @@ fn reboot_action() -> Value {
 #[tokio::test]
 async fn get_all_lists_builtins_in_occi12_rendering() {
     let server = TestServer::start().await;
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     for kind in [COMPUTE, STORAGE, NETWORK, NETWORKINTERFACE, STORAGELINK, RESOURCE] {
         has(&v, "kinds", kind);
     }
@@ -140,7 +133,7 @@ async fn get_all_in_pyocni_dialect_nests_attributes_and_uses_related() {
 #[tokio::test]
 async fn well_known_path_is_the_same_query_interface() {
     let server = TestServer::start().await;
-    let a = categories(&server).await;
+    let a = server.get_ok("/-/").await;
     let b = server.get("/.well-known/org/ogf/occi/-/").await;
     expect(&b, 200);
     assert_eq!(a, b.json());
@@ -153,7 +146,7 @@ async fn well_known_path_is_the_same_query_interface() {
         )
         .await;
     expect(&r, 200);
-    has(&categories(&server).await, "mixins", &format!("{EX}wk"));
+    has(&server.get_ok("/-/").await, "mixins", &format!("{EX}wk"));
 }
 
 // ------------------------------------------------------------------ adding
@@ -174,7 +167,7 @@ async fn post_adds_kinds_mixins_and_actions() {
     assert_eq!(ids(&answer, "mixins"), vec![format!("{EX}gold")], "{answer}");
     assert_eq!(ids(&answer, "actions"), vec![format!("{EX_ACTIONS}reboot")], "{answer}");
 
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     let vm = has(&v, "kinds", &format!("{EX}vm"));
     assert_eq!(vm["title"], "Test VM");
     assert_eq!(vm["location"], "/vm/");
@@ -222,7 +215,7 @@ async fn nested_and_flat_attribute_definitions_read_back_the_same() {
     ]});
     expect(&post_categories(&server, body).await, 200);
 
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     let a = has(&v, "mixins", &format!("{EX}nested"));
     let b = has(&v, "mixins", &format!("{EX}flat"));
     assert_eq!(a["attributes"], b["attributes"], "OCCI 1.2 rendering differs");
@@ -249,7 +242,7 @@ async fn pyocni_seed_style_post_with_related() {
     });
     let r = server.py("POST", "/-/", Some(body)).await;
     expect(&r, 200);
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     let k = has(&v, "kinds", &format!("{EX}box"));
     assert_eq!(k["parent"], RESOURCE, "related of a kind is its parent: {k}");
     assert!(k["attributes"]["ex.box.name"].is_object(), "{k}");
@@ -270,7 +263,7 @@ async fn duplicate_id_conflicts() {
     )
     .await;
     expect_error(&r, 409, &[COMPUTE]);
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     assert_eq!(has(&v, "kinds", &format!("{EX}vm"))["location"], "/vm/");
     assert_eq!(has(&v, "kinds", COMPUTE)["location"], "/compute/");
 }
@@ -283,7 +276,7 @@ async fn duplicate_location_conflicts() {
     expect(&post_categories(&server, json!({"mixins": [{"term": "a", "scheme": EX, "location": "/ab/"}]})).await, 200);
     let r = post_categories(&server, json!({"kinds": [{"term": "b", "scheme": EX, "location": "/ab/"}]})).await;
     expect_error(&r, 409, &["/ab/"]);
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     assert!(find(&v, "mixins", &format!("{EX}m")).is_none());
     assert!(find(&v, "kinds", &format!("{EX}b")).is_none());
 }
@@ -307,13 +300,13 @@ async fn duplicate_within_one_request_conflicts_and_writes_nothing() {
     ]});
     expect_error(&post_categories(&server, body).await, 409, &["/same/"]);
 
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     for (g, id) in [("mixins", "fresh"), ("kinds", "twin"), ("mixins", "m1"), ("mixins", "m2")] {
         assert!(find(&v, g, &format!("{EX}{id}")).is_none(), "{id} was written by a refused request");
     }
     // Nothing survives a restart either (the refusal wrote nothing to the store).
     let server = server.restart().await;
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     assert!(find(&v, "mixins", &format!("{EX}fresh")).is_none());
     assert!(find(&v, "kinds", &format!("{EX}twin")).is_none());
 }
@@ -328,7 +321,7 @@ async fn bad_scheme_is_400_naming_it() {
         post_categories(&server, json!({"mixins": [{"term": "m", "scheme": "http://x/no-hash", "location": "/m/"}]}))
             .await;
     expect_error(&r, 400, &["http://x/no-hash"]);
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     assert!(ids(&v, "kinds").iter().all(|id| !id.ends_with("#vm")), "{v}");
 }
 
@@ -341,7 +334,7 @@ async fn missing_location_is_400() {
     expect_error(&r, 400, &["location"]);
     // An action needs none.
     expect(&post_categories(&server, json!({"actions": [{"term": "go", "scheme": EX_ACTIONS}]})).await, 200);
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     assert!(find(&v, "kinds", &format!("{EX}nowhere")).is_none());
     has(&v, "actions", &format!("{EX_ACTIONS}go"));
 }
@@ -391,7 +384,7 @@ async fn unknown_references_are_400() {
         post_categories(&server, json!({"kinds": [{"term": "k", "scheme": EX, "location": "/k/", "parent": OS_TPL}]}))
             .await;
     expect_error(&r, 400, &[OS_TPL]);
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     assert!(find(&v, "kinds", &format!("{EX}k")).is_none());
     assert!(find(&v, "mixins", &format!("{EX}m")).is_none());
 }
@@ -406,7 +399,7 @@ async fn invalid_regex_pattern_is_400() {
     )
     .await;
     expect_error(&r, 400, &["ex.name", "pattern"]);
-    assert!(find(&categories(&server).await, "mixins", &format!("{EX}m")).is_none());
+    assert!(find(&server.get_ok("/-/").await, "mixins", &format!("{EX}m")).is_none());
 }
 
 #[tokio::test]
@@ -426,7 +419,7 @@ async fn default_violating_its_own_definition_is_400() {
     )
     .await;
     expect_error(&r, 400, &["ex.state", "default"]);
-    assert!(find(&categories(&server).await, "kinds", &format!("{EX}k")).is_none());
+    assert!(find(&server.get_ok("/-/").await, "kinds", &format!("{EX}k")).is_none());
 }
 
 // ------------------------------------------------------------------ updating
@@ -443,7 +436,7 @@ async fn put_updates_a_tenant_category() {
     changed["attributes"]["occi"]["compute"]["speed"]["default"] = json!(3.2);
     let r = server.py("PUT", "/-/", Some(json!({"mixins": [changed]}))).await;
     expect(&r, 200);
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     let m = has(&v, "mixins", &format!("{EX}medium"));
     assert_eq!(m["title"], "MediumVM", "{m}");
     assert_eq!(m["attributes"]["occi.compute.speed"]["default"], 3.2, "{m}");
@@ -459,12 +452,12 @@ async fn put_update_of_a_kind_survives_restart() {
     let mut changed = kind;
     changed["title"] = json!("After");
     expect(&server.json("PUT", "/-/", Some(json!({"kinds": [changed]}))).await, 200);
-    let vm = has(&categories(&server).await, "kinds", &format!("{EX}vm"));
+    let vm = has(&server.get_ok("/-/").await, "kinds", &format!("{EX}vm"));
     assert_eq!((vm["title"].as_str(), vm["parent"].as_str()), (Some("After"), Some(RESOURCE)), "{vm}");
 
     // The stored category is the one in use: the same after a restart, still a resource kind.
     let server = server.restart().await;
-    let vm = has(&categories(&server).await, "kinds", &format!("{EX}vm"));
+    let vm = has(&server.get_ok("/-/").await, "kinds", &format!("{EX}vm"));
     assert_eq!(vm["title"], "After", "{vm}");
     assert_eq!(vm["parent"], RESOURCE, "the updated kind lost its parent across a restart: {vm}");
     let r = server.json("POST", "/vm/", Some(json!({"kind": format!("{EX}vm"), "id": "a", "title": "t"}))).await;
@@ -478,7 +471,7 @@ async fn put_changing_location_is_400() {
     let r =
         server.json("PUT", "/-/", Some(json!({"mixins": [{"term": "m", "scheme": EX, "location": "/moved/"}]}))).await;
     expect_error(&r, 400, &["location"]);
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     assert_eq!(has(&v, "mixins", &format!("{EX}m"))["location"], "/m/");
 }
 
@@ -489,7 +482,7 @@ async fn put_on_a_builtin_is_403() {
                                  "title": "Mine now", "location": "/compute/"}]});
     let r = server.json("PUT", "/-/", Some(body)).await;
     expect_error(&r, 403, &[COMPUTE]);
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     assert_eq!(has(&v, "kinds", COMPUTE)["title"], "Compute Resource");
 }
 
@@ -500,7 +493,7 @@ async fn put_of_an_unknown_category_is_404() {
         .json("PUT", "/-/", Some(json!({"mixins": [{"term": "ghost", "scheme": EX, "location": "/ghost/"}]})))
         .await;
     expect_error(&r, 404, &[&format!("{EX}ghost")]);
-    assert!(find(&categories(&server).await, "mixins", &format!("{EX}ghost")).is_none(), "PUT must not create");
+    assert!(find(&server.get_ok("/-/").await, "mixins", &format!("{EX}ghost")).is_none(), "PUT must not create");
 }
 
 #[tokio::test]
@@ -539,7 +532,7 @@ async fn delete_of_a_tenant_kind_removes_it() {
 
     let r = server.json("DELETE", "/-/", Some(json!({"kinds": [category_ref("vm", EX)]}))).await;
     expect(&r, 200);
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     assert!(find(&v, "kinds", &format!("{EX}vm")).is_none(), "{v}");
     // Its location is no collection any more.
     let r = server.json("POST", "/vm/", Some(json!({"kind": format!("{EX}vm"), "id": "again"}))).await;
@@ -564,7 +557,7 @@ async fn delete_of_a_builtin_is_403() {
         .json("DELETE", "/-/", Some(json!({"actions": [category_ref("stop", STOP.trim_end_matches("stop"))]})))
         .await;
     expect(&r, 403);
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     has(&v, "kinds", COMPUTE);
     has(&v, "actions", STOP);
 }
@@ -580,13 +573,13 @@ async fn delete_of_a_kind_with_entities_needs_cascade() {
     let r = server.json("DELETE", "/-/", Some(body.clone())).await;
     expect_error(&r, 409, &["cascade"]);
     // Nothing was deleted.
-    has(&categories(&server).await, "kinds", &format!("{EX}vm"));
+    has(&server.get_ok("/-/").await, "kinds", &format!("{EX}vm"));
     expect(&server.get("/vm/a").await, 200);
     expect(&server.get("/vm/b").await, 200);
 
     let r = server.json("DELETE", "/-/?cascade=true", Some(body)).await;
     expect(&r, 200);
-    assert!(find(&categories(&server).await, "kinds", &format!("{EX}vm")).is_none());
+    assert!(find(&server.get_ok("/-/").await, "kinds", &format!("{EX}vm")).is_none());
     expect(&server.get("/vm/a").await, 404);
     expect(&server.get("/vm/b").await, 404);
 }
@@ -617,7 +610,7 @@ async fn delete_of_a_mixin_dissociates_it_from_its_entities() {
     let mixins = e.get("mixins").and_then(Value::as_array).cloned().unwrap_or_default();
     assert!(!mixins.contains(&json!(tag)), "the deleted mixin is still listed: {e}");
     assert!(e["attributes"].get("ex.tag.colour").is_none(), "the deleted mixin's attribute stayed: {e}");
-    assert!(find(&categories(&server).await, "mixins", &tag).is_none());
+    assert!(find(&server.get_ok("/-/").await, "mixins", &tag).is_none());
 }
 
 #[tokio::test]
@@ -627,7 +620,7 @@ async fn delete_of_an_action_still_referenced_is_409() {
     expect(&post_categories(&server, body).await, 200);
     let r = server.json("DELETE", "/-/", Some(json!({"actions": [category_ref("reboot", EX_ACTIONS)]}))).await;
     expect_error(&r, 409, &[&format!("{EX_ACTIONS}reboot")]);
-    has(&categories(&server).await, "actions", &format!("{EX_ACTIONS}reboot"));
+    has(&server.get_ok("/-/").await, "actions", &format!("{EX_ACTIONS}reboot"));
     // Deleting both in one request is fine.
     let r = server
         .json(
@@ -637,7 +630,7 @@ async fn delete_of_an_action_still_referenced_is_409() {
         )
         .await;
     expect(&r, 200);
-    let v = categories(&server).await;
+    let v = server.get_ok("/-/").await;
     assert!(find(&v, "actions", &format!("{EX_ACTIONS}reboot")).is_none());
     assert!(find(&v, "kinds", &format!("{EX}vm")).is_none());
 }
@@ -651,7 +644,7 @@ async fn filter_by_term_returns_only_that_category() {
     assert_eq!(ids(&v, "kinds"), vec![COMPUTE.to_string()], "{v}");
     assert!(group(&v, "mixins").is_empty() && group(&v, "actions").is_empty(), "{v}");
     // The filtered rendering is the full category.
-    assert_eq!(v["kinds"][0], has(&categories(&server).await, "kinds", COMPUTE));
+    assert_eq!(v["kinds"][0], has(&server.get_ok("/-/").await, "kinds", COMPUTE));
 }
 
 #[tokio::test]
