@@ -34,8 +34,7 @@ use tokio::runtime::Runtime;
 
 use crate::load::Req;
 
-pub const JSON: &str = "application/occi+json";
-pub const COMPUTE: &str = "http://schemas.ogf.org/occi/infrastructure#compute";
+pub use ocni_tests::{COMPUTE, JSON};
 
 const USAGE: &str = "usage: ocni-bench [all|listing|handlers] [--connections N] [--seconds S] [--rounds R] \
                      [--dir PATH] [--only TEXT] [--sizes N,M]";
@@ -92,7 +91,8 @@ impl Opts {
                     let v = value()?;
                     o.sizes = v
                         .split(',')
-                        .map(|s| s.trim().parse().ok().filter(|n| *n >= 100))
+                        // Whole pages of 100, and a middle page past the first.
+                        .map(|s| s.trim().parse().ok().filter(|n: &usize| *n >= 200 && n.is_multiple_of(100)))
                         .collect::<Option<Vec<usize>>>()
                         .filter(|s| !s.is_empty())
                         .ok_or_else(|| bad(&v))?;
@@ -170,6 +170,15 @@ pub fn compute_body(tag: &str) -> String {
     format!(
         r#"{{"kind":"{COMPUTE}","title":"bench {tag}","attributes":{{"occi.compute.cores":2,"occi.compute.memory":4.0,"occi.compute.hostname":"vm-{tag}.example"}}}}"#
     )
+}
+
+/// Creates of fresh computes (each body differs: a new title and host name).
+pub fn creates() -> load::Gen {
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    std::sync::Arc::new(move |_, _| {
+        let tag = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string();
+        Req::with_body(hyper::Method::POST, "/compute/", compute_body(&tag))
+    })
 }
 
 /// Creates computes `{prefix}{i:07}` for every `i` of `ids` through `POST /compute/` with many

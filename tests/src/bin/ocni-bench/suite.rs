@@ -3,12 +3,11 @@
 //! and body), runs interleaved to cancel drift.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::{Method, StatusCode};
 
 use crate::load::{self, Canned, Gen, Req, Run};
-use crate::{Bench, JSON, compute_body};
+use crate::{Bench, JSON, compute_body, creates};
 
 /// Entities in the listed kind collection.
 const COLLECTION: usize = 10_000;
@@ -42,15 +41,6 @@ impl Op {
             ocni: Vec::new(),
         }
     }
-}
-
-/// Creates of fresh computes (each body differs: a new title and host name).
-fn creates() -> Gen {
-    let n = Arc::new(AtomicU64::new(0));
-    Arc::new(move |_, _| {
-        let tag = n.fetch_add(1, Ordering::Relaxed).to_string();
-        Req::with_body(Method::POST, "/compute/", compute_body(&tag))
-    })
 }
 
 pub fn run(bench: &Bench) {
@@ -194,7 +184,9 @@ pub fn run(bench: &Bench) {
             );
         }
     }
-    if let (Some((_, _, one)), Some((_, _, many))) = (find("create (durable)", 1), find("create (durable)", conns)) {
+    if let (Some((_, _, one)), Some((_, _, many))) = (find("create (durable)", 1), find("create (durable)", conns))
+        && conns > 1
+    {
         println!(
             "group commit: durable creates at {conns} connections / 1 connection = {:.2} ({:.0} vs {:.0} req/s; target: at least 10)",
             many.rps() / one.rps().max(1e-9),
