@@ -155,6 +155,20 @@ impl Step {
     pub fn custom(self, what: &'static str, f: impl Fn(&Reply) -> Result<(), String> + 'static) -> Self {
         self.check(Check::Custom(what, Box::new(f)))
     }
+    /// A 405 whose `Allow` does not list PUT.
+    pub fn allow_lacks_put(self) -> Self {
+        self.custom("Allow lacks PUT", |r| match r.header("allow") {
+            Some(a) if !a.split(',').any(|m| m.trim() == "PUT") => Ok(()),
+            other => Err(format!("Allow {other:?}")),
+        })
+    }
+    /// A 201 (if it is one) carries a Location.
+    pub fn created_has_location(self) -> Self {
+        self.custom("a 201 has a Location", |r| match r.status {
+            201 if r.header("location").is_none() => Err("no Location".into()),
+            _ => Ok(()),
+        })
+    }
 }
 
 pub struct Case {
@@ -364,7 +378,7 @@ pub async fn run_step(client: &reqwest::Client, server: &TestServer, s: &Step, v
             req = req.body(vars.fill(b));
         }
         let resp = req.send().await.map_err(|e| format!("request failed: {e}"))?;
-        Reply { status: resp.status().as_u16(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
+        Reply::read(resp).await
     };
     if !s.status.contains(&reply.status) {
         return Err(format!("status {}, expected {:?}{}", reply.status, s.status, show(&reply)));
@@ -400,11 +414,9 @@ pub async fn run(server: &TestServer, cases: Vec<Case>) {
     assert!(failures.is_empty(), "{} of {total} cases failed:\n  - {}\n", failures.len(), failures.join("\n  - "));
 }
 
-// ------------------------------------------------------------------------------------- helpers
-
 // ---------------------------------------------------------------------- shared spec helpers
 
-pub const ACTIONS: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#";
+pub use crate::COMPUTE_ACTION as ACTIONS;
 
 pub const EX: &str = "http://example.com/occi/conformance#";
 

@@ -43,6 +43,10 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads a whole response.
+    pub async fn read(resp: reqwest::Response) -> Reply {
+        Reply { status: resp.status().as_u16(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
+    }
     /// The body as JSON; panics with the body when it is not.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text))
@@ -155,7 +159,7 @@ impl TestServer {
             req = req.header("Content-Type", ct);
         }
         let resp = req.send().await.expect("request reaches the server");
-        Reply { status: resp.status().as_u16(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
+        Reply::read(resp).await
     }
 
     /// JSON request, OCCI 1.2 JSON answer.

@@ -636,10 +636,7 @@ fn request_cases() -> Vec<Case> {
                 // rendering names it (the server refuses a body without kind).
                 post_json("/compute/j-partial", json!({"kind": COMPUTE, "attributes": {"occi.compute.memory": 4.0}}))
                     .status_in(&[200, 201])
-                    .custom("a 201 has a Location", |r| match r.status {
-                        201 if r.header("location").is_none() => Err("no Location".into()),
-                        _ => Ok(()),
-                    }),
+                    .created_has_location(),
                 get_json("/compute/j-partial")
                     .json("/title", json!("before"))
                     .json("/attributes/occi.compute.cores", json!(2))
@@ -774,10 +771,7 @@ fn protocol_cases() -> Vec<Case> {
                     .json_body(json!({"kind": COMPUTE}))
                     .status(405)
                     .header("allow", Match::Has, "GET")
-                    .custom("Allow lacks PUT", |r| match r.header("allow") {
-                        Some(a) if !a.split(',').any(|m| m.trim() == "PUT") => Ok(()),
-                        other => Err(format!("Allow {other:?}")),
-                    })
+                    .allow_lacks_put()
                     .json("/error/status", json!(405)),
             ],
         ),

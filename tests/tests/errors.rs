@@ -41,7 +41,7 @@ async fn raw(server: &TestServer, method: &str, path: &str, headers: &[(&str, &s
         req = req.body(b.to_string());
     }
     let resp = req.send().await.expect("request reaches the server");
-    Reply { status: resp.status().as_u16(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
+    Reply::read(resp).await
 }
 
 async fn create_compute(server: &TestServer, id: &str) {

@@ -32,7 +32,7 @@ async fn raw(base: &str, method: &str, path: &str, content_type: Option<&str>, b
         req = req.header("Content-Type", ct);
     }
     let resp = req.body(body).send().await.expect("request reaches the server");
-    Reply { status: resp.status().as_u16(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
+    Reply::read(resp).await
 }
 
 fn wasm(path: &str) -> Vec<u8> {
