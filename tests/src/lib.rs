@@ -63,9 +63,16 @@ impl Reply {
 impl TestServer {
     /// Starts a server on a fresh data directory.
     pub async fn start() -> TestServer {
+        Self::start_configured(|_| {}).await
+    }
+
+    /// Starts a server on a fresh data directory, with the configuration `configure` makes of
+    /// the default one.
+    pub async fn start_configured(configure: impl FnOnce(&mut Config)) -> TestServer {
         let dir = Arc::new(tempfile::tempdir().unwrap());
-        let data = dir.path().join("data");
-        Self::start_with(Config::new(&data), Some(dir)).await
+        let mut config = Config::new(dir.path().join("data"));
+        configure(&mut config);
+        Self::start_with(config, Some(dir)).await
     }
 
     /// Starts a server with this configuration.
@@ -186,11 +193,11 @@ impl TestServer {
     /// Starts a multi-tenant server (admin token [`ADMIN_TOKEN`]) on a fresh data directory;
     /// `configure` may change the configuration first.
     pub async fn start_multi_tenant(configure: impl FnOnce(&mut Config)) -> TestServer {
-        let dir = Arc::new(tempfile::tempdir().unwrap());
-        let mut config = Config::new(dir.path().join("data"));
-        config.admin_token = Some(ocni_server::tenants::Secret::admin_token(ADMIN_TOKEN).unwrap());
-        configure(&mut config);
-        Self::start_with(config, Some(dir)).await
+        Self::start_configured(|config| {
+            config.admin_token = Some(ocni_server::tenants::Secret::admin_token(ADMIN_TOKEN).unwrap());
+            configure(config);
+        })
+        .await
     }
 
     /// A request to the admin API with the admin token.

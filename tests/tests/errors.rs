@@ -2,9 +2,6 @@
 //! target does not support, body and page limits, content negotiation, the OCCI version check,
 //! the `Server` header and the shape of error bodies. No request here may end in a 5xx.
 
-use std::sync::Arc;
-
-use ocni_server::Config;
 use ocni_tests::{COMPUTE, JSON, Reply, TestServer, expect};
 use serde_json::{Value, json};
 
@@ -167,9 +164,7 @@ async fn post_on_an_unbound_path_is_405() {
 
 #[tokio::test]
 async fn body_larger_than_the_limit_is_413() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config { max_body: 1024, ..Config::new(dir.path().join("data")) };
-    let server = TestServer::start_with(config, Some(Arc::new(dir))).await;
+    let server = TestServer::start_configured(|c| c.max_body = 1024).await;
 
     let small = json!({"kind": COMPUTE, "id": "small", "title": "t"});
     status(&server.json("POST", "/compute/", Some(small)).await, 201);

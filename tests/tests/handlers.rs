@@ -3,10 +3,8 @@
 //! counter, ipnetwork), persistence of handlers across a restart, and the hostile guests the
 //! server must survive (time, memory and stack limits, traps, floods, memory reuse).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ocni_server::Config;
 use ocni_tests::{
     COMPUTE, COMPUTE_ACTION, JSON, NETWORK, NETWORKINTERFACE, Reply, TestServer, expect, expect_error, guests,
 };
@@ -192,10 +190,10 @@ async fn upload_api_accepts_components_and_refuses_everything_else() {
     expect_error(&server.json("PUT", "/-/", Some(body)).await, 400, &["unknown provider"]);
 
     // Upload size limit (its own, not the request body limit).
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut config = Config::new(dir.path().join("data"));
-    config.runtime.max_component_bytes = 1000;
-    let small = TestServer::start_with(config, Some(dir)).await;
+    let small = TestServer::start_configured(|c| {
+        c.runtime.max_component_bytes = 1000;
+    })
+    .await;
     let r = raw(&small.base, "PUT", "/-/handlers/compute", Some(WASM), bytes.clone()).await;
     expect_error(&r, 413, &["1000"]);
     expect(&small.get("/-/handlers/compute").await, 404);
@@ -454,10 +452,10 @@ async fn hostile_guests_fail_their_request_and_the_server_goes_on() {
     // A 1 s deadline instead of the default 100 ms: in a debug build on a loaded 2-core CI
     // machine, the memory bomb can take longer than 100 ms to reach its memory limit, and this
     // test is about each guest hitting *its* limit. The loop still ends at the deadline.
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut config = Config::new(dir.path().join("data"));
-    config.runtime.deadline = Duration::from_secs(1);
-    let server = TestServer::start_with(config, Some(dir)).await;
+    let server = TestServer::start_configured(|c| {
+        c.runtime.deadline = Duration::from_secs(1);
+    })
+    .await;
     let hostile = [
         ("loop", guests::LOOP),
         ("membomb", guests::MEMBOMB),
@@ -569,10 +567,10 @@ async fn hostile_guests_fail_their_request_and_the_server_goes_on() {
 /// `on-create` hands the host one 8 MiB line, past the 1 MiB hostcall limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logflood_is_bounded_by_the_log_budget_and_the_hostcall_limit() {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut config = Config::new(dir.path().join("data"));
-    config.runtime.deadline = Duration::from_secs(20);
-    let server = TestServer::start_with(config, Some(dir)).await;
+    let server = TestServer::start_configured(|c| {
+        c.runtime.deadline = Duration::from_secs(20);
+    })
+    .await;
     upload_ok(&server, "logflood", guests::LOGFLOOD).await;
     let kind = format!("{HOSTILE_SCHEME}flood");
     let model = json!({"kinds": [{"term": "flood", "scheme": HOSTILE_SCHEME, "location": "/flood/"}]});

@@ -11,7 +11,7 @@
 //! them (10.0.0.5). B ("beta"): the handler `counter` (same name, its own) bound to its own kind
 //! `counted` (same id and location as A's), its own mixin `silver`, a compute `/compute/b1`.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use ocni_tests::{COMPUTE, JSON, NETWORK, NETWORKINTERFACE, Reply, Tenant, TestServer, expect, guests};
 use serde_json::{Value, json};
@@ -34,13 +34,11 @@ fn shared_components() -> &'static std::path::Path {
 }
 
 async fn setup() -> (TestServer, Tenant2) {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::os::unix::fs::symlink(shared_components(), data.join("components")).unwrap();
-    let mut config = ocni_server::Config::new(&data);
-    config.admin_token = Some(ocni_server::tenants::Secret::admin_token(ocni_tests::ADMIN_TOKEN).unwrap());
-    let server = TestServer::start_with(config, Some(dir)).await;
+    let server = TestServer::start_multi_tenant(|c| {
+        std::fs::create_dir_all(&c.data_dir).unwrap();
+        std::os::unix::fs::symlink(shared_components(), c.data_dir.join("components")).unwrap();
+    })
+    .await;
     let a = server.create_tenant("alpha", None).await.token;
     let b = server.create_tenant("beta", None).await.token;
     let tokens = Tenant2 { a, b };

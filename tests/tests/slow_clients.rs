@@ -2,20 +2,18 @@
 //! get the connection closed, oversized headers get 431, and none of it stops the server from
 //! answering others meanwhile.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ocni_server::Config;
 use ocni_tests::{TestServer, expect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn server_with_short_timeouts() -> TestServer {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut config = Config::new(dir.path().join("data"));
-    config.header_read_timeout = Duration::from_millis(500);
-    config.body_read_timeout = Duration::from_millis(500);
-    TestServer::start_with(config, Some(dir)).await
+    TestServer::start_configured(|c| {
+        c.header_read_timeout = Duration::from_millis(500);
+        c.body_read_timeout = Duration::from_millis(500);
+    })
+    .await
 }
 
 fn addr(server: &TestServer) -> String {
