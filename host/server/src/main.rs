@@ -1,5 +1,6 @@
 //! `ocni`: the command line of the ocni OCCI server.
 
+use ocni_server::tenants::TenantDefaults;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,16 +67,16 @@ enum Command {
         #[arg(long)]
         admin_token_file: Option<PathBuf>,
         /// Default per-tenant limit: entities.
-        #[arg(long, default_value_t = 100_000)]
+        #[arg(long, default_value_t = TenantDefaults::default().max_entities)]
         tenant_max_entities: u64,
         /// Default per-tenant limit: categories of the tenant's own.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = TenantDefaults::default().max_categories)]
         tenant_max_categories: u64,
         /// Default per-tenant limit: handlers.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = TenantDefaults::default().max_handlers)]
         tenant_max_handlers: u64,
         /// Default per-tenant limit: requests per second (bursts of one second's worth).
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = TenantDefaults::default().requests_per_second)]
         tenant_requests_per_second: u64,
         /// Wall-clock limit of one handler call, in milliseconds.
         #[arg(long, default_value_t = 100)]
@@ -338,7 +339,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             let mut config = Config::new(data);
             config.admin_token = admin_token(admin_token_file.as_deref())?;
-            config.tenant_defaults = ocni_server::tenants::TenantDefaults {
+            config.tenant_defaults = TenantDefaults {
                 max_entities: tenant_max_entities,
                 max_categories: tenant_max_categories,
                 max_handlers: tenant_max_handlers,
