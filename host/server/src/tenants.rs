@@ -287,6 +287,15 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// A tenant's tokens as the admin API lists them: ids and creation times, never a secret.
+fn token_list(r: &ocni_store::Reader, tenant: &str) -> R<Vec<Value>> {
+    Ok(r.tokens()?
+        .into_iter()
+        .filter(|t| t.tenant == tenant)
+        .map(|t| json!({"id": t.id, "created": t.created}))
+        .collect())
+}
+
 /// 401 for a request without credentials.
 fn missing(realm: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "this server hosts several tenants: send Authorization: Bearer <token>")
@@ -555,13 +564,7 @@ impl App {
             (AdminPath::Tokens(name), &Method::GET | &Method::HEAD) => {
                 let r = self.store.read()?;
                 r.tenant(name)?.ok_or_else(|| no_tenant(name))?;
-                let tokens: Vec<Value> = r
-                    .tokens()?
-                    .into_iter()
-                    .filter(|t| t.tenant == *name)
-                    .map(|t| json!({"id": t.id, "created": t.created}))
-                    .collect();
-                Ok(admin_reply(StatusCode::OK, &json!({ "tenant": name, "tokens": tokens })))
+                Ok(admin_reply(StatusCode::OK, &json!({ "tenant": name, "tokens": token_list(&r, name)? })))
             }
             (AdminPath::Tokens(name), &Method::POST) => {
                 if json_body(req)?.is_some_and(|b| b.as_object().is_none_or(|o| !o.is_empty())) {
@@ -679,12 +682,7 @@ impl App {
     }
 
     fn describe_tenant(&self, r: &ocni_store::Reader, t: &TenantRecord) -> R<Value> {
-        let tokens: Vec<Value> = r
-            .tokens()?
-            .into_iter()
-            .filter(|k| k.tenant == t.name)
-            .map(|k| json!({"id": k.id, "created": k.created}))
-            .collect();
+        let tokens = token_list(r, &t.name)?;
         Ok(json!({
             "name": t.name,
             "created": t.created,
