@@ -142,18 +142,11 @@ impl Runtime {
         check_header(bytes)?;
         let digest = sha256_hex(bytes);
         let compiled = Compiled { digest: digest.clone(), size: bytes.len() };
-        if self.cached(&digest).is_some() {
-            return Ok(compiled);
-        }
-        let path = self.artifact_path(&digest);
-        if path.is_file() {
-            match self.load_artifact(&digest, &path) {
-                Ok(_) => return Ok(compiled),
-                Err(reason) => {
-                    tracing::warn!(digest, %reason, "cached handler artifact unusable; compiling again");
-                    let _ = fs::remove_file(&path);
-                }
-            }
+        // Already in memory or in the artifact cache (an unusable artifact is deleted there).
+        match self.load(&digest) {
+            Ok(_) => return Ok(compiled),
+            Err(RuntimeError::NotCompiled(_)) => {}
+            Err(e) => return Err(UploadError::Internal(e.to_string())),
         }
 
         let started = Instant::now();
@@ -174,6 +167,7 @@ impl Runtime {
         self.probe(&pre)?;
 
         let artifact = component.serialize().map_err(|e| UploadError::Internal(format!("serializing: {e:#}")))?;
+        let path = self.artifact_path(&digest);
         write_atomically(&path, &artifact)
             .map_err(|e| UploadError::Internal(format!("writing {}: {e}", path.display())))?;
         self.insert(Handler { digest: digest.clone(), pre });
