@@ -260,17 +260,17 @@ impl query::Host for StoreData {
     fn find(&mut self, filter: query::Filter) -> wasmtime::Result<Vec<Entity>> {
         let filter = FilterView::from_wit(filter, self.max_find_results);
         let limit = filter.limit as usize;
-        Ok(self.host.find(filter).into_iter().take(limit).map(Entity::from).collect())
+        Ok(self.host.find(filter)?.into_iter().take(limit).map(Entity::from).collect())
     }
 
     fn get(&mut self, location: String) -> wasmtime::Result<Option<Entity>> {
-        Ok(self.host.get(&location).map(Entity::from))
+        Ok(self.host.get(&location)?.map(Entity::from))
     }
 }
 
 impl kv::Host for StoreData {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(self.host.kv_get(&key))
+        Ok(self.host.kv_get(&key)?)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
@@ -283,7 +283,7 @@ impl kv::Host for StoreData {
     }
 
     fn keys(&mut self, prefix: String) -> wasmtime::Result<Vec<String>> {
-        Ok(self.host.kv_keys(&prefix))
+        Ok(self.host.kv_keys(&prefix)?)
     }
 }
 

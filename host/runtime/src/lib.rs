@@ -33,8 +33,8 @@ pub use crate::config::{CallLimits, EPOCH_TICK, RuntimeConfig};
 pub use crate::error::{CallError, RuntimeError, UploadError};
 pub use crate::runtime::{Compiled, Handler, Runtime};
 pub use crate::types::{
-    AttributeView, Call, ChangeView, EntityView, FilterView, HostApi, LogLevel, NullHost, Operation, Outcome,
-    RefusalView, ValueView,
+    AttributeView, Call, ChangeView, EntityView, FilterView, HostApi, HostFault, LogLevel, NullHost, Operation,
+    Outcome, RefusalView, ValueView,
 };
 
 #[cfg(test)]

@@ -160,6 +160,9 @@ struct Recorded {
     gets: Vec<String>,
 }
 
+/// The location of an entity whose `get` fails in [`TestHost`] (a storage failure).
+const FAULTY: &str = "/faulty";
+
 /// A host that records what the guest did; `entity` is what `get` answers.
 struct TestHost {
     recorded: Arc<Mutex<Recorded>>,
@@ -177,15 +180,18 @@ impl HostApi for TestHost {
     fn log(&mut self, level: LogLevel, message: &str, fields: &[(String, String)]) {
         self.recorded.lock().unwrap().logs.push((level, message.to_string(), fields.to_vec()));
     }
-    fn find(&mut self, _filter: FilterView) -> Vec<EntityView> {
-        Vec::new()
+    fn find(&mut self, _filter: FilterView) -> Result<Vec<EntityView>, HostFault> {
+        Ok(Vec::new())
     }
-    fn get(&mut self, location: &str) -> Option<EntityView> {
+    fn get(&mut self, location: &str) -> Result<Option<EntityView>, HostFault> {
         self.recorded.lock().unwrap().gets.push(location.to_string());
-        self.entity.clone()
+        match &self.entity {
+            Some(e) if e.location == FAULTY => Err(HostFault("the store is unreadable".into())),
+            e => Ok(e.clone()),
+        }
     }
-    fn kv_get(&mut self, key: &str) -> Option<Vec<u8>> {
-        self.recorded.lock().unwrap().kv.get(key).cloned()
+    fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, HostFault> {
+        Ok(self.recorded.lock().unwrap().kv.get(key).cloned())
     }
     fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
         self.recorded.lock().unwrap().kv.insert(key.to_string(), value.to_vec());
@@ -194,8 +200,8 @@ impl HostApi for TestHost {
     fn kv_delete(&mut self, key: &str) {
         self.recorded.lock().unwrap().kv.remove(key);
     }
-    fn kv_keys(&mut self, prefix: &str) -> Vec<String> {
-        self.recorded.lock().unwrap().kv.keys().filter(|k| k.starts_with(prefix)).cloned().collect()
+    fn kv_keys(&mut self, prefix: &str) -> Result<Vec<String>, HostFault> {
+        Ok(self.recorded.lock().unwrap().kv.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
     }
 }
 
@@ -352,6 +358,16 @@ fn host_imports_see_the_call_and_the_host_comes_back() {
     assert_eq!(recorded.gets, vec!["/compute/42".to_string()]);
     assert_eq!(recorded.logs.len(), 1);
     assert_eq!((recorded.logs[0].0, recorded.logs[0].1.as_str()), (LogLevel::Warn, "http://example.org/k#returned"));
+    drop(recorded);
+
+    // A host that cannot answer traps the call: the guest never sees a false "nothing there".
+    let faulty = EntityView { location: FAULTY.into(), ..entity(3) };
+    let host = Box::new(TestHost { recorded: Arc::new(Mutex::new(Recorded::default())), entity: Some(faulty) });
+    let (result, _host) = call_one(&runtime, &handler, host, validate(11), CallLimits::default());
+    match result {
+        Err(CallError::Trap(message)) => assert!(message.contains("the store is unreadable"), "{message}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
 }
 
 #[test]

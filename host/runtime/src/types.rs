@@ -200,19 +200,33 @@ pub trait HostApi {
     /// reports here, at [`LogLevel::Warn`], lines it dropped and what the guest wrote to stdout
     /// or stderr before a failure. The implementation decides where logs go.
     fn log(&mut self, level: LogLevel, message: &str, fields: &[(String, String)]);
-    /// Entities matching the filter, in location order.
-    fn find(&mut self, filter: FilterView) -> Vec<EntityView>;
-    /// The entity at a server path, if there is one.
-    fn get(&mut self, location: &str) -> Option<EntityView>;
-    /// The value stored under `key`, if any.
-    fn kv_get(&mut self, key: &str) -> Option<Vec<u8>>;
+    /// Entities matching the filter, in location order. An error (the host could not read)
+    /// traps the call: a guest never decides on a false empty answer.
+    fn find(&mut self, filter: FilterView) -> Result<Vec<EntityView>, HostFault>;
+    /// The entity at a server path, if there is one (an error traps the call).
+    fn get(&mut self, location: &str) -> Result<Option<EntityView>, HostFault>;
+    /// The value stored under `key`, if any (an error traps the call).
+    fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, HostFault>;
     /// Stores `value` under `key`, or says why not (size limits); the reason reaches the guest.
     fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), String>;
     /// Removes `key`; nothing happens if it is absent.
     fn kv_delete(&mut self, key: &str);
-    /// The keys that start with `prefix`, in order.
-    fn kv_keys(&mut self, prefix: &str) -> Vec<String>;
+    /// The keys that start with `prefix`, in order (an error traps the call).
+    fn kv_keys(&mut self, prefix: &str) -> Result<Vec<String>, HostFault>;
 }
+
+/// A host call that could not be answered (a storage failure): the call traps with this
+/// message, and the host should make the request fail as the server's fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFault(pub String);
+
+impl std::fmt::Display for HostFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "host call failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for HostFault {}
 
 /// A [`HostApi`] that sees no entities, stores nothing and discards logs. The runtime uses it to
 /// try an upload's instantiation; tests may use it too.
@@ -221,20 +235,20 @@ pub struct NullHost;
 
 impl HostApi for NullHost {
     fn log(&mut self, _level: LogLevel, _message: &str, _fields: &[(String, String)]) {}
-    fn find(&mut self, _filter: FilterView) -> Vec<EntityView> {
-        Vec::new()
+    fn find(&mut self, _filter: FilterView) -> Result<Vec<EntityView>, HostFault> {
+        Ok(Vec::new())
     }
-    fn get(&mut self, _location: &str) -> Option<EntityView> {
-        None
+    fn get(&mut self, _location: &str) -> Result<Option<EntityView>, HostFault> {
+        Ok(None)
     }
-    fn kv_get(&mut self, _key: &str) -> Option<Vec<u8>> {
-        None
+    fn kv_get(&mut self, _key: &str) -> Result<Option<Vec<u8>>, HostFault> {
+        Ok(None)
     }
     fn kv_set(&mut self, _key: &str, _value: &[u8]) -> Result<(), String> {
         Err("this host stores nothing".to_string())
     }
     fn kv_delete(&mut self, _key: &str) {}
-    fn kv_keys(&mut self, _prefix: &str) -> Vec<String> {
-        Vec::new()
+    fn kv_keys(&mut self, _prefix: &str) -> Result<Vec<String>, HostFault> {
+        Ok(Vec::new())
     }
 }

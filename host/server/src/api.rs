@@ -3,9 +3,9 @@
 //! store transaction, under the server's write lock, so a refusal leaves nothing written.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
 use ocni_model::catalog::parse_category_file;
@@ -15,12 +15,12 @@ use ocni_model::filter::{parse_category_filters, parse_entity_filters};
 use ocni_model::render::{self, render_categories, render_entity, render_locations};
 use ocni_model::text::{self, Line, TextMessage};
 use ocni_model::{Catalog, Category, Class, Dialect, Entity, parse_category, parse_category_ref};
-use ocni_store::{EntityReads, Page, Source, Store, Writer};
+use ocni_store::{Applied, Page, Reads, Source, Step, Store};
 use serde_json::{Map, Value, json};
 
 use crate::Config;
 use crate::error::ApiError;
-use crate::handlers::{self, Stage};
+use crate::handlers::{self, HandlerIndex, Stage};
 use crate::negotiate::Format;
 use crate::route::{Route, Target};
 use crate::tenants::Tenancy;
@@ -28,27 +28,67 @@ use crate::tenants::Tenancy;
 /// The tenant every request uses until authentication names one.
 pub const DEFAULT_TENANT: &str = "default";
 
+/// How many times a write is prepared again after conflicting with concurrent writes.
+const MAX_ATTEMPTS: usize = 8;
+
 /// Shared server state.
 pub struct App {
-    pub store: Store,
+    pub store: Arc<Store>,
     pub config: Config,
     /// The WebAssembly sandbox that runs uploaded handlers.
     pub(crate) runtime: ocni_runtime::Runtime,
     /// Built-in categories plus the operator's templates.
     base: Catalog,
-    /// Per tenant: `base` plus the tenant's own categories. Replaced (never mutated) when a
-    /// batch of writes that changed them commits.
-    pub(crate) catalogs: RwLock<std::collections::HashMap<String, Arc<Catalog>>>,
-    /// Per tenant, its handler bindings and records (see `handlers::HandlerIndex`).
-    pub(crate) handler_indexes: handlers::HandlerIndexes,
-    /// Group commit: the batch of writes in progress (see `commit.rs`).
-    pub(crate) queue: crate::commit::WriteQueue,
-    /// Handler key-value writes of the write step in progress (there is one at a time: steps run
-    /// on the writer thread): later handler calls of the same request read them, and they join
-    /// the request's step when it ends.
-    pub(crate) kv_overlay: handlers::KvOverlay,
+    /// Per tenant, what its requests are prepared with (catalog and handlers), by generation.
+    views: parking_lot::RwLock<HashMap<String, ViewSlot>>,
+    /// Applies prepared writes (group commit, see `writer.rs`).
+    pub(crate) writer: crate::writer::Writer,
+    /// The threads handler calls run on (see `sandbox.rs`).
+    pub(crate) sandbox: crate::sandbox::Sandbox,
+    /// Writes being prepared, all tenants together (`Config::max_concurrent_writes`).
+    pub(crate) write_slots: Arc<tokio::sync::Semaphore>,
+    /// Per tenant, the handler calls that may run at once (`Config::handler_calls_per_tenant`).
+    handler_slots: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     /// The server's mode, tokens and tenants' limits.
     pub tenancy: Tenancy,
+}
+
+/// A write being prepared ([`App::write`]): its step (what it reads and writes), and the
+/// tenant's handler-call slot once one of its handler calls needed it.
+pub(crate) struct Write {
+    step: Step,
+    pub(crate) slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Set by a handler call that found no free slot: the write is prepared again with one.
+    pub(crate) wants_slot: bool,
+}
+
+impl std::ops::Deref for Write {
+    type Target = Step;
+    fn deref(&self) -> &Step {
+        &self.step
+    }
+}
+
+impl std::ops::DerefMut for Write {
+    fn deref_mut(&mut self) -> &mut Step {
+        &mut self.step
+    }
+}
+
+/// A tenant's catalog (the built-in categories, the operator's templates and its own) and
+/// handler bindings, as of one catalog generation of the store.
+pub(crate) struct TenantView {
+    pub generation: u64,
+    pub catalog: Arc<Catalog>,
+    pub handlers: Arc<HandlerIndex>,
+}
+
+/// The cached view of a tenant, and the lowest generation a view may have to be cached (a
+/// view read from a snapshot older than a committed change is not).
+#[derive(Default)]
+struct ViewSlot {
+    min_generation: u64,
+    view: Option<Arc<TenantView>>,
 }
 
 /// A finished response, before HTTP framing.
@@ -150,31 +190,153 @@ impl App {
             base = base.add(extra).map_err(|e| format!("templates file {}: {e}", path.display()))?;
         }
         let tenancy = Tenancy::load(&store, &config)?;
+        let store = Arc::new(store);
+        let config_writes = config.max_concurrent_writes.max(1);
+        let sandbox =
+            crate::sandbox::Sandbox::start(config.runtime.max_concurrent_calls, config.runtime.max_wasm_stack)
+                .map_err(|e| format!("cannot start the handler threads: {e}"))?;
+        let writer = crate::writer::Writer::start(Arc::clone(&store))
+            .map_err(|e| format!("cannot start the writer thread: {e}"))?;
         Ok(App {
             tenancy,
             store,
             runtime,
             config,
             base,
-            catalogs: RwLock::new(Default::default()),
-            queue: Default::default(),
-            handler_indexes: Default::default(),
-            kv_overlay: Default::default(),
+            views: Default::default(),
+            writer,
+            sandbox,
+            write_slots: Arc::new(tokio::sync::Semaphore::new(config_writes)),
+            handler_slots: Default::default(),
         })
     }
 
     /// The catalog of a tenant (cached).
     pub fn catalog(&self, tenant: &str) -> R<Arc<Catalog>> {
-        if let Some(c) = self.pending_catalog(tenant) {
-            return Ok(c);
+        Ok(Arc::clone(&self.view(tenant)?.catalog))
+    }
+
+    /// The catalog and handlers of a tenant as last committed (cached by catalog generation).
+    pub(crate) fn view(&self, tenant: &str) -> R<Arc<TenantView>> {
+        if let Some(v) = self.views.read().get(tenant).and_then(|s| s.view.clone()) {
+            return Ok(v);
         }
-        if let Some(c) = self.catalogs.read().unwrap().get(tenant) {
-            return Ok(c.clone());
+        let r = self.store.read()?;
+        let generation = r.catalog_generation(tenant)?;
+        let catalog = Arc::new(self.base.clone().with(r.categories(tenant)?));
+        let handlers = Arc::new(HandlerIndex::read(&r, tenant)?);
+        let view = Arc::new(TenantView { generation, catalog, handlers });
+        let mut views = self.views.write();
+        let slot = views.entry(tenant.to_string()).or_default();
+        match &slot.view {
+            // Another request read a view at least as new meanwhile.
+            Some(v) if v.generation >= generation => return Ok(Arc::clone(v)),
+            _ if generation >= slot.min_generation => slot.view = Some(Arc::clone(&view)),
+            _ => {}
         }
-        let own = self.store.read()?.categories(tenant)?;
-        let c = Arc::new(self.base.clone().with(own));
-        // Only fill a gap: a batch that committed since the read above installed a newer one.
-        Ok(Arc::clone(self.catalogs.write().unwrap().entry(tenant.to_string()).or_insert(c)))
+        Ok(view)
+    }
+
+    /// Drops the cached view of a tenant: its catalog generation is now (at least) `generation`.
+    pub(crate) fn forget_view(&self, tenant: &str, generation: u64) {
+        let mut views = self.views.write();
+        let slot = views.entry(tenant.to_string()).or_default();
+        slot.view = None;
+        slot.min_generation = slot.min_generation.max(generation);
+    }
+
+    /// Forgets all that is cached of a tenant (created or deleted).
+    pub(crate) fn forget_catalog(&self, tenant: &str) {
+        self.views.write().remove(tenant);
+    }
+
+    /// The handler-call slots of a tenant; none in local mode (one tenant: nobody to be fair to,
+    /// and the runtime's pool bounds its calls).
+    pub(crate) fn handler_slots(&self, tenant: &str) -> Option<Arc<tokio::sync::Semaphore>> {
+        // (A write that wants one waits in `App::write`, without a snapshot.)
+        if !self.tenancy.is_multi_tenant() {
+            return None;
+        }
+        let per_tenant = self.config.handler_calls_per_tenant.max(1);
+        Some(Arc::clone(
+            self.handler_slots
+                .lock()
+                .entry(tenant.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(per_tenant))),
+        ))
+    }
+
+    /// Prepares a write of `tenant` with `f` on a snapshot and has the writer apply it; answers
+    /// once it is durable. `f` runs again (on a newer snapshot) when what it read changed
+    /// before its step was applied, at most [`MAX_ATTEMPTS`] times; a refusal by `f` writes
+    /// nothing. Blocking: runs off the async executor.
+    pub(crate) fn write<T>(&self, tenant: &str, mut f: impl FnMut(&mut Write, &Catalog) -> R<T>) -> R<T> {
+        let mut last = String::new();
+        let mut slot = None;
+        let mut attempts = 0;
+        while attempts < MAX_ATTEMPTS {
+            // A request authenticated just before its tenant was deleted must not write.
+            self.tenancy.check_live(tenant)?;
+            let view = self.view(tenant)?;
+            let step = self.store.step()?;
+            step.expect_generation(tenant, view.generation);
+            if self.tenancy.is_multi_tenant() {
+                // Read, so that a deletion of the tenant since makes the step conflict.
+                step.tenant(tenant)?;
+            }
+            let mut w = Write { step, slot: slot.take(), wants_slot: false };
+            let out = match f(&mut w, &view.catalog) {
+                Ok(out) => out,
+                Err(_) if w.wants_slot => {
+                    // A handler call found the tenant's slots taken: wait for one without
+                    // holding the snapshot (a long-lived read transaction keeps the store from
+                    // reusing pages), then prepare again with it.
+                    let Write { step, .. } = w;
+                    drop(step);
+                    let slots = self.handler_slots(tenant).expect("only multi-tenant writes want a slot");
+                    slot = Some(
+                        tokio::runtime::Handle::current()
+                            .block_on(slots.acquire_owned())
+                            .map_err(|_| ApiError::internal("calling a handler", "the server is shutting down"))?,
+                    );
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            attempts += 1;
+            let Write { step, slot: held, .. } = w;
+            // Handler calls are over: the slot goes before waiting for the commit.
+            drop(held);
+            let set = step.finish();
+            if set.is_empty() {
+                return Ok(out);
+            }
+            match self.writer.submit(set).map_err(|e| ApiError::internal("committing a write", e))? {
+                Applied::Done { generations } => {
+                    for (t, g) in generations {
+                        self.forget_view(&t, g);
+                    }
+                    return Ok(out);
+                }
+                Applied::Conflict { table, key } => {
+                    if table == "counters" {
+                        // The catalog changed: read it again.
+                        self.forget_view(tenant, view.generation + 1);
+                    }
+                    tracing::debug!(tenant, table, key = %key, "write conflicted; preparing it again");
+                    last = format!("{table} {key:?}");
+                }
+                Applied::Limit { tenant, max } => return Err(crate::tenants::limit_reached(&tenant, max, "entities")),
+            }
+        }
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the write conflicted with concurrent writes {MAX_ATTEMPTS} times (last on {last}); nothing was written, try again"
+            ),
+        );
+        e.headers.push(("Retry-After", "1".to_string()));
+        Err(e)
     }
 
     /// Serves one request.
@@ -243,7 +405,7 @@ impl App {
                         bind(w, tenant, &next, id, Some(handler))?;
                     }
                     let added: Vec<Category> = new.iter().map(|c| (**next.get(&c.id()).unwrap()).clone()).collect();
-                    Ok((added, Some(next)))
+                    Ok(added)
                 })?;
                 tracing::info!(tenant, count = added.len(), "categories added");
                 render_category_list(&added.iter().collect::<Vec<_>>(), req.format)
@@ -268,7 +430,7 @@ impl App {
                     for (id, provider) in &providers {
                         bind(w, tenant, effective, id, provider.as_deref())?;
                     }
-                    Ok(((), next))
+                    Ok(())
                 })?;
                 Ok(Reply::new(StatusCode::OK))
             }
@@ -310,7 +472,7 @@ impl App {
                         }
                         w.delete_category(tenant, id)?;
                     }
-                    Ok(((), Some(next)))
+                    Ok(())
                 })?;
                 tracing::info!(tenant, count = ids.len(), cascade, "categories deleted");
                 Ok(Reply::new(StatusCode::OK))
@@ -350,7 +512,7 @@ impl App {
         };
         let filters = parse_entity_filters(&body)?;
         let (mut skipped, mut hits) = (0, Vec::new());
-        r.each_entity(tenant, source, |e| {
+        r.each_entity(tenant, source, &mut |e| {
             if filters.iter().any(|f| f.matches(&e)) {
                 if skipped < page.offset {
                     skipped += 1;
@@ -376,7 +538,8 @@ impl App {
                 let inputs = ocni_model::parse_entity_collection(&body)?;
                 let created = self.write(tenant, |w, catalog| {
                     let mut created = Vec::new();
-                    for (i, mut input) in inputs.into_iter().enumerate() {
+                    for (i, input) in inputs.iter().enumerate() {
+                        let mut input = input.clone();
                         let place = format!("entity {i}");
                         match &input.kind {
                             Some(k) if k != &id => {
@@ -391,7 +554,7 @@ impl App {
                         create_entity(self, w, tenant, catalog, &input, &location, &eid, &mut created)
                             .map_err(|e| prefix(e, &place))?;
                     }
-                    Ok((created, None))
+                    Ok(created)
                 })?;
                 tracing::info!(tenant, kind = %id, count = created.len(), "entities created");
                 Ok(created_reply(&req.base_url, &created, req.format))
@@ -407,7 +570,7 @@ impl App {
                     for loc in w.by_kind(tenant, &id, Page::ALL)? {
                         removed += self.delete_entity(w, tenant, catalog, &loc)?.len();
                     }
-                    Ok((removed, None))
+                    Ok(removed)
                 })?;
                 tracing::info!(tenant, kind = %id, removed, "kind collection deleted");
                 Ok(Reply::new(StatusCode::OK))
@@ -470,7 +633,7 @@ impl App {
                     // GFD.223 9.3.2: the answer renders the collection as it now is (rendered
                     // inside the write, which sees its own changes).
                     let members = w.by_mixin(tenant, &id, Page::ALL)?;
-                    Ok(((changed, render_listing(w, tenant, catalog, &members, req)?), None))
+                    Ok((changed, render_listing(&**w, tenant, catalog, &members, req)?))
                 })?;
                 let (changed, reply) = changed;
                 tracing::info!(tenant, mixin = %id, %method, changed, "mixin membership changed");
@@ -497,7 +660,7 @@ impl App {
                     for loc in w.by_prefix(tenant, path, Page::ALL)? {
                         removed += self.delete_entity(w, tenant, catalog, &loc)?.len();
                     }
-                    Ok((removed, None))
+                    Ok(removed)
                 })?;
                 tracing::info!(tenant, path, removed, "path deleted");
                 Ok(Reply::new(StatusCode::OK))
@@ -527,7 +690,7 @@ impl App {
         catalog: &Catalog,
         req: &Request,
         term: &str,
-        members: impl Fn(&Writer) -> R<Vec<String>>,
+        members: impl Fn(&Step) -> R<Vec<String>>,
     ) -> R<Reply> {
         let (given, params) = parse_action_body(body_as(req, Purpose::Action, catalog)?.as_deref(), term)?;
         let count = self.write(tenant, |w, catalog| {
@@ -539,7 +702,7 @@ impl App {
                     self.act(w, tenant, catalog, &e, term, given.as_deref(), &params).map_err(|e| prefix(e, loc))?;
                 w.put_entity(tenant, &next)?;
             }
-            Ok((locations.len(), None))
+            Ok(locations.len())
         })?;
         tracing::info!(tenant, action = term, count, "collection action");
         Ok(Reply::new(StatusCode::OK))
@@ -558,12 +721,12 @@ impl App {
                     w.put_entity(tenant, &next)?;
                     let reply = match req.format {
                         Format::Json(Dialect::Occi12) => {
-                            let v = render_one(w, tenant, catalog, &next, Dialect::Occi12)?;
+                            let v = render_one(&**w, tenant, catalog, &next, Dialect::Occi12)?;
                             json_reply(StatusCode::OK, &v, req.format)
                         }
                         _ => Reply::new(StatusCode::OK),
                     };
-                    Ok((reply, None))
+                    Ok(reply)
                 })?;
                 tracing::info!(tenant, location = path, action = term, "action");
                 Ok(reply)
@@ -591,7 +754,7 @@ impl App {
                         check_link_ends(w, tenant, catalog, &mut next)?;
                         handlers::run(self, w, tenant, catalog, Stage::Update { old: &old }, &mut next)?;
                         w.put_entity(tenant, &next)?;
-                        Ok(((false, path.to_string()), None))
+                        Ok((false, path.to_string()))
                     }
                     None => {
                         let last = path.rsplit('/').next().unwrap_or("");
@@ -605,7 +768,7 @@ impl App {
                         }
                         let mut created = Vec::new();
                         create_entity(self, w, tenant, catalog, &input, path, &eid, &mut created)?;
-                        Ok(((true, path.to_string()), None))
+                        Ok((true, path.to_string()))
                     }
                 })?;
                 tracing::info!(tenant, location = %location, created, "entity put");
@@ -625,7 +788,7 @@ impl App {
                     check_link_ends(w, tenant, catalog, &mut next)?;
                     handlers::run(self, w, tenant, catalog, Stage::Update { old: &old }, &mut next)?;
                     w.put_entity(tenant, &next)?;
-                    Ok(((), None))
+                    Ok(())
                 })?;
                 tracing::info!(tenant, location = path, "entity updated");
                 Ok(created_reply(&req.base_url, &[path.to_string()], req.format))
@@ -636,7 +799,7 @@ impl App {
                     if removed.is_empty() {
                         return Err(not_found(path));
                     }
-                    Ok((removed, None))
+                    Ok(removed)
                 })?;
                 tracing::info!(tenant, location = path, removed = removed.len(), "entity deleted");
                 Ok(Reply::new(StatusCode::OK))
@@ -650,7 +813,7 @@ impl App {
     #[allow(clippy::too_many_arguments)]
     fn act(
         &self,
-        w: &mut Writer,
+        w: &mut Write,
         tenant: &str,
         catalog: &Catalog,
         e: &Entity,
@@ -668,7 +831,7 @@ impl App {
 
     /// Deletes an entity and the links at it, once the handlers of each agreed. Returns the
     /// locations removed (none when nothing was there).
-    fn delete_entity(&self, w: &mut Writer, tenant: &str, catalog: &Catalog, location: &str) -> R<Vec<String>> {
+    fn delete_entity(&self, w: &mut Write, tenant: &str, catalog: &Catalog, location: &str) -> R<Vec<String>> {
         let Some(mut e) = w.entity(tenant, location)? else { return Ok(Vec::new()) };
         for mut link in w.links_at(tenant, location)? {
             handlers::run(self, w, tenant, catalog, Stage::Delete, &mut link)?;
@@ -678,7 +841,7 @@ impl App {
     }
 
     /// Writes a changed set of mixins, through the handlers as an update.
-    fn put_mixins(&self, w: &mut Writer, tenant: &str, catalog: &Catalog, e: &Entity, mixins: Vec<String>) -> R<()> {
+    fn put_mixins(&self, w: &mut Write, tenant: &str, catalog: &Catalog, e: &Entity, mixins: Vec<String>) -> R<()> {
         let mut next = catalog.set_mixins(e, mixins)?;
         handlers::run(self, w, tenant, catalog, Stage::Update { old: e }, &mut next)?;
         Ok(w.put_entity(tenant, &next)?)
@@ -686,7 +849,7 @@ impl App {
 
     fn render_entity_reply(
         &self,
-        r: &impl EntityReads,
+        r: &impl Reads,
         tenant: &str,
         catalog: &Catalog,
         e: &Entity,
@@ -722,13 +885,7 @@ impl App {
 
 /// Renders a listing: full entities in OCCI 1.2 JSON (GFD.223 entity collection), locations in
 /// the other renderings.
-fn render_listing(
-    r: &impl EntityReads,
-    tenant: &str,
-    catalog: &Catalog,
-    locations: &[String],
-    req: &Request,
-) -> R<Reply> {
+fn render_listing(r: &impl Reads, tenant: &str, catalog: &Catalog, locations: &[String], req: &Request) -> R<Reply> {
     if req.format != Format::Json(Dialect::Occi12) {
         return Ok(locations_reply(StatusCode::OK, absolute(&req.base_url, locations), req.format, "X-OCCI-Location"));
     }
@@ -740,13 +897,7 @@ fn render_listing(
 }
 
 /// [`render_listing`] of entities already read.
-fn render_entities(
-    r: &impl EntityReads,
-    tenant: &str,
-    catalog: &Catalog,
-    entities: &[Entity],
-    req: &Request,
-) -> R<Reply> {
+fn render_entities(r: &impl Reads, tenant: &str, catalog: &Catalog, entities: &[Entity], req: &Request) -> R<Reply> {
     if req.format != Format::Json(Dialect::Occi12) {
         let locations: Vec<String> = entities.iter().map(|e| e.location.clone()).collect();
         return Ok(locations_reply(StatusCode::OK, absolute(&req.base_url, &locations), req.format, "X-OCCI-Location"));
@@ -775,7 +926,7 @@ fn no_action(req: &Request) -> R<()> {
     Ok(())
 }
 
-fn kind_at(r: &impl EntityReads, tenant: &str, loc: &str) -> Option<String> {
+fn kind_at(r: &impl Reads, tenant: &str, loc: &str) -> Option<String> {
     if !loc.starts_with('/') {
         return None;
     }
@@ -783,11 +934,11 @@ fn kind_at(r: &impl EntityReads, tenant: &str, loc: &str) -> Option<String> {
 }
 
 /// The links whose source is `e` (rendered with it).
-fn links_from(r: &impl EntityReads, tenant: &str, e: &Entity) -> R<Vec<Entity>> {
+fn links_from(r: &impl Reads, tenant: &str, e: &Entity) -> R<Vec<Entity>> {
     Ok(r.links_at(tenant, &e.location)?.into_iter().filter(|l| l.source() == Some(e.location.as_str())).collect())
 }
 
-fn render_one(r: &impl EntityReads, tenant: &str, catalog: &Catalog, e: &Entity, dialect: Dialect) -> R<Value> {
+fn render_one(r: &impl Reads, tenant: &str, catalog: &Catalog, e: &Entity, dialect: Dialect) -> R<Value> {
     let links = links_from(r, tenant, e)?;
     // A link's source is `e` itself: no need to read it again for its kind.
     let kind_of = |loc: &str| if loc == e.location { Some(e.kind.clone()) } else { kind_at(r, tenant, loc) };
@@ -821,7 +972,7 @@ fn entity_id(given: Option<&str>) -> R<String> {
 #[allow(clippy::too_many_arguments)]
 fn create_entity(
     app: &App,
-    w: &mut Writer,
+    w: &mut Write,
     tenant: &str,
     catalog: &Catalog,
     input: &EntityInput,
@@ -875,7 +1026,7 @@ fn create_entity(
 
 /// A link's source must be a resource of this tenant; a local target must exist (its kind is
 /// recorded); a target outside the server (absolute URL) is taken as given.
-fn check_link_ends(w: &Writer, tenant: &str, catalog: &Catalog, e: &mut Entity) -> R<()> {
+fn check_link_ends(w: &Step, tenant: &str, catalog: &Catalog, e: &mut Entity) -> R<()> {
     if !catalog.is_link_kind(&e.kind) {
         return Ok(());
     }
@@ -924,7 +1075,7 @@ fn single_entity(body: &Value) -> R<EntityInput> {
 
 /// Binds a kind or mixin to a provider: `dummy` (no-op) or one of the tenant's handlers;
 /// `None` unbinds.
-fn bind(w: &mut Writer, tenant: &str, catalog: &Catalog, id: &str, provider: Option<&str>) -> R<()> {
+fn bind(w: &mut Write, tenant: &str, catalog: &Catalog, id: &str, provider: Option<&str>) -> R<()> {
     let cat =
         catalog.get(id).ok_or_else(|| ApiError::not_found(format!("providers: category {id:?} does not exist")))?;
     if cat.class == Class::Action {

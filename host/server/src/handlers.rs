@@ -9,10 +9,10 @@ use std::sync::Arc;
 use hyper::{Method, StatusCode};
 use ocni_model::{Catalog, Entity};
 use ocni_runtime::{
-    AttributeView, Call, CallError, ChangeView, EntityView, FilterView, HostApi, LogLevel, Operation, Outcome,
-    RefusalView, RuntimeError, UploadError, ValueView,
+    AttributeView, Call, CallError, ChangeView, EntityView, FilterView, HostApi, HostFault, LogLevel, Operation,
+    Outcome, RefusalView, RuntimeError, UploadError, ValueView,
 };
-use ocni_store::{HandlerRecord, Source, TxnView, Writer};
+use ocni_store::{HandlerRecord, Reads, Source, Step};
 use serde_json::{Value, json};
 
 use crate::api::{App, Body, Reply, Request, json_reply};
@@ -121,7 +121,7 @@ impl App {
                         self.check_handler_limit(w, tenant)?;
                     }
                     w.put_handler(tenant, &rec, bytes)?;
-                    Ok(((replaced, bound_categories(&w.bindings(tenant)?, name)), None))
+                    Ok((replaced, bound_categories(&w.bindings(tenant)?, name)))
                 })?;
                 tracing::info!(tenant, handler = name, digest = %rec.digest, size = rec.size, replaced, "handler uploaded");
                 let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
@@ -141,7 +141,7 @@ impl App {
                     if !w.delete_handler(tenant, name)? {
                         return Err(ApiError::not_found(format!("no handler named {name:?}")));
                     }
-                    Ok(((), None))
+                    Ok(())
                 })?;
                 tracing::info!(tenant, handler = name, "handler deleted");
                 Ok(Reply::new(StatusCode::OK))
@@ -152,12 +152,18 @@ impl App {
     }
 
     /// The compiled handler of a record: from the runtime's caches, else compiled again from
-    /// the stored bytes (after the cache directory was cleared, say).
-    fn load_handler(&self, w: &Writer, tenant: &str, rec: &HandlerRecord) -> R<Arc<ocni_runtime::Handler>> {
+    /// the stored bytes (after the cache directory was cleared, say), on the request's thread.
+    fn load_handler(&self, w: &Step, tenant: &str, rec: &HandlerRecord) -> R<Arc<ocni_runtime::Handler>> {
         match self.runtime.load(&rec.digest) {
             Ok(h) => Ok(h),
             Err(RuntimeError::NotCompiled(_)) => {
-                let bytes = w.handler_blob(tenant, &rec.digest)?.ok_or_else(|| {
+                // Bytes are stored by digest: read from the step only if it uploaded them, else
+                // from a snapshot (not a read of the step: they cannot change).
+                let bytes = match w.touched(tenant) {
+                    true => w.handler_blob(tenant, &rec.digest)?,
+                    false => self.store.read()?.handler_blob(tenant, &rec.digest)?,
+                };
+                let bytes = bytes.ok_or_else(|| {
                     ApiError::internal("loading a handler", format!("bytes of {} are missing", rec.digest))
                 })?;
                 self.runtime.compile(&bytes).map_err(|e| ApiError::internal("recompiling a stored handler", e))?;
@@ -169,44 +175,27 @@ impl App {
 }
 
 /// A tenant's handler bindings and handler records, as the store has them: read on every write
-/// that may run handlers, so kept per tenant between writes (`App::handler_index`).
+/// that may run handlers, so cached with the tenant's catalog (`App::view`).
 pub struct HandlerIndex {
     pub bindings: Vec<(String, String)>,
     records: BTreeMap<String, HandlerRecord>,
 }
 
-/// Per tenant, the [`HandlerIndex`] of the committed state.
-pub type HandlerIndexes = std::sync::RwLock<std::collections::HashMap<String, Arc<HandlerIndex>>>;
+impl HandlerIndex {
+    pub(crate) fn read(r: &impl Reads, tenant: &str) -> R<HandlerIndex> {
+        let records = r.handlers(tenant)?.into_iter().map(|h| (h.name.clone(), h)).collect();
+        Ok(HandlerIndex { bindings: r.bindings(tenant)?, records })
+    }
+}
 
 impl App {
-    /// The handler bindings and records of `tenant` as `w` sees them: from the cache unless
-    /// this transaction changed them (then read, and not cached: they are not committed).
-    pub(crate) fn handler_index(&self, w: &Writer, tenant: &str) -> R<Arc<HandlerIndex>> {
-        let read = || -> R<HandlerIndex> {
-            let records = w.handlers(tenant)?.into_iter().map(|h| (h.name.clone(), h)).collect();
-            Ok(HandlerIndex { bindings: w.bindings(tenant)?, records })
-        };
-        if w.handlers_touched(tenant) {
-            return Ok(Arc::new(read()?));
+    /// The handler bindings and records of `tenant` as the step `w` sees them: the cached ones
+    /// unless the step changed them.
+    pub(crate) fn handler_index(&self, w: &Step, tenant: &str) -> R<Arc<HandlerIndex>> {
+        if w.touched(tenant) {
+            return Ok(Arc::new(HandlerIndex::read(w, tenant)?));
         }
-        if let Some(index) = self.handler_indexes.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(tenant)
-        {
-            return Ok(Arc::clone(index));
-        }
-        let index = Arc::new(read()?);
-        self.handler_indexes
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(tenant.to_string(), Arc::clone(&index));
-        Ok(index)
-    }
-
-    /// Drops what is cached of these tenants' handlers (their bindings or handlers changed).
-    pub(crate) fn forget_handler_indexes<'a>(&self, tenants: impl IntoIterator<Item = &'a String>) {
-        let mut cache = self.handler_indexes.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for tenant in tenants {
-            cache.remove(tenant);
-        }
+        Ok(Arc::clone(&self.view(tenant)?.handlers))
     }
 }
 
@@ -230,10 +219,18 @@ pub fn kind_has_handler(bindings: &[(String, String)], kind: &str) -> bool {
 }
 
 /// Puts `entity` through the handlers bound to it: for each, `validate` and then the stage's
-/// hook, applying the attribute changes they return. Key-value writes join the transaction `w`.
+/// hook, applying the attribute changes they return. Key-value writes join the step `w`. At
+/// most `Config::handler_calls_per_tenant` calls of one tenant run at once; the others wait.
 /// The result is checked against the model again, so a handler cannot store what the model
 /// would refuse.
-pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: Stage, entity: &mut Entity) -> R<()> {
+pub(crate) fn run(
+    app: &App,
+    w: &mut crate::api::Write,
+    tenant: &str,
+    catalog: &Catalog,
+    stage: Stage,
+    entity: &mut Entity,
+) -> R<()> {
     let index = app.handler_index(w, tenant)?;
     let names = bound_to(&index.bindings, entity);
     if names.is_empty() {
@@ -251,7 +248,8 @@ pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: St
             Stage::Delete => Operation::Delete,
             Stage::Action { .. } => Operation::Action,
         };
-        let host: Box<dyn HostApi + Send> = Box::new(TenantHost::new(app, tenant, name, w.view()));
+        let fault = Arc::new(std::sync::OnceLock::new());
+        let host: Box<dyn HostApi + Send> = Box::new(TenantHost::new(app, tenant, name, w.clone(), Arc::clone(&fault)));
         // `validate` and the stage's hook run on one instance (one instantiation per request).
         let calls = vec![
             Call::Validate { entity: entity_view(entity), op },
@@ -266,10 +264,32 @@ pub fn run(app: &App, w: &mut Writer, tenant: &str, catalog: &Catalog, stage: St
                 },
             },
         ];
-        let (outcomes, host) = app.runtime.call_each(&handler, host, calls, app.call_limits(tenant));
-        // The handler's key-value writes stay in the overlay; `App::write` commits them. The
-        // host holds a view of the write transaction: it must not outlive this call.
+        if w.slot.is_none()
+            && let Some(slots) = app.handler_slots(tenant)
+        {
+            match slots.try_acquire_owned() {
+                Ok(permit) => w.slot = Some(permit),
+                Err(_) => {
+                    // `App::write` waits for a slot (without the step's snapshot) and prepares
+                    // the write again.
+                    w.wants_slot = true;
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("tenant {tenant}'s handler calls are all in use"),
+                    ));
+                }
+            }
+        }
+        let (runtime, limits) = (app.runtime.clone(), app.call_limits(tenant));
+        let (outcomes, host) = app
+            .sandbox
+            .run(move || runtime.call_each(&handler, host, calls, limits))
+            .map_err(|e| ApiError::internal(&format!("calling handler {name}"), e))?;
+        // The handler's key-value writes are in the step; the host's handle on it goes here.
         drop(host);
+        if let Some(fault) = fault.get() {
+            return Err(ApiError::internal(&format!("answering handler {name}"), fault));
+        }
         for outcome in outcomes.map_err(|e| call_error(name, e))? {
             match outcome {
                 Outcome::Accepted => {}
@@ -368,41 +388,35 @@ fn value_of(v: &ValueView) -> Result<Value, String> {
     })
 }
 
-/// The host side of the handler world for one call: queries over the tenant's entities as the
-/// request's write transaction sees them (every write acknowledged or batched before it, and
-/// this request's own writes so far), and the handler's key-value store with this request's
-/// writes buffered, to be committed with it.
+/// The host side of the handler world for one call: queries over the tenant's entities and the
+/// handler's key-value store as the request's step sees them (the snapshot the step was
+/// prepared on, plus the step's own writes so far); key-value writes join the step.
 pub struct TenantHost {
     tenant: String,
     handler: String,
-    reader: TxnView,
-    /// The key-value writes of the transaction in progress, every handler's.
-    kv_writes: KvOverlay,
+    step: Step,
+    /// Set when a host call could not be answered (the request then fails as a server error).
+    fault: Arc<std::sync::OnceLock<String>>,
     /// The most entities one `find` returns (the server's configured bound).
     max_find_results: usize,
 }
 
-/// (tenant, handler, key) -> new value (`None`: deleted), for the write transaction in progress.
-pub type KvOverlay = Arc<std::sync::Mutex<KvWrites>>;
-type KvWrites = BTreeMap<(String, String, String), Option<Vec<u8>>>;
-
 impl TenantHost {
-    fn new(app: &App, tenant: &str, handler: &str, reader: TxnView) -> TenantHost {
+    fn new(app: &App, tenant: &str, handler: &str, step: Step, fault: Arc<std::sync::OnceLock<String>>) -> TenantHost {
         TenantHost {
             tenant: tenant.to_string(),
             handler: handler.to_string(),
-            reader,
-            kv_writes: app.kv_overlay.clone(),
+            step,
+            fault,
             max_find_results: app.config.runtime.max_find_results,
         }
     }
 
-    fn writes(&self) -> std::sync::MutexGuard<'_, KvWrites> {
-        self.kv_writes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn key(&self, key: &str) -> (String, String, String) {
-        (self.tenant.clone(), self.handler.clone(), key.to_string())
+    /// A storage failure: remembered for the request, and a trap for the guest.
+    fn fault(&self, e: ocni_store::StoreError) -> HostFault {
+        let message = e.to_string();
+        let _ = self.fault.set(message.clone());
+        HostFault(message)
     }
 }
 
@@ -418,10 +432,10 @@ impl HostApi for TenantHost {
         }
     }
 
-    fn find(&mut self, filter: FilterView) -> Vec<EntityView> {
+    fn find(&mut self, filter: FilterView) -> Result<Vec<EntityView>, HostFault> {
         let limit = (filter.limit as usize).min(self.max_find_results);
         if limit == 0 {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let source = match (&filter.kind, &filter.mixin) {
             (Some(k), _) => Source::Kind(k),
@@ -431,7 +445,7 @@ impl HostApi for TenantHost {
         let wanted: Vec<(String, Value)> =
             filter.attributes.iter().filter_map(|a| value_of(&a.value).ok().map(|v| (a.name.clone(), v))).collect();
         let (mut out, mut scanned) = (Vec::new(), 0);
-        let scan = self.reader.each_entity(&self.tenant, source, |e| {
+        let scan = self.step.each_entity(&self.tenant, source, &mut |e| {
             scanned += 1;
             let mixin_ok = filter.mixin.as_ref().is_none_or(|m| e.mixins.contains(m));
             let attrs_ok = wanted
@@ -446,20 +460,17 @@ impl HostApi for TenantHost {
                 ControlFlow::Continue(())
             }
         });
-        // A storage failure answers nothing rather than part of the answer.
-        if scan.is_ok() { out } else { Vec::new() }
+        scan.map_err(|e| self.fault(e))?;
+        Ok(out)
     }
 
-    fn get(&mut self, location: &str) -> Option<EntityView> {
+    fn get(&mut self, location: &str) -> Result<Option<EntityView>, HostFault> {
         let path = ocni_model::entity::location_path(location);
-        self.reader.entity(&self.tenant, path).ok().flatten().map(|e| entity_view(&e))
+        Ok(self.step.entity(&self.tenant, path).map_err(|e| self.fault(e))?.map(|e| entity_view(&e)))
     }
 
-    fn kv_get(&mut self, key: &str) -> Option<Vec<u8>> {
-        if let Some(v) = self.writes().get(&self.key(key)) {
-            return v.clone();
-        }
-        self.reader.kv_get(&self.tenant, &self.handler, key).ok().flatten()
+    fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, HostFault> {
+        self.step.kv_get(&self.tenant, &self.handler, key).map_err(|e| self.fault(e))
     }
 
     fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
@@ -469,32 +480,16 @@ impl HostApi for TenantHost {
         if value.len() > MAX_KV_VALUE {
             return Err(format!("values are at most {MAX_KV_VALUE} bytes"));
         }
-        let k = self.key(key);
-        self.writes().insert(k, Some(value.to_vec()));
-        Ok(())
+        self.step.kv_set(&self.tenant, &self.handler, key, value).map_err(|e| self.fault(e).to_string())
     }
 
     fn kv_delete(&mut self, key: &str) {
-        let k = self.key(key);
-        self.writes().insert(k, None);
+        if let Err(e) = self.step.kv_delete(&self.tenant, &self.handler, key) {
+            self.fault(e);
+        }
     }
 
-    fn kv_keys(&mut self, prefix: &str) -> Vec<String> {
-        let mut keys: std::collections::BTreeSet<String> = self
-            .reader
-            .kv_keys(&self.tenant, &self.handler, prefix, MAX_KV_KEYS_LISTED)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        for ((t, h, k), v) in self.writes().iter() {
-            if t == &self.tenant && h == &self.handler && k.starts_with(prefix) {
-                if v.is_some() {
-                    keys.insert(k.clone());
-                } else {
-                    keys.remove(k);
-                }
-            }
-        }
-        keys.into_iter().take(MAX_KV_KEYS_LISTED).collect()
+    fn kv_keys(&mut self, prefix: &str) -> Result<Vec<String>, HostFault> {
+        self.step.kv_keys(&self.tenant, &self.handler, prefix, MAX_KV_KEYS_LISTED).map_err(|e| self.fault(e))
     }
 }

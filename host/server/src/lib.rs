@@ -2,12 +2,13 @@
 //! error mapping and request logging. `main.rs` holds the `ocni` command line.
 
 pub mod api;
-mod commit;
 pub mod error;
 pub mod handlers;
 pub mod negotiate;
 pub mod route;
+mod sandbox;
 pub mod tenants;
+mod writer;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -61,6 +62,11 @@ pub struct Config {
     pub admin_token: Option<tenants::Secret>,
     /// Defaults of the per-tenant limits that have no server limit of their own.
     pub tenant_defaults: tenants::TenantDefaults,
+    /// Writes prepared at once (on blocking threads), all tenants together; more wait.
+    pub max_concurrent_writes: usize,
+    /// Handler calls one tenant may have running at once in multi-tenant mode; more of its
+    /// calls wait, so that one tenant's handlers cannot take every core.
+    pub handler_calls_per_tenant: usize,
 }
 
 impl Config {
@@ -77,8 +83,15 @@ impl Config {
             body_read_timeout: Duration::from_secs(30),
             admin_token: None,
             tenant_defaults: tenants::TenantDefaults::default(),
+            max_concurrent_writes: 256,
+            handler_calls_per_tenant: default_handler_calls_per_tenant(),
         }
     }
+}
+
+/// Half the cores (at least one): what one tenant's handlers may keep busy.
+pub fn default_handler_calls_per_tenant() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// Opens the data directory and builds the shared state.
@@ -87,9 +100,7 @@ pub fn open(config: Config) -> anyhow::Result<Arc<App>> {
     let store = Store::open(&config.data_dir.join("ocni.redb"))?;
     // Compiled handler components live next to the database, keyed by digest.
     let runtime = ocni_runtime::Runtime::new(config.runtime.clone(), &config.data_dir.join("components"))?;
-    let app = Arc::new(App::new(store, runtime, config).map_err(anyhow::Error::msg)?);
-    commit::start_writer(&app)?;
-    Ok(app)
+    Ok(Arc::new(App::new(store, runtime, config).map_err(anyhow::Error::msg)?))
 }
 
 /// Serves connections from `listener` until `shutdown` completes, then lets open requests
@@ -301,21 +312,24 @@ async fn respond(
         // GET throughput in `ocni-bench` (0.42 vs 0.60 of a trivial hyper server).
         serve_request(app, &tenant, request)
     } else {
-        // Writes go to the writer thread, which runs them as steps of a batch and answers once
-        // the batch is durable (group commit, see commit.rs).
-        let (reply, answer) = tokio::sync::oneshot::channel();
+        // Writes are prepared on a blocking thread (they read, run handlers, and wait for their
+        // batch to commit), at most `max_concurrent_writes` at once; see `App::write`.
+        let _slot = app
+            .write_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::internal("a write", "the server is shutting down"))?;
+        let app = Arc::clone(app);
+        let span = tracing::Span::current();
         let api::Request { route, body, format, base_url, .. } = request;
-        app.queue.submit(commit::Job {
-            tenant,
-            method,
-            route,
-            body,
-            format,
-            base_url,
-            span: tracing::Span::current(),
-            reply,
-        })?;
-        answer.await.map_err(|_| ApiError::internal("a write", "the writer thread dropped it"))?
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let request = api::Request { method: &method, route, body, format, base_url };
+            serve_request(&app, &tenant, request)
+        })
+        .await
+        .map_err(|e| ApiError::internal("a write", if e.is_panic() { "it panicked" } else { "it was cancelled" }))?
     }
 }
 

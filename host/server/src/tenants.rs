@@ -14,12 +14,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode};
-use ocni_store::{Store, TenantRecord, TokenRecord, Writer};
+use ocni_store::{Reads, Step, Store, TenantRecord, TokenRecord, Writer};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -347,7 +349,7 @@ impl TenantState {
     /// Takes one request from the bucket, or says when to retry (429).
     pub fn admit(&self) -> R<()> {
         let rate = self.limits.requests_per_second.max(1) as f64;
-        let mut bucket = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+        let mut bucket = self.bucket.lock();
         let now = Instant::now();
         let (tokens, last) = *bucket;
         let tokens = (tokens + now.duration_since(last).as_secs_f64() * rate).min(rate);
@@ -417,7 +419,7 @@ impl Tenancy {
         let token = bearer(header).map_err(|()| invalid(REALM, MALFORMED))?.ok_or_else(|| missing(REALM))?;
         let (id, secret) = parse_token(token).ok_or_else(|| invalid(REALM, MALFORMED))?;
         let tenant = self.verify(id, secret).ok_or_else(|| invalid(REALM, NOT_VALID))?;
-        let state = self.tenants.read().unwrap().get(&tenant).cloned().ok_or_else(|| invalid(REALM, NOT_VALID))?;
+        let state = self.tenants.read().get(&tenant).cloned().ok_or_else(|| invalid(REALM, NOT_VALID))?;
         Ok((tenant, Some(state)))
     }
 
@@ -425,7 +427,7 @@ impl Tenancy {
     /// in constant time (an unknown id is compared against a dummy, to take the same time).
     fn verify(&self, id: &str, secret: &str) -> Option<String> {
         let presented = sha256(secret);
-        let tokens = self.tokens.read().unwrap();
+        let tokens = self.tokens.read();
         let (tenant, stored) = match tokens.get(id) {
             Some((tenant, hash)) => (Some(tenant), *hash),
             None => (None, [0u8; 32]),
@@ -462,7 +464,7 @@ impl Tenancy {
         if !self.multi {
             return None;
         }
-        self.tenants.read().unwrap().get(tenant).map(|t| t.limits.clone())
+        self.tenants.read().get(tenant).map(|t| t.limits.clone())
     }
 
     /// On the writer thread: refuses a write of a tenant deleted since its request was
@@ -470,19 +472,19 @@ impl Tenancy {
     /// deleted only by admin jobs of the same thread, which update this map before the next
     /// job runs, so it agrees with the store here.
     pub fn check_live(&self, tenant: &str) -> R<()> {
-        if self.multi && !self.tenants.read().unwrap().contains_key(tenant) {
+        if self.multi && !self.tenants.read().contains_key(tenant) {
             return Err(invalid(REALM, NOT_VALID));
         }
         Ok(())
     }
 
     fn set_tenant(&self, name: &str, limits: Limits) {
-        self.tenants.write().unwrap().insert(name.to_string(), Arc::new(TenantState::new(name, limits)));
+        self.tenants.write().insert(name.to_string(), Arc::new(TenantState::new(name, limits)));
     }
 
     fn add_token(&self, t: &TokenRecord) {
         if let Some(hash) = unhex32(&t.secret_sha256) {
-            self.tokens.write().unwrap().insert(t.id.clone(), (t.tenant.clone(), hash));
+            self.tokens.write().insert(t.id.clone(), (t.tenant.clone(), hash));
         }
     }
 }
@@ -590,7 +592,7 @@ impl App {
                         Err(ApiError::not_found(format!("tenant {name:?} has no token {id:?}")))
                     }
                 })?;
-                self.tenancy.tokens.write().unwrap().remove(id);
+                self.tenancy.tokens.write().remove(id);
                 tracing::info!(tenant = name, token_id = id, "token revoked");
                 Ok(admin_reply(StatusCode::OK, &json!({"tenant": name, "revoked": id})))
             }
@@ -624,6 +626,12 @@ impl App {
             }
             (AdminPath::Limits(_), m) => Err(ApiError::method(m, "a tenant's limits", "GET, HEAD, PUT")),
         }
+    }
+
+    /// Runs an administration write (tenants, tokens, limits) in a durable transaction of its
+    /// own; a batch being written commits first (redb has one write transaction at a time).
+    fn admin_write<T>(&self, f: impl FnOnce(&mut Writer) -> R<T>) -> R<T> {
+        self.store.write(f)
     }
 
     fn create_tenant(&self, req: &Request) -> R<Reply> {
@@ -671,8 +679,8 @@ impl App {
             let entities = w.entity_count(name)?;
             Ok((w.delete_tenant(name)?, entities))
         })?;
-        self.tenancy.tokens.write().unwrap().retain(|_, (tenant, _)| tenant != name);
-        self.tenancy.tenants.write().unwrap().remove(name);
+        self.tenancy.tokens.write().retain(|_, (tenant, _)| tenant != name);
+        self.tenancy.tenants.write().remove(name);
         self.forget_catalog(name);
         tracing::info!(tenant = name, tokens = ids.len(), entities, "tenant deleted");
         Ok(admin_reply(
@@ -696,11 +704,14 @@ impl App {
 
     /// 403 when the tenant already has as many entities as it may (checked inside the write
     /// transaction, before an entity is added).
-    pub(crate) fn check_entity_limit(&self, w: &Writer, tenant: &str) -> R<()> {
-        if let Some(limits) = self.tenancy.limits(tenant)
-            && w.entity_count(tenant)? >= limits.max_entities
-        {
-            return Err(limit_reached(tenant, limits.max_entities, "entities"));
+    pub(crate) fn check_entity_limit(&self, w: &Step, tenant: &str) -> R<()> {
+        if let Some(limits) = self.tenancy.limits(tenant) {
+            if w.entity_count_estimate(tenant)? >= limits.max_entities {
+                return Err(limit_reached(tenant, limits.max_entities, "entities"));
+            }
+            // Concurrent creates do not read the count (they would all conflict): the writer
+            // checks the cap against the count as it is when the step is applied.
+            w.cap_entities(tenant, limits.max_entities);
         }
         Ok(())
     }
@@ -716,7 +727,7 @@ impl App {
     }
 
     /// 403 when the tenant already has as many handlers as it may.
-    pub(crate) fn check_handler_limit(&self, w: &Writer, tenant: &str) -> R<()> {
+    pub(crate) fn check_handler_limit(&self, w: &Step, tenant: &str) -> R<()> {
         if let Some(limits) = self.tenancy.limits(tenant)
             && w.handlers(tenant)?.len() as u64 >= limits.max_handlers
         {
@@ -731,7 +742,7 @@ impl App {
     }
 }
 
-fn limit_reached(tenant: &str, limit: u64, what: &str) -> ApiError {
+pub(crate) fn limit_reached(tenant: &str, limit: u64, what: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, format!("tenant {tenant} has reached its limit of {limit} {what}"))
 }
 

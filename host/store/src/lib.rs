@@ -1,14 +1,18 @@
 //! The only crate that knows redb: ocni's persistent state (categories, handler bindings,
 //! entities and their indexes), every key scoped by tenant.
 //!
-//! Writes: [`Store::write`] runs one durable transaction. For group commit, [`Store::begin_batch`]
-//! opens a transaction that many requests write in turn: each request is a *step*
-//! ([`Writer::begin_step`]); a failed step is rolled back alone ([`Writer::undo_step`], which
-//! replays the step's undo log), and [`Store::commit_batch`] commits the survivors with one
-//! durable commit (one fsync for the whole batch).
+//! Reads: [`Store::read`] gives a committed snapshot ([`Reader`]); every read operation is a
+//! method of the [`Reads`] trait, the same over a snapshot, a write transaction and a [`Step`].
+//!
+//! Writes are optimistic (see `step.rs`): a request prepares a [`Step`] against a snapshot, in
+//! parallel with any other, and hands its [`WriteSet`] to the one writer, which applies it as a
+//! step of a batch ([`Store::begin_batch`], [`Writer::apply`], [`Store::commit_batch`]: one
+//! durable commit, one fsync, for the whole batch) unless something it read has changed since
+//! its snapshot. Only a [`Step`] can change the tenants' data; a [`Writer`] applies steps and
+//! holds the server-level (administration) writes.
 //!
 //! Tables (keys are `\0`-joined strings, so a prefix range lists one tenant's, one kind's or one
-//! path's entries without touching others):
+//! path's entries without touching others; no key part holds a `\0` of its own):
 //! - `meta`: `schema_version` -> version
 //! - `categories`: tenant, category id -> category (JSON)
 //! - `bindings`: tenant, category id -> provider (handler) name
@@ -21,17 +25,22 @@
 //!   compiled cache is gone)
 //! - `handler_kv`: tenant, handler name, key -> value (the handlers' private key-value stores)
 //! - `counters`: tenant, counter name -> count (`entities`: the tenant's entities, kept in step
-//!   by `put_entity` and `delete_entity`, so a limit check is no scan)
+//!   by `put_entity` and `delete_entity`, so a limit check is no scan; `catalog_generation`:
+//!   bumped by every write to the tenant's categories, bindings or handlers)
 //!
 //! Server-level tables (administration, not tenant data; keyed by tenant name or token id):
 //! - `tenants`: tenant name -> tenant record (JSON: creation time, limits)
 //! - `tokens`: token id -> token record (JSON: tenant, SHA-256 of the secret, creation time)
 
-use std::path::Path;
-use std::sync::Arc;
+mod reads;
+mod step;
 
-use ocni_model::{Category, Entity};
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+pub use reads::{KeyRange, Reads};
+pub use step::{Applied, Step, WriteSet};
 
 /// Version 2 added `counters`, `tenants` and `tokens`; a version 1 store is migrated at open.
 pub const SCHEMA_VERSION: &str = "2";
@@ -52,6 +61,8 @@ const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 
 /// The counter of a tenant's entities (in `counters`).
 const ENTITY_COUNT: &str = "entities";
+/// The counter bumped by every change of a tenant's categories, bindings or handlers.
+const CATALOG_GENERATION: &str = "catalog_generation";
 
 /// An uploaded handler as stored: its name, and which component it is.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -95,12 +106,6 @@ pub enum StoreError {
     Corrupt { key: String, source: serde_json::Error },
     #[error("data directory was written by schema version {found}, this build knows version {SCHEMA_VERSION}")]
     SchemaVersion { found: String },
-    #[error("a view of the write transaction was still in use when it committed")]
-    ViewOutlived,
-    #[error("only a batch can undo a step")]
-    NotABatch,
-    #[error("{0} cannot be a step of a batch")]
-    NotUndoable(&'static str),
 }
 
 macro_rules! from_redb {
@@ -120,11 +125,22 @@ fn key2(a: &str, b: &str) -> String {
 fn key3(a: &str, b: &str, c: &str) -> String {
     format!("{a}\0{b}\0{c}")
 }
-/// The exclusive end of the range of keys that start with `prefix`.
-fn prefix_end(prefix: &str) -> String {
-    let mut end = prefix.to_string();
-    end.push('\u{10FFFF}');
-    end
+
+/// The exclusive end of the range of keys that start with `prefix`: the prefix with its last
+/// character raised by one (carrying over U+10FFFF), `None` when no string is above them all.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut end: Vec<char> = prefix.chars().collect();
+    while let Some(last) = end.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(c as u32 + 1),
+        };
+        if let Some(next) = next {
+            end.push(next);
+            return Some(end.into_iter().collect());
+        }
+    }
+    None
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
@@ -133,37 +149,6 @@ fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> 
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("model types serialize")
-}
-
-/// Lists the last `\0`-separated part of the keys under `prefix`, in key order, skipping
-/// `offset` and returning at most `limit`.
-fn scan_suffixes<T: ReadableTable<&'static str, V>, V: redb::Value + 'static>(
-    table: &T,
-    prefix: &str,
-    offset: usize,
-    limit: usize,
-) -> Result<Vec<String>> {
-    let end = prefix_end(prefix);
-    let mut out = Vec::new();
-    for item in table.range::<&str>(prefix..end.as_str())?.skip(offset).take(limit) {
-        let (k, _) = item?;
-        out.push(k.value()[prefix.len()..].to_string());
-    }
-    Ok(out)
-}
-
-/// Decodes every JSON value whose key starts with `prefix`, in key order.
-fn decode_range<T: serde::de::DeserializeOwned>(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
-    prefix: &str,
-) -> Result<Vec<T>> {
-    let end = prefix_end(prefix);
-    let mut out = Vec::new();
-    for item in table.range::<&str>(prefix..end.as_str())? {
-        let (k, v) = item?;
-        out.push(decode(k.value(), v.value())?);
-    }
-    Ok(out)
 }
 
 /// A window over a listing.
@@ -175,6 +160,17 @@ pub struct Page {
 
 impl Page {
     pub const ALL: Page = Page { offset: 0, limit: usize::MAX };
+}
+
+/// Which entities a listing covers.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// The entities of one kind (`scheme#term`).
+    Kind(&'a str),
+    /// The entities carrying one mixin.
+    Mixin(&'a str),
+    /// The entities whose location starts with this path.
+    Prefix(&'a str),
 }
 
 /// The database.
@@ -223,43 +219,44 @@ impl Store {
         Ok(meta.get("schema_version")?.map(|v| v.value().to_string()).unwrap_or_default())
     }
 
-    /// A consistent read-only view.
+    /// A consistent read-only view of what has committed.
     pub fn read(&self) -> Result<Reader> {
         Ok(Reader { txn: self.db.begin_read()? })
     }
 
-    /// Runs `f` in one write transaction, committed (durably) only if `f` returns Ok.
-    pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut Writer) -> Result<T, E>) -> Result<T, E> {
-        let txn = self.db.begin_write().map_err(StoreError::from)?;
-        let mut w = Writer { txn: Arc::new(txn), undo: None, handlers_touched: Default::default() };
-        match f(&mut w) {
-            Ok(v) => {
-                self.commit_batch(w)?;
-                Ok(v)
-            }
-            Err(e) => {
-                // Dropping an uncommitted transaction aborts it.
-                drop(w);
-                Err(e)
-            }
-        }
+    /// Starts preparing a write on a snapshot of what has committed.
+    pub fn step(&self) -> Result<Step> {
+        Ok(Step::new(self.read()?))
     }
 
-    /// Opens a batch: a write transaction that can undo its last step. Commit it with
+    /// Applies one step in a transaction of its own, committed durably when it applied.
+    pub fn commit_step(&self, step: Step) -> Result<Applied> {
+        let mut w = self.begin_batch()?;
+        let applied = w.apply(step.finish())?;
+        if matches!(applied, Applied::Done { .. }) {
+            self.commit_batch(w)?;
+        }
+        Ok(applied)
+    }
+
+    /// Runs `f` in one write transaction (administration), committed durably only if `f`
+    /// returns Ok. It waits for the batch being written, if any.
+    pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut Writer) -> Result<T, E>) -> Result<T, E> {
+        let mut w = self.begin_batch().map_err(E::from)?;
+        let v = f(&mut w)?;
+        self.commit_batch(w)?;
+        Ok(v)
+    }
+
+    /// Opens a batch: a write transaction that steps are applied to in turn. Commit it with
     /// [`Store::commit_batch`]; dropping it aborts every step.
     pub fn begin_batch(&self) -> Result<Writer> {
-        Ok(Writer {
-            txn: Arc::new(self.db.begin_write()?),
-            undo: Some(Vec::new()),
-            handlers_touched: Default::default(),
-        })
+        Ok(Writer { txn: self.db.begin_write()? })
     }
 
-    /// Commits a batch (or a [`Store::write`] transaction) durably (redb `Durability::Immediate`:
-    /// on disk when this returns).
+    /// Commits a batch durably (redb `Durability::Immediate`: on disk when this returns).
     pub fn commit_batch(&self, w: Writer) -> Result<()> {
-        let txn = Arc::try_unwrap(w.txn).map_err(|_| StoreError::ViewOutlived)?;
-        txn.commit()?;
+        w.txn.commit()?;
         Ok(())
     }
 }
@@ -279,539 +276,72 @@ fn count_entities(txn: &redb::WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// Read operations, shared by read and write transactions.
-macro_rules! read_ops {
-    () => {
-        /// The tenant's own categories.
-        pub fn categories(&self, tenant: &str) -> Result<Vec<Category>> {
-            decode_range(&self.txn.open_table(CATEGORIES)?, &format!("{tenant}\0"))
-        }
-
-        /// Provider (handler) bindings: category id -> name.
-        pub fn bindings(&self, tenant: &str) -> Result<Vec<(String, String)>> {
-            let t = self.txn.open_table(BINDINGS)?;
-            let prefix = format!("{tenant}\0");
-            let end = prefix_end(&prefix);
-            let mut out = Vec::new();
-            for item in t.range::<&str>(prefix.as_str()..end.as_str())? {
-                let (k, v) = item?;
-                out.push((k.value()[prefix.len()..].to_string(), v.value().to_string()));
-            }
-            Ok(out)
-        }
-
-        pub fn entity(&self, tenant: &str, location: &str) -> Result<Option<Entity>> {
-            let t = self.txn.open_table(ENTITIES)?;
-            let key = key2(tenant, location);
-            match t.get(key.as_str())? {
-                Some(v) => Ok(Some(decode(&key, v.value())?)),
-                None => Ok(None),
-            }
-        }
-
-        /// Locations of the entities of one kind, in location order.
-        pub fn by_kind(&self, tenant: &str, kind: &str, page: Page) -> Result<Vec<String>> {
-            let t = self.txn.open_table(BY_KIND)?;
-            scan_suffixes(&t, &format!("{tenant}\0{kind}\0"), page.offset, page.limit)
-        }
-
-        /// One page of a listing's locations, in location order.
-        pub fn locations(&self, tenant: &str, source: Source<'_>, page: Page) -> Result<Vec<String>> {
-            match source {
-                Source::Kind(kind) => self.by_kind(tenant, kind, page),
-                Source::Mixin(mixin) => self.by_mixin(tenant, mixin, page),
-                Source::Prefix(path) => self.by_prefix(tenant, path, page),
-            }
-        }
-
-        /// The entities of a listing, in location order, until `f` says to stop. Reads one
-        /// entity at a time: the cost grows with how far the scan goes, not with the listing.
-        pub fn each_entity(
-            &self,
-            tenant: &str,
-            source: Source<'_>,
-            mut f: impl FnMut(Entity) -> std::ops::ControlFlow<()>,
-        ) -> Result<()> {
-            use std::ops::ControlFlow;
-            let (index, prefix) = match source {
-                Source::Kind(kind) => (Some(BY_KIND), format!("{tenant}\0{kind}\0")),
-                Source::Mixin(mixin) => (Some(BY_MIXIN), format!("{tenant}\0{mixin}\0")),
-                Source::Prefix(path) => (None, format!("{tenant}\0{path}")),
-            };
-            let end = prefix_end(&prefix);
-            let entities = self.txn.open_table(ENTITIES)?;
-            match index {
-                Some(index) => {
-                    let t = self.txn.open_table(index)?;
-                    for item in t.range::<&str>(prefix.as_str()..end.as_str())? {
-                        let (k, _) = item?;
-                        let key = key2(tenant, &k.value()[prefix.len()..]);
-                        let Some(v) = entities.get(key.as_str())? else { continue };
-                        if let ControlFlow::Break(()) = f(decode(&key, v.value())?) {
-                            break;
-                        }
-                    }
-                }
-                None => {
-                    for item in entities.range::<&str>(prefix.as_str()..end.as_str())? {
-                        let (k, v) = item?;
-                        if let ControlFlow::Break(()) = f(decode(k.value(), v.value())?) {
-                            break;
-                        }
-                    }
-                }
-            }
-            Ok(())
-        }
-
-        /// Locations of the entities carrying one mixin, in location order.
-        pub fn by_mixin(&self, tenant: &str, mixin: &str, page: Page) -> Result<Vec<String>> {
-            let t = self.txn.open_table(BY_MIXIN)?;
-            scan_suffixes(&t, &format!("{tenant}\0{mixin}\0"), page.offset, page.limit)
-        }
-
-        /// Locations of the entities whose location starts with `path`, in location order.
-        pub fn by_prefix(&self, tenant: &str, path: &str, page: Page) -> Result<Vec<String>> {
-            let t = self.txn.open_table(ENTITIES)?;
-            let prefix = format!("{tenant}\0");
-            Ok(scan_suffixes(&t, &format!("{prefix}{path}"), page.offset, page.limit)?
-                .into_iter()
-                .map(|rest| format!("{path}{rest}"))
-                .collect())
-        }
-
-        /// The tenant's handlers, by name.
-        pub fn handlers(&self, tenant: &str) -> Result<Vec<HandlerRecord>> {
-            decode_range(&self.txn.open_table(HANDLERS)?, &format!("{tenant}\0"))
-        }
-
-        pub fn handler(&self, tenant: &str, name: &str) -> Result<Option<HandlerRecord>> {
-            let t = self.txn.open_table(HANDLERS)?;
-            let key = key2(tenant, name);
-            match t.get(key.as_str())? {
-                Some(v) => Ok(Some(decode(&key, v.value())?)),
-                None => Ok(None),
-            }
-        }
-
-        /// The uploaded bytes of a component.
-        pub fn handler_blob(&self, tenant: &str, digest: &str) -> Result<Option<Vec<u8>>> {
-            let t = self.txn.open_table(HANDLER_BLOBS)?;
-            Ok(t.get(key2(tenant, digest).as_str())?.map(|v| v.value().to_vec()))
-        }
-
-        pub fn kv_get(&self, tenant: &str, handler: &str, key: &str) -> Result<Option<Vec<u8>>> {
-            let t = self.txn.open_table(HANDLER_KV)?;
-            Ok(t.get(key3(tenant, handler, key).as_str())?.map(|v| v.value().to_vec()))
-        }
-
-        /// Keys of a handler's store that start with `prefix`, in order, at most `limit`.
-        pub fn kv_keys(&self, tenant: &str, handler: &str, prefix: &str, limit: usize) -> Result<Vec<String>> {
-            let t = self.txn.open_table(HANDLER_KV)?;
-            scan_suffixes(&t, &format!("{tenant}\0{handler}\0{prefix}"), 0, limit)
-                .map(|v| v.into_iter().map(|rest| format!("{prefix}{rest}")).collect())
-        }
-
-        /// How many entities the tenant has (a counter, not a scan).
-        pub fn entity_count(&self, tenant: &str) -> Result<u64> {
-            let t = self.txn.open_table(COUNTERS)?;
-            Ok(t.get(key2(tenant, ENTITY_COUNT).as_str())?.map_or(0, |v| v.value()))
-        }
-
-        /// Every tenant, by name.
-        pub fn tenants(&self) -> Result<Vec<TenantRecord>> {
-            decode_range(&self.txn.open_table(TENANTS)?, "")
-        }
-
-        pub fn tenant(&self, name: &str) -> Result<Option<TenantRecord>> {
-            let t = self.txn.open_table(TENANTS)?;
-            match t.get(name)? {
-                Some(v) => Ok(Some(decode(name, v.value())?)),
-                None => Ok(None),
-            }
-        }
-
-        /// Every token of every tenant, by id.
-        pub fn tokens(&self) -> Result<Vec<TokenRecord>> {
-            decode_range(&self.txn.open_table(TOKENS)?, "")
-        }
-
-        /// Links that have `resource` as source or target.
-        pub fn links_at(&self, tenant: &str, resource: &str) -> Result<Vec<Entity>> {
-            let t = self.txn.open_table(BY_END)?;
-            let mut out = Vec::new();
-            for loc in scan_suffixes(&t, &format!("{tenant}\0{resource}\0"), 0, usize::MAX)? {
-                if let Some(e) = self.entity(tenant, &loc)? {
-                    out.push(e);
-                }
-            }
-            Ok(out)
-        }
-    };
-}
-
-/// Which entities a listing covers.
-#[derive(Debug, Clone, Copy)]
-pub enum Source<'a> {
-    /// The entities of one kind (`scheme#term`).
-    Kind(&'a str),
-    /// The entities carrying one mixin.
-    Mixin(&'a str),
-    /// The entities whose location starts with this path.
-    Prefix(&'a str),
-}
-
-/// The reads that rendering an entity needs, from a read transaction or from a write
-/// transaction in progress (which sees its own writes).
-pub trait EntityReads {
-    fn entity(&self, tenant: &str, location: &str) -> Result<Option<Entity>>;
-    /// Links that have `resource` as source or target.
-    fn links_at(&self, tenant: &str, resource: &str) -> Result<Vec<Entity>>;
-}
-
-macro_rules! entity_reads {
-    ($($t:ty),*) => {$(
-        impl EntityReads for $t {
-            fn entity(&self, tenant: &str, location: &str) -> Result<Option<Entity>> {
-                <$t>::entity(self, tenant, location)
-            }
-            fn links_at(&self, tenant: &str, resource: &str) -> Result<Vec<Entity>> {
-                <$t>::links_at(self, tenant, resource)
-            }
-        }
-    )*};
-}
-entity_reads!(Reader, Writer, TxnView);
-
-/// A read transaction.
+/// A read transaction: a snapshot of what had committed when it began.
 pub struct Reader {
     txn: redb::ReadTransaction,
 }
 
 impl Reader {
-    read_ops!();
+    pub(crate) fn txn(&self) -> &redb::ReadTransaction {
+        &self.txn
+    }
+
+    /// The tenant's catalog generation (see `step.rs`): a catalog read with this snapshot is
+    /// current for as long as the generation stays.
+    pub fn catalog_generation(&self, tenant: &str) -> Result<u64> {
+        reads::counter(self, &key2(tenant, CATALOG_GENERATION))
+    }
 }
 
-/// What undoes one change of a step: puts back the previous value of one key.
-type Undo = Box<dyn FnOnce(&WriteTransaction) -> Result<()> + Send>;
-
-/// A write transaction: reads see the transaction's own writes.
+/// A write transaction: applies steps ([`Writer::apply`]) and the server-level writes; reads see
+/// the transaction's own writes.
 pub struct Writer {
-    txn: Arc<WriteTransaction>,
-    /// In a batch, how to undo each change of the current step (in order); `None` outside
-    /// batches, where a failure aborts the whole transaction instead.
-    undo: Option<Vec<Undo>>,
-    /// Tenants whose handler bindings or handlers this transaction changed (even if a step
-    /// was undone since): what callers cache of them is stale once it commits.
-    handlers_touched: std::collections::BTreeSet<String>,
-}
-
-/// A read-only view of a write transaction in progress (its own writes included), for code that
-/// must outlive a borrow of the [`Writer`], such as a handler's host. Drop it before the batch
-/// commits.
-pub struct TxnView {
-    txn: Arc<WriteTransaction>,
-}
-
-impl TxnView {
-    read_ops!();
-}
-
-/// Inserts `value` at `key` of `t` (the table `def`), logging the previous value in `undo`.
-fn put<'v, V: redb::Value + Send + 'static>(
-    undo: &mut Option<Vec<Undo>>,
-    t: &mut Table<&'static str, V>,
-    def: TableDefinition<'static, &'static str, V>,
-    key: &str,
-    value: impl std::borrow::Borrow<V::SelfType<'v>>,
-) -> Result<()> {
-    let prev = t.insert(key, value)?;
-    if let Some(undo) = undo {
-        let prev = prev.map(|g| V::as_bytes(&g.value()).as_ref().to_vec());
-        undo.push(restore(def, key, prev));
-    }
-    Ok(())
-}
-
-/// Removes `key` from `t` (the table `def`), logging the previous value in `undo`. Returns
-/// whether something was there.
-fn del<V: redb::Value + Send + 'static>(
-    undo: &mut Option<Vec<Undo>>,
-    t: &mut Table<&'static str, V>,
-    def: TableDefinition<'static, &'static str, V>,
-    key: &str,
-) -> Result<bool> {
-    let Some(prev) = t.remove(key)? else { return Ok(false) };
-    if let Some(undo) = undo {
-        undo.push(restore(def, key, Some(V::as_bytes(&prev.value()).as_ref().to_vec())));
-    }
-    Ok(true)
-}
-
-/// The undo of a change at `key`: put `prev` back, or remove the key if it had no value.
-fn restore<V: redb::Value + Send + 'static>(
-    def: TableDefinition<'static, &'static str, V>,
-    key: &str,
-    prev: Option<Vec<u8>>,
-) -> Undo {
-    let key = key.to_string();
-    Box::new(move |txn: &WriteTransaction| {
-        let mut t = txn.open_table(def)?;
-        match &prev {
-            Some(bytes) => {
-                t.insert(key.as_str(), V::from_bytes(bytes))?;
-            }
-            None => {
-                t.remove(key.as_str())?;
-            }
-        }
-        Ok(())
-    })
+    txn: WriteTransaction,
 }
 
 impl Writer {
-    read_ops!();
-
-    /// Starts a step of a batch: what follows can be undone by [`Writer::undo_step`]; what came
-    /// before is kept.
-    pub fn begin_step(&mut self) {
-        if let Some(undo) = &mut self.undo {
-            undo.clear();
-        }
-    }
-
-    /// Undoes every change since [`Writer::begin_step`]. Outside a batch there is nothing to
-    /// undo with: the error says so, and the caller must drop (abort) the transaction.
-    pub fn undo_step(&mut self) -> Result<()> {
-        let Some(undo) = &mut self.undo else { return Err(StoreError::NotABatch) };
-        while let Some(f) = undo.pop() {
-            f(&self.txn)?;
-        }
-        Ok(())
-    }
-
-    /// Has this transaction changed the handler bindings or the handlers of `tenant`?
-    pub fn handlers_touched(&self, tenant: &str) -> bool {
-        self.handlers_touched.contains(tenant)
-    }
-
-    /// The tenants whose handler bindings or handlers this transaction changed.
-    pub fn take_handlers_touched(&mut self) -> std::collections::BTreeSet<String> {
-        std::mem::take(&mut self.handlers_touched)
-    }
-
-    fn touch_handlers(&mut self, tenant: &str) {
-        if !self.handlers_touched.contains(tenant) {
-            self.handlers_touched.insert(tenant.to_string());
-        }
-    }
-
-    /// A read-only view of this transaction, its writes so far included.
-    pub fn view(&self) -> TxnView {
-        TxnView { txn: Arc::clone(&self.txn) }
-    }
-
-    pub fn put_category(&mut self, tenant: &str, cat: &Category) -> Result<()> {
-        let Writer { txn, undo, .. } = self;
-        let mut t = txn.open_table(CATEGORIES)?;
-        put(undo, &mut t, CATEGORIES, &key2(tenant, &cat.id()), encode(cat).as_slice())
-    }
-
-    pub fn delete_category(&mut self, tenant: &str, id: &str) -> Result<bool> {
-        let Writer { txn, undo, .. } = self;
-        let removed = del(undo, &mut txn.open_table(CATEGORIES)?, CATEGORIES, &key2(tenant, id))?;
-        self.set_binding(tenant, id, None)?;
-        Ok(removed)
-    }
-
-    pub fn set_binding(&mut self, tenant: &str, id: &str, provider: Option<&str>) -> Result<()> {
-        let Writer { txn, undo, .. } = self;
-        let mut t = txn.open_table(BINDINGS)?;
-        let key = key2(tenant, id);
-        let changed = match provider {
-            Some(p) => put(undo, &mut t, BINDINGS, &key, p).map(|()| true)?,
-            // Deleting a category unbinds it: nothing changes when it had no binding.
-            None => del(undo, &mut t, BINDINGS, &key)?,
-        };
-        drop(t);
-        if changed {
-            self.touch_handlers(tenant);
-        }
-        Ok(())
-    }
-
-    /// Stores a handler and its component bytes (keeping no longer used bytes out).
-    pub fn put_handler(&mut self, tenant: &str, record: &HandlerRecord, bytes: &[u8]) -> Result<()> {
-        self.touch_handlers(tenant);
-        let old = self.handler(tenant, &record.name)?;
-        let Writer { txn, undo, .. } = self;
-        put(undo, &mut txn.open_table(HANDLERS)?, HANDLERS, &key2(tenant, &record.name), encode(record).as_slice())?;
-        put(undo, &mut txn.open_table(HANDLER_BLOBS)?, HANDLER_BLOBS, &key2(tenant, &record.digest), bytes)?;
-        if let Some(old) = old
-            && old.digest != record.digest
-        {
-            self.drop_blob_if_unused(tenant, &old.digest)?;
-        }
-        Ok(())
-    }
-
-    /// Removes a handler, its bytes (unless another handler uses them) and its key-value store.
-    pub fn delete_handler(&mut self, tenant: &str, name: &str) -> Result<bool> {
-        let Some(old) = self.handler(tenant, name)? else { return Ok(false) };
-        self.touch_handlers(tenant);
-        {
-            let Writer { txn, undo, .. } = self;
-            del(undo, &mut txn.open_table(HANDLERS)?, HANDLERS, &key2(tenant, name))?;
-        }
-        self.drop_blob_if_unused(tenant, &old.digest)?;
-        let prefix = format!("{tenant}\0{name}\0");
-        let keys = scan_suffixes(&self.txn.open_table(HANDLER_KV)?, &prefix, 0, usize::MAX)?;
-        let Writer { txn, undo, .. } = self;
-        let mut t = txn.open_table(HANDLER_KV)?;
-        for rest in keys {
-            del(undo, &mut t, HANDLER_KV, &format!("{prefix}{rest}"))?;
-        }
-        Ok(true)
-    }
-
-    fn drop_blob_if_unused(&mut self, tenant: &str, digest: &str) -> Result<()> {
-        if !self.handlers(tenant)?.iter().any(|h| h.digest == digest) {
-            let Writer { txn, undo, .. } = self;
-            del(undo, &mut txn.open_table(HANDLER_BLOBS)?, HANDLER_BLOBS, &key2(tenant, digest))?;
-        }
-        Ok(())
-    }
-
-    pub fn kv_set(&mut self, tenant: &str, handler: &str, key: &str, value: &[u8]) -> Result<()> {
-        let Writer { txn, undo, .. } = self;
-        put(undo, &mut txn.open_table(HANDLER_KV)?, HANDLER_KV, &key3(tenant, handler, key), value)
-    }
-
-    pub fn kv_delete(&mut self, tenant: &str, handler: &str, key: &str) -> Result<()> {
-        let Writer { txn, undo, .. } = self;
-        del(undo, &mut txn.open_table(HANDLER_KV)?, HANDLER_KV, &key3(tenant, handler, key)).map(drop)
-    }
-
-    /// Writes an entity and keeps the indexes (and the tenant's entity count) in step.
-    pub fn put_entity(&mut self, tenant: &str, e: &Entity) -> Result<()> {
-        let key = key2(tenant, &e.location);
-        // One B-tree walk: the insert hands back what it replaced.
-        let prev = {
-            let Writer { txn, undo, .. } = self;
-            let prev =
-                txn.open_table(ENTITIES)?.insert(key.as_str(), encode(e).as_slice())?.map(|g| g.value().to_vec());
-            if let Some(undo) = undo {
-                undo.push(restore(ENTITIES, &key, prev.clone()));
-            }
-            prev
-        };
-        match prev {
-            Some(bytes) => self.unindex(tenant, &decode(&key, &bytes)?)?,
-            None => self.add_to_count(tenant, 1)?,
-        }
-        self.index(tenant, e)
-    }
-
-    fn index(&mut self, tenant: &str, e: &Entity) -> Result<()> {
-        let Writer { txn, undo, .. } = self;
-        put(undo, &mut txn.open_table(BY_KIND)?, BY_KIND, &key3(tenant, &e.kind, &e.location), ())?;
-        let mut m = txn.open_table(BY_MIXIN)?;
-        for mixin in &e.mixins {
-            put(undo, &mut m, BY_MIXIN, &key3(tenant, mixin, &e.location), ())?;
-        }
-        let mut ends = txn.open_table(BY_END)?;
-        for end in [e.source(), e.target()].into_iter().flatten() {
-            put(undo, &mut ends, BY_END, &key3(tenant, end, &e.location), ())?;
-        }
-        Ok(())
-    }
-
-    fn unindex(&mut self, tenant: &str, e: &Entity) -> Result<()> {
-        let Writer { txn, undo, .. } = self;
-        del(undo, &mut txn.open_table(BY_KIND)?, BY_KIND, &key3(tenant, &e.kind, &e.location))?;
-        let mut m = txn.open_table(BY_MIXIN)?;
-        for mixin in &e.mixins {
-            del(undo, &mut m, BY_MIXIN, &key3(tenant, mixin, &e.location))?;
-        }
-        let mut ends = txn.open_table(BY_END)?;
-        for end in [e.source(), e.target()].into_iter().flatten() {
-            del(undo, &mut ends, BY_END, &key3(tenant, end, &e.location))?;
-        }
-        Ok(())
-    }
-
-    /// Deletes an entity and every link that has it as source or target. Returns the locations
-    /// removed (the entity first), empty when nothing was there.
-    pub fn delete_entity(&mut self, tenant: &str, location: &str) -> Result<Vec<String>> {
-        let Some(e) = self.entity(tenant, location)? else { return Ok(Vec::new()) };
-        let links = self.links_at(tenant, location)?;
-        self.unindex(tenant, &e)?;
-        {
-            let Writer { txn, undo, .. } = self;
-            del(undo, &mut txn.open_table(ENTITIES)?, ENTITIES, &key2(tenant, location))?;
-        }
-        self.add_to_count(tenant, -1)?;
-        let mut removed = vec![location.to_string()];
-        for l in links {
-            removed.extend(self.delete_entity(tenant, &l.location)?);
-        }
-        Ok(removed)
-    }
-
-    fn add_to_count(&mut self, tenant: &str, delta: i64) -> Result<()> {
-        let key = key2(tenant, ENTITY_COUNT);
-        let Writer { txn, undo, .. } = self;
-        let mut t = txn.open_table(COUNTERS)?;
-        let n = t.get(key.as_str())?.map_or(0, |v| v.value()).saturating_add_signed(delta);
-        put(undo, &mut t, COUNTERS, &key, n)
+    pub(crate) fn txn(&self) -> &WriteTransaction {
+        &self.txn
     }
 
     pub fn put_tenant(&mut self, tenant: &TenantRecord) -> Result<()> {
-        let Writer { txn, undo, .. } = self;
-        put(undo, &mut txn.open_table(TENANTS)?, TENANTS, &tenant.name, encode(tenant).as_slice())
+        self.txn.open_table(TENANTS)?.insert(tenant.name.as_str(), encode(tenant).as_slice())?;
+        Ok(())
     }
 
     pub fn put_token(&mut self, token: &TokenRecord) -> Result<()> {
-        let Writer { txn, undo, .. } = self;
-        put(undo, &mut txn.open_table(TOKENS)?, TOKENS, &token.id, encode(token).as_slice())
+        self.txn.open_table(TOKENS)?.insert(token.id.as_str(), encode(token).as_slice())?;
+        Ok(())
     }
 
     /// Removes a token of `tenant`; false when the tenant has no token with this id.
     pub fn delete_token(&mut self, tenant: &str, id: &str) -> Result<bool> {
-        let Writer { txn, undo, .. } = self;
-        let mut t = txn.open_table(TOKENS)?;
+        let mut t = self.txn.open_table(TOKENS)?;
         let owned = match t.get(id)? {
             Some(v) => decode::<TokenRecord>(id, v.value())?.tenant == tenant,
             None => false,
         };
         if owned {
-            del(undo, &mut t, TOKENS, id)?;
+            t.remove(id)?;
         }
         Ok(owned)
     }
 
     /// Removes a tenant and everything it owns: its record, tokens, categories, bindings,
     /// entities and their indexes, handlers, component bytes, key-value data and counters.
-    /// Returns the ids of the tokens removed.
-    ///
-    /// Not undoable (it clears whole key ranges): it runs in a transaction of its own, never
-    /// as a step of a batch.
+    /// Returns the ids of the tokens removed. A step of this tenant prepared before conflicts
+    /// (it read the tenant's record) and is not applied.
     pub fn delete_tenant(&mut self, tenant: &str) -> Result<Vec<String>> {
-        if self.undo.is_some() {
-            return Err(StoreError::NotUndoable("deleting a tenant"));
-        }
-        self.touch_handlers(tenant);
-        let prefix = format!("{tenant}\0");
-        let end = prefix_end(&prefix);
-        let range = prefix.as_str()..end.as_str();
+        let range = KeyRange::prefix(&format!("{tenant}\0"));
+        let bounds = range.bounds();
         for table in [CATEGORIES, ENTITIES, HANDLERS, HANDLER_BLOBS, HANDLER_KV] {
-            self.txn.open_table(table)?.retain_in::<&str, _>(range.clone(), |_, _| false)?;
+            self.txn.open_table(table)?.retain_in::<&str, _>(bounds, |_, _| false)?;
         }
         for table in [BY_KIND, BY_MIXIN, BY_END] {
-            self.txn.open_table(table)?.retain_in::<&str, _>(range.clone(), |_, _| false)?;
+            self.txn.open_table(table)?.retain_in::<&str, _>(bounds, |_, _| false)?;
         }
-        self.txn.open_table(BINDINGS)?.retain_in::<&str, _>(range.clone(), |_, _| false)?;
-        self.txn.open_table(COUNTERS)?.retain_in::<&str, _>(range, |_, _| false)?;
+        self.txn.open_table(BINDINGS)?.retain_in::<&str, _>(bounds, |_, _| false)?;
+        self.txn.open_table(COUNTERS)?.retain_in::<&str, _>(bounds, |_, _| false)?;
         let ids: Vec<String> = self.tokens()?.into_iter().filter(|t| t.tenant == tenant).map(|t| t.id).collect();
         let mut tokens = self.txn.open_table(TOKENS)?;
         for id in &ids {
@@ -825,12 +355,20 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ocni_model::{Catalog, parse_entity_input};
+    use ocni_model::{Catalog, Entity, parse_entity_input};
     use serde_json::json;
 
     const COMPUTE: &str = "http://schemas.ogf.org/occi/infrastructure#compute";
     const NETWORK: &str = "http://schemas.ogf.org/occi/infrastructure#network";
     const NIC: &str = "http://schemas.ogf.org/occi/infrastructure#networkinterface";
+
+    /// Prepares one step with `f` and applies it alone; it must apply.
+    fn write<T>(store: &Store, f: impl FnOnce(&mut Step) -> Result<T>) -> T {
+        let mut step = store.step().unwrap();
+        let out = f(&mut step).unwrap();
+        assert!(matches!(store.commit_step(step).unwrap(), Applied::Done { .. }));
+        out
+    }
 
     fn entity(c: &Catalog, v: serde_json::Value, loc: &str) -> Entity {
         let id = loc.rsplit('/').next().unwrap();
@@ -851,15 +389,13 @@ mod tests {
         );
         {
             let store = Store::open(&path).unwrap();
-            store
-                .write(|w| -> Result<()> {
-                    w.put_entity("t1", &vm)?;
-                    w.put_entity("t1", &net)?;
-                    w.put_entity("t1", &nic)?;
-                    w.put_entity("t2", &vm)?;
-                    Ok(())
-                })
-                .unwrap();
+            write(&store, |w| {
+                w.put_entity("t1", &vm)?;
+                w.put_entity("t1", &net)?;
+                w.put_entity("t1", &nic)?;
+                w.put_entity("t2", &vm)?;
+                Ok(())
+            });
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
@@ -870,7 +406,7 @@ mod tests {
         assert_eq!(r.links_at("t1", "/compute/a").unwrap().len(), 1);
         assert_eq!(r.links_at("t1", "/network/n").unwrap().len(), 1);
         drop(r);
-        let removed = store.write(|w| w.delete_entity("t1", "/compute/a")).unwrap();
+        let removed = write(&store, |w| w.delete_entity("t1", "/compute/a"));
         assert_eq!(removed, vec!["/compute/a", "/networkinterface/l"]);
         let r = store.read().unwrap();
         assert!(r.links_at("t1", "/network/n").unwrap().is_empty());
@@ -883,12 +419,19 @@ mod tests {
         let store = Store::open(&dir.path().join("db")).unwrap();
         let c = Catalog::builtin();
         let vm = entity(&c, json!({"kind": COMPUTE}), "/compute/a");
+        // A step that is dropped instead of applied writes nothing.
+        let mut step = store.step().unwrap();
+        step.put_entity("t", &vm).unwrap();
+        assert_eq!(step.entity("t", "/compute/a").unwrap().as_ref(), Some(&vm), "a step sees its own writes");
+        drop(step);
+        assert!(store.read().unwrap().entity("t", "/compute/a").unwrap().is_none());
+        // An administration write whose closure fails commits nothing.
         let r: Result<(), StoreError> = store.write(|w| {
-            w.put_entity("t", &vm)?;
+            w.put_tenant(&TenantRecord { name: "t".into(), created: 1, limits: Default::default() })?;
             Err(StoreError::SchemaVersion { found: "refused".into() })
         });
         assert!(r.is_err());
-        assert!(store.read().unwrap().entity("t", "/compute/a").unwrap().is_none());
+        assert!(store.read().unwrap().tenant("t").unwrap().is_none());
     }
 
     #[test]
@@ -896,27 +439,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let rec = |name: &str, digest: &str| HandlerRecord { name: name.into(), digest: digest.into(), size: 3 };
-        store
-            .write(|w| -> Result<()> {
-                w.put_handler("t", &rec("a", "d1"), b"one")?;
-                w.put_handler("t", &rec("b", "d1"), b"one")?;
-                w.kv_set("t", "a", "k1", b"v1")?;
-                w.kv_set("t", "a", "k2", b"v2")?;
-                w.kv_set("t", "ab", "k1", b"other handler")?;
-                Ok(())
-            })
-            .unwrap();
+        write(&store, |w| {
+            w.put_handler("t", &rec("a", "d1"), b"one")?;
+            w.put_handler("t", &rec("b", "d1"), b"one")?;
+            w.kv_set("t", "a", "k1", b"v1")?;
+            w.kv_set("t", "a", "k2", b"v2")?;
+            w.kv_set("t", "ab", "k1", b"other handler")?;
+            Ok(())
+        });
         let r = store.read().unwrap();
         assert_eq!(r.kv_keys("t", "a", "k", 10).unwrap(), vec!["k1", "k2"]);
         assert_eq!(r.kv_get("t", "a", "k1").unwrap().as_deref(), Some(&b"v1"[..]));
         assert!(r.kv_get("u", "a", "k1").unwrap().is_none(), "tenants are apart");
         drop(r);
         // Replacing a's component keeps d1 (b uses it); deleting both drops it.
-        store.write(|w| w.put_handler("t", &rec("a", "d2"), b"two")).unwrap();
+        write(&store, |w| w.put_handler("t", &rec("a", "d2"), b"two"));
         assert!(store.read().unwrap().handler_blob("t", "d1").unwrap().is_some());
-        store.write(|w| w.delete_handler("t", "b")).unwrap();
+        write(&store, |w| w.delete_handler("t", "b"));
         assert!(store.read().unwrap().handler_blob("t", "d1").unwrap().is_none());
-        store.write(|w| w.delete_handler("t", "a")).unwrap();
+        write(&store, |w| w.delete_handler("t", "a"));
         let r = store.read().unwrap();
         assert!(r.kv_keys("t", "a", "", 10).unwrap().is_empty());
         assert_eq!(r.kv_keys("t", "ab", "", 10).unwrap(), vec!["k1"], "a's keys only");
@@ -935,20 +476,18 @@ mod tests {
             json!({"kind": NIC, "source": "/compute/a", "target": "/network/n", "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}}),
             "/networkinterface/l",
         );
-        store
-            .write(|w| -> Result<()> {
-                w.put_entity("t", &vm)?;
-                w.put_entity("t", &vm)?; // a replace is no new entity
-                w.put_entity("t", &net)?;
-                w.put_entity("t", &nic)?;
-                w.put_entity("u", &vm)?;
-                Ok(())
-            })
-            .unwrap();
+        write(&store, |w| {
+            w.put_entity("t", &vm)?;
+            w.put_entity("t", &vm)?; // a replace is no new entity
+            w.put_entity("t", &net)?;
+            w.put_entity("t", &nic)?;
+            w.put_entity("u", &vm)?;
+            Ok(())
+        });
         assert_eq!(store.read().unwrap().entity_count("t").unwrap(), 3);
         assert_eq!(store.read().unwrap().entity_count("u").unwrap(), 1);
         // Deleting the compute takes its link along: both are counted out.
-        store.write(|w| w.delete_entity("t", "/compute/a")).unwrap();
+        write(&store, |w| w.delete_entity("t", "/compute/a"));
         assert_eq!(store.read().unwrap().entity_count("t").unwrap(), 1);
         assert_eq!(store.read().unwrap().entity_count("v").unwrap(), 0);
     }
@@ -974,17 +513,19 @@ mod tests {
         // "a" and "ab": a prefix of a name must not catch the other tenant's keys.
         for t in ["a", "ab"] {
             store
-                .write(|w| -> Result<()> {
+                .write(|w| {
                     w.put_tenant(&TenantRecord { name: t.into(), created: 1, limits: Default::default() })?;
-                    w.put_token(&token(&format!("{t}-1"), t))?;
-                    w.put_category(t, &mixin)?;
-                    w.set_binding(t, &mixin.id(), Some("h"))?;
-                    w.put_entity(t, &vm)?;
-                    w.put_handler(t, &rec, b"bytes")?;
-                    w.kv_set(t, "h", "k", b"v")?;
-                    Ok(())
+                    w.put_token(&token(&format!("{t}-1"), t))
                 })
                 .unwrap();
+            write(&store, |w| {
+                w.put_category(t, &mixin)?;
+                w.set_binding(t, &mixin.id(), Some("h"))?;
+                w.put_entity(t, &vm)?;
+                w.put_handler(t, &rec, b"bytes")?;
+                w.kv_set(t, "h", "k", b"v")?;
+                Ok(())
+            });
         }
         assert!(!store.write(|w| w.delete_token("ab", "a-1")).unwrap(), "not ab's token");
         let removed = store.write(|w| w.delete_tenant("a")).unwrap();
@@ -1015,13 +556,11 @@ mod tests {
         let c = Catalog::builtin();
         {
             let store = Store::open(&path).unwrap();
-            store
-                .write(|w| -> Result<()> {
-                    w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/compute/a"))?;
-                    w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/compute/b"))?;
-                    Ok(())
-                })
-                .unwrap();
+            write(&store, |w| {
+                w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/compute/a"))?;
+                w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/compute/b"))?;
+                Ok(())
+            });
             // Make it look like version 1: no counters, the old version.
             let txn = store.db.begin_write().unwrap();
             txn.open_table(COUNTERS).unwrap().retain(|_, _| false).unwrap();
@@ -1038,15 +577,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let c = Catalog::builtin();
-        store
-            .write(|w| -> Result<()> {
-                for i in 0..10 {
-                    w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), &format!("/compute/{i}")))?;
-                }
-                w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/computer/x"))?;
-                Ok(())
-            })
-            .unwrap();
+        write(&store, |w| {
+            for i in 0..10 {
+                w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), &format!("/compute/{i}")))?;
+            }
+            w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/computer/x"))?;
+            Ok(())
+        });
         let r = store.read().unwrap();
         assert_eq!(r.by_kind("t", COMPUTE, Page { offset: 3, limit: 2 }).unwrap(), vec!["/compute/3", "/compute/4"]);
         assert_eq!(r.by_prefix("t", "/compute/", Page::ALL).unwrap().len(), 10);
@@ -1087,12 +624,11 @@ mod tests {
         Handler(u8, u8),
         DropHandler(u8),
         Binding(u8, Option<u8>),
-        Tenant(u8),
-        Token(u8, u8),
-        DropToken(u8, u8),
+        /// Reads a listing (a kind's members) and records how many it saw, in the kv store.
+        CountVms,
     }
 
-    fn apply(w: &mut Writer, c: &Catalog, op: &Op) -> Result<()> {
+    fn apply(w: &mut Step, c: &Catalog, op: &Op) -> Result<()> {
         const TPL: &str = "http://schemas.ogf.org/occi/infrastructure#os_tpl";
         match op {
             Op::PutVm(n, with_mixin) => {
@@ -1112,16 +648,10 @@ mod tests {
             }
             Op::DropHandler(n) => w.delete_handler("t", &format!("h{n}")).map(drop),
             Op::Binding(n, p) => w.set_binding("t", &format!("c{n}"), p.map(|p| format!("h{p}")).as_deref()),
-            Op::Tenant(n) => {
-                w.put_tenant(&TenantRecord { name: format!("t{n}"), created: 1, limits: Default::default() })
+            Op::CountVms => {
+                let n = w.by_kind("t", COMPUTE, Page::ALL)?.len();
+                w.kv_set("t", "h1", "count", &[n as u8])
             }
-            Op::Token(n, t) => w.put_token(&TokenRecord {
-                id: format!("k{n}"),
-                tenant: format!("t{t}"),
-                secret_sha256: "00".into(),
-                created: 1,
-            }),
-            Op::DropToken(n, t) => w.delete_token(&format!("t{t}"), &format!("k{n}")).map(drop),
         }
     }
 
@@ -1135,40 +665,62 @@ mod tests {
             (0..3u8, 0..2u8).prop_map(|(n, d)| Op::Handler(n, d)),
             (0..3u8).prop_map(Op::DropHandler),
             (0..3u8, proptest::option::of(0..3u8)).prop_map(|(n, p)| Op::Binding(n, p)),
-            (0..2u8).prop_map(Op::Tenant),
-            (0..3u8, 0..2u8).prop_map(|(n, t)| Op::Token(n, t)),
-            (0..3u8, 0..2u8).prop_map(|(n, t)| Op::DropToken(n, t)),
+            Just(Op::CountVms),
         ]
+    }
+
+    /// Prepares a step of `ops` on the current snapshot.
+    fn prepare(store: &Store, c: &Catalog, ops: &[Op]) -> Step {
+        let mut step = store.step().unwrap();
+        for op in ops {
+            apply(&mut step, c, op).unwrap();
+        }
+        step
+    }
+
+    fn snapshot(store: &Store) -> Vec<(String, String, Vec<u8>)> {
+        dump(&store.db.begin_write().unwrap())
     }
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
-        /// Undoing a step puts every table back exactly as it was before the step, whatever the
-        /// step did; the steps kept before it are committed, the undone one is not.
+        /// Steps are serializable: of two steps prepared on the same snapshot and applied in
+        /// one batch, the second either conflicts (and the batch holds the first alone) or
+        /// leaves exactly what preparing it after the first had committed would have.
         #[test]
-        fn undo_step_restores_every_table(
-            kept in proptest::collection::vec(op(), 0..12),
-            undone in proptest::collection::vec(op(), 1..12),
+        fn concurrent_steps_apply_as_if_one_after_the_other(
+            base in proptest::collection::vec(op(), 0..10),
+            first in proptest::collection::vec(op(), 1..8),
+            second in proptest::collection::vec(op(), 1..8),
         ) {
+            let c = Catalog::builtin();
             let dir = tempfile::tempdir().unwrap();
             let store = Store::open(&dir.path().join("db")).unwrap();
-            let c = Catalog::builtin();
+            store.commit_step(prepare(&store, &c, &base)).unwrap();
+            let (a, b) = (prepare(&store, &c, &first), prepare(&store, &c, &second));
             let mut w = store.begin_batch().unwrap();
-            w.begin_step();
-            for op in &kept {
-                apply(&mut w, &c, op).unwrap();
-            }
-            let before = dump(&w.txn);
-            w.begin_step();
-            for op in &undone {
-                apply(&mut w, &c, op).unwrap();
-            }
-            w.undo_step().unwrap();
-            proptest::prop_assert_eq!(&dump(&w.txn), &before);
+            let applied_a = w.apply(a.finish()).unwrap();
+            let done = matches!(applied_a, Applied::Done { .. });
+            proptest::prop_assert!(done);
+            let applied_b = w.apply(b.finish()).unwrap();
             store.commit_batch(w).unwrap();
-            let txn = store.db.begin_write().unwrap();
-            proptest::prop_assert_eq!(&dump(&txn), &before, "the batch committed the kept steps only");
+            let together = snapshot(&store);
+
+            // The same, one after the other.
+            let dir = tempfile::tempdir().unwrap();
+            let serial = Store::open(&dir.path().join("db")).unwrap();
+            serial.commit_step(prepare(&serial, &c, &base)).unwrap();
+            serial.commit_step(prepare(&serial, &c, &first)).unwrap();
+            let after_first = snapshot(&serial);
+            match applied_b {
+                Applied::Done { .. } => {
+                    serial.commit_step(prepare(&serial, &c, &second)).unwrap();
+                    proptest::prop_assert_eq!(&together, &snapshot(&serial));
+                }
+                Applied::Conflict { .. } => proptest::prop_assert_eq!(&together, &after_first),
+                Applied::Limit { .. } => proptest::prop_assert!(false, "no cap was set"),
+            }
         }
     }
 
@@ -1179,20 +731,18 @@ mod tests {
         let store = Store::open(&dir.path().join("db")).unwrap();
         let c = Catalog::builtin();
         const TPL: &str = "http://schemas.ogf.org/occi/infrastructure#os_tpl";
-        store
-            .write(|w| -> Result<()> {
-                for i in 0..6 {
-                    let mixins = if i % 2 == 0 { json!([TPL]) } else { json!([]) };
-                    w.put_entity("t", &entity(&c, json!({"kind": COMPUTE, "mixins": mixins}), &format!("/vm/{i}")))?;
-                }
-                w.put_entity("t", &entity(&c, json!({"kind": NETWORK}), "/net/a"))?;
-                w.put_entity("u", &entity(&c, json!({"kind": COMPUTE}), "/vm/9"))
-            })
-            .unwrap();
+        write(&store, |w| {
+            for i in 0..6 {
+                let mixins = if i % 2 == 0 { json!([TPL]) } else { json!([]) };
+                w.put_entity("t", &entity(&c, json!({"kind": COMPUTE, "mixins": mixins}), &format!("/vm/{i}")))?;
+            }
+            w.put_entity("t", &entity(&c, json!({"kind": NETWORK}), "/net/a"))?;
+            w.put_entity("u", &entity(&c, json!({"kind": COMPUTE}), "/vm/9"))
+        });
         let r = store.read().unwrap();
         let scan = |source: Source, stop_after: usize| {
             let mut seen = Vec::new();
-            r.each_entity("t", source, |e| {
+            r.each_entity("t", source, &mut |e| {
                 seen.push(e.location);
                 if seen.len() >= stop_after { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
             })
@@ -1207,34 +757,135 @@ mod tests {
     }
 
     #[test]
-    fn batch_steps_view_and_commit() {
+    fn steps_conflict_on_what_they_read_and_only_on_that() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let c = Catalog::builtin();
-        let vm = entity(&c, json!({"kind": COMPUTE}), "/compute/a");
+        let vm = |loc: &str, title: &str| {
+            entity(&c, json!({"kind": COMPUTE, "attributes": {"occi.core.title": title}}), loc)
+        };
+        write(&store, |w| w.put_entity("t", &vm("/compute/a", "0")));
+        // Two updates of one entity, prepared side by side: the second read a stale value.
+        let (mut s1, mut s2) = (store.step().unwrap(), store.step().unwrap());
+        for (s, title) in [(&mut s1, "1"), (&mut s2, "2")] {
+            assert!(s.entity("t", "/compute/a").unwrap().is_some());
+            s.put_entity("t", &vm("/compute/a", title)).unwrap();
+        }
+        // Creates of other entities by other steps (same tenant, same kind) do not conflict.
+        let (mut s3, mut s4) = (store.step().unwrap(), store.step().unwrap());
+        s3.put_entity("t", &vm("/compute/b", "b")).unwrap();
+        s4.put_entity("t", &vm("/compute/c", "c")).unwrap();
         let mut w = store.begin_batch().unwrap();
-        w.begin_step();
-        w.put_entity("t", &vm).unwrap();
-        // A view sees the batch's writes; readers do not until it commits.
-        let view = w.view();
-        assert_eq!(view.entity("t", "/compute/a").unwrap().as_ref(), Some(&vm));
-        assert!(store.read().unwrap().entity("t", "/compute/a").unwrap().is_none());
-        // A view still alive at commit time is a bug of the caller: refused, nothing committed.
-        assert!(matches!(store.commit_batch(w), Err(StoreError::ViewOutlived)));
-        drop(view);
-        assert!(store.read().unwrap().entity("t", "/compute/a").unwrap().is_none());
-
-        let mut w = store.begin_batch().unwrap();
-        w.begin_step();
-        w.put_entity("t", &vm).unwrap();
+        assert!(matches!(w.apply(s1.finish()).unwrap(), Applied::Done { .. }));
+        assert_eq!(w.apply(s2.finish()).unwrap(), Applied::Conflict { table: "entities", key: "t /compute/a".into() });
+        assert!(matches!(w.apply(s3.finish()).unwrap(), Applied::Done { .. }));
+        assert!(matches!(w.apply(s4.finish()).unwrap(), Applied::Done { .. }));
         store.commit_batch(w).unwrap();
-        assert_eq!(store.read().unwrap().entity("t", "/compute/a").unwrap(), Some(vm));
-        // Outside a batch there is no undo log.
-        store
-            .write(|w| {
-                assert!(matches!(w.undo_step(), Err(StoreError::NotABatch)));
-                Ok::<_, StoreError>(())
+        let r = store.read().unwrap();
+        assert_eq!(r.entity("t", "/compute/a").unwrap().unwrap().attributes["occi.core.title"], "1");
+        assert_eq!(r.entity_count("t").unwrap(), 3, "the count moved by deltas, not by reads");
+        drop(r);
+
+        // A listing read is a range read: a member added since makes it conflict.
+        let mut lister = store.step().unwrap();
+        let n = lister.by_kind("t", COMPUTE, Page::ALL).unwrap().len();
+        lister.kv_set("t", "h", "seen", &[n as u8]).unwrap();
+        write(&store, |w| w.put_entity("t", &vm("/compute/d", "d")));
+        assert!(matches!(store.commit_step(lister).unwrap(), Applied::Conflict { table: "by_kind", .. }));
+        // A page read ending before the new member does not.
+        let mut pager = store.step().unwrap();
+        assert_eq!(pager.by_kind("t", COMPUTE, Page { offset: 0, limit: 1 }).unwrap(), ["/compute/a"]);
+        pager.kv_set("t", "h", "first", b"a").unwrap();
+        write(&store, |w| w.put_entity("t", &vm("/compute/e", "e")));
+        assert!(matches!(store.commit_step(pager).unwrap(), Applied::Done { .. }));
+    }
+
+    #[test]
+    fn entity_caps_hold_across_concurrent_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let c = Catalog::builtin();
+        let steps: Vec<Step> = (0..3)
+            .map(|i| {
+                let mut s = store.step().unwrap();
+                assert_eq!(s.entity_count_estimate("t").unwrap(), 0);
+                s.cap_entities("t", 2);
+                s.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), &format!("/compute/{i}"))).unwrap();
+                s
             })
-            .unwrap();
+            .collect();
+        let mut w = store.begin_batch().unwrap();
+        let outcomes: Vec<Applied> = steps.into_iter().map(|s| w.apply(s.finish()).unwrap()).collect();
+        store.commit_batch(w).unwrap();
+        assert!(matches!(outcomes[0], Applied::Done { .. }));
+        assert!(matches!(outcomes[1], Applied::Done { .. }));
+        assert_eq!(outcomes[2], Applied::Limit { tenant: "t".into(), max: 2 });
+        assert_eq!(store.read().unwrap().entity_count("t").unwrap(), 2);
+    }
+
+    #[test]
+    fn catalog_generations_move_with_categories_bindings_and_handlers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let c = Catalog::builtin();
+        assert_eq!(store.read().unwrap().catalog_generation("t").unwrap(), 0);
+        // An entity write leaves the generation.
+        write(&store, |w| w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/compute/a")));
+        assert_eq!(store.read().unwrap().catalog_generation("t").unwrap(), 0);
+        let mut s = store.step().unwrap();
+        s.set_binding("t", COMPUTE, Some("h")).unwrap();
+        assert!(s.touched("t") && !s.touched("u"));
+        assert_eq!(store.commit_step(s).unwrap(), Applied::Done { generations: vec![("t".into(), 1)] });
+        // A step prepared with generation 0 no longer holds; one with 1 does.
+        let stale = store.step().unwrap();
+        stale.expect_generation("t", 0);
+        let mut stale = stale;
+        stale.kv_set("t", "h", "k", b"v").unwrap();
+        assert!(matches!(store.commit_step(stale).unwrap(), Applied::Conflict { table: "counters", .. }));
+        let mut fresh = store.step().unwrap();
+        fresh.expect_generation("t", 1);
+        fresh.kv_set("t", "h", "k", b"v").unwrap();
+        assert_eq!(store.commit_step(fresh).unwrap(), Applied::Done { generations: vec![] });
+    }
+
+    #[test]
+    fn prefix_ranges_hold_the_highest_characters_and_nothing_more() {
+        assert_eq!(prefix_end("t\0").as_deref(), Some("t\u{1}"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let c = Catalog::builtin();
+        write(&store, |w| {
+            w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/p/\u{10FFFF}/x"))?;
+            w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/q/x"))
+        });
+        assert_eq!(store.read().unwrap().by_prefix("t", "/p/", Page::ALL).unwrap(), ["/p/\u{10FFFF}/x"]);
+    }
+
+    #[test]
+    fn deletes_are_iterative_and_keys_with_a_nul_are_no_ones_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let c = Catalog::builtin();
+        let nic = |loc: &str, source: &str| {
+            entity(
+                &c,
+                json!({"kind": NIC, "source": source, "target": "/network/n",
+                    "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}}),
+                loc,
+            )
+        };
+        // What an older server stored for a source with a NUL in its path (`/e\0x`): it is not
+        // a link of `/e`, and deleting `/e` leaves it.
+        write(&store, |w| {
+            w.put_entity("t", &entity(&c, json!({"kind": COMPUTE}), "/e"))?;
+            w.put_entity("t", &nic("/l/1", "/e"))?;
+            w.put_entity("t", &nic("/l/2", "/e\0x"))
+        });
+        assert_eq!(store.read().unwrap().links_at("t", "/e").unwrap().len(), 1);
+        assert_eq!(write(&store, |w| w.delete_entity("t", "/e")), ["/e", "/l/1"]);
+        assert!(store.read().unwrap().entity("t", "/l/2").unwrap().is_some());
     }
 }

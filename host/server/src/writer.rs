@@ -1,0 +1,109 @@
+//! The one writer: applies prepared steps ([`ocni_store::WriteSet`]) in arrival order as steps
+//! of a shared redb transaction (a batch), and commits the batch durably when no step is
+//! waiting (or it holds [`MAX_STEPS`] steps, or has been open [`MAX_OPEN`]); only then are its
+//! steps answered. Concurrent writers thus share one fsync, and a write is acknowledged only
+//! once it is on disk.
+//!
+//! The writer runs no OCCI rule and no handler: requests prepare their steps in parallel
+//! (`app.rs`, `App::write`), and the writer only checks that what each step read is unchanged
+//! ([`ocni_store::Writer::apply`]) and writes it. A step that conflicts writes nothing and is
+//! answered after the batch commits, so that the request prepares it again on a snapshot that
+//! holds what it conflicted with.
+
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ocni_store::{Applied, Store, WriteSet};
+use tokio::sync::oneshot;
+
+/// Most steps in one batch: bounds how long the first request of a busy batch waits.
+const MAX_STEPS: usize = 512;
+/// Longest a batch stays open while steps keep arriving.
+const MAX_OPEN: Duration = Duration::from_millis(5);
+
+/// How a submitted step ended: applied and durable, refused by the store, or not written
+/// because the batch failed (the message says why).
+pub(crate) type Outcome = Result<Applied, String>;
+
+struct Job {
+    set: WriteSet,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// The handle on the writer thread: [`Writer::submit`] hands it a step.
+pub(crate) struct Writer {
+    jobs: Mutex<Option<Sender<Job>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread of `store`. It ends once the handle is dropped (and every job
+    /// sent before has been answered).
+    pub(crate) fn start(store: Arc<Store>) -> std::io::Result<Writer> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name("ocni-writer".into()).spawn(move || run(&store, rx))?;
+        Ok(Writer { jobs: Mutex::new(Some(tx)) })
+    }
+
+    /// Applies `set` and waits (blocking: call it off the async executor) for its batch to
+    /// commit.
+    pub(crate) fn submit(&self, set: WriteSet) -> Outcome {
+        let (reply, answer) = oneshot::channel();
+        let sent = {
+            let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            jobs.as_ref().is_some_and(|tx| tx.send(Job { set, reply }).is_ok())
+        };
+        if !sent {
+            return Err("the writer has stopped".into());
+        }
+        answer.blocking_recv().unwrap_or_else(|_| Err("the writer dropped the write".into()))
+    }
+}
+
+fn run(store: &Store, rx: Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let opened = Instant::now();
+        let mut batch = match store.begin_batch() {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "could not open a write transaction");
+                let _ = first.reply.send(Err(e.to_string()));
+                continue;
+            }
+        };
+        let mut answers: Vec<(oneshot::Sender<Outcome>, Applied)> = Vec::new();
+        let mut failed = None;
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match batch.apply(job.set) {
+                Ok(applied) => answers.push((job.reply, applied)),
+                Err(e) => {
+                    // A storage failure midway: the transaction may hold part of this step.
+                    let _ = job.reply.send(Err(e.to_string()));
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+            if answers.len() >= MAX_STEPS || opened.elapsed() >= MAX_OPEN {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        let steps = answers.len();
+        let result = match failed {
+            Some(why) => Err(format!("the batch was dropped: {why}")),
+            None => {
+                let started = Instant::now();
+                let result = store.commit_batch(batch).map_err(|e| e.to_string());
+                tracing::debug!(steps, commit_us = started.elapsed().as_micros() as u64, "batch committed");
+                result
+            }
+        };
+        if let Err(why) = &result {
+            tracing::error!(steps, error = %why, "a batch of writes did not commit");
+        }
+        for (reply, applied) in answers {
+            let _ = reply.send(result.clone().map(|()| applied));
+        }
+    }
+}
