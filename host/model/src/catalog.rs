@@ -377,6 +377,7 @@ impl Catalog {
             for a in [ATTR_SOURCE, ATTR_TARGET] {
                 match attrs.get(a) {
                     Some(Value::String(s)) if !s.is_empty() => {
+                        check_no_control(&format!("attribute {a}"), s)?;
                         let path = location_path(s).to_string();
                         if a == ATTR_SOURCE || s.starts_with('/') {
                             attrs.insert(a.to_string(), Value::String(path));
@@ -758,6 +759,30 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.message.contains("occi.storage.size") && err.message.contains("required"), "{err}");
+    }
+
+    /// Link ends given as attributes (as the text renderings and pyOCNI send them) are refused
+    /// with a control character, on creation and on replacement alike.
+    #[test]
+    fn link_end_attributes_with_control_characters_are_refused() {
+        let c = Catalog::builtin();
+        let ni = "http://schemas.ogf.org/occi/infrastructure#networkinterface";
+        let link = |source: &str, target: &str| {
+            input(json!({"kind": ni, "attributes": {
+                "occi.core.source": source,
+                "occi.core.target": target,
+                "occi.networkinterface.interface": "eth0",
+                "occi.networkinterface.mac": "00:11:22:33:44:55",
+            }}))
+        };
+        let ok = c.create_entity(&link("/compute/a", "/network/b"), "/networkinterface/l", "l").unwrap();
+        let forged = "/network/b>; rel=\"x\"\r\nX-OCCI-Attribute: occi.compute.state=\"hacked\"";
+        let err = c.create_entity(&link("/compute/a", forged), "/networkinterface/l", "l").unwrap_err();
+        assert!(err.message.starts_with("attribute occi.core.target: ") && err.message.contains("U+000D"), "{err}");
+        let err = c.create_entity(&link("/compute/a\n", "/network/b"), "/networkinterface/l", "l").unwrap_err();
+        assert!(err.message.starts_with("attribute occi.core.source: "), "{err}");
+        let err = c.replace_entity(&ok, &link("/compute/a", "http://h.example/n\u{1b}[2J")).unwrap_err();
+        assert!(err.message.starts_with("attribute occi.core.target: ") && err.message.contains("U+001B"), "{err}");
     }
 
     #[test]

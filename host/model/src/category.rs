@@ -355,8 +355,14 @@ fn parse_def(name: &str, obj: &Map<String, Value>) -> Result<AttributeDef> {
 }
 
 /// Compiles a pattern so that it must match the whole value.
+///
+/// The pattern is first compiled on its own: only a complete expression may be wrapped in the
+/// anchors, or one that closes the wrapping group itself (`a)|(?:.*` makes `^(?:a)|(?:.*)$`)
+/// would escape them and match anything.
 pub fn compile_pattern(re: &str) -> std::result::Result<Regex, regex::Error> {
-    regex::RegexBuilder::new(&format!("^(?:{re})$")).size_limit(1 << 20).build()
+    let build = |re: &str| regex::RegexBuilder::new(re).size_limit(1 << 20).build();
+    build(re)?;
+    build(&format!("^(?:{re})$"))
 }
 
 pub fn type_name(v: &Value) -> &'static str {
@@ -573,6 +579,38 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("default"), "{e}");
+    }
+
+    /// A pattern is matched against the whole value: one that closes the anchoring group
+    /// itself (`a)|(?:.*` would make `^(?:a)|(?:.*)$`, matching anything) is refused.
+    #[test]
+    fn pattern_cannot_escape_its_anchors() {
+        for re in ["a)|(?:.*", "a)|.*|(?:b", ")|(", "x)|(?:"] {
+            assert!(compile_pattern(re).is_err(), "{re:?} was accepted");
+            let e = parse_category(
+                Class::Mixin,
+                &json!({"term": "m", "scheme": "http://e.com/x#", "location": "/m/", "attributes": {"a.b": {"type": "string", "pattern": re}}}),
+            )
+            .unwrap_err();
+            assert!(e.message.contains("a.b") && e.message.contains("not a valid regular expression"), "{e}");
+            let e = parse_category(
+                Class::Mixin,
+                &json!({"term": "m", "scheme": "http://e.com/x#", "location": "/m/", "attributes": {"a.b": {"type": "string", "pattern": {"type": "string", "pattern": re}}}}),
+            )
+            .unwrap_err();
+            assert!(e.message.contains("a.b") && e.message.contains("pattern"), "{e}");
+        }
+        let ab = compile_pattern("ab").unwrap();
+        assert!(ab.is_match("ab"));
+        assert!(!ab.is_match("xaby") && !ab.is_match("xab") && !ab.is_match("aby"));
+        let alt = compile_pattern("a|b").unwrap();
+        assert!(alt.is_match("a") && alt.is_match("b"));
+        assert!(!alt.is_match("ab") && !alt.is_match("xa") && !alt.is_match("bx"));
+        // Groups and flags of the pattern's own stay inside it.
+        let grouped = compile_pattern("(a)|(?i:b)").unwrap();
+        assert!(grouped.is_match("B") && !grouped.is_match("ab") && !grouped.is_match("Bx"));
+        let flagged = compile_pattern("(?m)a").unwrap();
+        assert!(!flagged.is_match("a\nb") && !flagged.is_match("b\na"));
     }
 
     #[test]

@@ -75,6 +75,25 @@ pub struct EntityInput {
     pub links: Vec<EntityInput>,
 }
 
+/// Whether `s` holds a control character (Unicode general category Cc: U+0000-U+001F and
+/// U+007F-U+009F, so line breaks and tabs included). Such a character has no place in a location
+/// or link end, and written into a text rendering it could end a header line early.
+pub fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// Refuses a location (an entity location, a link source or target) holding a control
+/// character. `what` names the value in the error, e.g. `member "target"`.
+pub fn check_no_control(what: &str, s: &str) -> Result<()> {
+    match s.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => Err(ModelError::bad(format!(
+            "{what}: location {s:?} contains control character U+{:04X}; percent-encode it",
+            u32::from(c)
+        ))),
+    }
+}
+
 fn opt_string(obj: &Map<String, Value>, member: &str) -> Result<Option<String>> {
     match obj.get(member) {
         None | Some(Value::Null) => Ok(None),
@@ -87,13 +106,17 @@ fn link_end(obj: &Map<String, Value>, member: &str) -> Result<Option<LinkEnd>> {
     match obj.get(member) {
         None | Some(Value::Null) => Ok(None),
         // pyOCNI: a plain location string.
-        Some(Value::String(s)) => Ok(Some(LinkEnd { location: s.clone(), kind: None })),
+        Some(Value::String(s)) => {
+            check_no_control(&format!("member {member:?}"), s)?;
+            Ok(Some(LinkEnd { location: s.clone(), kind: None }))
+        }
         // GFD.226: {"location": ..., "kind": ...}
         Some(Value::Object(o)) => {
             let location = o
                 .get("location")
                 .and_then(Value::as_str)
                 .ok_or_else(|| ModelError::bad(format!("member {member:?} needs a \"location\" string")))?;
+            check_no_control(&format!("member {member:?}"), location)?;
             let kind = match o.get("kind") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(k)) => Some(k.clone()),
@@ -237,10 +260,12 @@ pub fn parse_locations(value: &Value) -> Result<Vec<String>> {
         _ => return Err(ModelError::bad("expected a list of entity locations")),
     };
     list.iter()
-        .map(|v| {
-            v.as_str()
-                .map(|s| location_path(s.trim()).to_string())
-                .ok_or_else(|| ModelError::bad(format!("location {v} is not a string")))
+        .enumerate()
+        .map(|(i, v)| {
+            let s = v.as_str().ok_or_else(|| ModelError::bad(format!("location {v} is not a string")))?;
+            let s = s.trim();
+            check_no_control(&format!("X-OCCI-Location[{i}]"), s)?;
+            Ok(location_path(s).to_string())
         })
         .collect()
 }
@@ -269,6 +294,39 @@ mod tests {
         );
         assert_eq!(parse_locations(&json!(["/a/b"])).unwrap(), vec!["/a/b"]);
         assert!(parse_locations(&json!({"foo": []})).is_err());
+    }
+
+    #[test]
+    fn control_characters_in_link_ends_are_refused() {
+        assert!(!has_control("/compute/1") && !has_control("http://h.example/a b/ü"));
+        for bad in [
+            "/n\r\nX-OCCI-Attribute: occi.compute.state=\"hacked\"",
+            "/n\n",
+            "/n\t1",
+            "/n\u{0}",
+            "/n\u{7f}",
+            "/n\u{85}",
+        ] {
+            assert!(has_control(bad), "{bad:?}");
+            for member in ["source", "target"] {
+                for end in [json!(bad), json!({"location": bad, "kind": "k#n"})] {
+                    let e = parse_entity_input(&json!({"kind": "k#l", member: end})).unwrap_err();
+                    assert!(e.message.contains(&format!("member \"{member}\"")), "{e}");
+                    assert!(e.message.contains("control character"), "{e}");
+                    assert!(!has_control(&e.message), "the error itself is safe to render: {e:?}");
+                }
+            }
+            // Inline links of a resource name their place.
+            let e = parse_entity_collection(
+                &json!({"resources": [{"kind": "k#r", "links": [{"kind": "k#l", "target": bad}]}]}),
+            )
+            .unwrap_err();
+            assert!(e.message.starts_with("resources[0]: links[0]: member \"target\""), "{e}");
+            let e = parse_locations(&json!({"X-OCCI-Location": ["/a/1", format!("{bad}/x")]})).unwrap_err();
+            assert!(e.message.starts_with("X-OCCI-Location[1]"), "{e}");
+        }
+        // Surrounding white space is trimmed, as before, and not a control character inside.
+        assert_eq!(parse_locations(&json!(["\t/a/1\n"])).unwrap(), vec!["/a/1"]);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod validate;
 
 pub use catalog::{AttributeSet, Catalog, parse_category_file};
 pub use category::{AttrType, AttributeDef, Category, Class, parse_category, parse_category_ref};
-pub use entity::{Entity, EntityInput, parse_entity_collection, parse_entity_input, parse_locations};
+pub use entity::{
+    Entity, EntityInput, check_no_control, has_control, parse_entity_collection, parse_entity_input, parse_locations,
+};
 pub use error::{ErrorKind, ModelError, Result};
 pub use render::Dialect;

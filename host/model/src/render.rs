@@ -1,7 +1,7 @@
 //! JSON renderings of categories and entities: OCCI 1.2 (GFD.226, checked against the rOCCI
 //! schemas) and the pyOCNI nested dialect of the seed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
@@ -157,15 +157,23 @@ pub fn render_categories<'a>(cats: impl IntoIterator<Item = &'a Category>, diale
     Value::Object(o)
 }
 
-/// Builds the pyOCNI nested form of dotted names. A name that is a prefix of another keeps its
-/// flat spelling so that no value is lost.
+/// The proper dotted prefixes of a name: `a` and `a.b` for `a.b.c`.
+fn dotted_prefixes(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices('.').map(move |(i, _)| &name[..i])
+}
+
+/// Builds the pyOCNI nested form of dotted names. A name that is a dotted prefix of another, or
+/// has another as dotted prefix, keeps its flat spelling so that no value is lost.
+///
+/// Linear in the total length of the names: whether a name is a prefix of another is one lookup
+/// in the set of every name's proper dotted prefixes, not a scan of all the other names.
 pub fn nest<'a>(pairs: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
     let pairs: Vec<(&str, Value)> = pairs.into_iter().collect();
-    let names: Vec<&str> = pairs.iter().map(|(n, _)| *n).collect();
+    let names: HashSet<&str> = pairs.iter().map(|(n, _)| *n).collect();
+    let prefixes: HashSet<&str> = pairs.iter().flat_map(|(n, _)| dotted_prefixes(n)).collect();
     let mut root = Map::new();
     for (name, value) in pairs {
-        let under = |a: &str, b: &str| a.len() > b.len() && a.starts_with(b) && a.as_bytes()[b.len()] == b'.';
-        if names.iter().any(|o| under(o, name) || under(name, o)) {
+        if prefixes.contains(name) || dotted_prefixes(name).any(|p| names.contains(p)) {
             root.insert(name.to_string(), value);
             continue;
         }
@@ -303,6 +311,79 @@ mod tests {
         assert_eq!(v, json!({"a": {"b": 1, "c": {"d": 2}}, "x": 3, "x.y": 4}));
     }
 
+    /// The rule `nest` had when it compared every name with every other (quadratic), kept as
+    /// the reference its faster form must agree with.
+    fn nest_reference<'a>(pairs: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+        let pairs: Vec<(&str, Value)> = pairs.into_iter().collect();
+        let names: Vec<&str> = pairs.iter().map(|(n, _)| *n).collect();
+        let mut root = Map::new();
+        for (name, value) in pairs {
+            let under = |a: &str, b: &str| a.len() > b.len() && a.starts_with(b) && a.as_bytes()[b.len()] == b'.';
+            if names.iter().any(|o| under(o, name) || under(name, o)) {
+                root.insert(name.to_string(), value);
+                continue;
+            }
+            let mut node = &mut root;
+            let mut segs = name.split('.').peekable();
+            while let Some(seg) = segs.next() {
+                if segs.peek().is_none() {
+                    node.insert(seg.to_string(), value);
+                    break;
+                }
+                let entry = node.entry(seg.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                if !entry.is_object() {
+                    *entry = Value::Object(Map::new());
+                }
+                node = entry.as_object_mut().unwrap();
+            }
+        }
+        Value::Object(root)
+    }
+
+    #[test]
+    fn nest_matches_reference_on_edge_cases() {
+        let cases: &[&[&str]] = &[
+            &[],
+            &["a"],
+            &["a", "a"],
+            &["a", "ab"],
+            &["a", "a.b"],
+            &["a.b", "a"],
+            &["a", "a.b", "a.b.c"],
+            &["a.b.c", "a"],
+            &["a.b", "a.c", "a.b.c"],
+            &["ab.c", "a"],
+            &["a.bc", "a.b"],
+            &["", ".a", "a."],
+            &["a..b", "a.", "a"],
+            &[".", "..", "x"],
+            &["x.y", "x.y", "x"],
+            &["occi.core.title", "occi.core.target", "occi.core.target.kind"],
+        ];
+        for names in cases {
+            let pairs = || names.iter().enumerate().map(|(i, n)| (*n, json!(i)));
+            assert_eq!(nest(pairs()), nest_reference(pairs()), "names {names:?}");
+        }
+    }
+
+    /// 30,000 attributes, a third nested under one name, the rest in prefix pairs kept flat:
+    /// a comparison of every name with every other (900 million) would not finish in a test run.
+    #[test]
+    fn nest_many_attributes() {
+        const N: usize = 10_000;
+        let names: Vec<String> = (0..N).flat_map(|i| [format!("g.n{i}"), format!("f{i}"), format!("f{i}.x")]).collect();
+        let v = nest(names.iter().enumerate().map(|(i, n)| (n.as_str(), json!(i))));
+        let root = v.as_object().unwrap();
+        assert_eq!(root.len(), 1 + 2 * N);
+        let g = root["g"].as_object().unwrap();
+        assert_eq!(g.len(), N);
+        assert_eq!(g["n0"], json!(0));
+        assert_eq!(g[&format!("n{}", N - 1)], json!(3 * (N - 1)));
+        assert_eq!(root["f7"], json!(22));
+        assert_eq!(root["f7.x"], json!(23));
+        assert!(!root.contains_key("g.n7") && !root.contains_key("f7.x.x"));
+    }
+
     fn arb_def() -> impl Strategy<Value = AttributeDef> {
         (
             "[a-z]{1,6}(\\.[a-z]{1,6}){0,3}",
@@ -322,6 +403,14 @@ mod tests {
     }
 
     proptest! {
+        /// `nest` agrees with the old all-pairs rule on small sets of names, odd ones included
+        /// (empty segments, repeats, shared starts that are not dotted prefixes).
+        #[test]
+        fn nest_matches_reference(names in prop::collection::vec("[ab.]{0,5}", 0..8)) {
+            let pairs = || names.iter().enumerate().map(|(i, n)| (n.as_str(), json!(i)));
+            prop_assert_eq!(nest(pairs()), nest_reference(pairs()));
+        }
+
         /// Rendering a category and parsing the rendering gives the same category, in both
         /// dialects (with the members a rendering makes explicit filled in).
         #[test]

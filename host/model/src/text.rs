@@ -7,14 +7,15 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::Catalog;
 use crate::category::Category;
-use crate::entity::{ATTR_SOURCE, ATTR_TARGET, Entity};
+use crate::entity::{ATTR_SOURCE, ATTR_TARGET, Entity, check_no_control};
 
 /// One rendered line: header name and value.
 pub type Line = (&'static str, String);
 
-/// A quoted string: `"` and `\` escaped with `\`; line breaks and tabs, which a header or a
-/// text/plain line cannot hold, as `\n`, `\r` and `\t` (an ocni extension; other control
-/// characters are not expected in attribute values and are sent as they are).
+/// A quoted string: `"` and `\` escaped with `\`; control characters, which a header or a
+/// text/plain line cannot hold (a raw line break would end the line and let a value forge the
+/// next one), as `\n`, `\r` and `\t`, any other as `\uXXXX` (four hex digits), an ocni
+/// extension that [`parse_plain`] and [`parse_headers`] read back.
 fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -25,11 +26,39 @@ fn quote(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            // Every control character is in the Basic Multilingual Plane: four digits suffice.
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
             c => out.push(c),
         }
     }
     out.push('"');
     out
+}
+
+/// A location written where nothing is quoted: between `<` and `>` of a Link value, and as an
+/// `X-OCCI-Location` value. Control characters are percent-encoded (each byte of their UTF-8
+/// form), so the value cannot end the line; so are `<`, `>` and `"`, which would close the
+/// `<...>` early or open a quoted string for a parser. Everything else, `%` included, stays as
+/// it is: a location is a URI, where `%0D` already means an encoded byte.
+pub fn location_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || matches!(c, '<' | '>' | '"') {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Lines listing locations under `header` (`X-OCCI-Location`, or `Location` for a creation),
+/// each written with [`location_text`].
+pub fn location_lines(header: &'static str, urls: &[String]) -> Vec<Line> {
+    urls.iter().map(|u| (header, location_text(u))).collect()
 }
 
 fn attr_value(v: &Value) -> String {
@@ -90,7 +119,7 @@ pub fn entity_lines(e: &Entity, catalog: &Catalog, links: &[Entity]) -> Vec<Line
         let target = if l.source() == Some(e.location.as_str()) { l.target() } else { l.source() };
         let mut s = format!(
             "<{}>; rel={}; self={}; category={}",
-            target.unwrap_or(""),
+            location_text(target.unwrap_or("")),
             quote(l.attr_str("occi.core.target.kind").unwrap_or(&l.kind)),
             quote(&l.location),
             quote(&l.kind)
@@ -104,7 +133,7 @@ pub fn entity_lines(e: &Entity, catalog: &Catalog, links: &[Entity]) -> Vec<Line
     }
     for a in catalog.actions_for(&e.kind, &e.mixins) {
         let term = a.rsplit('#').next().unwrap_or("");
-        out.push(("Link", format!("<{}?action={term}>; rel={}", e.location, quote(&a))));
+        out.push(("Link", format!("<{}?action={term}>; rel={}", location_text(&e.location), quote(&a))));
     }
     for (k, v) in &e.attributes {
         out.push(("X-OCCI-Attribute", format!("{k}={}", attr_value(v))));
@@ -251,7 +280,10 @@ fn add_field(msg: &mut TextMessage, name: &str, value: &str, place: &str) -> Res
             "category" => msg.categories.push(parse_category_value(item).map_err(at)?),
             "link" => msg.links.push(parse_link_value(item).map_err(at)?),
             "x-occi-attribute" => msg.attributes.push(parse_attribute(item).map_err(at)?),
-            "x-occi-location" => msg.locations.push(item.to_string()),
+            "x-occi-location" => {
+                check_no_control("X-OCCI-Location", item).map_err(at)?;
+                msg.locations.push(item.to_string())
+            }
             _ => {
                 return Err(ModelError::bad(format!(
                     "{place}: unknown field {name:?} (Category, Link, X-OCCI-Attribute or X-OCCI-Location)"
@@ -298,7 +330,9 @@ pub fn split_top(s: &str, sep: char) -> Result<Vec<&str>> {
     Ok(out)
 }
 
-/// A quoted string (with `\"` and `\\` escapes) or a bare token.
+/// A quoted string or a bare token. In a quoted string `\n`, `\r`, `\t` and `\uXXXX` (four
+/// hex digits) stand for the character they name, as [`quote`] writes them; `\` before any
+/// other character stands for that character.
 fn unquote(s: &str) -> Result<String> {
     let s = s.trim();
     let Some(inner) = s.strip_prefix('"') else { return Ok(s.to_string()) };
@@ -312,6 +346,17 @@ fn unquote(s: &str) -> Result<String> {
                     'n' => '\n',
                     'r' => '\r',
                     't' => '\t',
+                    'u' => {
+                        let hex: String = chars.clone().take(4).collect();
+                        if hex.len() == 4 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                            chars.nth(3);
+                            u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32).ok_or_else(|| {
+                                ModelError::bad(format!("escape \\u{hex} in {s:?} is not a character"))
+                            })?
+                        } else {
+                            'u'
+                        }
+                    }
                     other => other,
                 })
             }
@@ -360,7 +405,10 @@ pub fn parse_category_value(s: &str) -> Result<TextCategory> {
             }
             "title" => cat.title = Some(v),
             "rel" => cat.rel = words(&v),
-            "location" => cat.location = Some(v),
+            "location" => {
+                check_no_control("Category location", &v)?;
+                cat.location = Some(v)
+            }
             "attributes" => {
                 for def in split_attribute_list(&v)? {
                     cat.attributes.push(def);
@@ -410,11 +458,15 @@ pub fn parse_link_value(s: &str) -> Result<TextLink> {
         .strip_prefix('<')
         .and_then(|t| t.strip_suffix('>'))
         .ok_or_else(|| ModelError::bad(format!("link {:?} must start with <URI>", pieces[0])))?;
+    check_no_control("Link target", target)?;
     let mut link = TextLink { target: target.trim().to_string(), ..Default::default() };
     for (k, v, quoted) in params(&pieces[1..])? {
         match k.as_str() {
             "rel" => link.rel = words(&v),
-            "self" => link.self_location = Some(v),
+            "self" => {
+                check_no_control("Link self", &v)?;
+                link.self_location = Some(v)
+            }
             "category" => link.category = words(&v),
             name => {
                 check_attribute_name(name)?;
@@ -852,6 +904,17 @@ mod tests {
             prop_assert!(parsed.attributes.contains(&("occi.networkinterface.mac".to_string(), json!(mac))));
         }
 
+        /// Any string, control characters included, comes back from a quoted attribute value
+        /// unchanged, and its rendering is one line.
+        #[test]
+        fn quoted_values_round_trip(v in prop_oneof![any::<String>(), "[\\x00-\\x20\\x7f-\\xa0\"\\\\a-z]{0,20}"]) {
+            let rendered = format!("a.b={}", quote(&v));
+            prop_assert!(!crate::entity::has_control(&rendered), "{:?}", rendered);
+            prop_assert_eq!(parse_attribute(&rendered).unwrap().1, json!(v.clone()));
+            let m = parse_plain(&plain_body(&[("X-OCCI-Attribute", rendered.clone())])).unwrap();
+            prop_assert_eq!(m.attributes, vec![("a.b".to_string(), json!(v))]);
+        }
+
         /// Random input never panics the text parsers.
         #[test]
         fn parsers_do_not_panic(s in "\\PC{0,200}") {
@@ -871,6 +934,140 @@ mod tests {
         assert_eq!(parse_attribute("a=x86").unwrap().1, json!("x86"));
         assert_eq!(parse_attribute(r#"a="say \"hi\", ok""#).unwrap().1, json!("say \"hi\", ok"));
         assert!(parse_attribute("a=\"open").is_err());
+    }
+
+    const FORGED: &str = "\r\nX-OCCI-Attribute: occi.compute.state=\"hacked\"";
+
+    /// A resource and a link whose values hold control characters, as if stored before they
+    /// were refused: `vm` at `vm_location`, linked to a network through `l`.
+    fn forged_entities(vm_location: &str) -> (Catalog, Entity, Entity) {
+        let catalog = Catalog::builtin();
+        let vm_input =
+            parse_entity_input(&json!({"kind": "http://schemas.ogf.org/occi/infrastructure#compute"})).unwrap();
+        let mut vm = catalog.create_entity(&vm_input, "/compute/a", "a").unwrap();
+        vm.location = vm_location.to_string();
+        vm.attributes.insert("occi.compute.hostname".into(), json!(format!("h{FORGED}")));
+        vm.attributes.insert("occi.core.title".into(), json!("t\u{1b}[2J\u{0}\u{7f}\u{85}\u{b}"));
+        let link_input = parse_entity_input(&json!({
+            "kind": "http://schemas.ogf.org/occi/infrastructure#networkinterface",
+            "source": "/compute/a",
+            "target": "/network/b",
+            "attributes": {"occi.networkinterface.interface": "eth0", "occi.networkinterface.mac": "00:11:22:33:44:55"},
+        }))
+        .unwrap();
+        let mut l = catalog.create_entity(&link_input, "/networkinterface/l", "l").unwrap();
+        l.attributes.insert(ATTR_SOURCE.into(), json!(vm_location));
+        l.attributes.insert(ATTR_TARGET.into(), json!(format!("/network/b>; rel=\"x\"{FORGED}")));
+        l.attributes.insert("occi.networkinterface.interface".into(), json!(format!("eth0{FORGED}")));
+        (catalog, vm, l)
+    }
+
+    /// No rendered line holds a control character, so a value cannot end its line and forge the
+    /// next one; parsed back, the lines give exactly the fields rendered, values unchanged.
+    #[test]
+    fn rendering_never_emits_control_characters() {
+        for vm_location in ["/compute/a", "/compute/a\r\nX-OCCI-Attribute: occi.compute.state=\"hacked\""] {
+            let (catalog, vm, l) = forged_entities(vm_location);
+            for lines in [
+                entity_lines(&vm, &catalog, std::slice::from_ref(&l)),
+                entity_lines(&l, &catalog, &[]),
+                location_lines("X-OCCI-Location", &[vm.location.clone(), l.attr_str(ATTR_TARGET).unwrap().into()]),
+            ] {
+                for (name, value) in &lines {
+                    assert!(!crate::entity::has_control(value), "{name}: {value:?}");
+                }
+                let body = plain_body(&lines);
+                assert_eq!(body.lines().count(), lines.len(), "{body}");
+                let parsed = parse_plain(&body).unwrap();
+                let headers: Vec<(&str, &str)> = lines.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                assert_eq!(parse_headers(headers).unwrap(), parsed);
+                assert_eq!(
+                    parsed.categories.len() + parsed.links.len() + parsed.attributes.len() + parsed.locations.len(),
+                    lines.len()
+                );
+                assert!(!parsed.attributes.contains(&("occi.compute.state".to_string(), json!("hacked"))), "{body}");
+            }
+            // The resource's attributes come back as they were, control characters included.
+            let lines = entity_lines(&vm, &catalog, std::slice::from_ref(&l));
+            let parsed = parse_plain(&plain_body(&lines)).unwrap();
+            let attrs: Vec<(String, Value)> = vm.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            assert_eq!(parsed.attributes, attrs);
+            // Link ends are percent-encoded, with their `<`, `>` and `"`.
+            let link = parsed.links.iter().find(|k| !k.is_action()).unwrap();
+            assert_eq!(
+                link.target,
+                "/network/b%3E; rel=%22x%22%0D%0AX-OCCI-Attribute: occi.compute.state=%22hacked%22"
+            );
+            assert_eq!(link.self_location.as_deref(), Some("/networkinterface/l"));
+            assert!(
+                link.attributes
+                    .contains(&("occi.networkinterface.interface".to_string(), json!(format!("eth0{FORGED}"))))
+            );
+            for action in parsed.links.iter().filter(|k| k.is_action()) {
+                assert!(action.target.starts_with(&location_text(vm_location)), "{action:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn location_text_percent_encodes_what_would_break_a_line() {
+        assert_eq!(location_text("/compute/a-1"), "/compute/a-1");
+        assert_eq!(location_text("/a\r\nb\tc\u{0}"), "/a%0D%0Ab%09c%00");
+        assert_eq!(location_text("/a>b<c\"d"), "/a%3Eb%3Cc%22d");
+        assert_eq!(location_text("/\u{7f}\u{85}/ü/%41"), "/%7F%C2%85/ü/%41");
+        assert_eq!(
+            location_lines("X-OCCI-Location", &["http://h/a\n".into(), "http://h/b".into()]),
+            vec![("X-OCCI-Location", "http://h/a%0A".to_string()), ("X-OCCI-Location", "http://h/b".to_string())]
+        );
+    }
+
+    /// Every control character, and any other text, survives a quoted string both ways, and the
+    /// quoted form holds none.
+    #[test]
+    fn quoted_strings_escape_every_control_character() {
+        let controls: String = (0u32..=0xa0).filter_map(char::from_u32).filter(|c| c.is_control()).collect();
+        assert_eq!(controls.chars().count(), 65);
+        let q = quote(&controls);
+        assert!(!crate::entity::has_control(&q), "{q:?}");
+        assert!(
+            q.starts_with("\"\\u0000\\u0001")
+                && q.contains("\\t\\n\\u000B\\u000C\\r")
+                && q.contains("\\u001F\\u007F\\u0080")
+                && q.ends_with("\\u009F\""),
+            "{q}"
+        );
+        assert_eq!(unquote(&q).unwrap(), controls);
+        assert_eq!(parse_attribute(&format!("a.b={q}")).unwrap().1, json!(controls));
+        // `\u` not followed by four hex digits is a `u`, as before; four digits naming no
+        // character are refused.
+        assert_eq!(unquote(r#""\u0041\user\u12""#).unwrap(), "Auseru12");
+        assert!(unquote(r#""\uD800""#).unwrap_err().message.contains("not a character"));
+    }
+
+    /// The text parsers refuse a location holding a control character, naming the line or the
+    /// header and the field.
+    #[test]
+    fn parsers_refuse_control_characters_in_locations() {
+        let e =
+            parse_plain("Link: </network/b\rX-OCCI-Attribute: occi.compute.state=\"hacked\">; rel=\"http://s#n\"\n")
+                .unwrap_err();
+        assert!(e.message.starts_with("line 1: Link target: ") && e.message.contains("U+000D"), "{e}");
+        let e = parse_headers([("Link", "</network/b\tc>; rel=\"http://s#n\"")]).unwrap_err();
+        assert!(e.message.starts_with("header Link: Link target: ") && e.message.contains("U+0009"), "{e}");
+        let e = parse_plain("X-OCCI-Location: /compute/1\nX-OCCI-Location: /compute/a\u{1b}b\n").unwrap_err();
+        assert!(e.message.starts_with("line 2: X-OCCI-Location: ") && e.message.contains("U+001B"), "{e}");
+        let e = parse_headers([("X-OCCI-Location", "/compute/1, /compute/a\u{7f}b")]).unwrap_err();
+        assert!(e.message.starts_with("header X-OCCI-Location: "), "{e}");
+        // Escaped in a quoted string is no better for a location.
+        let e = parse_plain("Link: </network/b>; rel=\"http://s#n\"; self=\"/l/1\\r\\nX\"\n").unwrap_err();
+        assert!(e.message.starts_with("line 1: Link self: "), "{e}");
+        let e = parse_plain("Category: m; scheme=\"http://s#\"; class=\"mixin\"; location=\"/m\\n/\"\n").unwrap_err();
+        assert!(e.message.starts_with("line 1: Category location: "), "{e}");
+        assert!(!crate::entity::has_control(&e.message), "{e:?}");
+        // Percent-encoded, as the renderings write them, they are taken.
+        let m = parse_plain("Link: </network/b%0D%0A>; rel=\"http://s#n\"\nX-OCCI-Location: /compute/a%1Bb\n").unwrap();
+        assert_eq!(m.links[0].target, "/network/b%0D%0A");
+        assert_eq!(m.locations, vec!["/compute/a%1Bb"]);
     }
 
     #[test]
