@@ -45,6 +45,14 @@ fn decode(s: &str) -> Result<String, RouteError> {
 /// Parses the path and query of a request.
 pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
     let path = decode(path)?;
+    // Store keys join their parts with NUL, and text renderings are lines: no control character
+    // may reach either.
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return Err(RouteError(format!(
+            "path {path:?} holds the control character U+{:04X}; paths and ids may not",
+            c as u32
+        )));
+    }
     if !path.starts_with('/') {
         return Err(RouteError(format!("path {path:?} must start with '/'")));
     }
@@ -52,9 +60,8 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
         return Err(RouteError(format!("path {path:?} has an empty, '.' or '..' segment")));
     }
     let mut params = HashMap::new();
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        params.insert(decode(k)?, decode(v)?);
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        params.insert(k.into_owned(), v.into_owned());
     }
     let number = |name: &str| -> Result<Option<u64>, RouteError> {
         params
@@ -128,5 +135,14 @@ mod tests {
         assert!(route("/a/", Some("cascade=maybe")).is_err());
         let r = route("/a/", Some("page=2&number=10&cascade=true")).unwrap();
         assert_eq!((r.page, r.number, r.cascade), (Some(2), Some(10), true));
+    }
+
+    #[test]
+    fn control_characters_in_paths_are_refused() {
+        for path in ["/compute/a%00b", "/v%00/l/1", "/compute/%0D%0AX-OCCI-Attribute:x", "/p/%7F"] {
+            let e = route(path, None).unwrap_err();
+            assert!(e.0.contains("control character"), "{path}: {}", e.0);
+        }
+        assert!(route("/compute/a%20b", None).is_ok(), "a space is no control character");
     }
 }
