@@ -83,11 +83,14 @@ impl Config {
             body_read_timeout: Duration::from_secs(30),
             admin_token: None,
             tenant_defaults: tenants::TenantDefaults::default(),
-            max_concurrent_writes: 256,
+            max_concurrent_writes: DEFAULT_MAX_CONCURRENT_WRITES,
             handler_calls_per_tenant: default_handler_calls_per_tenant(),
         }
     }
 }
+
+/// Writes prepared at once by default (`Config::max_concurrent_writes`).
+pub const DEFAULT_MAX_CONCURRENT_WRITES: usize = 256;
 
 /// Half the cores (at least one): what one tenant's handlers may keep busy.
 pub fn default_handler_calls_per_tenant() -> usize {

@@ -90,6 +90,13 @@ enum Command {
         /// Optional fuel budget per handler call (deterministic CPU bound; off by default).
         #[arg(long)]
         handler_fuel: Option<u64>,
+        /// Writes prepared at once, every tenant together (more wait their turn).
+        #[arg(long, default_value_t = ocni_server::DEFAULT_MAX_CONCURRENT_WRITES)]
+        max_concurrent_writes: usize,
+        /// Handler calls one tenant may run at once in multi-tenant mode (default: half the
+        /// cores, at least 1).
+        #[arg(long, default_value_t = ocni_server::default_handler_calls_per_tenant())]
+        handler_calls_per_tenant: usize,
     },
     /// Create, list, show and delete tenants (admin API).
     Tenant {
@@ -336,6 +343,8 @@ fn main() -> anyhow::Result<()> {
             handler_memory_mib,
             max_handler_bytes,
             handler_fuel,
+            max_concurrent_writes,
+            handler_calls_per_tenant,
         } => {
             let mut config = Config::new(data);
             config.admin_token = admin_token(admin_token_file.as_deref())?;
@@ -353,6 +362,8 @@ fn main() -> anyhow::Result<()> {
             config.runtime.max_memory_bytes = handler_memory_mib << 20;
             config.runtime.max_component_bytes = max_handler_bytes;
             config.runtime.fuel = handler_fuel;
+            config.max_concurrent_writes = max_concurrent_writes;
+            config.handler_calls_per_tenant = handler_calls_per_tenant;
             config.default_dialect = match json_dialect {
                 JsonDialect::Occi12 => Dialect::Occi12,
                 JsonDialect::Pyocni => Dialect::Pyocni,
