@@ -329,28 +329,8 @@ pub fn verify(c: &Check, r: &Reply, vars: &Vars) -> Result<(), String> {
 
 /// GET without an Accept header, over a bare connection.
 pub async fn get_without_accept(server: &TestServer, path: &str) -> Result<Reply, String> {
-    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = server.base.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no end of the header section")?;
-    let mut lines = head.lines();
-    let status =
-        lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).ok_or("no status")?;
-    let mut headers = HeaderMap::new();
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':')
-            && let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.trim().as_bytes()), HeaderValue::from_str(v.trim()))
-        {
-            headers.append(k, v);
-        }
-    }
-    Ok(Reply { status, headers, text: body.to_string() })
+    crate::raw_request(server, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")).await
 }
 
 pub fn show(r: &Reply) -> String {

@@ -78,19 +78,9 @@ impl TestServer {
     /// Starts a server with this configuration.
     pub async fn start_with(config: Config, dir: Option<Arc<tempfile::TempDir>>) -> TestServer {
         let data = config.data_dir.clone();
-        // After a restart the previous server's last connection tasks may still hold the
-        // database for a moment; wait for them rather than fail.
-        let mut tries = 0;
-        let app = loop {
-            match ocni_server::open(config.clone()) {
-                Ok(app) => break app,
-                Err(_) if tries < 100 => {
-                    tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                Err(e) => panic!("server cannot open its data directory: {e:#}"),
-            }
-        };
+        // `stop` returns once the previous server has closed the database.
+        let app = ocni_server::open(config.clone())
+            .unwrap_or_else(|e| panic!("server cannot open its data directory: {e:#}"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -290,6 +280,32 @@ pub fn repo_root() -> &'static Path {
 /// Validates a document against one of the OCCI 1.2 JSON schemas (`resource`, `link`, `model`,
 /// `entity-collection`, `action-instance`, `locations`) with the validator shipped in
 /// `tests/occi-json-schema` (python3 + jsonschema, which `scripts/test.sh` installs).
+/// Sends `request` (a whole HTTP/1.1 request, as bytes on the wire) over a bare connection and
+/// reads the answer until the server closes it: for what an HTTP client library would not send.
+pub async fn raw_request(server: &TestServer, request: &str) -> Result<Reply, String> {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    s.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no end of the header section")?;
+    let mut lines = head.lines();
+    let status =
+        lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).ok_or("no status")?;
+    let mut headers = HeaderMap::new();
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':')
+            && let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.trim().as_bytes()), HeaderValue::from_str(v.trim()))
+        {
+            headers.append(k, v);
+        }
+    }
+    Ok(Reply { status, headers, text: body.to_string() })
+}
+
 pub fn validate_occi_json(schema: &str, doc: &Value) -> Result<(), String> {
     let occi = repo_root().join("tests/occi-json-schema");
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;

@@ -3,7 +3,7 @@
 //! pattern that tries to escape its anchors. Each is refused with a 400 that says what and
 //! where, or handled exactly, and nothing else is touched.
 
-use ocni_tests::{COMPUTE, NETWORK, NETWORKINTERFACE, TestServer, expect, expect_error};
+use ocni_tests::{COMPUTE, NETWORK, NETWORKINTERFACE, TestServer, expect, expect_error, raw_request};
 use serde_json::json;
 
 #[tokio::test]
@@ -69,4 +69,101 @@ async fn a_pattern_cannot_escape_its_anchors() {
     let entity = |v: &str| json!({"kind": "http://example.com/x#p", "attributes": {"x.name": v}});
     expect_error(&server.json("POST", "/p/", Some(entity("xaby"))).await, 400, &["x.name"]);
     expect(&server.json("POST", "/p/", Some(entity("ab"))).await, 201);
+}
+
+#[tokio::test]
+async fn the_host_header_is_an_authority_and_comes_once() {
+    let server = TestServer::start().await;
+    let create = |host_lines: &str| {
+        let body = json!({"kind": COMPUTE}).to_string();
+        format!(
+            "POST /compute/ HTTP/1.1\r\n{host_lines}Content-Type: application/occi+json\r\nAccept: application/occi+json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // Without --base-url the Host is echoed in Location: markup, user information or a path
+    // in it is refused, and nothing is created.
+    for host in ["\"><script>alert(1)</script>", "user@evil.example", "evil.example/x", "a b", ""] {
+        let r = raw_request(&server, &create(&format!("Host: {host}\r\n"))).await.unwrap();
+        expect_error(&r, 400, &["Host"]);
+        assert!(r.header("location").is_none(), "{host:?}: {:?}", r.headers);
+    }
+    let r = raw_request(&server, &create("Host: a.example\r\nHost: b.example\r\n")).await.unwrap();
+    expect_error(&r, 400, &["more than one host header"]);
+    let r = raw_request(&server, &create("Host: a.example\r\nAuthorization: Bearer x\r\nAuthorization: Bearer y\r\n"))
+        .await
+        .unwrap();
+    expect_error(&r, 400, &["more than one authorization header"]);
+    let r = server.send("GET", "/compute/", Some("text/uri-list"), None, None).await;
+    assert_eq!(r.text, "", "nothing was created by a refused request");
+    // A plain authority is echoed as it came, port included.
+    let r = raw_request(&server, &create("Host: cloud.example:8080\r\n")).await.unwrap();
+    expect(&r, 201);
+    let location = r.header("location").unwrap();
+    assert!(location.starts_with("http://cloud.example:8080/compute/"), "{location}");
+    let r = raw_request(&server, &create("Host: [::1]:8080\r\n")).await.unwrap();
+    expect(&r, 201);
+    assert!(r.header("location").unwrap().starts_with("http://[::1]:8080/compute/"), "{:?}", r.headers);
+}
+
+/// A location with a line break can no longer be created, but an older server stored them:
+/// such a record is listed and created-answered with the break percent-encoded, never dropped
+/// and never as a line of its own.
+#[tokio::test]
+async fn stored_locations_with_line_breaks_are_rendered_escaped() {
+    let mut server = TestServer::start().await;
+    expect(&server.json("PUT", "/compute/ok", Some(json!({"kind": COMPUTE}))).await, 201);
+    server.stop().await;
+    {
+        let store = ocni_store::Store::open(&server.data.join("ocni.redb")).unwrap();
+        let catalog = ocni_model::Catalog::builtin();
+        let input = ocni_model::parse_entity_input(&json!({"kind": COMPUTE})).unwrap();
+        let mut old = catalog.create_entity(&input, "/compute/x", "x").unwrap();
+        old.location = "/compute/x\r\nX-OCCI-Attribute: occi.compute.state=\"hacked\"".into();
+        let mut step = store.step().unwrap();
+        step.put_entity(ocni_server::api::DEFAULT_TENANT, &old).unwrap();
+        assert!(matches!(store.commit_step(step).unwrap(), ocni_store::Applied::Done { .. }));
+    }
+    let server = server.restart().await;
+    let escaped = "/compute/x%0D%0AX-OCCI-Attribute: occi.compute.state=%22hacked%22";
+    let r = server.send("GET", "/compute/", Some("text/occi"), None, None).await;
+    expect(&r, 200);
+    let listed: Vec<&str> = r.headers.get_all("x-occi-location").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(listed.len(), 2, "{:?}", r.headers);
+    assert!(listed.iter().any(|l| l.ends_with(escaped)), "{listed:?}");
+    assert!(r.headers.get("x-occi-attribute").is_none(), "{:?}", r.headers);
+    for accept in ["text/plain", "text/uri-list"] {
+        let r = server.send("GET", "/compute/", Some(accept), None, None).await;
+        expect(&r, 200);
+        assert_eq!(r.text.lines().count(), 2, "{accept}: {:?}", r.text);
+        assert!(r.text.contains(escaped) && !r.text.contains("\r"), "{accept}: {:?}", r.text);
+    }
+}
+
+/// A link target given as an absolute URL of this server is one of its entities: it must
+/// exist, and deleting it deletes the link, as for a target given as a path.
+#[tokio::test]
+async fn absolute_link_targets_naming_this_server_are_resolved() {
+    let server = TestServer::start().await;
+    expect(&server.json("PUT", "/compute/vm", Some(json!({"kind": COMPUTE}))).await, 201);
+    expect(&server.json("PUT", "/network/n", Some(json!({"kind": NETWORK}))).await, 201);
+    let nic = |id: &str, target: &str| {
+        json!({"kind": NETWORKINTERFACE, "id": id, "source": server.url("/compute/vm"), "target": target,
+            "attributes": {"occi.networkinterface.mac": "02:00:00:00:00:01"}})
+    };
+    let missing = server.url("/network/missing");
+    let r = server.json("POST", "/networkinterface/", Some(nic("l0", &missing))).await;
+    expect_error(&r, 404, &["/network/missing", "does not exist"]);
+    // Scheme and host are compared without case.
+    let own = server.url("/network/n").replace("http://", "HTTP://");
+    expect(&server.json("POST", "/networkinterface/", Some(nic("l1", &own))).await, 201);
+    let link = server.get_ok("/networkinterface/l1").await;
+    assert_eq!(link["target"]["kind"], NETWORK, "the target's kind is recorded: {link}");
+    // Another server's URL is taken as given.
+    let foreign = "http://elsewhere.example/network/n";
+    expect(&server.json("POST", "/networkinterface/", Some(nic("l2", foreign))).await, 201);
+    expect(&server.json("DELETE", "/network/n", None).await, 200);
+    assert_eq!(server.get("/networkinterface/l1").await.status, 404, "the link went with its target");
+    expect(&server.get("/networkinterface/l2").await, 200);
 }

@@ -551,7 +551,7 @@ impl App {
                         }
                         let eid = entity_id(input.id.as_deref())?;
                         let location = format!("{}{eid}", kind.location.as_deref().unwrap_or("/"));
-                        create_entity(self, w, tenant, catalog, &input, &location, &eid, &mut created)
+                        create_entity(self, w, tenant, catalog, &req.base_url, &input, &location, &eid, &mut created)
                             .map_err(|e| prefix(e, &place))?;
                     }
                     Ok(created)
@@ -751,7 +751,7 @@ impl App {
                             return Err(ApiError::bad(format!("id is immutable: the entity's id is {:?}", old.id())));
                         }
                         let mut next = catalog.replace_entity(&old, &input)?;
-                        check_link_ends(w, tenant, catalog, &mut next)?;
+                        check_link_ends(w, tenant, catalog, &req.base_url, &mut next)?;
                         handlers::run(self, w, tenant, catalog, Stage::Update { old: &old }, &mut next)?;
                         w.put_entity(tenant, &next)?;
                         Ok((false, path.to_string()))
@@ -767,7 +767,7 @@ impl App {
                             )));
                         }
                         let mut created = Vec::new();
-                        create_entity(self, w, tenant, catalog, &input, path, &eid, &mut created)?;
+                        create_entity(self, w, tenant, catalog, &req.base_url, &input, path, &eid, &mut created)?;
                         Ok((true, path.to_string()))
                     }
                 })?;
@@ -785,7 +785,7 @@ impl App {
                         return Err(ApiError::bad(format!("id is immutable: the entity's id is {:?}", old.id())));
                     }
                     let mut next = catalog.update_entity(&old, &input)?;
-                    check_link_ends(w, tenant, catalog, &mut next)?;
+                    check_link_ends(w, tenant, catalog, &req.base_url, &mut next)?;
                     handlers::run(self, w, tenant, catalog, Stage::Update { old: &old }, &mut next)?;
                     w.put_entity(tenant, &next)?;
                     Ok(())
@@ -975,6 +975,7 @@ fn create_entity(
     w: &mut Write,
     tenant: &str,
     catalog: &Catalog,
+    base: &str,
     input: &EntityInput,
     location: &str,
     id: &str,
@@ -984,7 +985,7 @@ fn create_entity(
         return Err(ApiError::conflict(format!("an entity already exists at {location:?}")));
     }
     let mut e = catalog.create_entity(input, location, id)?;
-    check_link_ends(w, tenant, catalog, &mut e)?;
+    check_link_ends(w, tenant, catalog, base, &mut e)?;
     app.check_entity_limit(w, tenant)?;
     handlers::run(app, w, tenant, catalog, Stage::Create, &mut e)?;
     w.put_entity(tenant, &e)?;
@@ -1019,16 +1020,22 @@ fn create_entity(
         let lid = entity_id(link.id.as_deref())?;
         let lloc = format!("{}{lid}", kind.location.as_deref().unwrap_or("/"));
         // The answer lists the resources created, not their inline links (GFD.185 3.4.5).
-        create_entity(app, w, tenant, catalog, &link, &lloc, &lid, &mut Vec::new()).map_err(|e| prefix(e, &place))?;
+        create_entity(app, w, tenant, catalog, base, &link, &lloc, &lid, &mut Vec::new())
+            .map_err(|e| prefix(e, &place))?;
     }
     Ok(())
 }
 
 /// A link's source must be a resource of this tenant; a local target must exist (its kind is
-/// recorded); a target outside the server (absolute URL) is taken as given.
-fn check_link_ends(w: &Step, tenant: &str, catalog: &Catalog, e: &mut Entity) -> R<()> {
+/// recorded); a target outside the server (absolute URL) is taken as given. A target naming
+/// this server (`base`, the `--base-url` or `http://` + `Host` of the request) is local: it is
+/// stored as its path, so it must exist and it goes with its resource.
+fn check_link_ends(w: &Step, tenant: &str, catalog: &Catalog, base: &str, e: &mut Entity) -> R<()> {
     if !catalog.is_link_kind(&e.kind) {
         return Ok(());
+    }
+    if let Some(path) = e.target().and_then(|t| own_path(base, t)) {
+        e.attributes.insert(ATTR_TARGET.into(), Value::String(path.to_string()));
     }
     let source = e.source().unwrap_or_default().to_string();
     match w.entity(tenant, &source)? {
@@ -1051,6 +1058,14 @@ fn check_link_ends(w: &Step, tenant: &str, catalog: &Catalog, e: &mut Entity) ->
         )));
     }
     Ok(())
+}
+
+/// The path of `url` when it is a URL of this server (`base` followed by a path; scheme and
+/// host compared without case).
+fn own_path<'a>(base: &str, url: &'a str) -> Option<&'a str> {
+    let head = url.get(..base.len())?;
+    let path = &url[base.len()..];
+    (head.eq_ignore_ascii_case(base) && path.starts_with('/')).then_some(path)
 }
 
 /// Links of a resource are left intact by an update (GFD.223 6.2.2); they are created, changed
@@ -1304,14 +1319,12 @@ fn locations_reply(status: StatusCode, urls: Vec<String>, format: Format, header
         Format::UriList => {
             let mut body = String::new();
             for u in &urls {
-                body.push_str(u);
+                body.push_str(&text::location_text(u));
                 body.push('\n');
             }
             Reply { status, headers: Vec::new(), body: body.into_bytes(), content_type: Some(format.content_type()) }
         }
-        Format::TextPlain | Format::TextOcci => {
-            text_reply(status, urls.into_iter().map(|u| (header, u)).collect(), format)
-        }
+        Format::TextPlain | Format::TextOcci => text_reply(status, text::location_lines(header, &urls), format),
     }
 }
 
@@ -1326,7 +1339,7 @@ fn created_reply(base: &str, locations: &[String], format: Format) -> Reply {
         _ => locations_reply(StatusCode::CREATED, urls.clone(), format, "Location"),
     };
     if let Some(first) = urls.first() {
-        reply.headers.push(("Location", first.clone()));
+        reply.headers.push(("Location", text::location_text(first)));
     }
     reply
 }

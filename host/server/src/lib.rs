@@ -107,7 +107,8 @@ pub fn open(config: Config) -> anyhow::Result<Arc<App>> {
 }
 
 /// Serves connections from `listener` until `shutdown` completes, then lets open requests
-/// finish (for at most 10 seconds).
+/// finish (for at most 10 seconds). When every request has ended and `app` is no longer held
+/// elsewhere, it is dropped before this returns: the database is closed then.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -143,6 +144,45 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("shutdown timed out with connections open"),
     }
+    // Connection tasks drop their handles on the app just after their connection ends.
+    let mut app = app;
+    for _ in 0..500 {
+        match Arc::try_unwrap(app) {
+            Ok(last) => {
+                // Joins the writer thread, which may be finishing a batch: off the executor.
+                let _ = tokio::task::spawn_blocking(move || drop(last)).await;
+                tracing::info!("database closed");
+                return;
+            }
+            Err(shared) => app = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tracing::warn!("shutdown: the app is still in use elsewhere; the database closes when it is released");
+}
+
+/// The base of the absolute URLs in answers: `--base-url` when given, else `http://` and the
+/// request's `Host`, which must then be a plain authority (`host[:port]`): it is echoed in
+/// `Location` and link targets. A `Host` that is not one is refused even with `--base-url`.
+fn base_url(configured: Option<&str>, host: Option<&HeaderValue>) -> Result<String, ApiError> {
+    let host = match host {
+        None => None,
+        Some(v) => {
+            let bad = || ApiError::bad(format!("Host header {v:?} is not an authority (host or host:port)"));
+            let text = v.to_str().map_err(|_| bad())?;
+            let authority: hyper::http::uri::Authority = text.parse().map_err(|_| bad())?;
+            // No user information, no empty host, nothing the parse let through but a name.
+            if text.contains('@') || authority.host().is_empty() || authority.as_str() != text {
+                return Err(bad());
+            }
+            Some(authority)
+        }
+    };
+    Ok(match (configured, host) {
+        (Some(b), _) => b.trim_end_matches('/').to_string(),
+        (None, Some(h)) => format!("http://{h}"),
+        (None, None) => "http://localhost".to_string(),
+    })
 }
 
 fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
@@ -219,6 +259,13 @@ async fn respond(
     who: &mut String,
 ) -> Result<Reply, ApiError> {
     let route = route::route(req.uri().path(), req.uri().query()).map_err(|e| ApiError::bad(e.0))?;
+    // Headers that say who the client is and where it thinks it is must be unambiguous.
+    for name in [header::HOST, header::AUTHORIZATION] {
+        if req.headers().get_all(&name).iter().nth(1).is_some() {
+            return Err(ApiError::bad(format!("the request has more than one {name} header; send one")));
+        }
+    }
+    let base_url = base_url(app.config.base_url.as_deref(), req.headers().get(header::HOST))?;
     // Who it is comes first (before the body is read): the admin, or a tenant, which then has
     // a request rate and a body size of its own.
     let auth = req.headers().get(header::AUTHORIZATION);
@@ -236,10 +283,6 @@ async fn respond(
     check_version(header_str(&req, header::USER_AGENT))?;
     let format = if admin { Ok(Format::Json(Dialect::Occi12)) } else { format };
     let format = format.map_err(|m| ApiError::new(StatusCode::NOT_ACCEPTABLE, m))?;
-    let base_url = match &app.config.base_url {
-        Some(b) => b.trim_end_matches('/').to_string(),
-        None => format!("http://{}", header_str(&req, header::HOST).unwrap_or("localhost")),
-    };
     let content_type = header_str(&req, header::CONTENT_TYPE).map(str::to_string);
     // text/occi carries the request in headers: keep the OCCI ones.
     let occi_headers: Vec<(String, String)> = req

@@ -34,6 +34,20 @@ struct Job {
 /// The handle on the writer thread: [`Writer::submit`] hands it a step.
 pub(crate) struct Writer {
     jobs: Mutex<Option<Sender<Job>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Dropping the handle stops the writer once it has answered every job sent before, and waits
+/// for it: the writer's handle on the store is gone when the drop returns.
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the writer thread panicked");
+        }
+    }
 }
 
 impl Writer {
@@ -41,8 +55,8 @@ impl Writer {
     /// sent before has been answered).
     pub(crate) fn start(store: Arc<Store>) -> std::io::Result<Writer> {
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new().name("ocni-writer".into()).spawn(move || run(&store, rx))?;
-        Ok(Writer { jobs: Mutex::new(Some(tx)) })
+        let thread = std::thread::Builder::new().name("ocni-writer".into()).spawn(move || run(&store, rx))?;
+        Ok(Writer { jobs: Mutex::new(Some(tx)), thread: Some(thread) })
     }
 
     /// Applies `set` and waits (blocking: call it off the async executor) for its batch to
