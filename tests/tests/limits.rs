@@ -78,6 +78,44 @@ async fn max_categories() {
     expect(&acme.json("POST", "/-/", Some(mixins(&["c"]))).await, 200);
 }
 
+/// A kind of `n` attributes `a0`..`a{n-1}`, each with a description of `pad` bytes.
+fn kind_of(term: &str, n: usize, pad: usize) -> Value {
+    let attributes: serde_json::Map<String, Value> = (0..n)
+        .map(|i| (format!("acme.{term}.a{i}"), json!({"type": "string", "description": "x".repeat(pad)})))
+        .collect();
+    json!({"kinds": [{"term": term, "scheme": "http://acme.example/k#", "location": format!("/{term}/"),
+        "attributes": attributes}]})
+}
+
+/// Categories cost memory for as long as they exist: the attributes of one and the size of all
+/// are bounded, on adding and on replacing, and a refused write adds nothing.
+#[tokio::test]
+async fn category_size_is_bounded() {
+    let server = TestServer::start_multi_tenant(|_| {}).await;
+    let acme = server.create_tenant("acme", None).await;
+    // The defaults already bound a category: 256 attributes.
+    let r = acme.json("POST", "/-/", Some(kind_of("big", 257, 0))).await;
+    expect_error(&r, 403, &["limit of 256 attributes per category", "http://acme.example/k#big defines 257"]);
+    expect(&acme.json("POST", "/-/", Some(kind_of("big", 256, 0))).await, 200);
+
+    let beta =
+        server.create_tenant("beta", Some(json!({"max_category_attributes": 3, "max_catalog_bytes": 2000}))).await;
+    expect_error(&beta.json("POST", "/-/", Some(kind_of("k", 4, 0))).await, 403, &["limit of 3 attributes"]);
+    expect(&beta.json("POST", "/-/", Some(kind_of("k", 3, 0))).await, 200);
+    // Replacing a category is held to the same bound.
+    let r = beta.json("PUT", "/-/", Some(kind_of("k", 4, 0))).await;
+    expect_error(&r, 403, &["limit of 3 attributes"]);
+    // Size: three attributes of 200 bytes each fit once, not three times.
+    expect(&beta.json("POST", "/-/", Some(kind_of("l", 3, 200))).await, 200);
+    let r = beta.json("POST", "/-/", Some(kind_of("m", 3, 200))).await;
+    expect_error(&r, 403, &["limit of 2000 bytes of category definitions"]);
+    let r = beta.json("PUT", "/-/", Some(kind_of("k", 3, 400))).await;
+    expect_error(&r, 403, &["limit of 2000 bytes"]);
+    let listed = beta.get_ok("/-/").await.to_string();
+    assert!(!listed.contains("acme.m.a0") && !listed.contains(&"x".repeat(400)), "nothing was added or replaced");
+    assert!(listed.contains("acme.l.a2") && listed.contains("acme.k.a2"), "{listed}");
+}
+
 #[tokio::test]
 async fn max_handlers() {
     let server = TestServer::start_multi_tenant(|_| {}).await;
@@ -199,7 +237,8 @@ async fn limits_are_set_partially_and_checked() {
     let defaults = server.admin("GET", "/-/admin/tenants/acme/limits", None).await.json()["limits"].clone();
     assert_eq!(
         defaults,
-        json!({"max_entities": 100000, "max_categories": 1000, "max_handlers": 32, "max_handler_bytes": 16 << 20,
+        json!({"max_entities": 100000, "max_categories": 1000, "max_category_attributes": 256,
+               "max_catalog_bytes": 4 << 20, "max_handlers": 32, "max_handler_bytes": 16 << 20,
                "handler_deadline_ms": 100, "handler_memory_mib": 32, "max_body_bytes": 1 << 20, "requests_per_second": 1000})
     );
     let r = limits(json!({"max_entities": 1, "max_handlers": 2})).await;

@@ -397,7 +397,7 @@ impl App {
                 }
                 let added = self.write(tenant, |w, catalog| {
                     let next = catalog.add(new.clone())?;
-                    self.check_category_limit(tenant, next.iter().filter(|c| !c.builtin).count())?;
+                    self.check_catalog_limits(tenant, &next)?;
                     for c in &new {
                         w.put_category(tenant, next.get(&c.id()).expect("just added"))?;
                     }
@@ -422,6 +422,9 @@ impl App {
                 }
                 self.write(tenant, |w, catalog| {
                     let next = if changed.is_empty() { None } else { Some(catalog.replace(changed.clone())?) };
+                    if let Some(next) = &next {
+                        self.check_catalog_limits(tenant, next)?;
+                    }
                     let effective = next.as_ref().unwrap_or(catalog);
                     for c in &changed {
                         // Store the category as the catalog completed it (e.g. default parent).

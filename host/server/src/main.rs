@@ -72,6 +72,12 @@ enum Command {
         /// Default per-tenant limit: categories of the tenant's own.
         #[arg(long, default_value_t = TenantDefaults::default().max_categories)]
         tenant_max_categories: u64,
+        /// Default per-tenant limit: attributes one category of the tenant's may define.
+        #[arg(long, default_value_t = TenantDefaults::default().max_category_attributes)]
+        tenant_max_category_attributes: u64,
+        /// Default per-tenant limit: bytes the tenant's category definitions take, in JSON.
+        #[arg(long, default_value_t = TenantDefaults::default().max_catalog_bytes)]
+        tenant_max_catalog_bytes: u64,
         /// Default per-tenant limit: handlers.
         #[arg(long, default_value_t = TenantDefaults::default().max_handlers)]
         tenant_max_handlers: u64,
@@ -134,6 +140,10 @@ struct LimitArgs {
     #[arg(long)]
     max_categories: Option<u64>,
     #[arg(long)]
+    max_category_attributes: Option<u64>,
+    #[arg(long)]
+    max_catalog_bytes: Option<u64>,
+    #[arg(long)]
     max_handlers: Option<u64>,
     #[arg(long)]
     max_handler_bytes: Option<u64>,
@@ -152,6 +162,8 @@ impl LimitArgs {
         let fields = [
             ("max_entities", self.max_entities),
             ("max_categories", self.max_categories),
+            ("max_category_attributes", self.max_category_attributes),
+            ("max_catalog_bytes", self.max_catalog_bytes),
             ("max_handlers", self.max_handlers),
             ("max_handler_bytes", self.max_handler_bytes),
             ("handler_deadline_ms", self.handler_deadline_ms),
@@ -337,6 +349,8 @@ fn main() -> anyhow::Result<()> {
             admin_token_file,
             tenant_max_entities,
             tenant_max_categories,
+            tenant_max_category_attributes,
+            tenant_max_catalog_bytes,
             tenant_max_handlers,
             tenant_requests_per_second,
             handler_deadline_ms,
@@ -351,6 +365,8 @@ fn main() -> anyhow::Result<()> {
             config.tenant_defaults = TenantDefaults {
                 max_entities: tenant_max_entities,
                 max_categories: tenant_max_categories,
+                max_category_attributes: tenant_max_category_attributes,
+                max_catalog_bytes: tenant_max_catalog_bytes,
                 max_handlers: tenant_max_handlers,
                 requests_per_second: tenant_requests_per_second.max(1),
             };

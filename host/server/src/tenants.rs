@@ -29,6 +29,7 @@ use subtle::ConstantTimeEq;
 use crate::Config;
 use crate::api::{App, Body, Reply, Request};
 use crate::error::ApiError;
+use ocni_model::{Catalog, Category};
 
 type R<T> = Result<T, ApiError>;
 
@@ -79,20 +80,31 @@ impl fmt::Debug for Secret {
 pub struct TenantDefaults {
     pub max_entities: u64,
     pub max_categories: u64,
+    pub max_category_attributes: u64,
+    pub max_catalog_bytes: u64,
     pub max_handlers: u64,
     pub requests_per_second: u64,
 }
 
 impl Default for TenantDefaults {
     fn default() -> Self {
-        TenantDefaults { max_entities: 100_000, max_categories: 1000, max_handlers: 32, requests_per_second: 1000 }
+        TenantDefaults {
+            max_entities: 100_000,
+            max_categories: 1000,
+            max_category_attributes: 256,
+            max_catalog_bytes: 4 << 20,
+            max_handlers: 32,
+            requests_per_second: 1000,
+        }
     }
 }
 
 /// The names of the limits, as in JSON and the store.
-pub const LIMIT_NAMES: [&str; 8] = [
+pub const LIMIT_NAMES: [&str; 10] = [
     "max_entities",
     "max_categories",
+    "max_category_attributes",
+    "max_catalog_bytes",
     "max_handlers",
     "max_handler_bytes",
     "handler_deadline_ms",
@@ -106,6 +118,8 @@ pub const LIMIT_NAMES: [&str; 8] = [
 pub struct Limits {
     pub max_entities: u64,
     pub max_categories: u64,
+    pub max_category_attributes: u64,
+    pub max_catalog_bytes: u64,
     pub max_handlers: u64,
     pub max_handler_bytes: u64,
     pub handler_deadline_ms: u64,
@@ -121,6 +135,8 @@ impl Limits {
         Limits {
             max_entities: d.max_entities,
             max_categories: d.max_categories,
+            max_category_attributes: d.max_category_attributes,
+            max_catalog_bytes: d.max_catalog_bytes,
             max_handlers: d.max_handlers,
             max_handler_bytes: config.runtime.max_component_bytes as u64,
             handler_deadline_ms: config.runtime.deadline.as_millis() as u64,
@@ -146,6 +162,8 @@ impl Limits {
         Some(match name {
             "max_entities" => &mut self.max_entities,
             "max_categories" => &mut self.max_categories,
+            "max_category_attributes" => &mut self.max_category_attributes,
+            "max_catalog_bytes" => &mut self.max_catalog_bytes,
             "max_handlers" => &mut self.max_handlers,
             "max_handler_bytes" => &mut self.max_handler_bytes,
             "handler_deadline_ms" => &mut self.handler_deadline_ms,
@@ -716,12 +734,26 @@ impl App {
         Ok(())
     }
 
-    /// 403 when `own` categories would be more than the tenant may have.
-    pub(crate) fn check_category_limit(&self, tenant: &str, own: usize) -> R<()> {
-        if let Some(limits) = self.tenancy.limits(tenant)
-            && own as u64 > limits.max_categories
-        {
+    /// 403 when the tenant's own categories in `next` (the catalog a write would leave) are
+    /// more than it may have, one of them has more attributes than a category may, or all of
+    /// them together take more room (as stored, in JSON) than its catalog may.
+    pub(crate) fn check_catalog_limits(&self, tenant: &str, next: &Catalog) -> R<()> {
+        let Some(limits) = self.tenancy.limits(tenant) else { return Ok(()) };
+        let own: Vec<&Category> = next.iter().filter(|c| !c.builtin).map(|c| &**c).collect();
+        if own.len() as u64 > limits.max_categories {
             return Err(limit_reached(tenant, limits.max_categories, "categories of its own"));
+        }
+        if let Some(c) = own.iter().find(|c| c.attributes.len() as u64 > limits.max_category_attributes) {
+            let what = format!("attributes per category ({} defines {})", c.id(), c.attributes.len());
+            return Err(limit_reached(tenant, limits.max_category_attributes, &what));
+        }
+        let mut bytes = 0u64;
+        for c in &own {
+            bytes += serde_json::to_vec(c).map_err(|e| ApiError::internal("sizing a category", e))?.len() as u64;
+        }
+        if bytes > limits.max_catalog_bytes {
+            let what = format!("bytes of category definitions (its categories would take {bytes})");
+            return Err(limit_reached(tenant, limits.max_catalog_bytes, &what));
         }
         Ok(())
     }
