@@ -3,7 +3,9 @@
 //! pattern that tries to escape its anchors. Each is refused with a 400 that says what and
 //! where, or handled exactly, and nothing else is touched.
 
-use ocni_tests::{COMPUTE, NETWORK, NETWORKINTERFACE, TestServer, expect, expect_error, raw_request};
+use ocni_tests::{COMPUTE, JSON, NETWORK, NETWORKINTERFACE, TestServer, expect, expect_error, raw_request};
+use std::time::Instant;
+
 use serde_json::json;
 
 #[tokio::test]
@@ -166,4 +168,80 @@ async fn absolute_link_targets_naming_this_server_are_resolved() {
     expect(&server.json("DELETE", "/network/n", None).await, 200);
     assert_eq!(server.get("/networkinterface/l1").await.status, 404, "the link went with its target");
     expect(&server.get("/networkinterface/l2").await, 200);
+}
+
+/// A listing without `page`/`number` is the first page of the server's page size, never the
+/// whole collection; the answer links the next page in every rendering.
+#[tokio::test]
+async fn listings_without_a_page_are_one_page_with_a_next_link() {
+    let server = TestServer::start_configured(|c| c.max_page_size = 3).await;
+    for i in 0..5 {
+        expect(&server.json("PUT", &format!("/compute/c{i}"), Some(json!({"kind": COMPUTE}))).await, 201);
+    }
+    let next = server.url("/compute/?page=2&number=3");
+    for accept in ["text/uri-list", "text/plain", "text/occi", JSON] {
+        let r = server.send("GET", "/compute/", Some(accept), None, None).await;
+        expect(&r, 200);
+        assert_eq!(r.header("link"), Some(format!("<{next}>; rel=\"next\"").as_str()), "{accept}: {:?}", r.headers);
+        let listed = match accept {
+            JSON => r.json()["resources"].as_array().unwrap().len(),
+            "text/occi" => r.headers.get_all("x-occi-location").iter().count(),
+            _ => r.text.lines().count(),
+        };
+        assert_eq!(listed, 3, "{accept}: {}", r.text);
+    }
+    let r = server.send("GET", "/compute/?page=2&number=3", Some("text/uri-list"), None, None).await;
+    assert_eq!(r.text.lines().count(), 2, "{}", r.text);
+    assert!(r.header("link").is_none(), "the last page has no next: {:?}", r.headers);
+    // A filtered listing pages the same way.
+    let filter = json!({"attributes": {"occi.core.id": "c4"}});
+    let r = server.send("GET", "/compute/", Some("text/uri-list"), None, Some(filter.to_string())).await;
+    assert_eq!(r.text.lines().count(), 1, "{}", r.text);
+    assert!(r.header("link").is_none(), "{:?}", r.headers);
+}
+
+/// Listings run on blocking threads, not on the async workers: while large listings keep every
+/// core busy, a GET of one entity is still answered in a fraction of a listing's time (it used to
+/// wait for one to finish).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_listings_do_not_hold_the_async_workers() {
+    let server = TestServer::start_configured(|c| c.max_page_size = 5000).await;
+    for batch in 0..4 {
+        let resources: Vec<_> = (0..500)
+            .map(|i| json!({"kind": COMPUTE, "id": format!("c{batch}-{i}"), "title": "x".repeat(64)}))
+            .collect();
+        expect(&server.json("POST", "/compute/", Some(json!({"resources": resources}))).await, 201);
+    }
+    let list = || server.send("GET", "/compute/?number=5000", Some(JSON), None, None);
+    let started = Instant::now();
+    expect(&list().await, 200);
+    let alone = started.elapsed();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut loads = Vec::new();
+    for _ in 0..6 {
+        let (base, stop) = (server.base.clone(), stop.clone());
+        loads.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = client.get(format!("{base}/compute/?number=5000")).header("Accept", JSON).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                r.bytes().await.unwrap();
+            }
+        }));
+    }
+    tokio::time::sleep(alone).await;
+    let mut small = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        expect(&server.get("/compute/c0-0").await, 200);
+        small.push(started.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in loads {
+        l.await.unwrap();
+    }
+    small.sort();
+    let median = small[small.len() / 2];
+    eprintln!("one listing alone {alone:?}; entity GET under 6 listings: median {median:?}, max {:?}", small[19]);
+    assert!(median < alone / 3, "an entity GET took {median:?} (median) beside listings of {alone:?}");
 }

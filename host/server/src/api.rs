@@ -47,6 +47,9 @@ pub struct App {
     pub(crate) sandbox: crate::sandbox::Sandbox,
     /// Writes being prepared, all tenants together (`Config::max_concurrent_writes`).
     pub(crate) write_slots: Arc<tokio::sync::Semaphore>,
+    /// Reads that may be large (listings, the query interface) running at once, all tenants
+    /// together: they run on blocking threads, one per core.
+    pub(crate) listing_slots: Arc<tokio::sync::Semaphore>,
     /// Per tenant, the handler calls that may run at once (`Config::handler_calls_per_tenant`).
     handler_slots: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     /// The server's mode, tokens and tenants' limits.
@@ -207,6 +210,9 @@ impl App {
             writer,
             sandbox,
             write_slots: Arc::new(tokio::sync::Semaphore::new(config_writes)),
+            listing_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            )),
             handler_slots: Default::default(),
         })
     }
@@ -486,46 +492,61 @@ impl App {
 
     // ------------------------------------------------------------------ collections
 
+    /// The page a listing asks for (`page`, `number`); without them, the first page of the
+    /// server's page size: a listing never returns more than `max_page_size` entities.
     fn page(&self, req: &Request) -> R<Page> {
         let max = self.config.max_page_size;
-        match (req.route.page, req.route.number) {
-            (None, None) => Ok(Page::ALL),
-            (page, number) => {
-                let number = number.unwrap_or(max as u64);
-                if number > max as u64 {
-                    return Err(ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("number={number} is above this server's page size limit of {max}"),
-                    ));
-                }
-                let page = page.unwrap_or(1);
-                let offset = (page - 1).saturating_mul(number);
-                Ok(Page { offset: usize::try_from(offset).unwrap_or(usize::MAX), limit: number as usize })
-            }
+        let number = req.route.number.unwrap_or(max as u64);
+        if number > max as u64 {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("number={number} is above this server's page size limit of {max}"),
+            ));
         }
+        let page = req.route.page.unwrap_or(1);
+        let offset = (page - 1).saturating_mul(number);
+        Ok(Page { offset: usize::try_from(offset).unwrap_or(usize::MAX), limit: number as usize })
     }
 
     /// Lists the locations of one page of `source`, applying a filter body if any. A filtered
-    /// listing reads entities one at a time and stops once the page is full.
-    fn list(&self, tenant: &str, catalog: &Catalog, req: &Request, source: Source<'_>) -> R<Reply> {
+    /// listing reads entities one at a time and stops once the page is full. When there is more
+    /// after the page, the answer carries `Link: <...?page=N+1&number=M>; rel="next"`.
+    fn list(&self, tenant: &str, catalog: &Catalog, req: &Request, path: &str, source: Source<'_>) -> R<Reply> {
         let page = self.page(req)?;
+        // One more than the page, to know whether there is a next one.
+        let probe = Page { offset: page.offset, limit: page.limit.saturating_add(1) };
         let r = self.store.read()?;
-        let Some(body) = body_as(req, Purpose::EntityFilter, catalog)? else {
-            return render_listing(&r, tenant, catalog, &r.locations(tenant, source, page)?, req);
-        };
-        let filters = parse_entity_filters(&body)?;
-        let (mut skipped, mut hits) = (0, Vec::new());
-        r.each_entity(tenant, source, &mut |e| {
-            if filters.iter().any(|f| f.matches(&e)) {
-                if skipped < page.offset {
-                    skipped += 1;
-                } else {
-                    hits.push(e);
-                }
+        let (mut reply, more) = match body_as(req, Purpose::EntityFilter, catalog)? {
+            None => {
+                let mut locations = r.locations(tenant, source, probe)?;
+                let more = locations.len() > page.limit;
+                locations.truncate(page.limit);
+                (render_listing(&r, tenant, catalog, &locations, req)?, more)
             }
-            if hits.len() >= page.limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-        })?;
-        render_entities(&r, tenant, catalog, &hits, req)
+            Some(body) => {
+                let filters = parse_entity_filters(&body)?;
+                let (mut skipped, mut hits) = (0, Vec::new());
+                r.each_entity(tenant, source, &mut |e| {
+                    if filters.iter().any(|f| f.matches(&e)) {
+                        if skipped < probe.offset {
+                            skipped += 1;
+                        } else {
+                            hits.push(e);
+                        }
+                    }
+                    if hits.len() >= probe.limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                })?;
+                let more = hits.len() > page.limit;
+                hits.truncate(page.limit);
+                (render_entities(&r, tenant, catalog, &hits, req)?, more)
+            }
+        };
+        if more && page.limit > 0 {
+            let next = page.offset / page.limit + 2;
+            let url = format!("{}{}?page={next}&number={}", req.base_url, text::location_text(path), page.limit);
+            reply.headers.push(("Link", format!("<{url}>; rel=\"next\"")));
+        }
+        Ok(reply)
     }
 
     fn kind_collection(&self, tenant: &str, catalog: &Catalog, kind: &Arc<Category>, req: &Request) -> R<Reply> {
@@ -535,7 +556,9 @@ impl App {
                 self.collection_action(tenant, catalog, req, term, |w| Ok(w.by_kind(tenant, &id, Page::ALL)?))
             }
             (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
-            (Method::GET | Method::HEAD, None) => self.list(tenant, catalog, req, Source::Kind(&id)),
+            (Method::GET | Method::HEAD, None) => {
+                self.list(tenant, catalog, req, kind.location.as_deref().unwrap_or("/"), Source::Kind(&id))
+            }
             (Method::POST, None) => {
                 let body = need(req, Purpose::Entity, catalog)?;
                 let inputs = ocni_model::parse_entity_collection(&body)?;
@@ -589,7 +612,9 @@ impl App {
                 self.collection_action(tenant, catalog, req, term, |w| Ok(w.by_mixin(tenant, &id, Page::ALL)?))
             }
             (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
-            (Method::GET | Method::HEAD, None) => self.list(tenant, catalog, req, Source::Mixin(&id)),
+            (Method::GET | Method::HEAD, None) => {
+                self.list(tenant, catalog, req, mixin.location.as_deref().unwrap_or("/"), Source::Mixin(&id))
+            }
             (method @ (Method::POST | Method::PUT | Method::DELETE), None) => {
                 let listed = match body_as(req, Purpose::Locations, catalog)? {
                     Some(b) => Some(ocni_model::parse_locations(&b)?),
@@ -653,7 +678,7 @@ impl App {
             )));
         }
         match *req.method {
-            Method::GET | Method::HEAD => self.list(tenant, catalog, req, Source::Prefix(path)),
+            Method::GET | Method::HEAD => self.list(tenant, catalog, req, path, Source::Prefix(path)),
             Method::DELETE => {
                 if req.body.is_some() {
                     return Err(ApiError::bad("DELETE on a path deletes every entity below it and takes no body"));

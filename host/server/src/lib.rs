@@ -352,20 +352,23 @@ async fn respond(
         read_body(&bytes, content_type.as_deref(), &occi_headers)?
     };
     let request = api::Request { method: &method, route, body, format, base_url };
-    if method == Method::GET || method == Method::HEAD {
-        // Reads are short redb read transactions, almost always over cached pages: they run
-        // in place. Handing each to a blocking thread (or `block_in_place`) cost a third of
-        // GET throughput in `ocni-bench` (0.42 vs 0.60 of a trivial hyper server).
+    let read = method == Method::GET || method == Method::HEAD;
+    if read && matches!(request.route.target, route::Target::Entity(_)) {
+        // One entity is a short redb read transaction, almost always over cached pages: it
+        // runs in place. Handing each to a blocking thread (or `block_in_place`) cost a third
+        // of GET throughput in `ocni-bench` (0.42 vs 0.60 of a trivial hyper server).
         serve_request(app, &tenant, request)
     } else {
         // Writes are prepared on a blocking thread (they read, run handlers, and wait for their
-        // batch to commit), at most `max_concurrent_writes` at once; see `App::write`.
-        let _slot = app
-            .write_slots
+        // batch to commit), at most `max_concurrent_writes` at once; see `App::write`. Reads
+        // that may be large (a page of a listing, the query interface) run there too, one per
+        // core, so that they never hold an async worker that other requests wait for.
+        let slots = if read { &app.listing_slots } else { &app.write_slots };
+        let _slot = slots
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| ApiError::internal("a write", "the server is shutting down"))?;
+            .map_err(|_| ApiError::internal("a request", "the server is shutting down"))?;
         let app = Arc::clone(app);
         let span = tracing::Span::current();
         let api::Request { route, body, format, base_url, .. } = request;
@@ -375,7 +378,7 @@ async fn respond(
             serve_request(&app, &tenant, request)
         })
         .await
-        .map_err(|e| ApiError::internal("a write", if e.is_panic() { "it panicked" } else { "it was cancelled" }))?
+        .map_err(|e| ApiError::internal("a request", if e.is_panic() { "it panicked" } else { "it was cancelled" }))?
     }
 }
 
