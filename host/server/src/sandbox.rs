@@ -1,11 +1,10 @@
 //! The threads handler calls run on: `max_concurrent_calls` threads (the size of the runtime's
-//! instance pool), each with the stack a call needs (`max_wasm_stack` plus a margin) and a lower
-//! CPU priority than the threads that serve requests (Linux's `SCHED_IDLE` policy: they run on
-//! what CPU time the request path leaves, and a request thread that wakes up takes the core at
-//! once). A tenant's handler that
-//! spins to its deadline then takes CPU time only that request-serving threads do not want: the
-//! OS runs the request path (parsing, store reads, the writer's commits) first, so other tenants'
-//! latency does not depend on how hard one tenant's handlers spin.
+//! instance pool), each with the stack a call needs (`max_wasm_stack` plus a margin), at the
+//! same CPU priority as the request path. A lower one (`SCHED_IDLE`, tried) starves handler
+//! calls whenever anything else keeps the cores busy (heavy GET load, another process), and
+//! their deadline is wall-clock time: every handler-bound write then ends in 504. What keeps a
+//! tenant whose handlers spin from taking the machine is the per-tenant cap on calls running
+//! at once (`App::handler_slots`, `--handler-calls-per-tenant`, half the cores by default).
 //!
 //! A request thread hands a call here and waits for its answer; how many calls of one tenant may
 //! be waiting or running at once is capped before that (`App::handler_slots`).
@@ -52,7 +51,6 @@ impl Sandbox {
 }
 
 fn worker(rx: &Mutex<Receiver<Job>>) {
-    lower_priority();
     loop {
         // The lock is held only while waiting for the next job, never while one runs.
         let job = match rx.lock().unwrap_or_else(PoisonError::into_inner).recv() {
@@ -63,20 +61,3 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
     }
 }
-
-#[cfg(target_os = "linux")]
-fn lower_priority() {
-    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
-    // SCHED_IDLE: any thread may lower itself to it, and a waking request thread always preempts
-    // it. A `nice` value does not give that: the kernel's EEVDF scheduler lets a running nice 19
-    // thread finish its slice (milliseconds) before a woken nice 0 thread runs.
-    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-    if let Err(e) =
-        thread_priority::set_thread_priority_and_policy(thread_priority::thread_native_id(), ThreadPriority::Min, idle)
-    {
-        tracing::warn!(error = ?e, "could not lower the scheduling policy of a handler thread to SCHED_IDLE");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
