@@ -184,7 +184,7 @@ impl TestServer {
     /// `configure` may change the configuration first.
     pub async fn start_multi_tenant(configure: impl FnOnce(&mut Config)) -> TestServer {
         Self::start_configured(|config| {
-            config.admin_token = Some(ocni_server::tenants::Secret::admin_token(ADMIN_TOKEN).unwrap());
+            config.admin_token = Some(ocni_server::Secret::admin_token(ADMIN_TOKEN).unwrap());
             configure(config);
         })
         .await

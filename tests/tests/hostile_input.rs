@@ -124,7 +124,7 @@ async fn stored_locations_with_line_breaks_are_rendered_escaped() {
         let mut old = catalog.create_entity(&input, "/compute/x", "x").unwrap();
         old.location = "/compute/x\r\nX-OCCI-Attribute: occi.compute.state=\"hacked\"".into();
         let mut step = store.step().unwrap();
-        step.put_entity(ocni_server::api::DEFAULT_TENANT, &old).unwrap();
+        step.put_entity(ocni_server::DEFAULT_TENANT, &old).unwrap();
         assert!(matches!(store.commit_step(step).unwrap(), ocni_store::Applied::Done { .. }));
     }
     let server = server.restart().await;

@@ -270,7 +270,7 @@ async fn the_default_tenant_can_adopt_local_data() {
     local.stop().await;
     // With an admin token the server is multi-tenant; a tenant "default" gets that data.
     let mut config = ocni_server::Config::new(&data);
-    config.admin_token = Some(ocni_server::tenants::Secret::admin_token(ADMIN_TOKEN).unwrap());
+    config.admin_token = Some(ocni_server::Secret::admin_token(ADMIN_TOKEN).unwrap());
     let server = TestServer::start_with(config, Some(dir)).await;
     unauthorized(&with_auth(&server, None, "GET", "/compute/old", None).await, MISSING);
     let default = server.create_tenant("default", None).await;

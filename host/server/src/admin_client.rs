@@ -17,18 +17,16 @@ pub async fn request(
     path: &str,
     body: Option<&Value>,
 ) -> anyhow::Result<(u16, String)> {
-    let authority = server
-        .strip_prefix("http://")
-        .ok_or_else(|| anyhow::anyhow!("--server {server:?}: only http://host:port URLs are supported"))?
-        .trim_end_matches('/');
-    if authority.is_empty() || authority.contains('/') {
+    let uri: hyper::Uri = server.parse().with_context(|| format!("--server {server:?} is not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        anyhow::bail!("--server {server:?}: only http://host:port URLs are supported");
+    }
+    let authority = uri.authority().ok_or_else(|| anyhow::anyhow!("--server {server:?} names no host"))?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() || authority.as_str().contains('@') {
         anyhow::bail!("--server {server:?}: give the server's root, e.g. http://127.0.0.1:8090");
     }
-    let addr = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
+    let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
+    let authority = authority.as_str();
     let stream = tokio::net::TcpStream::connect(&addr).await.with_context(|| format!("connecting to {server}"))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);

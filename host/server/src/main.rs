@@ -1,15 +1,12 @@
 //! `ocni`: the command line of the ocni OCCI server.
 
-use ocni_server::tenants::TenantDefaults;
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use ocni_model::Dialect;
-use ocni_server::Config;
-use ocni_server::tenants::Secret;
+use clap::{Args, Parser, Subcommand};
+use ocni_server::{Secret, ServeArgs};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tracing_subscriber::EnvFilter;
 
@@ -25,85 +22,10 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum JsonDialect {
-    /// OCCI 1.2 JSON rendering (GFD.226)
-    Occi12,
-    /// pyOCNI's nested JSON
-    Pyocni,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Serve OCCI over HTTP.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8090")]
-        listen: SocketAddr,
-        /// Data directory (database and caches).
-        #[arg(long, default_value = "./ocni-data")]
-        data: PathBuf,
-        /// Scheme and authority of absolute URLs in answers (default: from the Host header).
-        #[arg(long)]
-        base_url: Option<String>,
-        /// Largest request body, in bytes.
-        #[arg(long, default_value_t = 1 << 20)]
-        max_body: usize,
-        /// Largest page (`number`) a listing may ask for.
-        #[arg(long, default_value_t = 1000)]
-        max_page_size: usize,
-        /// JSON dialect of `application/occi+json` when the client names none.
-        #[arg(long, value_enum, default_value = "occi12")]
-        json_dialect: JsonDialect,
-        /// A JSON file of extra template mixins (resource_tpl / os_tpl), served as built-ins.
-        #[arg(long)]
-        templates: Option<PathBuf>,
-        /// Serve on a non-loopback address in local mode (no admin token, no tenants: no
-        /// authentication).
-        #[arg(long)]
-        allow_unauthenticated_remote: bool,
-        /// A file holding the admin token (at least 16 characters); else the environment
-        /// variable OCNI_ADMIN_TOKEN. With an admin token the server is multi-tenant.
-        #[arg(long)]
-        admin_token_file: Option<PathBuf>,
-        /// Default per-tenant limit: entities.
-        #[arg(long, default_value_t = TenantDefaults::default().max_entities)]
-        tenant_max_entities: u64,
-        /// Default per-tenant limit: categories of the tenant's own.
-        #[arg(long, default_value_t = TenantDefaults::default().max_categories)]
-        tenant_max_categories: u64,
-        /// Default per-tenant limit: attributes one category of the tenant's may define.
-        #[arg(long, default_value_t = TenantDefaults::default().max_category_attributes)]
-        tenant_max_category_attributes: u64,
-        /// Default per-tenant limit: bytes the tenant's category definitions take, in JSON.
-        #[arg(long, default_value_t = TenantDefaults::default().max_catalog_bytes)]
-        tenant_max_catalog_bytes: u64,
-        /// Default per-tenant limit: handlers.
-        #[arg(long, default_value_t = TenantDefaults::default().max_handlers)]
-        tenant_max_handlers: u64,
-        /// Default per-tenant limit: requests per second (bursts of one second's worth).
-        #[arg(long, default_value_t = TenantDefaults::default().requests_per_second)]
-        tenant_requests_per_second: u64,
-        /// Wall-clock limit of one handler call, in milliseconds.
-        #[arg(long, default_value_t = 100)]
-        handler_deadline_ms: u64,
-        /// Memory limit of one handler instance, in MiB.
-        #[arg(long, default_value_t = 32)]
-        handler_memory_mib: usize,
-        /// Largest handler component accepted for upload, in bytes.
-        #[arg(long, default_value_t = 16 << 20)]
-        max_handler_bytes: usize,
-        /// Optional fuel budget per handler call (deterministic CPU bound; off by default).
-        #[arg(long)]
-        handler_fuel: Option<u64>,
-        /// Writes prepared at once, every tenant together (more wait their turn).
-        #[arg(long, default_value_t = ocni_server::DEFAULT_MAX_CONCURRENT_WRITES)]
-        max_concurrent_writes: usize,
-        /// Handler calls one tenant may run at once in multi-tenant mode (default: half the
-        /// cores, at least 1).
-        #[arg(long, default_value_t = ocni_server::default_handler_calls_per_tenant())]
-        handler_calls_per_tenant: usize,
-    },
+    Serve(ServeArgs),
     /// Create, list, show and delete tenants (admin API).
     Tenant {
         #[command(subcommand)]
@@ -133,45 +55,44 @@ struct AdminArgs {
 }
 
 /// Per-tenant limits; the ones not given keep their value (the server's default at creation).
-#[derive(Args, Default)]
+/// Serialized as the admin API's limits object (the limits not given left out).
+#[derive(Args, Default, Serialize)]
 struct LimitArgs {
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_entities: Option<u64>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_categories: Option<u64>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_category_attributes: Option<u64>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_catalog_bytes: Option<u64>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_handlers: Option<u64>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_handler_bytes: Option<u64>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     handler_deadline_ms: Option<u64>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     handler_memory_mib: Option<u64>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_body_bytes: Option<u64>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     requests_per_second: Option<u64>,
 }
 
 impl LimitArgs {
     fn to_json(&self) -> Value {
-        let fields = [
-            ("max_entities", self.max_entities),
-            ("max_categories", self.max_categories),
-            ("max_category_attributes", self.max_category_attributes),
-            ("max_catalog_bytes", self.max_catalog_bytes),
-            ("max_handlers", self.max_handlers),
-            ("max_handler_bytes", self.max_handler_bytes),
-            ("handler_deadline_ms", self.handler_deadline_ms),
-            ("handler_memory_mib", self.handler_memory_mib),
-            ("max_body_bytes", self.max_body_bytes),
-            ("requests_per_second", self.requests_per_second),
-        ];
-        Value::Object(fields.into_iter().filter_map(|(k, v)| Some((k.to_string(), json!(v?)))).collect::<Map<_, _>>())
+        serde_json::to_value(self).expect("limits serialize")
     }
 }
 
@@ -286,7 +207,7 @@ fn admin_call(admin: &AdminArgs, method: &str, path: &str, body: Option<Value>) 
 
 fn admin_command(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { .. } => unreachable!("serve is not an admin command"),
+        Command::Serve(_) => unreachable!("serve is not an admin command"),
         Command::Tenant { command } => match command {
             TenantCommand::Create { name, limits, admin } => {
                 admin_call(&admin, "POST", "/-/admin/tenants", Some(json!({"name": name, "limits": limits.to_json()})))
@@ -328,7 +249,7 @@ fn admin_command(command: Command) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve { .. }) {
+    if !matches!(cli.command, Command::Serve(_)) {
         return admin_command(cli.command);
     }
     tracing_subscriber::fmt()
@@ -337,58 +258,15 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     match cli.command {
-        Command::Serve {
-            listen,
-            data,
-            base_url,
-            max_body,
-            max_page_size,
-            json_dialect,
-            templates,
-            allow_unauthenticated_remote,
-            admin_token_file,
-            tenant_max_entities,
-            tenant_max_categories,
-            tenant_max_category_attributes,
-            tenant_max_catalog_bytes,
-            tenant_max_handlers,
-            tenant_requests_per_second,
-            handler_deadline_ms,
-            handler_memory_mib,
-            max_handler_bytes,
-            handler_fuel,
-            max_concurrent_writes,
-            handler_calls_per_tenant,
-        } => {
-            let mut config = Config::new(data);
-            config.admin_token = admin_token(admin_token_file.as_deref())?;
-            config.tenant_defaults = TenantDefaults {
-                max_entities: tenant_max_entities,
-                max_categories: tenant_max_categories,
-                max_category_attributes: tenant_max_category_attributes,
-                max_catalog_bytes: tenant_max_catalog_bytes,
-                max_handlers: tenant_max_handlers,
-                requests_per_second: tenant_requests_per_second.max(1),
-            };
-            config.base_url = base_url;
-            config.max_body = max_body;
-            config.max_page_size = max_page_size;
-            config.templates = templates;
-            config.runtime.deadline = std::time::Duration::from_millis(handler_deadline_ms);
-            config.runtime.max_memory_bytes = handler_memory_mib << 20;
-            config.runtime.max_component_bytes = max_handler_bytes;
-            config.runtime.fuel = handler_fuel;
-            config.max_concurrent_writes = max_concurrent_writes;
-            config.handler_calls_per_tenant = handler_calls_per_tenant;
-            config.default_dialect = match json_dialect {
-                JsonDialect::Occi12 => Dialect::Occi12,
-                JsonDialect::Pyocni => Dialect::Pyocni,
-            };
+        Command::Serve(args) => {
+            let admin_token = admin_token(args.admin_token_file.as_deref())?;
+            let (listen, allow_unauthenticated_remote) = (args.listen, args.allow_unauthenticated_remote);
+            let config = args.into_config(admin_token);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
                 let app = ocni_server::open(config.clone())
                     .with_context(|| format!("opening data directory {}", config.data_dir.display()))?;
-                let multi = app.tenancy.is_multi_tenant();
+                let multi = app.tenancy().is_multi_tenant();
                 if !multi && !listen.ip().is_loopback() && !allow_unauthenticated_remote {
                     anyhow::bail!(
                         "refusing to serve {listen} without authentication: no admin token is configured and \

@@ -14,8 +14,40 @@ pub enum Target {
     Entity(String),
     /// `/-/handlers/` (`None`) or `/-/handlers/{name}`: uploaded WebAssembly handlers.
     Handlers(Option<String>),
-    /// `/-/admin/{rest}`: the admin API (tenants, tokens, limits); `rest` is the path after it.
-    Admin(String),
+    /// `/-/admin/...`: the admin API (tenants, tokens, limits).
+    Admin(AdminPath),
+}
+
+/// What a path under `/-/admin/` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminPath {
+    /// `tenants`
+    Tenants,
+    /// `tenants/{name}`
+    Tenant(String),
+    /// `tenants/{name}/tokens`
+    Tokens(String),
+    /// `tenants/{name}/tokens/{id}`
+    Token(String, String),
+    /// `tenants/{name}/limits`
+    Limits(String),
+    /// Anything else (the path after `/-/admin/`): 404 once the admin is authenticated.
+    Unknown(String),
+}
+
+impl AdminPath {
+    fn parse(rest: &str) -> AdminPath {
+        let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+        let owned = |s: &str| s.to_string();
+        match parts.as_slice() {
+            ["tenants"] => AdminPath::Tenants,
+            ["tenants", name] => AdminPath::Tenant(owned(name)),
+            ["tenants", name, "tokens"] => AdminPath::Tokens(owned(name)),
+            ["tenants", name, "tokens", id] => AdminPath::Token(owned(name), owned(id)),
+            ["tenants", name, "limits"] => AdminPath::Limits(owned(name)),
+            _ => AdminPath::Unknown(rest.to_string()),
+        }
+    }
 }
 
 /// A parsed request line.
@@ -97,7 +129,7 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
             _ => return Err(RouteError(format!("{path:?}: handler names contain no '/'"))),
         }
     } else if let Some(rest) = path.strip_prefix("/-/admin/") {
-        Target::Admin(rest.to_string())
+        Target::Admin(AdminPath::parse(rest))
     } else if path.ends_with('/') {
         Target::Collection(path)
     } else {
@@ -120,7 +152,12 @@ mod tests {
         assert_eq!(route("/-/handlers/", None).unwrap().target, Target::Handlers(None));
         assert_eq!(route("/-/handlers/compute", None).unwrap().target, Target::Handlers(Some("compute".into())));
         assert!(route("/-/handlers/a/b", None).is_err());
-        assert_eq!(route("/-/admin/tenants/a", None).unwrap().target, Target::Admin("tenants/a".into()));
+        let admin = |p: &str| route(p, None).unwrap().target;
+        assert_eq!(admin("/-/admin/tenants/a"), Target::Admin(AdminPath::Tenant("a".into())));
+        assert_eq!(admin("/-/admin/tenants/"), Target::Admin(AdminPath::Tenants));
+        assert_eq!(admin("/-/admin/tenants/a/tokens/0f"), Target::Admin(AdminPath::Token("a".into(), "0f".into())));
+        assert_eq!(admin("/-/admin/tenants/a/limits"), Target::Admin(AdminPath::Limits("a".into())));
+        assert_eq!(admin("/-/admin/tenants/a/b"), Target::Admin(AdminPath::Unknown("tenants/a/b".into())));
         let r = route("/compute/x", Some("action=start")).unwrap();
         assert_eq!(r.action.as_deref(), Some("start"));
     }

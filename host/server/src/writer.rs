@@ -5,7 +5,7 @@
 //! once it is on disk.
 //!
 //! The writer runs no OCCI rule and no handler: requests prepare their steps in parallel
-//! (`app.rs`, `App::write`), and the writer only checks that what each step read is unchanged
+//! (`services.rs`, `Services::write`), and the writer only checks that what each step read is unchanged
 //! ([`ocni_store::Writer::apply`]) and writes it. A step that conflicts writes nothing and is
 //! answered after the batch commits, so that the request prepares it again on a snapshot that
 //! holds what it conflicted with.

@@ -124,7 +124,7 @@ pub struct Bench {
 /// An ocni server of the real code (`ocni_server::open` + `serve`) on `127.0.0.1:0`.
 pub struct Ocni {
     pub addr: SocketAddr,
-    _app: Arc<ocni_server::api::App>,
+    _app: Arc<ocni_server::App>,
     _dir: tempfile::TempDir,
 }
 

@@ -4,10 +4,10 @@
 //! calls whenever anything else keeps the cores busy (heavy GET load, another process), and
 //! their deadline is wall-clock time: every handler-bound write then ends in 504. What keeps a
 //! tenant whose handlers spin from taking the machine is the per-tenant cap on calls running
-//! at once (`App::handler_slots`, `--handler-calls-per-tenant`, half the cores by default).
+//! at once (`Sandbox::handler_slots`, `--handler-calls-per-tenant`, half the cores by default).
 //!
 //! A request thread hands a call here and waits for its answer; how many calls of one tenant may
-//! be waiting or running at once is capped before that (`App::handler_slots`).
+//! be waiting or running at once is capped before that (`Sandbox::handler_slots`).
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,12 +17,12 @@ const STACK_MARGIN: usize = 4 << 20;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-pub(crate) struct Sandbox {
+pub(crate) struct Threads {
     jobs: Mutex<Sender<Job>>,
 }
 
-impl Sandbox {
-    pub(crate) fn start(threads: usize, max_wasm_stack: usize) -> std::io::Result<Sandbox> {
+impl Threads {
+    pub(crate) fn start(threads: usize, max_wasm_stack: usize) -> std::io::Result<Threads> {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
@@ -32,7 +32,7 @@ impl Sandbox {
                 .stack_size(max_wasm_stack + STACK_MARGIN)
                 .spawn(move || worker(&rx))?;
         }
-        Ok(Sandbox { jobs: Mutex::new(tx) })
+        Ok(Threads { jobs: Mutex::new(tx) })
     }
 
     /// Runs `f` on a sandbox thread and waits (blocking) for its result.

@@ -1,8 +1,9 @@
 //! Multi-tenant hosting: which mode the server is in, who a request is (tokens checked in constant
-//! time), each tenant's limits and request rate, and the admin API under `/-/admin/`.
+//! time), each tenant's limits and request rate. The admin API that changes them is
+//! `occi/admin.rs`.
 //!
 //! *Local mode* (no admin token configured and no tenant in the store): every request is the
-//! implicit tenant [`DEFAULT_TENANT`](crate::api::DEFAULT_TENANT), unauthenticated, with the
+//! implicit tenant [`DEFAULT_TENANT`], unauthenticated, with the
 //! server's own limits only. *Multi-tenant mode* (an admin token, or tenants in the store): every
 //! OCCI request needs `Authorization: Bearer <token>` of a tenant; nothing is served as an implicit
 //! tenant.
@@ -13,108 +14,35 @@
 //! admin token is compared the same way (SHA-256 of both sides). Tokens never reach a log.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use hyper::StatusCode;
 use hyper::header::HeaderValue;
-use hyper::{Method, StatusCode};
-use ocni_store::{Reads, Step, Store, TenantRecord, TokenRecord, Writer};
-use serde_json::{Map, Value, json};
+use ocni_model::{Catalog, Category};
+use ocni_store::{Reads, Step, Store, TokenRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::Config;
-use crate::api::{App, Body, Reply, Request};
+use crate::config::Config;
 use crate::error::ApiError;
-use ocni_model::{Catalog, Category};
+use crate::reply::R;
 
-type R<T> = Result<T, ApiError>;
+/// The tenant every request is in local mode (no authentication).
+pub const DEFAULT_TENANT: &str = "default";
 
 /// Who an admin request is, in the audit log (not a valid tenant name).
 pub const ADMIN: &str = "(admin)";
 /// Who a request that was not authenticated is, in the audit log.
 pub const NOBODY: &str = "(none)";
-/// Shortest admin token accepted at start.
-pub const MIN_ADMIN_TOKEN: usize = 16;
 
-/// A secret held in memory (the admin token): `Debug` never shows it.
-// No `PartialEq`: a plain `==` on a secret is not constant-time.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Checks an admin token read from a file or the environment: surrounding white space is
-    /// dropped; empty or shorter than [`MIN_ADMIN_TOKEN`] characters is refused.
-    pub fn admin_token(raw: &str) -> Result<Secret, String> {
-        let token = raw.trim();
-        if token.is_empty() {
-            return Err("the admin token is empty".into());
-        }
-        if token.chars().count() < MIN_ADMIN_TOKEN {
-            return Err(format!("the admin token is shorter than {MIN_ADMIN_TOKEN} characters"));
-        }
-        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("the admin token contains white space or control characters".into());
-        }
-        Ok(Secret(token.to_string()))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
-
-/// Server-wide defaults of the per-tenant limits that have no server flag of their own (the
-/// handler and body limits default to the server's `--handler-*`, `--max-handler-bytes` and
-/// `--max-body`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TenantDefaults {
-    pub max_entities: u64,
-    pub max_categories: u64,
-    pub max_category_attributes: u64,
-    pub max_catalog_bytes: u64,
-    pub max_handlers: u64,
-    pub requests_per_second: u64,
-}
-
-impl Default for TenantDefaults {
-    fn default() -> Self {
-        TenantDefaults {
-            max_entities: 100_000,
-            max_categories: 1000,
-            max_category_attributes: 256,
-            max_catalog_bytes: 4 << 20,
-            max_handlers: 32,
-            requests_per_second: 1000,
-        }
-    }
-}
-
-/// The names of the limits, as in JSON and the store.
-pub const LIMIT_NAMES: [&str; 10] = [
-    "max_entities",
-    "max_categories",
-    "max_category_attributes",
-    "max_catalog_bytes",
-    "max_handlers",
-    "max_handler_bytes",
-    "handler_deadline_ms",
-    "handler_memory_mib",
-    "max_body_bytes",
-    "requests_per_second",
-];
-
-/// A tenant's limits in effect: its own where set, the server's defaults elsewhere.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A tenant's limits in effect: its own where set, the server's defaults elsewhere. Their JSON
+/// form (field names) is what the admin API and the store use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     pub max_entities: u64,
     pub max_categories: u64,
@@ -147,38 +75,32 @@ impl Limits {
     }
 
     /// The limits of a tenant with these values set. A stored value above what the server allows
-    /// (its flags were lowered since) is lowered to it.
+    /// (its flags were lowered since) is lowered to it; a name that is no limit is ignored.
     pub fn of(set: &BTreeMap<String, u64>, config: &Config) -> Limits {
-        let mut limits = Limits::defaults(config);
+        let mut map = Limits::defaults(config).to_map();
         for (name, value) in set {
-            if let Some(slot) = limits.slot(name) {
-                *slot = (*value).min(max_of(name, config));
+            if let Some(slot) = map.get_mut(name) {
+                *slot = Value::from((*value).min(max_of(name, config)));
             }
         }
-        limits
+        serde_json::from_value(Value::Object(map)).expect("the limits' own fields, with whole numbers")
     }
 
-    fn slot(&mut self, name: &str) -> Option<&mut u64> {
-        Some(match name {
-            "max_entities" => &mut self.max_entities,
-            "max_categories" => &mut self.max_categories,
-            "max_category_attributes" => &mut self.max_category_attributes,
-            "max_catalog_bytes" => &mut self.max_catalog_bytes,
-            "max_handlers" => &mut self.max_handlers,
-            "max_handler_bytes" => &mut self.max_handler_bytes,
-            "handler_deadline_ms" => &mut self.handler_deadline_ms,
-            "handler_memory_mib" => &mut self.handler_memory_mib,
-            "max_body_bytes" => &mut self.max_body_bytes,
-            "requests_per_second" => &mut self.requests_per_second,
-            _ => return None,
-        })
+    /// The limits by name.
+    fn to_map(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => unreachable!("limits serialize to an object"),
+        }
     }
 
     pub fn to_json(&self) -> Value {
-        let mut copy = self.clone();
-        let map: Map<String, Value> =
-            LIMIT_NAMES.iter().map(|n| (n.to_string(), json!(*copy.slot(n).expect("known name")))).collect();
-        Value::Object(map)
+        Value::Object(self.to_map())
+    }
+
+    /// The names of the limits, as in JSON and the store.
+    pub fn names(config: &Config) -> Vec<String> {
+        Limits::defaults(config).to_map().into_iter().map(|(k, _)| k).collect()
     }
 
     /// The handler limits of one call.
@@ -208,10 +130,11 @@ fn max_of(name: &str, config: &Config) -> u64 {
 /// refused.
 pub fn parse_limits(v: &Value, config: &Config) -> R<BTreeMap<String, Option<u64>>> {
     let obj = v.as_object().ok_or_else(|| ApiError::bad("limits must be a JSON object"))?;
+    let names = Limits::names(config);
     let mut out = BTreeMap::new();
     for (name, value) in obj {
-        if !LIMIT_NAMES.contains(&name.as_str()) {
-            return Err(ApiError::bad(format!("unknown limit {name:?}; the limits are {}", LIMIT_NAMES.join(", "))));
+        if !names.contains(name) {
+            return Err(ApiError::bad(format!("unknown limit {name:?}; the limits are {}", names.join(", "))));
         }
         let value = match value {
             Value::Null => None,
@@ -255,10 +178,6 @@ const TOKEN_PREFIX: &str = "ocni_";
 const ID_BYTES: usize = 8;
 const SECRET_BYTES: usize = 32;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn sha256(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
@@ -266,7 +185,7 @@ fn sha256(text: &str) -> [u8; 32] {
 fn random_hex(n: usize) -> R<String> {
     let mut buf = vec![0u8; n];
     getrandom::fill(&mut buf).map_err(|e| ApiError::internal("no randomness for a token", e))?;
-    Ok(hex(&buf))
+    Ok(hex::encode(&buf))
 }
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
@@ -274,13 +193,13 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
 }
 
 /// A new token: (its record for the store, the token to show once).
-fn new_token(tenant: &str) -> R<(TokenRecord, String)> {
+pub(crate) fn new_token(tenant: &str) -> R<(TokenRecord, String)> {
     let id = random_hex(ID_BYTES)?;
     let secret = random_hex(SECRET_BYTES)?;
     let record = TokenRecord {
         id: id.clone(),
         tenant: tenant.to_string(),
-        secret_sha256: hex(&sha256(&secret)),
+        secret_sha256: hex::encode(sha256(&secret)),
         created: now(),
     };
     Ok((record, format!("{TOKEN_PREFIX}{id}_{secret}")))
@@ -294,26 +213,12 @@ fn parse_token(token: &str) -> Option<(&str, &str)> {
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// A tenant's tokens as the admin API lists them: ids and creation times, never a secret.
-fn token_list(r: &ocni_store::Reader, tenant: &str) -> R<Vec<Value>> {
-    Ok(r.tokens()?
-        .into_iter()
-        .filter(|t| t.tenant == tenant)
-        .map(|t| json!({"id": t.id, "created": t.created}))
-        .collect())
 }
 
 /// 401 for a request without credentials.
@@ -432,7 +337,7 @@ impl Tenancy {
     /// its bearer token names (401 for a missing, malformed, unknown, revoked or wrong token).
     pub fn authenticate(&self, header: Option<&HeaderValue>) -> R<Tenant> {
         if !self.multi {
-            return Ok((crate::api::DEFAULT_TENANT.to_string(), None));
+            return Ok((DEFAULT_TENANT.to_string(), None));
         }
         let token = bearer(header).map_err(|()| invalid(REALM, MALFORMED))?.ok_or_else(|| missing(REALM))?;
         let (id, secret) = parse_token(token).ok_or_else(|| invalid(REALM, MALFORMED))?;
@@ -496,234 +401,36 @@ impl Tenancy {
         Ok(())
     }
 
-    fn set_tenant(&self, name: &str, limits: Limits) {
+    /// After the admin API committed a tenant (new, or with new limits).
+    pub(crate) fn set_tenant(&self, name: &str, limits: Limits) {
         self.tenants.write().insert(name.to_string(), Arc::new(TenantState::new(name, limits)));
     }
 
-    fn add_token(&self, t: &TokenRecord) {
+    /// After the admin API committed a tenant's deletion: its tokens go with it.
+    pub(crate) fn remove_tenant(&self, name: &str) {
+        self.tokens.write().retain(|_, (tenant, _)| tenant != name);
+        self.tenants.write().remove(name);
+    }
+
+    /// After the admin API committed a new token.
+    pub(crate) fn add_token(&self, t: &TokenRecord) {
         if let Some(hash) = unhex32(&t.secret_sha256) {
             self.tokens.write().insert(t.id.clone(), (t.tenant.clone(), hash));
         }
     }
-}
 
-// ---------------------------------------------------------------------- admin API
-
-/// What `/-/admin/...` names.
-enum AdminPath<'a> {
-    Tenants,
-    Tenant(&'a str),
-    Tokens(&'a str),
-    Token(&'a str, &'a str),
-    Limits(&'a str),
-}
-
-fn admin_path(rest: &str) -> R<AdminPath<'_>> {
-    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-    Ok(match parts.as_slice() {
-        ["tenants"] => AdminPath::Tenants,
-        ["tenants", name] => AdminPath::Tenant(name),
-        ["tenants", name, "tokens"] => AdminPath::Tokens(name),
-        ["tenants", name, "tokens", id] => AdminPath::Token(name, id),
-        ["tenants", name, "limits"] => AdminPath::Limits(name),
-        _ => {
-            return Err(ApiError::not_found(format!(
-                "no admin resource at /-/admin/{rest}: see /-/admin/tenants, /-/admin/tenants/NAME, \
-                 /-/admin/tenants/NAME/tokens[/ID], /-/admin/tenants/NAME/limits"
-            )));
-        }
-    })
-}
-
-fn admin_reply(status: StatusCode, v: &Value) -> Reply {
-    let mut body = serde_json::to_vec_pretty(v).expect("JSON values serialize");
-    body.push(b'\n');
-    Reply { status, headers: Vec::new(), body, content_type: Some("application/json") }
-}
-
-fn json_body<'a>(req: &'a Request) -> R<Option<&'a Value>> {
-    match &req.body {
-        None => Ok(None),
-        Some(Body::Json(v)) => Ok(Some(v)),
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the admin API takes JSON bodies (Content-Type: application/json)",
-        )),
+    /// After the admin API committed a token's revocation.
+    pub(crate) fn revoke_token(&self, id: &str) {
+        self.tokens.write().remove(id);
     }
 }
 
-fn no_tenant(name: &str) -> ApiError {
-    ApiError::not_found(format!("no tenant named {name:?}"))
-}
-
-impl App {
-    /// Serves `/-/admin/{rest}` (already authenticated as the admin).
-    pub fn admin(&self, rest: &str, req: &Request) -> R<Reply> {
-        if req.route.action.is_some() {
-            return Err(ApiError::bad("?action= does not apply to the admin API"));
-        }
-        let method = req.method;
-        match (admin_path(rest)?, method) {
-            (AdminPath::Tenants, &Method::GET | &Method::HEAD) => {
-                let r = self.store.read()?;
-                let mut list = Vec::new();
-                for t in r.tenants()? {
-                    list.push(self.describe_tenant(&r, &t)?);
-                }
-                Ok(admin_reply(StatusCode::OK, &json!({ "tenants": list })))
-            }
-            (AdminPath::Tenants, &Method::POST) => self.create_tenant(req),
-            (AdminPath::Tenants, m) => Err(ApiError::method(m, "the tenant list", "GET, HEAD, POST")),
-            (AdminPath::Tenant(name), &Method::GET | &Method::HEAD) => {
-                let r = self.store.read()?;
-                let t = r.tenant(name)?.ok_or_else(|| no_tenant(name))?;
-                Ok(admin_reply(StatusCode::OK, &self.describe_tenant(&r, &t)?))
-            }
-            (AdminPath::Tenant(name), &Method::DELETE) => self.delete_tenant(name),
-            (AdminPath::Tenant(_), m) => Err(ApiError::method(m, "a tenant", "GET, HEAD, DELETE")),
-            (AdminPath::Tokens(name), &Method::GET | &Method::HEAD) => {
-                let r = self.store.read()?;
-                r.tenant(name)?.ok_or_else(|| no_tenant(name))?;
-                Ok(admin_reply(StatusCode::OK, &json!({ "tenant": name, "tokens": token_list(&r, name)? })))
-            }
-            (AdminPath::Tokens(name), &Method::POST) => {
-                if json_body(req)?.is_some_and(|b| b.as_object().is_none_or(|o| !o.is_empty())) {
-                    return Err(ApiError::bad("issuing a token takes no body (or {})"));
-                }
-                let (record, token) = new_token(name)?;
-                self.admin_write(|w| {
-                    w.tenant(name)?.ok_or_else(|| no_tenant(name))?;
-                    Ok(w.put_token(&record)?)
-                })?;
-                self.tenancy.add_token(&record);
-                tracing::info!(tenant = name, token_id = %record.id, "token issued");
-                let v = json!({"tenant": name, "id": record.id, "created": record.created, "token": token});
-                Ok(admin_reply(StatusCode::CREATED, &v))
-            }
-            (AdminPath::Tokens(_), m) => Err(ApiError::method(m, "a tenant's tokens", "GET, HEAD, POST")),
-            (AdminPath::Token(name, id), &Method::DELETE) => {
-                self.admin_write(|w| {
-                    w.tenant(name)?.ok_or_else(|| no_tenant(name))?;
-                    if w.delete_token(name, id)? {
-                        Ok(())
-                    } else {
-                        Err(ApiError::not_found(format!("tenant {name:?} has no token {id:?}")))
-                    }
-                })?;
-                self.tenancy.tokens.write().remove(id);
-                tracing::info!(tenant = name, token_id = id, "token revoked");
-                Ok(admin_reply(StatusCode::OK, &json!({"tenant": name, "revoked": id})))
-            }
-            (AdminPath::Token(..), m) => Err(ApiError::method(m, "a token", "DELETE")),
-            (AdminPath::Limits(name), &Method::GET | &Method::HEAD) => {
-                let t = self.store.read()?.tenant(name)?.ok_or_else(|| no_tenant(name))?;
-                Ok(admin_reply(
-                    StatusCode::OK,
-                    &json!({"tenant": name, "limits": Limits::of(&t.limits, &self.config).to_json()}),
-                ))
-            }
-            (AdminPath::Limits(name), &Method::PUT) => {
-                let body = json_body(req)?.ok_or_else(|| ApiError::bad("PUT limits needs a JSON object of limits"))?;
-                let changes = parse_limits(body, &self.config)?;
-                let record = self.admin_write(|w| {
-                    let mut t = w.tenant(name)?.ok_or_else(|| no_tenant(name))?;
-                    for (k, v) in &changes {
-                        match v {
-                            Some(n) => t.limits.insert(k.clone(), *n),
-                            None => t.limits.remove(k),
-                        };
-                    }
-                    w.put_tenant(&t)?;
-                    Ok(t)
-                })?;
-                let limits = Limits::of(&record.limits, &self.config);
-                self.tenancy.set_tenant(name, limits.clone());
-                let changed = Value::Object(changes.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
-                tracing::info!(tenant = name, limits = %changed, "limits set");
-                Ok(admin_reply(StatusCode::OK, &json!({"tenant": name, "limits": limits.to_json()})))
-            }
-            (AdminPath::Limits(_), m) => Err(ApiError::method(m, "a tenant's limits", "GET, HEAD, PUT")),
-        }
-    }
-
-    /// Runs an administration write (tenants, tokens, limits) in a durable transaction of its
-    /// own; a batch being written commits first (redb has one write transaction at a time).
-    fn admin_write<T>(&self, f: impl FnOnce(&mut Writer) -> R<T>) -> R<T> {
-        self.store.write(f)
-    }
-
-    fn create_tenant(&self, req: &Request) -> R<Reply> {
-        let body = json_body(req)?.ok_or_else(|| ApiError::bad("POST /-/admin/tenants needs {\"name\": ...}"))?;
-        let obj = body.as_object().ok_or_else(|| ApiError::bad("the body must be a JSON object"))?;
-        if let Some(other) = obj.keys().find(|k| *k != "name" && *k != "limits") {
-            return Err(ApiError::bad(format!("member {other:?} is not allowed here (name, limits)")));
-        }
-        let name = obj
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::bad("member \"name\" (the tenant's name) is missing"))?;
-        check_tenant_name(name)?;
-        let set: BTreeMap<String, u64> = match obj.get("limits") {
-            None => BTreeMap::new(),
-            Some(l) => parse_limits(l, &self.config)?.into_iter().filter_map(|(k, v)| Some((k, v?))).collect(),
-        };
-        let record = TenantRecord { name: name.to_string(), created: now(), limits: set };
-        let (token_record, token) = new_token(name)?;
-        self.admin_write(|w| {
-            if w.tenant(name)?.is_some() {
-                return Err(ApiError::conflict(format!("tenant {name:?} already exists")));
-            }
-            w.put_tenant(&record)?;
-            Ok(w.put_token(&token_record)?)
-        })?;
-        let limits = Limits::of(&record.limits, &self.config);
-        self.tenancy.set_tenant(name, limits.clone());
-        self.tenancy.add_token(&token_record);
-        // Data already under this name (the local mode's `default`) is the tenant's; its catalog
-        // is read afresh.
-        self.forget_catalog(name);
-        tracing::info!(tenant = name, token_id = %token_record.id, "tenant created");
-        let r = self.store.read()?;
-        let mut v = self.describe_tenant(&r, &record)?;
-        v["token"] = json!({"id": token_record.id, "created": token_record.created, "token": token});
-        let mut reply = admin_reply(StatusCode::CREATED, &v);
-        reply.headers.push(("Location", format!("{}/-/admin/tenants/{name}", req.base_url)));
-        Ok(reply)
-    }
-
-    fn delete_tenant(&self, name: &str) -> R<Reply> {
-        let (ids, entities) = self.admin_write(|w| {
-            w.tenant(name)?.ok_or_else(|| no_tenant(name))?;
-            let entities = w.entity_count(name)?;
-            Ok((w.delete_tenant(name)?, entities))
-        })?;
-        self.tenancy.tokens.write().retain(|_, (tenant, _)| tenant != name);
-        self.tenancy.tenants.write().remove(name);
-        self.forget_catalog(name);
-        tracing::info!(tenant = name, tokens = ids.len(), entities, "tenant deleted");
-        Ok(admin_reply(
-            StatusCode::OK,
-            &json!({"deleted": name, "tokens_revoked": ids.len(), "entities_deleted": entities}),
-        ))
-    }
-
-    fn describe_tenant(&self, r: &ocni_store::Reader, t: &TenantRecord) -> R<Value> {
-        let tokens = token_list(r, &t.name)?;
-        Ok(json!({
-            "name": t.name,
-            "created": t.created,
-            "limits": Limits::of(&t.limits, &self.config).to_json(),
-            "entities": r.entity_count(&t.name)?,
-            "categories": r.categories(&t.name)?.len(),
-            "handlers": r.handlers(&t.name)?.len(),
-            "tokens": tokens,
-        }))
-    }
-
+/// Limits checked while a write is prepared.
+impl Tenancy {
     /// 403 when the tenant already has as many entities as it may (checked inside the write
     /// transaction, before an entity is added).
     pub(crate) fn check_entity_limit(&self, w: &Step, tenant: &str) -> R<()> {
-        if let Some(limits) = self.tenancy.limits(tenant) {
+        if let Some(limits) = self.limits(tenant) {
             if w.entity_count_estimate(tenant)? >= limits.max_entities {
                 return Err(limit_reached(tenant, limits.max_entities, "entities"));
             }
@@ -738,7 +445,7 @@ impl App {
     /// more than it may have, one of them has more attributes than a category may, or all of
     /// them together take more room (as stored, in JSON) than its catalog may.
     pub(crate) fn check_catalog_limits(&self, tenant: &str, next: &Catalog) -> R<()> {
-        let Some(limits) = self.tenancy.limits(tenant) else { return Ok(()) };
+        let Some(limits) = self.limits(tenant) else { return Ok(()) };
         let own: Vec<&Category> = next.iter().filter(|c| !c.builtin).map(|c| &**c).collect();
         if own.len() as u64 > limits.max_categories {
             return Err(limit_reached(tenant, limits.max_categories, "categories of its own"));
@@ -760,7 +467,7 @@ impl App {
 
     /// 403 when the tenant already has as many handlers as it may.
     pub(crate) fn check_handler_limit(&self, w: &Step, tenant: &str) -> R<()> {
-        if let Some(limits) = self.tenancy.limits(tenant)
+        if let Some(limits) = self.limits(tenant)
             && w.handlers(tenant)?.len() as u64 >= limits.max_handlers
         {
             return Err(limit_reached(tenant, limits.max_handlers, "handlers"));
@@ -770,7 +477,7 @@ impl App {
 
     /// The handler limits of one call for a tenant.
     pub(crate) fn call_limits(&self, tenant: &str) -> ocni_runtime::CallLimits {
-        self.tenancy.limits(tenant).map(|l| l.call_limits()).unwrap_or_default()
+        self.limits(tenant).map(|l| l.call_limits()).unwrap_or_default()
     }
 }
 
@@ -781,6 +488,7 @@ pub(crate) fn limit_reached(tenant: &str, limit: u64, what: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn header(s: &str) -> HeaderValue {
         HeaderValue::from_str(s).unwrap()
@@ -793,7 +501,7 @@ mod tests {
         assert_eq!(id, record.id);
         assert_eq!(secret.len(), 64, "32 random bytes");
         assert!(!record.secret_sha256.contains(secret));
-        assert_eq!(record.secret_sha256, hex(&sha256(secret)));
+        assert_eq!(record.secret_sha256, hex::encode(sha256(secret)));
         let (other, _) = new_token("acme").unwrap();
         assert_ne!(record.id, other.id);
         for bad in
@@ -814,17 +522,6 @@ mod tests {
     }
 
     #[test]
-    fn admin_tokens_must_be_long_enough_and_never_print() {
-        assert!(Secret::admin_token("").is_err());
-        assert!(Secret::admin_token("  \n").is_err());
-        assert!(Secret::admin_token("short").is_err());
-        assert!(Secret::admin_token("has white space inside").is_err());
-        let s = Secret::admin_token("0123456789abcdef\n").unwrap();
-        assert_eq!(s.expose(), "0123456789abcdef");
-        assert_eq!(format!("{s:?}"), "Secret(..)");
-    }
-
-    #[test]
     fn limits_parse_and_stay_within_the_server() {
         let config = Config::new("/nonexistent");
         let l = parse_limits(&json!({"max_entities": 5, "max_handlers": null}), &config).unwrap();
@@ -842,6 +539,13 @@ mod tests {
         let l = Limits::of(&set, &config);
         assert_eq!((l.max_entities, l.handler_memory_mib), (7, 32), "a stored value above the server's is lowered");
         assert_eq!(l.to_json()["max_entities"], 7);
+        // Every limit has a name in JSON, and each is read back under it.
+        let names = Limits::names(&config);
+        assert_eq!(names.len(), 10);
+        for (i, name) in names.iter().enumerate() {
+            let set = BTreeMap::from([(name.clone(), i as u64 + 1)]);
+            assert_eq!(Limits::of(&set, &config).to_json()[name], i as u64 + 1, "{name}");
+        }
     }
 
     #[test]

@@ -1,0 +1,81 @@
+//! The server's state as the HTTP layer sees it ([`App`]): the [`Services`] every operation is
+//! served with, the bounds on requests prepared or listed at once, and [`App::serve`], which
+//! hands an authenticated request to the operation its route names (`occi/`).
+
+use std::sync::Arc;
+
+use ocni_model::Class;
+use ocni_store::Store;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::occi::{admin, collection, entity, handlers, query};
+use crate::reply::{R, Reply, Request};
+use crate::route::Target;
+use crate::services::Services;
+use crate::tenancy::Tenancy;
+
+/// Shared server state (one per server, behind an `Arc`).
+pub struct App {
+    services: Services,
+    /// Writes being prepared, all tenants together (`Config::max_concurrent_writes`).
+    write_slots: Arc<Semaphore>,
+    /// Reads that may be large (listings, the query interface) running at once, all tenants
+    /// together: they run on blocking threads, one per core.
+    listing_slots: Arc<Semaphore>,
+}
+
+impl App {
+    /// Builds the state of a server over an open store and handler runtime.
+    pub fn new(store: Store, runtime: ocni_runtime::Runtime, config: Config) -> Result<App, String> {
+        let writes = config.max_concurrent_writes.max(1);
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Ok(App {
+            services: Services::start(store, runtime, config)?,
+            write_slots: Arc::new(Semaphore::new(writes)),
+            listing_slots: Arc::new(Semaphore::new(cores)),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.services.config
+    }
+
+    /// The server's mode, tokens and tenants.
+    pub fn tenancy(&self) -> &Tenancy {
+        &self.services.tenancy
+    }
+
+    /// The WebAssembly runtime (uploads are compiled as they arrive, before their write).
+    pub(crate) fn runtime(&self) -> &ocni_runtime::Runtime {
+        self.services.sandbox.runtime()
+    }
+
+    /// The slots a request waits for before it runs on a blocking thread: a write's, or a
+    /// large read's.
+    pub(crate) fn slots(&self, write: bool) -> &Arc<Semaphore> {
+        if write { &self.write_slots } else { &self.listing_slots }
+    }
+
+    /// Serves an authenticated request of `tenant` (the admin API's, or the tenant's OCCI API).
+    /// Blocking for everything but a single entity's read.
+    pub(crate) fn serve(&self, tenant: &str, req: Request<'_>) -> R<Reply> {
+        let s = &self.services;
+        if let Target::Admin(path) = &req.route.target {
+            return admin::admin(s, path, &req);
+        }
+        let catalog = s.catalog(tenant)?;
+        match &req.route.target {
+            Target::QueryInterface => query::query_interface(s, tenant, &catalog, &req),
+            Target::Collection(path) => match catalog.by_location(path).cloned() {
+                Some(cat) if cat.class == Class::Kind => collection::kind_collection(s, tenant, &catalog, &cat, &req),
+                Some(cat) => collection::mixin_collection(s, tenant, &catalog, &cat, &req),
+                None => collection::unbound_path(s, tenant, &catalog, path, &req),
+            },
+            Target::Entity(path) => entity::entity(s, tenant, &catalog, path, &req),
+            Target::Handlers(name) => handlers::handlers(s, tenant, name.as_deref(), &req),
+            Target::Admin(_) => Err(ApiError::not_found("the admin API is not part of a tenant's API")),
+        }
+    }
+}

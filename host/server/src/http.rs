@@ -1,0 +1,401 @@
+//! HTTP: the accept loop and graceful shutdown ([`serve`]), and for each request its framing:
+//! routing, authentication, request rate and body limits, content negotiation, reading and
+//! parsing the body, handing it to [`App::serve`] (in place for one entity's read, else on a
+//! blocking thread), error answers, request and audit logging.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ocni_model::Dialect;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::negotiate::{self, BodyType, Format};
+use crate::reply::{Body, Reply, Request as OcciRequest, json_reply};
+use crate::route;
+use crate::sandbox::upload_error;
+use crate::tenancy::{ADMIN, NOBODY};
+
+/// The `Server` header: product, then the OCCI versions spoken.
+pub const SERVER: &str = concat!("ocni/", env!("CARGO_PKG_VERSION"), " OCCI/1.1 OCCI/1.2");
+
+/// Serves connections from `listener` until `shutdown` completes, then lets open requests
+/// finish (for at most 10 seconds). When every request has ended and `app` is no longer held
+/// elsewhere, it is dropped before this returns: the database is closed then.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(app.config().header_read_timeout)
+                    .serve_connection(TokioIo::new(stream), service_fn(move |req| handle(app.clone(), peer, req)));
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("shutdown timed out with connections open"),
+    }
+    // Connection tasks drop their handles on the app just after their connection ends.
+    let mut app = app;
+    for _ in 0..500 {
+        match Arc::try_unwrap(app) {
+            Ok(last) => {
+                // Joins the writer thread, which may be finishing a batch: off the executor.
+                let _ = tokio::task::spawn_blocking(move || drop(last)).await;
+                tracing::info!("database closed");
+                return;
+            }
+            Err(shared) => app = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tracing::warn!("shutdown: the app is still in use elsewhere; the database closes when it is released");
+}
+
+/// The base of the absolute URLs in answers: `--base-url` when given, else `http://` and the
+/// request's `Host`, which must then be a plain authority (`host[:port]`): it is echoed in
+/// `Location` and link targets. A `Host` that is not one is refused even with `--base-url`.
+fn base_url(configured: Option<&str>, host: Option<&HeaderValue>) -> Result<String, ApiError> {
+    let host = match host {
+        None => None,
+        Some(v) => {
+            let bad = || ApiError::bad(format!("Host header {v:?} is not an authority (host or host:port)"));
+            let text = v.to_str().map_err(|_| bad())?;
+            let authority: hyper::http::uri::Authority = text.parse().map_err(|_| bad())?;
+            // No user information, no empty host, nothing the parse let through but a name.
+            if text.contains('@') || authority.host().is_empty() || authority.as_str() != text {
+                return Err(bad());
+            }
+            Some(authority)
+        }
+    };
+    Ok(match (configured, host) {
+        (Some(b), _) => b.trim_end_matches('/').to_string(),
+        (None, Some(h)) => format!("http://{h}"),
+        (None, None) => "http://localhost".to_string(),
+    })
+}
+
+fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// One request, end to end; never fails (errors become responses).
+async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let accept = header_str(&req, header::ACCEPT).map(str::to_string);
+    let format = negotiate::choose(accept.as_deref(), app.config().default_dialect);
+    let err_format = format.clone().unwrap_or(match accept.as_deref() {
+        Some(a) if a.contains("json") => Format::Json(app.config().default_dialect),
+        _ => Format::TextPlain,
+    });
+    // The admin API speaks JSON only, its errors too.
+    let err_format = if path.starts_with("/-/admin/") { Format::Json(Dialect::Occi12) } else { err_format };
+    // Every log line of the request (the write logs of the operations too) carries this span.
+    let span = tracing::info_span!("request", %method, %path);
+    // Who the request is, once authenticated (for the audit log).
+    let mut who = NOBODY.to_string();
+    let reply = match respond(&app, req, format.clone(), &mut who).instrument(span.clone()).await {
+        // GFD.185 3.6.6: a successful text/occi answer has the body "OK".
+        Ok(mut r) if format == Ok(Format::TextOcci) && r.body.is_empty() && r.status.is_success() => {
+            r.body = b"OK\n".to_vec();
+            r.content_type = Some(Format::TextOcci.content_type());
+            r
+        }
+        Ok(r) => r,
+        Err(e) => error_reply(e, err_format),
+    };
+    let status = reply.status;
+    let response = frame(reply, method == Method::HEAD);
+    let latency_us = started.elapsed().as_micros() as u64;
+    let _entered = span.enter();
+    if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), latency_us, %peer, "done");
+    } else {
+        tracing::info!(status = status.as_u16(), latency_us, "done");
+    }
+    // Audit: every write, with who did it and how it ended (never a token: only the tenant).
+    if method != Method::GET && method != Method::HEAD {
+        tracing::info!(target: "ocni::audit", tenant = %who, operation = %method, location = %path,
+            status = status.as_u16(), "write");
+    }
+    Ok(response)
+}
+
+/// Checks the client's OCCI version (`User-Agent: ... OCCI/X.Y`): above 1.2 is 501.
+fn check_version(user_agent: Option<&str>) -> Result<(), ApiError> {
+    let Some(ua) = user_agent else { return Ok(()) };
+    for token in ua.split_whitespace() {
+        if let Some(v) = token.strip_prefix("OCCI/") {
+            let mut parts = v.split('.');
+            let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            if (major, minor) > (1, 2) {
+                return Err(ApiError::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    format!("this server speaks OCCI/1.1 and OCCI/1.2, not OCCI/{v}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn respond(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    format: Result<Format, String>,
+    who: &mut String,
+) -> Result<Reply, ApiError> {
+    let route = route::route(req.uri().path(), req.uri().query()).map_err(|e| ApiError::bad(e.0))?;
+    // Headers that say who the client is and where it thinks it is must be unambiguous.
+    for name in [header::HOST, header::AUTHORIZATION] {
+        if req.headers().get_all(&name).iter().nth(1).is_some() {
+            return Err(ApiError::bad(format!("the request has more than one {name} header; send one")));
+        }
+    }
+    let base_url = base_url(app.config().base_url.as_deref(), req.headers().get(header::HOST))?;
+    // Who it is comes first (before the body is read): the admin, or a tenant, which then has
+    // a request rate and a body size of its own.
+    let auth = req.headers().get(header::AUTHORIZATION);
+    let admin = matches!(route.target, route::Target::Admin(_));
+    let (tenant, state) = if admin {
+        app.tenancy().check_admin(auth)?;
+        (ADMIN.to_string(), None)
+    } else {
+        app.tenancy().authenticate(auth)?
+    };
+    who.clone_from(&tenant);
+    if let Some(state) = &state {
+        state.admit()?;
+    }
+    check_version(header_str(&req, header::USER_AGENT))?;
+    let format = if admin { Ok(Format::Json(Dialect::Occi12)) } else { format };
+    let format = format.map_err(|m| ApiError::new(StatusCode::NOT_ACCEPTABLE, m))?;
+    let content_type = header_str(&req, header::CONTENT_TYPE).map(str::to_string);
+    // text/occi carries the request in headers: keep the OCCI ones.
+    let occi_headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter(|(name, _)| ocni_model::text::OCCI_HEADERS.contains(&name.as_str()))
+        .map(|(name, v)| (name.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    // Handler uploads have their own (larger) limit; everything else the request body limit.
+    let upload = matches!(route.target, route::Target::Handlers(Some(_))) && req.method() == Method::PUT;
+    let server_limit = if upload { app.config().runtime.max_component_bytes } else { app.config().max_body };
+    let tenant_limit =
+        state.as_ref().map(|s| if upload { s.limits.max_handler_bytes } else { s.limits.max_body_bytes });
+    let (limit, tenants) = match tenant_limit {
+        Some(l) if l < server_limit as u64 => (l as usize, true),
+        _ => (server_limit, false),
+    };
+    // The message is only built when the limit is hit.
+    let too_large = |limit| {
+        let whose = if tenants { format!("tenant {tenant}'s") } else { "this server's".to_string() };
+        too_large(limit, &whose)
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let method = req.method().clone();
+    // A client that dribbles its body must not hold the request open for ever.
+    let body_timeout = app.config().body_read_timeout;
+    let bytes = tokio::time::timeout(body_timeout, Limited::new(req.into_body(), limit).collect())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {} s", body_timeout.as_secs_f64()),
+            )
+        })?
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                too_large(limit)
+            } else {
+                ApiError::bad(format!("could not read the request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    let body = if upload {
+        match content_type.as_deref().map(|c| c.split(';').next().unwrap_or("").trim()) {
+            Some("application/wasm") => {
+                // Compiled here, not on the writer thread: a compile may take seconds. The job
+                // carries the digest; the compiled artifact waits in the runtime's cache.
+                let runtime = app.runtime().clone();
+                let upload = bytes.clone();
+                let compiled = tokio::task::spawn_blocking(move || runtime.compile(&upload))
+                    .await
+                    .map_err(|e| ApiError::internal("compile task failed", e))?
+                    .map_err(upload_error)?;
+                Some(Body::Wasm { bytes, digest: compiled.digest })
+            }
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "a handler upload is a WebAssembly component: send it with Content-Type: application/wasm",
+                ));
+            }
+        }
+    } else {
+        read_body(&bytes, content_type.as_deref(), &occi_headers)?
+    };
+    let request = OcciRequest { method: &method, route, body, format, base_url };
+    let read = method == Method::GET || method == Method::HEAD;
+    if read && matches!(request.route.target, route::Target::Entity(_)) {
+        // One entity is a short redb read transaction, almost always over cached pages: it
+        // runs in place. Handing each to a blocking thread (or `block_in_place`) cost a third
+        // of GET throughput in `ocni-bench` (0.42 vs 0.60 of a trivial hyper server).
+        app.serve(&tenant, request)
+    } else {
+        // Writes are prepared on a blocking thread (they read, run handlers, and wait for their
+        // batch to commit), at most `max_concurrent_writes` at once; see `Services::write`. Reads
+        // that may be large (a page of a listing, the query interface) run there too, one per
+        // core, so that they never hold an async worker that other requests wait for.
+        let slots = app.slots(!read);
+        let _slot = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::internal("a request", "the server is shutting down"))?;
+        let app = Arc::clone(app);
+        let span = tracing::Span::current();
+        let OcciRequest { route, body, format, base_url, .. } = request;
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let request = OcciRequest { method: &method, route, body, format, base_url };
+            app.serve(&tenant, request)
+        })
+        .await
+        .map_err(|e| ApiError::internal("a request", if e.is_panic() { "it panicked" } else { "it was cancelled" }))?
+    }
+}
+
+/// Parses a request body by its media type. OCCI headers (text/occi) make a body of their own
+/// when the request has no other (a GET filter, a text/occi create).
+fn read_body(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    occi_headers: &[(String, String)],
+) -> Result<Option<Body>, ApiError> {
+    let unsupported = |m: String| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m);
+    let empty = bytes.iter().all(u8::is_ascii_whitespace);
+    let declared = match content_type {
+        Some(ct) => Some(negotiate::body_type(Some(ct)).map_err(unsupported)?),
+        None => None,
+    };
+    let text =
+        || std::str::from_utf8(bytes).map_err(|_| ApiError::bad("the request body is not UTF-8 text".to_string()));
+    let from_headers = || -> Result<Option<Body>, ApiError> {
+        if occi_headers.is_empty() {
+            return Ok(None);
+        }
+        let msg = ocni_model::text::parse_headers(occi_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        Ok(Some(Body::Text(msg)))
+    };
+    match (declared, empty) {
+        (Some(BodyType::TextOcci), _) | (_, true) => from_headers(),
+        (None, false) => Err(unsupported(
+            "a request with a body needs a Content-Type (application/occi+json, text/plain, text/occi or text/uri-list)"
+                .to_string(),
+        )),
+        (Some(BodyType::Json), false) => Ok(Some(Body::Json(serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::bad(format!("the body is not valid JSON: {e} (line {}, column {})", e.line(), e.column()))
+        })?))),
+        (Some(BodyType::TextPlain), false) => Ok(Some(Body::Text(ocni_model::text::parse_plain(text()?)?))),
+        (Some(BodyType::UriList), false) => Ok(Some(Body::UriList(ocni_model::text::parse_uri_list(text()?)))),
+    }
+}
+
+fn too_large(limit: usize, whose: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body is larger than {whose} limit of {limit} bytes"),
+    )
+}
+
+fn error_reply(e: ApiError, format: Format) -> Reply {
+    let mut reply = match format {
+        Format::Json(_) => {
+            let v =
+                serde_json::json!({"error": {"status": e.status.as_u16(), "message": e.message, "details": e.details}});
+            json_reply(e.status, &v, Format::Json(Dialect::Occi12))
+        }
+        _ => {
+            let mut text = e.message.clone();
+            for d in &e.details {
+                text.push_str("\n  ");
+                text.push_str(d);
+            }
+            text.push('\n');
+            Reply {
+                status: e.status,
+                headers: Vec::new(),
+                body: text.into_bytes(),
+                content_type: Some("text/plain; charset=utf-8"),
+            }
+        }
+    };
+    reply.headers.extend(e.headers);
+    reply
+}
+
+fn frame(reply: Reply, head: bool) -> Response<Full<Bytes>> {
+    let len = reply.body.len();
+    let body = if head { Bytes::new() } else { Bytes::from(reply.body) };
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = reply.status;
+    let h = resp.headers_mut();
+    h.insert(header::SERVER, HeaderValue::from_static(SERVER));
+    if let Some(ct) = reply.content_type {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    if head {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    for (k, v) in reply.headers {
+        match HeaderValue::from_str(&v) {
+            Ok(v) => {
+                h.append(k, v);
+            }
+            Err(_) => tracing::warn!(header = k, "dropped a header value that is not valid in HTTP"),
+        }
+    }
+    resp
+}

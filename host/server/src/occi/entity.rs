@@ -1,0 +1,381 @@
+//! Single entities: read, create or replace (PUT), update (POST), delete (with the links at
+//! them), actions; and the pieces collections share with them (creating an entity with its
+//! inline links, acting on one, deleting one).
+
+use hyper::{Method, StatusCode};
+use ocni_model::entity::{ATTR_TARGET, ATTR_TARGET_KIND, EntityInput, location_path};
+use ocni_model::text;
+use ocni_model::{Catalog, Category, Class, Dialect, Entity, parse_category_ref};
+use ocni_store::{Reads, Step};
+use serde_json::{Map, Value, json};
+
+use super::{Purpose, body_as, links_from, need, not_found, prefix, render_one};
+use crate::error::ApiError;
+use crate::negotiate::Format;
+use crate::reply::{R, Reply, Request, created_reply, json_reply, text_reply};
+use crate::sandbox::{Stage, Write, kind_has_handler};
+use crate::services::Services;
+
+pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, req: &Request) -> R<Reply> {
+    match (req.method.clone(), &req.route.action) {
+        (Method::POST, Some(term)) => {
+            let (given, params) = parse_action_body(body_as(req, Purpose::Action, catalog)?.as_deref(), term)?;
+            // The answer is rendered inside the write: it shows the entity as committed.
+            let reply = s.write(tenant, |w, catalog| {
+                let e = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
+                let next = act(s, w, tenant, catalog, &e, term, given.as_deref(), &params)?;
+                w.put_entity(tenant, &next)?;
+                let reply = match req.format {
+                    Format::Json(Dialect::Occi12) => {
+                        let v = render_one(&**w, tenant, catalog, &next, Dialect::Occi12)?;
+                        json_reply(StatusCode::OK, &v, req.format)
+                    }
+                    _ => Reply::new(StatusCode::OK),
+                };
+                Ok(reply)
+            })?;
+            tracing::info!(tenant, location = path, action = term, "action");
+            Ok(reply)
+        }
+        (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
+        (Method::GET | Method::HEAD, None) => {
+            if req.body.is_some() {
+                return Err(ApiError::bad("GET on an entity takes no body"));
+            }
+            let r = s.store.read()?;
+            let e = r.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
+            render_entity_reply(&r, tenant, catalog, &e, req.format)
+        }
+        (Method::PUT, None) => {
+            let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
+            let (created, location) = s.write(tenant, |w, catalog| match w.entity(tenant, path)? {
+                Some(old) => {
+                    no_links_on_update(&input)?;
+                    if let Some(id) = &input.id
+                        && id != old.id()
+                    {
+                        return Err(ApiError::bad(format!("id is immutable: the entity's id is {:?}", old.id())));
+                    }
+                    let mut next = catalog.replace_entity(&old, &input)?;
+                    check_link_ends(w, tenant, catalog, &req.base_url, &mut next)?;
+                    s.run_handlers(w, tenant, catalog, Stage::Update { old: &old }, &mut next)?;
+                    w.put_entity(tenant, &next)?;
+                    Ok((false, path.to_string()))
+                }
+                None => {
+                    let last = path.rsplit('/').next().unwrap_or("");
+                    let eid = entity_id(Some(last))?;
+                    if let Some(id) = &input.id
+                        && id != &eid
+                    {
+                        return Err(ApiError::bad(format!(
+                            "id {id:?} does not match the last segment of the URL ({eid:?})"
+                        )));
+                    }
+                    let mut created = Vec::new();
+                    create_entity(s, w, tenant, catalog, &req.base_url, &input, path, &eid, &mut created)?;
+                    Ok((true, path.to_string()))
+                }
+            })?;
+            tracing::info!(tenant, location = %location, created, "entity put");
+            Ok(created_reply(&req.base_url, &[location], req.format))
+        }
+        (Method::POST, None) => {
+            let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
+            s.write(tenant, |w, catalog| {
+                let old = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
+                no_links_on_update(&input)?;
+                if let Some(id) = &input.id
+                    && id != old.id()
+                {
+                    return Err(ApiError::bad(format!("id is immutable: the entity's id is {:?}", old.id())));
+                }
+                let mut next = catalog.update_entity(&old, &input)?;
+                check_link_ends(w, tenant, catalog, &req.base_url, &mut next)?;
+                s.run_handlers(w, tenant, catalog, Stage::Update { old: &old }, &mut next)?;
+                w.put_entity(tenant, &next)?;
+                Ok(())
+            })?;
+            tracing::info!(tenant, location = path, "entity updated");
+            Ok(created_reply(&req.base_url, &[path.to_string()], req.format))
+        }
+        (Method::DELETE, None) => {
+            let removed = s.write(tenant, |w, catalog| {
+                let removed = delete_entity(s, w, tenant, catalog, path)?;
+                if removed.is_empty() {
+                    return Err(not_found(path));
+                }
+                Ok(removed)
+            })?;
+            tracing::info!(tenant, location = path, removed = removed.len(), "entity deleted");
+            Ok(Reply::new(StatusCode::OK))
+        }
+        (m, None) => Err(ApiError::method(&m, "an entity", "GET, HEAD, PUT, POST, DELETE")),
+    }
+}
+
+/// Acts on one entity: the action must apply to it and its parameters fit; the built-in
+/// state machine moves it unless a handler drives its kind; then its handlers have their say.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn act(
+    s: &Services,
+    w: &mut Write,
+    tenant: &str,
+    catalog: &Catalog,
+    e: &Entity,
+    term: &str,
+    given: Option<&str>,
+    params: &Map<String, Value>,
+) -> R<Entity> {
+    let action = catalog.resolve_action(e, term)?;
+    check_given_action(given, &action)?;
+    let builtin = !kind_has_handler(&s.handler_index(w, tenant)?.bindings, &e.kind);
+    let (mut next, params) = catalog.apply_action(e, &action, params, builtin)?;
+    s.run_handlers(w, tenant, catalog, Stage::Action { action: action.id(), params: &params }, &mut next)?;
+    Ok(next)
+}
+
+/// Deletes an entity and the links at it, once the handlers of each agreed. Returns the
+/// locations removed (none when nothing was there).
+pub(crate) fn delete_entity(
+    s: &Services,
+    w: &mut Write,
+    tenant: &str,
+    catalog: &Catalog,
+    location: &str,
+) -> R<Vec<String>> {
+    let Some(mut e) = w.entity(tenant, location)? else { return Ok(Vec::new()) };
+    for mut link in w.links_at(tenant, location)? {
+        s.run_handlers(w, tenant, catalog, Stage::Delete, &mut link)?;
+    }
+    s.run_handlers(w, tenant, catalog, Stage::Delete, &mut e)?;
+    Ok(w.delete_entity(tenant, location)?)
+}
+
+/// Writes a changed set of mixins, through the handlers as an update.
+pub(crate) fn put_mixins(
+    s: &Services,
+    w: &mut Write,
+    tenant: &str,
+    catalog: &Catalog,
+    e: &Entity,
+    mixins: Vec<String>,
+) -> R<()> {
+    let mut next = catalog.set_mixins(e, mixins)?;
+    s.run_handlers(w, tenant, catalog, Stage::Update { old: e }, &mut next)?;
+    Ok(w.put_entity(tenant, &next)?)
+}
+
+fn render_entity_reply(r: &impl Reads, tenant: &str, catalog: &Catalog, e: &Entity, format: Format) -> R<Reply> {
+    match format {
+        Format::Json(dialect) => {
+            let v = render_one(r, tenant, catalog, e, dialect)?;
+            let v = match dialect {
+                Dialect::Occi12 => v,
+                Dialect::Pyocni => {
+                    if catalog.is_link_kind(&e.kind) {
+                        json!({ "links": [v] })
+                    } else {
+                        json!({ "resources": [v] })
+                    }
+                }
+            };
+            Ok(json_reply(StatusCode::OK, &v, format))
+        }
+        Format::TextPlain | Format::TextOcci => {
+            Ok(text_reply(StatusCode::OK, text::entity_lines(e, catalog, &links_from(r, tenant, e)?), format))
+        }
+        // GFD.185 3.6.6 / GFD.229 8: text/uri-list for anything but a listing is a Bad Request.
+        Format::UriList => Err(ApiError::bad(
+            "text/uri-list renders collections only; ask for application/occi+json, text/plain or text/occi",
+        )),
+    }
+}
+
+/// Entity ids become the last segment of a URL: keep them to unreserved URL characters.
+pub(crate) fn entity_id(given: Option<&str>) -> R<String> {
+    match given {
+        // Time-ordered (RFC 9562 version 7): new entities' keys follow each other in the store,
+        // so a batch of creates dirties a few pages instead of one per entity.
+        None | Some("") => Ok(uuid::Uuid::now_v7().to_string()),
+        Some(id) => {
+            let id = id.strip_prefix("urn:uuid:").unwrap_or(id);
+            let ok = id.len() <= 200
+                && id != "."
+                && id != ".."
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || "-._~:@!$&'()*+,;=".contains(c));
+            if ok {
+                Ok(id.to_string())
+            } else {
+                Err(ApiError::bad(format!(
+                    "id {id:?} cannot be part of a URL: use letters, digits and -._~:@!$&'()*+,;= (at most 200)"
+                )))
+            }
+        }
+    }
+}
+
+/// Creates one entity (and its inline links) after checking nothing is at its location.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn create_entity(
+    s: &Services,
+    w: &mut Write,
+    tenant: &str,
+    catalog: &Catalog,
+    base: &str,
+    input: &EntityInput,
+    location: &str,
+    id: &str,
+    created: &mut Vec<String>,
+) -> R<()> {
+    if w.entity(tenant, location)?.is_some() {
+        return Err(ApiError::conflict(format!("an entity already exists at {location:?}")));
+    }
+    let mut e = catalog.create_entity(input, location, id)?;
+    check_link_ends(w, tenant, catalog, base, &mut e)?;
+    s.tenancy.check_entity_limit(w, tenant)?;
+    s.run_handlers(w, tenant, catalog, Stage::Create, &mut e)?;
+    w.put_entity(tenant, &e)?;
+    created.push(location.to_string());
+    for (j, link) in input.links.iter().enumerate() {
+        let place = format!("links[{j}]");
+        if catalog.is_link_kind(&e.kind) {
+            return Err(ApiError::bad(format!("{place}: only resources carry inline links")));
+        }
+        if !link.links.is_empty() {
+            return Err(ApiError::bad(format!("{place}: a link cannot carry links")));
+        }
+        let kind_id =
+            link.kind.as_deref().ok_or_else(|| ApiError::bad(format!("{place}: member \"kind\" is missing")))?;
+        let kind = catalog
+            .get(kind_id)
+            .filter(|k| k.class == Class::Kind && catalog.is_link_kind(kind_id))
+            .ok_or_else(|| ApiError::bad(format!("{place}: {kind_id:?} is not a link kind")))?;
+        let mut link = link.clone();
+        match &link.source {
+            Some(s) if location_path(&s.location) != location => {
+                return Err(ApiError::bad(format!(
+                    "{place}: an inline link's source is the resource itself ({location:?}), not {:?}",
+                    s.location
+                )));
+            }
+            _ => {
+                link.source =
+                    Some(ocni_model::entity::LinkEnd { location: location.to_string(), kind: Some(e.kind.clone()) })
+            }
+        }
+        let lid = entity_id(link.id.as_deref())?;
+        let lloc = format!("{}{lid}", kind.location.as_deref().unwrap_or("/"));
+        // The answer lists the resources created, not their inline links (GFD.185 3.4.5).
+        create_entity(s, w, tenant, catalog, base, &link, &lloc, &lid, &mut Vec::new())
+            .map_err(|e| prefix(e, &place))?;
+    }
+    Ok(())
+}
+
+/// A link's source must be a resource of this tenant; a local target must exist (its kind is
+/// recorded); a target outside the server (absolute URL) is taken as given. A target naming
+/// this server (`base`, the `--base-url` or `http://` + `Host` of the request) is local: it is
+/// stored as its path, so it must exist and it goes with its resource.
+fn check_link_ends(w: &Step, tenant: &str, catalog: &Catalog, base: &str, e: &mut Entity) -> R<()> {
+    if !catalog.is_link_kind(&e.kind) {
+        return Ok(());
+    }
+    if let Some(path) = e.target().and_then(|t| own_path(base, t)) {
+        e.attributes.insert(ATTR_TARGET.into(), Value::String(path.to_string()));
+    }
+    let source = e.source().unwrap_or_default().to_string();
+    match w.entity(tenant, &source)? {
+        Some(s) if !catalog.is_link_kind(&s.kind) => {}
+        Some(_) => return Err(ApiError::bad(format!("source {source:?} is a link; a link's source is a resource"))),
+        None => return Err(ApiError::not_found(format!("source {source:?} does not exist"))),
+    }
+    let target = e.target().unwrap_or_default().to_string();
+    if target.starts_with('/') {
+        let t = w
+            .entity(tenant, &target)?
+            .ok_or_else(|| ApiError::not_found(format!("target {target:?} does not exist")))?;
+        if catalog.is_link_kind(&t.kind) {
+            return Err(ApiError::bad(format!("target {target:?} is a link; a link's target is a resource")));
+        }
+        e.attributes.insert(ATTR_TARGET_KIND.into(), Value::String(t.kind));
+    } else if !target.contains("://") {
+        return Err(ApiError::bad(format!(
+            "target {target:?} must be a path on this server or an absolute URL ({ATTR_TARGET})"
+        )));
+    }
+    Ok(())
+}
+
+/// The path of `url` when it is a URL of this server (`base` followed by a path; scheme and
+/// host compared without case).
+fn own_path<'a>(base: &str, url: &'a str) -> Option<&'a str> {
+    let head = url.get(..base.len())?;
+    let path = &url[base.len()..];
+    (head.eq_ignore_ascii_case(base) && path.starts_with('/')).then_some(path)
+}
+
+/// Links of a resource are left intact by an update (GFD.223 6.2.2); they are created, changed
+/// and deleted at their own location. Refuse rather than drop them silently.
+fn no_links_on_update(input: &EntityInput) -> R<()> {
+    if input.links.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad(
+            "an update leaves a resource's links as they are: create, change or delete links at their own location",
+        ))
+    }
+}
+
+fn single_entity(body: &Value) -> R<EntityInput> {
+    let mut list = ocni_model::parse_entity_collection(body)?;
+    if list.len() != 1 {
+        return Err(ApiError::bad(format!("this request takes exactly one entity, the body has {}", list.len())));
+    }
+    Ok(list.remove(0))
+}
+/// An action invocation body, in either dialect, or none: (named action id, parameters).
+pub(crate) fn parse_action_body(body: Option<&Value>, term: &str) -> R<(Option<String>, Map<String, Value>)> {
+    let Some(body) = body else { return Ok((None, Map::new())) };
+    let obj = body.as_object().ok_or_else(|| ApiError::bad("an action invocation must be a JSON object"))?;
+    let mut named = None;
+    let mut params = Map::new();
+    for (k, v) in obj {
+        match k.as_str() {
+            // GFD.226: {"action": "scheme#term", "attributes": {...}}
+            "action" => {
+                named =
+                    Some(v.as_str().ok_or_else(|| ApiError::bad("member \"action\" must be an action id"))?.to_string())
+            }
+            // pyOCNI: {"actions": [{"term": ..., "scheme": ...}], "attributes": {...}}
+            "actions" => {
+                let list = v.as_array().ok_or_else(|| ApiError::bad("member \"actions\" must be an array"))?;
+                match list.as_slice() {
+                    [one] => named = Some(parse_category_ref(one).map_err(|e| ApiError::from(e.at("actions[0]")))?),
+                    _ => return Err(ApiError::bad("member \"actions\" must name exactly one action")),
+                }
+            }
+            "attributes" => {
+                params =
+                    v.as_object().cloned().ok_or_else(|| ApiError::bad("member \"attributes\" must be an object"))?
+            }
+            other => return Err(ApiError::bad(format!("member {other:?} is not allowed in an action invocation"))),
+        }
+    }
+    if let Some(id) = &named
+        && id.rsplit('#').next() != Some(term)
+    {
+        return Err(ApiError::bad(format!("the body invokes {id:?} but the URL says ?action={term}")));
+    }
+    Ok((named, params))
+}
+
+fn check_given_action(given: Option<&str>, action: &Category) -> R<()> {
+    match given {
+        Some(id) if id != action.id() => Err(ApiError::bad(format!(
+            "the body invokes {id:?}, but the applicable action with this term is {:?}",
+            action.id()
+        ))),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,131 @@
+//! What an operation gets and gives back, apart from HTTP: the parsed [`Request`] (route,
+//! body, negotiated format), the finished [`Reply`] before framing, and the builders of the
+//! replies the OCCI renderings share (JSON, text headers or body, location lists).
+
+use hyper::{Method, StatusCode};
+use ocni_model::render::{render_categories, render_locations};
+use ocni_model::text::{self, Line, TextMessage};
+use ocni_model::{Category, Class, Dialect};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::negotiate::Format;
+use crate::route::Route;
+
+/// A finished response, before HTTP framing.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    pub content_type: Option<&'static str>,
+}
+
+impl Reply {
+    /// An answer with no body.
+    pub(crate) fn new(status: StatusCode) -> Self {
+        Reply { status, headers: Vec::new(), body: Vec::new(), content_type: None }
+    }
+}
+
+/// A request body, parsed by its media type (text/occi headers count as a body).
+#[derive(Debug)]
+pub enum Body {
+    Json(Value),
+    Text(TextMessage),
+    UriList(Vec<String>),
+    /// A handler component (`application/wasm`), only for `PUT /-/handlers/{name}`.
+    Wasm {
+        bytes: bytes::Bytes,
+        /// The digest the runtime compiled it under (uploads are compiled as they arrive).
+        digest: String,
+    },
+}
+
+/// What a request carried, already parsed.
+pub struct Request<'a> {
+    pub method: &'a Method,
+    pub route: Route,
+    pub body: Option<Body>,
+    pub format: Format,
+    /// `http://host:port` for absolute URLs.
+    pub base_url: String,
+}
+
+/// What every operation returns.
+pub(crate) type R<T> = Result<T, ApiError>;
+
+pub(crate) fn absolute(base: &str, locations: &[String]) -> Vec<String> {
+    locations.iter().map(|l| format!("{base}{l}")).collect()
+}
+
+pub fn json_reply(status: StatusCode, v: &Value, format: Format) -> Reply {
+    let mut body = serde_json::to_vec(v).expect("JSON values serialize");
+    body.push(b'\n');
+    Reply { status, headers: Vec::new(), body, content_type: Some(format.content_type()) }
+}
+
+pub(crate) fn text_reply(status: StatusCode, lines: Vec<Line>, format: Format) -> Reply {
+    match format {
+        Format::TextOcci => {
+            Reply { status, headers: lines, body: b"OK\n".to_vec(), content_type: Some(format.content_type()) }
+        }
+        _ => Reply {
+            status,
+            headers: Vec::new(),
+            body: text::plain_body(&lines).into_bytes(),
+            content_type: Some(Format::TextPlain.content_type()),
+        },
+    }
+}
+
+pub(crate) fn render_category_list(cats: &[&Category], format: Format) -> R<Reply> {
+    match format {
+        Format::Json(d) => Ok(json_reply(StatusCode::OK, &render_categories(cats.iter().copied(), d), format)),
+        Format::TextPlain | Format::TextOcci => {
+            let mut lines: Vec<Line> = Vec::new();
+            for class in Class::ALL {
+                lines.extend(cats.iter().filter(|c| c.class == class).map(|c| text::category_line(c)));
+            }
+            Ok(text_reply(StatusCode::OK, lines, format))
+        }
+        Format::UriList => Err(ApiError::bad(
+            "text/uri-list renders entity collections only; ask for application/occi+json, text/plain or text/occi",
+        )),
+    }
+}
+
+/// A list of absolute URLs under `header` (`X-OCCI-Location` for listings, `Location` for
+/// creations).
+pub(crate) fn locations_reply(status: StatusCode, urls: Vec<String>, format: Format, header: &'static str) -> Reply {
+    match format {
+        Format::Json(Dialect::Pyocni) if header == "Location" => {
+            json_reply(status, &json!({ "Location": urls }), format)
+        }
+        Format::Json(d) => json_reply(status, &render_locations(urls, d), format),
+        Format::UriList => {
+            let mut body = String::new();
+            for u in &urls {
+                body.push_str(&text::location_text(u));
+                body.push('\n');
+            }
+            Reply { status, headers: Vec::new(), body: body.into_bytes(), content_type: Some(format.content_type()) }
+        }
+        Format::TextPlain | Format::TextOcci => text_reply(status, text::location_lines(header, &urls), format),
+    }
+}
+
+pub(crate) fn created_reply(base: &str, locations: &[String], format: Format) -> Reply {
+    let urls = absolute(base, locations);
+    // `Location` holds one URL: the first; text/occi lists them all as X-OCCI-Location.
+    let mut reply = match format {
+        Format::TextOcci if urls.len() > 1 => {
+            locations_reply(StatusCode::CREATED, urls.clone(), format, "X-OCCI-Location")
+        }
+        Format::TextOcci => Reply { content_type: Some(format.content_type()), ..Reply::new(StatusCode::CREATED) },
+        _ => locations_reply(StatusCode::CREATED, urls.clone(), format, "Location"),
+    };
+    if let Some(first) = urls.first() {
+        reply.headers.push(("Location", text::location_text(first)));
+    }
+    reply
+}

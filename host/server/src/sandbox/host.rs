@@ -1,0 +1,159 @@
+//! The host side of the handler world for one call ([`TenantHost`]): queries over the tenant's
+//! entities and the handler's key-value store as the request's step sees them, and the
+//! conversions between stored entities and the views handlers get.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use ocni_model::Entity;
+use ocni_runtime::{AttributeView, EntityView, FilterView, HostApi, HostFault, LogLevel, ValueView};
+use ocni_store::{Reads, Source, Step};
+use serde_json::Value;
+
+/// Bounds of a handler's key-value store.
+const MAX_KV_KEY: usize = 256;
+const MAX_KV_VALUE: usize = 64 * 1024;
+const MAX_KV_KEYS_LISTED: usize = 1000;
+/// How many entities a `find` looks at, at most, before giving up on more matches.
+const MAX_FIND_SCAN: usize = 10_000;
+
+/// An entity as handlers see it.
+pub fn entity_view(e: &Entity) -> EntityView {
+    EntityView {
+        location: e.location.clone(),
+        id: e.id().to_string(),
+        kind: e.kind.clone(),
+        mixins: e.mixins.clone(),
+        attributes: e.attributes.iter().map(|(k, v)| AttributeView::new(k.clone(), value_view(v))).collect(),
+    }
+}
+
+pub(super) fn value_view(v: &Value) -> ValueView {
+    match v {
+        Value::String(s) => ValueView::Text(s.clone()),
+        Value::Bool(b) => ValueView::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => ValueView::Integer(i),
+            None => ValueView::Number(n.as_f64().unwrap_or(0.0)),
+        },
+        other => ValueView::Json(other.to_string()),
+    }
+}
+
+pub(super) fn value_of(v: &ValueView) -> Result<Value, String> {
+    Ok(match v {
+        ValueView::Text(s) => Value::String(s.clone()),
+        ValueView::Integer(i) => Value::from(*i),
+        ValueView::Number(f) => {
+            serde_json::Number::from_f64(*f).map(Value::Number).ok_or_else(|| format!("the non-finite number {f}"))?
+        }
+        ValueView::Boolean(b) => Value::Bool(*b),
+        ValueView::Json(text) => serde_json::from_str(text).map_err(|e| format!("invalid JSON ({e})"))?,
+    })
+}
+
+/// The host side of the handler world for one call: queries over the tenant's entities and the
+/// handler's key-value store as the request's step sees them (the snapshot the step was
+/// prepared on, plus the step's own writes so far); key-value writes join the step.
+pub(super) struct TenantHost {
+    tenant: String,
+    handler: String,
+    step: Step,
+    /// Set when a host call could not be answered (the request then fails as a server error).
+    fault: Arc<std::sync::OnceLock<String>>,
+    /// The most entities one `find` returns (the server's configured bound).
+    max_find_results: usize,
+}
+
+impl TenantHost {
+    pub(super) fn new(
+        tenant: &str,
+        handler: &str,
+        step: Step,
+        max_find_results: usize,
+        fault: Arc<std::sync::OnceLock<String>>,
+    ) -> TenantHost {
+        TenantHost { tenant: tenant.to_string(), handler: handler.to_string(), step, fault, max_find_results }
+    }
+
+    /// A storage failure: remembered for the request, and a trap for the guest.
+    fn fault(&self, e: ocni_store::StoreError) -> HostFault {
+        let message = e.to_string();
+        let _ = self.fault.set(message.clone());
+        HostFault(message)
+    }
+}
+
+impl HostApi for TenantHost {
+    fn log(&mut self, level: LogLevel, message: &str, fields: &[(String, String)]) {
+        let fields: String = fields.iter().map(|(k, v)| format!(" {k}={v:?}")).collect();
+        let (tenant, handler) = (&self.tenant, &self.handler);
+        match level {
+            LogLevel::Debug => tracing::debug!(tenant, handler, "{message}{fields}"),
+            LogLevel::Info => tracing::info!(tenant, handler, "{message}{fields}"),
+            LogLevel::Warn => tracing::warn!(tenant, handler, "{message}{fields}"),
+            LogLevel::Error => tracing::error!(tenant, handler, "{message}{fields}"),
+        }
+    }
+
+    fn find(&mut self, filter: FilterView) -> Result<Vec<EntityView>, HostFault> {
+        let limit = (filter.limit as usize).min(self.max_find_results);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let source = match (&filter.kind, &filter.mixin) {
+            (Some(k), _) => Source::Kind(k),
+            (None, Some(m)) => Source::Mixin(m),
+            (None, None) => Source::Prefix("/"),
+        };
+        let wanted: Vec<(String, Value)> =
+            filter.attributes.iter().filter_map(|a| value_of(&a.value).ok().map(|v| (a.name.clone(), v))).collect();
+        let (mut out, mut scanned) = (Vec::new(), 0);
+        let scan = self.step.each_entity(&self.tenant, source, &mut |e| {
+            scanned += 1;
+            let mixin_ok = filter.mixin.as_ref().is_none_or(|m| e.mixins.contains(m));
+            let attrs_ok = wanted
+                .iter()
+                .all(|(k, v)| e.attributes.get(k).is_some_and(|have| ocni_model::filter::value_eq(have, v)));
+            if mixin_ok && attrs_ok {
+                out.push(entity_view(&e));
+            }
+            if out.len() >= limit || scanned >= MAX_FIND_SCAN {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        scan.map_err(|e| self.fault(e))?;
+        Ok(out)
+    }
+
+    fn get(&mut self, location: &str) -> Result<Option<EntityView>, HostFault> {
+        let path = ocni_model::entity::location_path(location);
+        Ok(self.step.entity(&self.tenant, path).map_err(|e| self.fault(e))?.map(|e| entity_view(&e)))
+    }
+
+    fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, HostFault> {
+        self.step.kv_get(&self.tenant, &self.handler, key).map_err(|e| self.fault(e))
+    }
+
+    fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+        if key.is_empty() || key.len() > MAX_KV_KEY {
+            return Err(format!("keys are 1 to {MAX_KV_KEY} bytes"));
+        }
+        if value.len() > MAX_KV_VALUE {
+            return Err(format!("values are at most {MAX_KV_VALUE} bytes"));
+        }
+        self.step.kv_set(&self.tenant, &self.handler, key, value).map_err(|e| self.fault(e).to_string())
+    }
+
+    fn kv_delete(&mut self, key: &str) {
+        if let Err(e) = self.step.kv_delete(&self.tenant, &self.handler, key) {
+            self.fault(e);
+        }
+    }
+
+    fn kv_keys(&mut self, prefix: &str) -> Result<Vec<String>, HostFault> {
+        self.step.kv_keys(&self.tenant, &self.handler, prefix, MAX_KV_KEYS_LISTED).map_err(|e| self.fault(e))
+    }
+}

@@ -1,0 +1,333 @@
+//! Handler runs on the request path: [`Sandbox::run`] puts an entity through the handlers bound
+//! to its kind and mixins (each `validate`, then the stage's hook) inside the write being
+//! prepared ([`Write`]), on the sandbox threads (`threads.rs`), with the tenant's limits and at
+//! most its share of concurrent calls. The host side of the handler world is `host.rs`.
+//!
+//! Nothing here knows HTTP routes or OCCI operations: callers hand in the catalog, the tenant's
+//! handler index and its call limits.
+
+mod host;
+mod threads;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use hyper::StatusCode;
+use ocni_model::{Catalog, Entity};
+use ocni_runtime::{
+    AttributeView, Call, CallError, CallLimits, ChangeView, HostApi, Operation, Outcome, RefusalView, Runtime,
+    RuntimeError, UploadError,
+};
+use ocni_store::{HandlerRecord, Reads, Step, Store};
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+use crate::reply::R;
+pub use host::entity_view;
+use host::{TenantHost, value_of, value_view};
+
+/// The provider name of pyOCNI's no-op backend: binding it means "no handler".
+pub const DUMMY: &str = "dummy";
+
+/// A write being prepared: its step (what it reads and writes; the only value that can change
+/// tenant data) and the tenant's handler-call slot once one of its handler calls needed it.
+pub struct Write {
+    step: Step,
+    slot: Option<OwnedSemaphorePermit>,
+    /// Set by a handler call that found no free slot: the write is prepared again with one.
+    wants_slot: bool,
+}
+
+impl Write {
+    /// A write over `step`, holding `slot` if its last attempt had to wait for one.
+    pub(crate) fn new(step: Step, slot: Option<OwnedSemaphorePermit>) -> Write {
+        Write { step, slot, wants_slot: false }
+    }
+
+    /// Whether a handler call found the tenant's slots taken (the write must wait for one).
+    pub(crate) fn wants_slot(&self) -> bool {
+        self.wants_slot
+    }
+
+    /// The step, once the write's handler calls are over (the slot is released).
+    pub(crate) fn into_step(self) -> Step {
+        self.step
+    }
+}
+
+impl std::ops::Deref for Write {
+    type Target = Step;
+    fn deref(&self) -> &Step {
+        &self.step
+    }
+}
+
+impl std::ops::DerefMut for Write {
+    fn deref_mut(&mut self) -> &mut Step {
+        &mut self.step
+    }
+}
+
+pub(crate) fn upload_error(e: UploadError) -> ApiError {
+    let status = match &e {
+        UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        UploadError::Internal(_) => return ApiError::internal("compiling a handler", e),
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, format!("the component was refused: {e}"))
+}
+
+fn call_error(name: &str, e: CallError) -> ApiError {
+    let status = match &e {
+        CallError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        CallError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        e if e.is_server_fault() => return ApiError::internal(&format!("calling handler {name}"), e),
+        // The tenant's handler failed (trap, limit): the request fails, the server goes on.
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    ApiError::new(status, format!("handler {name:?}: {e}"))
+}
+
+/// A tenant's handler bindings and handler records, as the store has them: read on every write
+/// that may run handlers, so cached with the tenant's catalog (`Services::view`).
+pub struct HandlerIndex {
+    pub bindings: Vec<(String, String)>,
+    records: BTreeMap<String, HandlerRecord>,
+}
+
+impl HandlerIndex {
+    pub(crate) fn read(r: &impl Reads, tenant: &str) -> R<HandlerIndex> {
+        let records = r.handlers(tenant)?.into_iter().map(|h| (h.name.clone(), h)).collect();
+        Ok(HandlerIndex { bindings: r.bindings(tenant)?, records })
+    }
+}
+
+/// What is happening to the entity handlers see.
+pub enum Stage<'a> {
+    Create,
+    Update { old: &'a Entity },
+    Delete,
+    Action { action: String, params: &'a serde_json::Map<String, Value> },
+}
+
+/// The handler names bound to an entity: its kind's, then each mixin's in the entity's order.
+pub fn bound_to(bindings: &[(String, String)], e: &Entity) -> Vec<String> {
+    let of = |id: &str| bindings.iter().find(|(c, _)| c == id).map(|(_, h)| h.clone()).filter(|h| h != DUMMY);
+    std::iter::once(e.kind.as_str()).chain(e.mixins.iter().map(String::as_str)).filter_map(of).collect()
+}
+
+/// Does the entity's kind have a handler (which then drives its actions)?
+pub fn kind_has_handler(bindings: &[(String, String)], kind: &str) -> bool {
+    bindings.iter().any(|(c, h)| c == kind && h != DUMMY)
+}
+
+/// Runs handler calls: the compiled components (`Runtime`), the threads calls run on, and in
+/// multi-tenant mode each tenant's share of them.
+pub(crate) struct Sandbox {
+    runtime: Runtime,
+    threads: threads::Threads,
+    /// For reading a handler's stored bytes when its compiled artifact is gone.
+    store: Arc<Store>,
+    /// Handler calls one tenant may run at once; `None` in local mode (one tenant: nobody to
+    /// be fair to, and the runtime's pool bounds its calls).
+    per_tenant: Option<usize>,
+    slots: parking_lot::Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// The most entities one `find` of a handler returns.
+    max_find_results: usize,
+}
+
+impl Sandbox {
+    /// Starts the sandbox threads (`runtime`'s pool size, each with the stack a call needs).
+    pub(crate) fn start(
+        runtime: Runtime,
+        config: &ocni_runtime::RuntimeConfig,
+        store: Arc<Store>,
+        per_tenant: Option<usize>,
+    ) -> std::io::Result<Sandbox> {
+        let threads = threads::Threads::start(config.max_concurrent_calls, config.max_wasm_stack)?;
+        let max_find_results = config.max_find_results;
+        Ok(Sandbox {
+            runtime,
+            threads,
+            store,
+            per_tenant: per_tenant.map(|n| n.max(1)),
+            slots: Default::default(),
+            max_find_results,
+        })
+    }
+
+    /// The WebAssembly runtime (compiles uploads, caches artifacts).
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The handler-call slots of a tenant; none in local mode.
+    pub(crate) fn handler_slots(&self, tenant: &str) -> Option<Arc<Semaphore>> {
+        let per_tenant = self.per_tenant?;
+        Some(Arc::clone(
+            self.slots.lock().entry(tenant.to_string()).or_insert_with(|| Arc::new(Semaphore::new(per_tenant))),
+        ))
+    }
+
+    /// The compiled handler of a record: from the runtime's caches, else compiled again from
+    /// the stored bytes (after the cache directory was cleared, say), on the request's thread.
+    fn load_handler(&self, w: &Step, tenant: &str, rec: &HandlerRecord) -> R<Arc<ocni_runtime::Handler>> {
+        match self.runtime.load(&rec.digest) {
+            Ok(h) => Ok(h),
+            Err(RuntimeError::NotCompiled(_)) => {
+                // Bytes are stored by digest: read from the step only if it uploaded them, else
+                // from a snapshot (not a read of the step: they cannot change).
+                let bytes = match w.touched(tenant) {
+                    true => w.handler_blob(tenant, &rec.digest)?,
+                    false => self.store.read()?.handler_blob(tenant, &rec.digest)?,
+                };
+                let bytes = bytes.ok_or_else(|| {
+                    ApiError::internal("loading a handler", format!("bytes of {} are missing", rec.digest))
+                })?;
+                self.runtime.compile(&bytes).map_err(|e| ApiError::internal("recompiling a stored handler", e))?;
+                self.runtime.load(&rec.digest).map_err(|e| ApiError::internal("loading a handler", e))
+            }
+            Err(e) => Err(ApiError::internal("loading a handler", e)),
+        }
+    }
+
+    /// Puts `entity` through the handlers bound to it: for each, `validate` and then the stage's
+    /// hook, applying the attribute changes they return. Key-value writes join the step `w`. At
+    /// most `Config::handler_calls_per_tenant` calls of one tenant run at once; the others wait.
+    /// The result is checked against the model again, so a handler cannot store what the model
+    /// would refuse.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run(
+        &self,
+        w: &mut Write,
+        tenant: &str,
+        catalog: &Catalog,
+        index: &HandlerIndex,
+        limits: CallLimits,
+        stage: Stage,
+        entity: &mut Entity,
+    ) -> R<()> {
+        let names = bound_to(&index.bindings, entity);
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut changed = false;
+        for name in &names {
+            let rec = index.records.get(name).ok_or_else(|| {
+                ApiError::conflict(format!("{} is bound to handler {name:?}, which does not exist", entity.kind))
+            })?;
+            let handler = self.load_handler(w, tenant, rec)?;
+            let op = match stage {
+                Stage::Create => Operation::Create,
+                Stage::Update { .. } => Operation::Update,
+                Stage::Delete => Operation::Delete,
+                Stage::Action { .. } => Operation::Action,
+            };
+            let fault = Arc::new(std::sync::OnceLock::new());
+            let host: Box<dyn HostApi + Send> =
+                Box::new(TenantHost::new(tenant, name, w.step.clone(), self.max_find_results, Arc::clone(&fault)));
+            // `validate` and the stage's hook run on one instance (one instantiation per request).
+            let calls = vec![
+                Call::Validate { entity: entity_view(entity), op },
+                match &stage {
+                    Stage::Create => Call::Create { entity: entity_view(entity) },
+                    Stage::Update { old } => Call::Update { old: entity_view(old), new: entity_view(entity) },
+                    Stage::Delete => Call::Delete { entity: entity_view(entity) },
+                    Stage::Action { action, params } => Call::Action {
+                        entity: entity_view(entity),
+                        action: action.clone(),
+                        params: params.iter().map(|(k, v)| AttributeView::new(k.clone(), value_view(v))).collect(),
+                    },
+                },
+            ];
+            if w.slot.is_none()
+                && let Some(slots) = self.handler_slots(tenant)
+            {
+                match slots.try_acquire_owned() {
+                    Ok(permit) => w.slot = Some(permit),
+                    Err(_) => {
+                        // `Services::write` waits for a slot (without the step's snapshot) and prepares
+                        // the write again.
+                        w.wants_slot = true;
+                        return Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("tenant {tenant}'s handler calls are all in use"),
+                        ));
+                    }
+                }
+            }
+            let runtime = self.runtime.clone();
+            let (outcomes, host) = self
+                .threads
+                .run(move || runtime.call_each(&handler, host, calls, limits))
+                .map_err(|e| ApiError::internal(&format!("calling handler {name}"), e))?;
+            // The handler's key-value writes are in the step; the host's handle on it goes here.
+            drop(host);
+            if let Some(fault) = fault.get() {
+                return Err(ApiError::internal(&format!("answering handler {name}"), fault));
+            }
+            for outcome in outcomes.map_err(|e| call_error(name, e))? {
+                match outcome {
+                    Outcome::Accepted => {}
+                    Outcome::Changes(changes) if changes.is_empty() => {}
+                    Outcome::Changes(changes) => {
+                        apply_changes(name, entity, changes)?;
+                        changed = true;
+                    }
+                    Outcome::Refused(reasons) => return Err(refused(name, reasons)),
+                }
+            }
+        }
+        // The model checked the entity before; check again what the handlers changed.
+        if !changed {
+            return Ok(());
+        }
+        if !matches!(stage, Stage::Delete) {
+            catalog.check_entity(entity).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("handler {} produced an invalid entity: {e}", names.join(", ")),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn refused(name: &str, reasons: Vec<RefusalView>) -> ApiError {
+    let conflict = reasons.iter().any(|r| matches!(r, RefusalView::Conflict(_)));
+    let details: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+    let status = if conflict { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
+    ApiError {
+        status,
+        message: format!("handler {name:?} refused: {}", details.first().cloned().unwrap_or_default()),
+        details,
+        headers: Vec::new(),
+    }
+}
+
+fn apply_changes(name: &str, e: &mut Entity, changes: Vec<ChangeView>) -> R<()> {
+    for change in changes {
+        let attr = match &change {
+            ChangeView::Set(a) => a.name.as_str(),
+            ChangeView::Remove(n) => n.as_str(),
+        };
+        if matches!(attr, "occi.core.id" | "occi.core.source" | "occi.core.target") {
+            return Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("handler {name:?} may not change {attr}")));
+        }
+        match change {
+            ChangeView::Set(a) => {
+                let v = value_of(&a.value).map_err(|why| {
+                    ApiError::new(StatusCode::BAD_GATEWAY, format!("handler {name:?} set {} to {why}", a.name))
+                })?;
+                e.attributes.insert(a.name, v);
+            }
+            ChangeView::Remove(n) => {
+                e.attributes.remove(&n);
+            }
+        }
+    }
+    Ok(())
+}

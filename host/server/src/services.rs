@@ -1,0 +1,211 @@
+//! What every operation is served with ([`Services`]): the store, the per-tenant view cache
+//! (catalog and handler bindings by catalog generation), the prepare-then-apply loop of writes
+//! ([`Services::write`]), handler runs and the tenancy. The OCCI operations (`occi/`) take a
+//! `&Services`; only `app.rs` builds one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hyper::StatusCode;
+use ocni_model::catalog::parse_category_file;
+use ocni_model::{Catalog, Entity};
+use ocni_store::{Applied, Reads, Step, Store};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::reply::R;
+use crate::sandbox::{HandlerIndex, Sandbox, Stage, Write};
+use crate::tenancy::{Tenancy, limit_reached};
+use crate::writer::Writer;
+
+/// How many times a write is prepared again after conflicting with concurrent writes.
+const MAX_ATTEMPTS: usize = 8;
+
+/// The shared state every operation is served with.
+pub struct Services {
+    pub store: Arc<Store>,
+    pub config: Config,
+    /// The server's mode, tokens and tenants' limits.
+    pub tenancy: Tenancy,
+    /// Built-in categories plus the operator's templates.
+    base: Catalog,
+    /// Per tenant, what its requests are prepared with (catalog and handlers), by generation.
+    views: parking_lot::RwLock<HashMap<String, ViewSlot>>,
+    /// Applies prepared writes (group commit, see `writer.rs`).
+    writer: Writer,
+    /// Runs handler calls (see `sandbox/`).
+    pub(crate) sandbox: Sandbox,
+}
+
+/// A tenant's catalog (the built-in categories, the operator's templates and its own) and
+/// handler bindings, as of one catalog generation of the store.
+pub(crate) struct TenantView {
+    pub generation: u64,
+    pub catalog: Arc<Catalog>,
+    pub handlers: Arc<HandlerIndex>,
+}
+
+/// The cached view of a tenant, and the lowest generation a view may have to be cached (a
+/// view read from a snapshot older than a committed change is not).
+#[derive(Default)]
+struct ViewSlot {
+    min_generation: u64,
+    view: Option<Arc<TenantView>>,
+}
+
+impl Services {
+    /// Loads the tenancy and the operator's templates, and starts the writer and sandbox
+    /// threads.
+    pub fn start(store: Store, runtime: ocni_runtime::Runtime, config: Config) -> Result<Services, String> {
+        let mut base = Catalog::builtin();
+        if let Some(path) = &config.templates {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("templates file {}: {e}", path.display()))?;
+            let mut extra =
+                parse_category_file(&text).map_err(|e| format!("templates file {}: {e}", path.display()))?;
+            for c in &mut extra {
+                c.builtin = true;
+            }
+            base = base.add(extra).map_err(|e| format!("templates file {}: {e}", path.display()))?;
+        }
+        let tenancy = Tenancy::load(&store, &config)?;
+        let store = Arc::new(store);
+        let per_tenant = tenancy.is_multi_tenant().then_some(config.handler_calls_per_tenant);
+        let sandbox = Sandbox::start(runtime, &config.runtime, Arc::clone(&store), per_tenant)
+            .map_err(|e| format!("cannot start the handler threads: {e}"))?;
+        let writer = Writer::start(Arc::clone(&store)).map_err(|e| format!("cannot start the writer thread: {e}"))?;
+        Ok(Services { store, config, tenancy, base, views: Default::default(), writer, sandbox })
+    }
+
+    /// The catalog of a tenant (cached).
+    pub fn catalog(&self, tenant: &str) -> R<Arc<Catalog>> {
+        Ok(Arc::clone(&self.view(tenant)?.catalog))
+    }
+
+    /// The catalog and handlers of a tenant as last committed (cached by catalog generation).
+    pub(crate) fn view(&self, tenant: &str) -> R<Arc<TenantView>> {
+        if let Some(v) = self.views.read().get(tenant).and_then(|s| s.view.clone()) {
+            return Ok(v);
+        }
+        let r = self.store.read()?;
+        let generation = r.catalog_generation(tenant)?;
+        let catalog = Arc::new(self.base.clone().with(r.categories(tenant)?));
+        let handlers = Arc::new(HandlerIndex::read(&r, tenant)?);
+        let view = Arc::new(TenantView { generation, catalog, handlers });
+        let mut views = self.views.write();
+        let slot = views.entry(tenant.to_string()).or_default();
+        match &slot.view {
+            // Another request read a view at least as new meanwhile.
+            Some(v) if v.generation >= generation => return Ok(Arc::clone(v)),
+            _ if generation >= slot.min_generation => slot.view = Some(Arc::clone(&view)),
+            _ => {}
+        }
+        Ok(view)
+    }
+
+    /// Drops the cached view of a tenant: its catalog generation is now (at least) `generation`.
+    pub(crate) fn forget_view(&self, tenant: &str, generation: u64) {
+        let mut views = self.views.write();
+        let slot = views.entry(tenant.to_string()).or_default();
+        slot.view = None;
+        slot.min_generation = slot.min_generation.max(generation);
+    }
+
+    /// Forgets all that is cached of a tenant (created or deleted).
+    pub(crate) fn forget_catalog(&self, tenant: &str) {
+        self.views.write().remove(tenant);
+    }
+
+    /// The handler bindings and records of `tenant` as the step `w` sees them: the cached ones
+    /// unless the step changed them.
+    pub(crate) fn handler_index(&self, w: &Step, tenant: &str) -> R<Arc<HandlerIndex>> {
+        if w.touched(tenant) {
+            return Ok(Arc::new(HandlerIndex::read(w, tenant)?));
+        }
+        Ok(Arc::clone(&self.view(tenant)?.handlers))
+    }
+
+    /// Puts `entity` through the handlers bound to it, with the tenant's call limits (see
+    /// [`Sandbox::run`]).
+    pub(crate) fn run_handlers(
+        &self,
+        w: &mut Write,
+        tenant: &str,
+        catalog: &Catalog,
+        stage: Stage,
+        entity: &mut Entity,
+    ) -> R<()> {
+        let index = self.handler_index(w, tenant)?;
+        let limits = self.tenancy.call_limits(tenant);
+        self.sandbox.run(w, tenant, catalog, &index, limits, stage, entity)
+    }
+
+    /// Prepares a write of `tenant` with `f` on a snapshot and has the writer apply it; answers
+    /// once it is durable. `f` runs again (on a newer snapshot) when what it read changed
+    /// before its step was applied, at most [`MAX_ATTEMPTS`] times; a refusal by `f` writes
+    /// nothing. Blocking: runs off the async executor.
+    pub(crate) fn write<T>(&self, tenant: &str, mut f: impl FnMut(&mut Write, &Catalog) -> R<T>) -> R<T> {
+        let mut last = String::new();
+        let mut slot = None;
+        let mut attempts = 0;
+        while attempts < MAX_ATTEMPTS {
+            // A request authenticated just before its tenant was deleted must not write.
+            self.tenancy.check_live(tenant)?;
+            let view = self.view(tenant)?;
+            let step = self.store.step()?;
+            step.expect_generation(tenant, view.generation);
+            if self.tenancy.is_multi_tenant() {
+                // Read, so that a deletion of the tenant since makes the step conflict.
+                step.tenant(tenant)?;
+            }
+            let mut w = Write::new(step, slot.take());
+            let out = match f(&mut w, &view.catalog) {
+                Ok(out) => out,
+                Err(_) if w.wants_slot() => {
+                    // A handler call found the tenant's slots taken: wait for one without
+                    // holding the snapshot (a long-lived read transaction keeps the store from
+                    // reusing pages), then prepare again with it.
+                    drop(w);
+                    let slots = self.sandbox.handler_slots(tenant).expect("only multi-tenant writes want a slot");
+                    slot = Some(
+                        tokio::runtime::Handle::current()
+                            .block_on(slots.acquire_owned())
+                            .map_err(|_| ApiError::internal("calling a handler", "the server is shutting down"))?,
+                    );
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            attempts += 1;
+            // Handler calls are over: the slot goes before waiting for the commit.
+            let set = w.into_step().finish();
+            if set.is_empty() {
+                return Ok(out);
+            }
+            match self.writer.submit(set).map_err(|e| ApiError::internal("committing a write", e))? {
+                Applied::Done { generations } => {
+                    for (t, g) in generations {
+                        self.forget_view(&t, g);
+                    }
+                    return Ok(out);
+                }
+                Applied::Conflict { table, key } => {
+                    if table == "counters" {
+                        // The catalog changed: read it again.
+                        self.forget_view(tenant, view.generation + 1);
+                    }
+                    tracing::debug!(tenant, table, key = %key, "write conflicted; preparing it again");
+                    last = format!("{table} {key:?}");
+                }
+                Applied::Limit { tenant, max } => return Err(limit_reached(&tenant, max, "entities")),
+            }
+        }
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the write conflicted with concurrent writes {MAX_ATTEMPTS} times (last on {last}); nothing was written, try again"
+            ),
+        );
+        e.headers.push(("Retry-After", "1".to_string()));
+        Err(e)
+    }
+}
