@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
+use crate::attribute::{AttrType, AttributeDef};
 use crate::catalog::Catalog;
-use crate::category::{AttrType, AttributeDef, Category, Class};
+use crate::category::{Category, Class};
 use crate::entity::*;
 
 /// Which JSON shape to produce.
