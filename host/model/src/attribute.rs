@@ -4,11 +4,11 @@
 //!
 //! This module knows nothing of categories or catalogs: `category` builds on it, `catalog` on both.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::fmt;
+use std::sync::LazyLock;
 
 use regex::Regex;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::error::{ModelError, Result, type_name};
@@ -63,9 +63,10 @@ pub struct AttributeDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
     /// A regular expression the whole string value must match, or a JSON-schema object
-    /// (of which `pattern`, `enum`, `minimum`, `maximum`, `minLength`, `maxLength` are enforced).
+    /// (of which `pattern`, `enum`, `minimum`, `maximum`, `minLength`, `maxLength` are enforced),
+    /// compiled with the definition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pattern: Option<Value>,
+    pub pattern: Option<Pattern>,
     #[serde(default, rename = "enum", skip_serializing_if = "Option::is_none")]
     pub enumeration: Option<Vec<Value>>,
     /// Numbers: lowest value. Strings: shortest length.
@@ -95,6 +96,93 @@ impl AttributeDef {
             ($($f:ident),*) => {$( if over.$f.is_some() { self.$f = over.$f.clone(); } )*};
         }
         take!(ty, mutable, required, default, pattern, enumeration, minimum, maximum, description);
+    }
+}
+
+/// An attribute's `pattern` member as it was written (a regular expression string, or a
+/// JSON-schema object whose `pattern` member is one) together with that regular expression
+/// compiled by [`compile_pattern`], once, when the definition is parsed or read back from
+/// storage. It (de)serialises as the member it was read from, and compares and prints as it.
+#[derive(Clone)]
+pub struct Pattern {
+    source: Value,
+    /// `None` when the source holds no regular expression (e.g. a schema with bounds only).
+    compiled: Option<std::result::Result<Regex, regex::Error>>,
+}
+
+impl Pattern {
+    /// Compiles the regular expression in `source`. One that does not compile is kept with its
+    /// error, so that stored data is read as it is; [`check_value`] reports it. Definitions
+    /// sent by clients are refused instead ([`parse_attribute_defs`]).
+    pub fn new(source: Value) -> Pattern {
+        let compiled = regex_in(&source).map(compile_pattern);
+        Pattern { source, compiled }
+    }
+    /// The member as it was written.
+    pub fn source(&self) -> &Value {
+        &self.source
+    }
+    /// The regular expression: the source string, or the schema's `pattern` member.
+    pub fn regex_source(&self) -> Option<&str> {
+        regex_in(&self.source)
+    }
+    /// The schema, when the source is a JSON-schema object.
+    pub fn schema(&self) -> Option<&Map<String, Value>> {
+        self.source.as_object()
+    }
+    /// The compiled (anchored) regular expression, or why it does not compile; `None` when
+    /// there is no regular expression.
+    pub fn compiled(&self) -> Option<std::result::Result<&Regex, &regex::Error>> {
+        self.compiled.as_ref().map(|r| r.as_ref())
+    }
+    /// Returns why the string `value` does not match the regular expression (other values are
+    /// not matched).
+    fn check_regex(&self, value: &Value) -> Result<(), String> {
+        let (Some(s), Some(re), Some(compiled)) = (value.as_str(), self.regex_source(), self.compiled()) else {
+            return Ok(());
+        };
+        // Patterns sent by clients were refused unless they compiled; a failure here means a
+        // stored definition is broken, which we report rather than ignore.
+        let compiled = compiled.map_err(|e| format!("pattern: {re:?} does not compile: {e}"))?;
+        if compiled.is_match(s) { Ok(()) } else { Err(format!("pattern: {s:?} does not match {re:?}")) }
+    }
+}
+
+fn regex_in(source: &Value) -> Option<&str> {
+    match source {
+        Value::String(re) => Some(re),
+        Value::Object(schema) => schema.get("pattern").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+impl From<Value> for Pattern {
+    fn from(source: Value) -> Pattern {
+        Pattern::new(source)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.source == other.source
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Pattern").field(&self.source).finish()
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.source.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Pattern, D::Error> {
+        Value::deserialize(deserializer).map(Pattern::new)
     }
 }
 
@@ -187,27 +275,18 @@ fn parse_def(name: &str, obj: &Map<String, Value>) -> Result<AttributeDef> {
             "mutable" => def.mutable = Some(v.as_bool().ok_or_else(|| bad("true or false"))?),
             "required" => def.required = Some(v.as_bool().ok_or_else(|| bad("true or false"))?),
             "default" => def.default = Some(v.clone()),
-            "pattern" => match v {
-                Value::String(re) => {
-                    compile_pattern(re).map_err(|e| {
-                        ModelError::bad(format!(
-                            "attribute {name:?}: pattern {re:?} is not a valid regular expression: {e}"
-                        ))
-                    })?;
-                    def.pattern = Some(v.clone());
+            "pattern" => {
+                if !(v.is_string() || v.is_object()) {
+                    return Err(bad("a regular expression string or a JSON-schema object"));
                 }
-                Value::Object(schema) => {
-                    if let Some(Value::String(re)) = schema.get("pattern") {
-                        compile_pattern(re).map_err(|e| {
-                            ModelError::bad(format!(
-                                "attribute {name:?}: pattern {re:?} is not a valid regular expression: {e}"
-                            ))
-                        })?;
-                    }
-                    def.pattern = Some(v.clone());
+                let pattern = Pattern::new(v.clone());
+                if let (Some(re), Some(Err(e))) = (pattern.regex_source(), pattern.compiled()) {
+                    return Err(ModelError::bad(format!(
+                        "attribute {name:?}: pattern {re:?} is not a valid regular expression: {e}"
+                    )));
                 }
-                _ => return Err(bad("a regular expression string or a JSON-schema object")),
-            },
+                def.pattern = Some(pattern);
+            }
             "enum" => {
                 let list = v.as_array().ok_or_else(|| bad("an array"))?;
                 if list.is_empty() {
@@ -245,9 +324,22 @@ fn parse_def(name: &str, obj: &Map<String, Value>) -> Result<AttributeDef> {
 /// anchors, or one that closes the wrapping group itself (`a)|(?:.*` makes `^(?:a)|(?:.*)$`)
 /// would escape them and match anything.
 pub fn compile_pattern(re: &str) -> std::result::Result<Regex, regex::Error> {
+    #[cfg(test)]
+    COMPILES.with(|n| n.set(n.get() + 1));
     let build = |re: &str| regex::RegexBuilder::new(re).size_limit(1 << 20).build();
     build(re)?;
     build(&format!("^(?:{re})$"))
+}
+
+#[cfg(test)]
+thread_local! {
+    static COMPILES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many patterns this thread compiled.
+#[cfg(test)]
+pub(crate) fn compiles() -> usize {
+    COMPILES.with(std::cell::Cell::get)
 }
 
 // Checks of one value against its definition.
@@ -272,12 +364,9 @@ pub fn check_value(def: &AttributeDef, value: &Value) -> Result<(), String> {
         return Err(format!("enum: {value} is not one of {}", Value::Array(values.clone())));
     }
     range(def.minimum, def.maximum, value)?;
-    match &def.pattern {
-        Some(Value::String(re)) => pattern(re, value)?,
-        Some(Value::Object(schema)) => {
-            if let Some(Value::String(re)) = schema.get("pattern") {
-                pattern(re, value)?;
-            }
+    if let Some(pattern) = &def.pattern {
+        pattern.check_regex(value)?;
+        if let Some(schema) = pattern.schema() {
             if let Some(Value::Array(values)) = schema.get("enum")
                 && !values.contains(value)
             {
@@ -291,7 +380,6 @@ pub fn check_value(def: &AttributeDef, value: &Value) -> Result<(), String> {
                 range(num("minLength"), num("maxLength"), value)?;
             }
         }
-        _ => {}
     }
     Ok(())
 }
@@ -314,32 +402,6 @@ fn range(min: Option<f64>, max: Option<f64>, value: &Value) -> Result<(), String
         return Err(format!("maximum: {what} {measure} is above {max}"));
     }
     Ok(())
-}
-
-/// Compiled patterns, so that validating a write does not compile a regex per attribute.
-/// Bounded: a tenant defining many patterns only makes the cache start over.
-static COMPILED: LazyLock<Mutex<HashMap<String, Regex>>> = LazyLock::new(Default::default);
-const MAX_COMPILED: usize = 1024;
-
-fn compiled(re: &str) -> Result<Regex, regex::Error> {
-    let mut cache = COMPILED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(r) = cache.get(re) {
-        return Ok(r.clone());
-    }
-    let r = compile_pattern(re)?;
-    if cache.len() >= MAX_COMPILED {
-        cache.clear();
-    }
-    cache.insert(re.to_string(), r.clone());
-    Ok(r)
-}
-
-fn pattern(re: &str, value: &Value) -> Result<(), String> {
-    let Some(s) = value.as_str() else { return Ok(()) };
-    // Patterns were compiled when the definition was accepted; a failure here means a stored
-    // definition is broken, which we report rather than ignore.
-    let compiled = compiled(re).map_err(|e| format!("pattern: {re:?} does not compile: {e}"))?;
-    if compiled.is_match(s) { Ok(()) } else { Err(format!("pattern: {s:?} does not match {re:?}")) }
 }
 
 #[cfg(test)]
@@ -366,11 +428,13 @@ mod tests {
 
     #[test]
     fn pattern_matches_whole_value() {
-        let d = AttributeDef { pattern: Some(json!("inactive|active")), ..def(AttrType::String) };
+        let d = AttributeDef { pattern: Some(Pattern::new(json!("inactive|active"))), ..def(AttrType::String) };
         assert!(check_value(&d, &json!("active")).is_ok());
         assert!(check_value(&d, &json!("reactive")).unwrap_err().starts_with("pattern"));
-        let schema =
-            AttributeDef { pattern: Some(json!({"type": "string", "pattern": "\\S+"})), ..def(AttrType::String) };
+        let schema = AttributeDef {
+            pattern: Some(Pattern::new(json!({"type": "string", "pattern": "\\S+"}))),
+            ..def(AttrType::String)
+        };
         assert!(check_value(&schema, &json!("a b")).is_err());
     }
 
@@ -404,6 +468,62 @@ mod tests {
         base.overlay(&over);
         assert_eq!(base.mutable, Some(true));
         assert_eq!(base.default, Some(json!(2.8)));
+    }
+
+    /// A definition's pattern is compiled with the definition: validating against it compiles
+    /// nothing, however many other patterns were compiled meanwhile (there used to be one
+    /// process-wide cache of 1,024 patterns, which any tenant could flush).
+    #[test]
+    fn a_definitions_pattern_outlives_any_number_of_other_patterns() {
+        let kept = parse_attribute_defs(&json!({"a.b": {"type": "string", "pattern": "kept-(on|off)"}})).unwrap();
+        let kept = &kept[0];
+        assert!(check_value(kept, &json!("kept-on")).is_ok());
+        for i in 0..1100 {
+            let other =
+                parse_attribute_defs(&json!({"x.y": {"type": "string", "pattern": format!("other-{i}|w")}})).unwrap();
+            assert!(check_value(&other[0], &json!("w")).is_ok());
+            assert!(check_value(&other[0], &json!(format!("other-{i}"))).is_ok());
+            assert!(check_value(&other[0], &json!("other-")).is_err());
+        }
+        let before = compiles();
+        assert!(check_value(kept, &json!("kept-off")).is_ok());
+        assert!(check_value(kept, &json!("kept-onoff")).unwrap_err().starts_with("pattern"));
+        assert_eq!(compiles(), before, "validating compiled a pattern again");
+    }
+
+    /// A definition read back from storage validates with the pattern compiled as it was read,
+    /// and writes back the very JSON it was read from: a regular expression string, or a
+    /// JSON-schema object.
+    #[test]
+    fn a_stored_definition_validates_with_its_pattern_and_writes_back_the_same_json() {
+        let stored = [
+            r#"{"name":"a.b","type":"string","mutable":true,"pattern":"stored-[0-9]+"}"#,
+            r#"{"name":"a.c","type":"string","pattern":{"type":"string","pattern":"stored-[a-z]+","maxLength":10}}"#,
+        ];
+        let defs: Vec<AttributeDef> = stored.iter().map(|s| serde_json::from_str(s).unwrap()).collect();
+        let before = compiles();
+        assert!(check_value(&defs[0], &json!("stored-42")).is_ok());
+        assert!(check_value(&defs[0], &json!("stored-x")).unwrap_err().starts_with("pattern"));
+        assert!(check_value(&defs[1], &json!("stored-abc")).is_ok());
+        assert!(check_value(&defs[1], &json!("stored-4")).unwrap_err().starts_with("pattern"));
+        assert!(check_value(&defs[1], &json!("stored-abcdef")).unwrap_err().starts_with("maximum"));
+        assert_eq!(compiles(), before, "validating compiled a stored pattern");
+        for (text, def) in stored.iter().zip(&defs) {
+            assert_eq!(&serde_json::to_string(def).unwrap(), text);
+            assert_eq!(&serde_json::from_str::<AttributeDef>(text).unwrap(), def);
+        }
+    }
+
+    /// Stored data is read as it is: a stored pattern that does not compile (say, after a change
+    /// of the regex engine's limits) does not make its category unreadable; values checked
+    /// against it are refused, saying why.
+    #[test]
+    fn a_stored_pattern_that_does_not_compile_is_reported_when_checking() {
+        let text = r#"{"name":"a.b","pattern":"("}"#;
+        let def: AttributeDef = serde_json::from_str(text).unwrap();
+        assert!(check_value(&def, &json!("x")).unwrap_err().contains("does not compile"));
+        assert!(check_value(&AttributeDef { ty: Some(AttrType::Integer), ..def.clone() }, &json!(1)).is_ok());
+        assert_eq!(serde_json::to_string(&def).unwrap(), text);
     }
 
     proptest! {

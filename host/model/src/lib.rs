@@ -15,7 +15,7 @@ pub mod validate {
     pub use crate::attribute::check_value;
 }
 
-pub use attribute::{AttrType, AttributeDef};
+pub use attribute::{AttrType, AttributeDef, Pattern};
 pub use catalog::{AttributeSet, Catalog, parse_category_file};
 pub use category::{Category, Class, parse_category, parse_category_ref};
 pub use entity::{
