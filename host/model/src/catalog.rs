@@ -8,10 +8,10 @@ use std::sync::{Arc, LazyLock};
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
-use crate::category::{AttributeDef, Category, Class, parse_category};
+use crate::attribute::{AttributeDef, check_value};
+use crate::category::{Category, Class, parse_category};
 use crate::entity::*;
 use crate::error::{ModelError, Result};
-use crate::validate::check_value;
 
 static BUILTIN: LazyLock<Vec<Category>> = LazyLock::new(|| {
     let mut out = Vec::new();

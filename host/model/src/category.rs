@@ -1,14 +1,19 @@
-//! OCCI categories (kinds, mixins, actions) and their attribute definitions: the types, the parser
-//! for definitions sent by clients (OCCI 1.2 JSON and the pyOCNI nested dialect), and checks of
-//! identifiers.
+//! OCCI categories (kinds, mixins, actions): the types, the parser for definitions sent by clients
+//! (OCCI 1.2 JSON and the pyOCNI nested dialect), and checks of identifiers. Their attribute
+//! definitions are in [`crate::attribute`].
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{ModelError, Result};
+
+// Attribute definitions and their helpers lived here before they got a module of their own;
+// these paths stay for code written against them.
+pub use crate::attribute::{AttrType, AttributeDef, check_attribute_name, compile_pattern, parse_attribute_defs};
+pub use crate::error::type_name;
 
 /// The three classes of category.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -36,91 +41,6 @@ impl Class {
         }
     }
     pub const ALL: [Class; 3] = [Class::Kind, Class::Mixin, Class::Action];
-}
-
-/// The value types an attribute can declare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AttrType {
-    String,
-    Number,
-    Integer,
-    Boolean,
-    Array,
-    Object,
-}
-
-impl AttrType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttrType::String => "string",
-            AttrType::Number => "number",
-            AttrType::Integer => "integer",
-            AttrType::Boolean => "boolean",
-            AttrType::Array => "array",
-            AttrType::Object => "object",
-        }
-    }
-    fn parse(s: &str) -> Option<AttrType> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "string" | "enum" => AttrType::String,
-            "number" | "float" | "double" => AttrType::Number,
-            "integer" | "int" => AttrType::Integer,
-            "boolean" | "bool" => AttrType::Boolean,
-            "array" | "list" => AttrType::Array,
-            "object" | "hash" | "map" => AttrType::Object,
-            _ => return None,
-        })
-    }
-}
-
-/// One attribute definition. Members a client left out stay `None`, so that a mixin that
-/// redefines an attribute (e.g. only to give it a default) overrides just what it states.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
-pub struct AttributeDef {
-    pub name: String,
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    pub ty: Option<AttrType>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mutable: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub required: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default: Option<Value>,
-    /// A regular expression the whole string value must match, or a JSON-schema object
-    /// (of which `pattern`, `enum`, `minimum`, `maximum`, `minLength`, `maxLength` are enforced).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pattern: Option<Value>,
-    #[serde(default, rename = "enum", skip_serializing_if = "Option::is_none")]
-    pub enumeration: Option<Vec<Value>>,
-    /// Numbers: lowest value. Strings: shortest length.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub minimum: Option<f64>,
-    /// Numbers: highest value. Strings: longest length.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub maximum: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-}
-
-impl AttributeDef {
-    pub fn ty(&self) -> AttrType {
-        self.ty.unwrap_or(AttrType::String)
-    }
-    /// GFD.226: `mutable` defaults to false.
-    pub fn is_mutable(&self) -> bool {
-        self.mutable.unwrap_or(false)
-    }
-    pub fn is_required(&self) -> bool {
-        self.required.unwrap_or(false)
-    }
-    /// Lays `over` on top of `self`: every member `over` states wins.
-    pub fn overlay(&mut self, over: &AttributeDef) {
-        macro_rules! take {
-            ($($f:ident),*) => {$( if over.$f.is_some() { self.$f = over.$f.clone(); } )*};
-        }
-        take!(ty, mutable, required, default, pattern, enumeration, minimum, maximum, description);
-    }
 }
 
 /// A kind, mixin or action.
@@ -165,7 +85,6 @@ impl Category {
 
 static TERM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$").unwrap());
 static SCHEME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s#<>]*#$").unwrap());
-static ATTR_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$").unwrap());
 static LOCATION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^/([A-Za-z0-9._~!$&'()*+,;=:@%\-]+/)+$").unwrap());
 
 pub fn check_term(term: &str) -> Result<()> {
@@ -184,16 +103,6 @@ pub fn check_scheme(scheme: &str) -> Result<()> {
     } else {
         Err(ModelError::bad(format!(
             "scheme {scheme:?} is not a valid URI ending in '#' (e.g. \"http://example.com/occi#\")"
-        )))
-    }
-}
-
-pub fn check_attribute_name(name: &str) -> Result<()> {
-    if ATTR_NAME.is_match(name) {
-        Ok(())
-    } else {
-        Err(ModelError::bad(format!(
-            "attribute name {name:?} is not valid: dot-separated words of letters, digits, '_' or '-'"
         )))
     }
 }
@@ -222,157 +131,6 @@ pub fn split_id(id: &str) -> Result<(&str, &str)> {
             Ok((scheme, term))
         }
         _ => Err(ModelError::bad(format!("{id:?} is not a category identifier (scheme#term)"))),
-    }
-}
-
-const DEF_MEMBERS: [&str; 10] =
-    ["type", "mutable", "required", "default", "pattern", "enum", "minimum", "maximum", "description", "title"];
-
-/// Is this JSON object an attribute definition (rather than a level of the pyOCNI nesting)?
-/// A definition has no object-valued member except `pattern` and `default`.
-pub(crate) fn is_definition(obj: &Map<String, Value>) -> bool {
-    obj.iter().all(|(k, v)| !v.is_object() || k == "pattern" || k == "default")
-}
-
-/// Reads attribute definitions in either dialect: flat (`{"occi.compute.cores": {...}}`, GFD.226)
-/// or nested (`{"occi": {"compute": {"cores": {...}}}}`, pyOCNI), or a mix.
-pub fn parse_attribute_defs(value: &Value) -> Result<Vec<AttributeDef>> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| ModelError::bad("attributes must be a JSON object of attribute definitions"))?;
-    let mut out = Vec::new();
-    collect_defs("", obj, &mut out)?;
-    let mut seen = std::collections::HashSet::new();
-    for d in &out {
-        if !seen.insert(d.name.clone()) {
-            return Err(ModelError::bad(format!("attribute {:?} is defined twice", d.name)));
-        }
-    }
-    Ok(out)
-}
-
-fn collect_defs(prefix: &str, obj: &Map<String, Value>, out: &mut Vec<AttributeDef>) -> Result<()> {
-    for (key, value) in obj {
-        let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-        let Some(inner) = value.as_object() else {
-            return Err(ModelError::bad(format!(
-                "attribute definition {name:?} must be a JSON object, found {}",
-                type_name(value)
-            )));
-        };
-        if is_definition(inner) {
-            check_attribute_name(&name)?;
-            out.push(parse_def(&name, inner)?);
-        } else {
-            collect_defs(&name, inner, out)?;
-        }
-    }
-    Ok(())
-}
-
-fn number_member(name: &str, member: &str, v: &Value) -> Result<f64> {
-    match v {
-        Value::Number(n) => Ok(n.as_f64().unwrap_or(0.0)),
-        // pyOCNI wrote bounds as strings ("minimum": "1").
-        Value::String(s) => s
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| ModelError::bad(format!("attribute {name:?}: {member} must be a number, found {s:?}"))),
-        other => {
-            Err(ModelError::bad(format!("attribute {name:?}: {member} must be a number, found {}", type_name(other))))
-        }
-    }
-}
-
-fn parse_def(name: &str, obj: &Map<String, Value>) -> Result<AttributeDef> {
-    let mut def = AttributeDef { name: name.to_string(), ..Default::default() };
-    for (member, v) in obj {
-        let bad = |what: &str| {
-            ModelError::bad(format!("attribute {name:?}: {member} must be {what}, found {}", type_name(v)))
-        };
-        match member.as_str() {
-            "type" => {
-                let s = v.as_str().ok_or_else(|| bad("a string"))?;
-                def.ty = Some(AttrType::parse(s).ok_or_else(|| {
-                    ModelError::bad(format!(
-                        "attribute {name:?}: unknown type {s:?} (string, number, integer, boolean, array, object)"
-                    ))
-                })?);
-            }
-            "mutable" => def.mutable = Some(v.as_bool().ok_or_else(|| bad("true or false"))?),
-            "required" => def.required = Some(v.as_bool().ok_or_else(|| bad("true or false"))?),
-            "default" => def.default = Some(v.clone()),
-            "pattern" => match v {
-                Value::String(re) => {
-                    compile_pattern(re).map_err(|e| {
-                        ModelError::bad(format!(
-                            "attribute {name:?}: pattern {re:?} is not a valid regular expression: {e}"
-                        ))
-                    })?;
-                    def.pattern = Some(v.clone());
-                }
-                Value::Object(schema) => {
-                    if let Some(Value::String(re)) = schema.get("pattern") {
-                        compile_pattern(re).map_err(|e| {
-                            ModelError::bad(format!(
-                                "attribute {name:?}: pattern {re:?} is not a valid regular expression: {e}"
-                            ))
-                        })?;
-                    }
-                    def.pattern = Some(v.clone());
-                }
-                _ => return Err(bad("a regular expression string or a JSON-schema object")),
-            },
-            "enum" => {
-                let list = v.as_array().ok_or_else(|| bad("an array"))?;
-                if list.is_empty() {
-                    return Err(bad("a non-empty array"));
-                }
-                def.enumeration = Some(list.clone());
-            }
-            "minimum" => def.minimum = Some(number_member(name, member, v)?),
-            "maximum" => def.maximum = Some(number_member(name, member, v)?),
-            "description" | "title" => def.description = Some(v.as_str().ok_or_else(|| bad("a string"))?.to_string()),
-            other => {
-                return Err(ModelError::bad(format!(
-                    "attribute {name:?}: unknown member {other:?} (allowed: {})",
-                    DEF_MEMBERS.join(", ")
-                )));
-            }
-        }
-    }
-    if let (Some(min), Some(max)) = (def.minimum, def.maximum)
-        && min > max
-    {
-        return Err(ModelError::bad(format!("attribute {name:?}: minimum {min} is above maximum {max}")));
-    }
-    if let Some(default) = &def.default {
-        crate::validate::check_value(&def, default).map_err(|e| {
-            ModelError::bad(format!("attribute {name:?}: default does not satisfy the definition: {e}"))
-        })?;
-    }
-    Ok(def)
-}
-
-/// Compiles a pattern so that it must match the whole value.
-///
-/// The pattern is first compiled on its own: only a complete expression may be wrapped in the
-/// anchors, or one that closes the wrapping group itself (`a)|(?:.*` makes `^(?:a)|(?:.*)$`)
-/// would escape them and match anything.
-pub fn compile_pattern(re: &str) -> std::result::Result<Regex, regex::Error> {
-    let build = |re: &str| regex::RegexBuilder::new(re).size_limit(1 << 20).build();
-    build(re)?;
-    build(&format!("^(?:{re})$"))
-}
-
-pub fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -514,16 +272,6 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn nested_and_flat_attribute_definitions_read_the_same() {
-        let nested = json!({"occi": {"compute": {"cores": {"type": "integer", "mutable": true}, "state": {"type": "string", "default": "inactive"}}}});
-        let flat = json!({"occi.compute.cores": {"type": "integer", "mutable": true}, "occi.compute.state": {"type": "string", "default": "inactive"}});
-        assert_eq!(parse_attribute_defs(&nested).unwrap(), parse_attribute_defs(&flat).unwrap());
-        let defs = parse_attribute_defs(&nested).unwrap();
-        assert_eq!(defs[0].name, "occi.compute.cores");
-        assert_eq!(defs[0].ty, Some(AttrType::Integer));
-    }
-
-    #[test]
     fn scheme_must_be_uri_ending_in_hash() {
         assert!(check_scheme("http://schemas.ogf.org/occi/infrastructure#").is_ok());
         assert!(check_scheme("http: //schemas.ogf.org/occi#").is_err());
@@ -611,15 +359,5 @@ mod tests {
         assert!(grouped.is_match("B") && !grouped.is_match("ab") && !grouped.is_match("Bx"));
         let flagged = compile_pattern("(?m)a").unwrap();
         assert!(!flagged.is_match("a\nb") && !flagged.is_match("b\na"));
-    }
-
-    #[test]
-    fn overlay_keeps_unstated_members() {
-        let mut base =
-            AttributeDef { name: "s".into(), ty: Some(AttrType::Number), mutable: Some(true), ..Default::default() };
-        let over = AttributeDef { name: "s".into(), default: Some(json!(2.8)), ..Default::default() };
-        base.overlay(&over);
-        assert_eq!(base.mutable, Some(true));
-        assert_eq!(base.default, Some(json!(2.8)));
     }
 }

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::category::type_name;
-use crate::error::{ModelError, Result};
+use crate::error::{ModelError, Result, type_name};
 
 pub const CORE: &str = "http://schemas.ogf.org/occi/core#";
 pub const ENTITY_KIND: &str = "http://schemas.ogf.org/occi/core#entity";

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use serde_json::Value;
+
 /// What kind of refusal an error is; the server maps each to one HTTP status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -60,3 +62,15 @@ impl fmt::Display for ModelError {
 impl std::error::Error for ModelError {}
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// What kind of JSON value `v` is, for messages ("found a number").
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::category::{Category, Class, is_definition, type_name};
+use crate::attribute::is_definition;
+use crate::category::{Category, Class};
 use crate::entity::{ATTR_ID, ATTR_SUMMARY, ATTR_TITLE, Entity};
-use crate::error::{ModelError, Result};
+use crate::error::{ModelError, Result, type_name};
 use crate::render::{Dialect, render_category};
 
 /// Values are equal, numbers compared by value (2 equals 2.0).

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
+use crate::attribute::{AttrType, AttributeDef, Pattern};
 use crate::catalog::Catalog;
-use crate::category::{AttrType, AttributeDef, Category, Class};
+use crate::category::{Category, Class};
 use crate::entity::*;
 
 /// Which JSON shape to produce.
@@ -49,12 +50,7 @@ fn render_def(def: &AttributeDef, dialect: Dialect) -> Value {
     match dialect {
         Dialect::Occi12 => {
             // The rOCCI schema takes `pattern` as a string: fold an enumeration into one.
-            let pattern = match &def.pattern {
-                Some(Value::String(re)) => Some(re.clone()),
-                Some(Value::Object(schema)) => schema.get("pattern").and_then(Value::as_str).map(str::to_string),
-                _ => None,
-            }
-            .or_else(|| {
+            let pattern = def.pattern.as_ref().and_then(Pattern::regex_source).map(str::to_string).or_else(|| {
                 def.enumeration.as_ref().map(|values| {
                     values
                         .iter()
@@ -69,7 +65,7 @@ fn render_def(def: &AttributeDef, dialect: Dialect) -> Value {
         }
         Dialect::Pyocni => {
             if let Some(p) = &def.pattern {
-                put(&mut o, "pattern", p.clone());
+                put(&mut o, "pattern", p.source().clone());
             }
             if let Some(e) = &def.enumeration {
                 put(&mut o, "enum", e.clone());

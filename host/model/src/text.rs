@@ -155,7 +155,8 @@ pub fn plain_body(lines: &[Line]) -> String {
 
 // ---------------------------------------------------------------------- request side
 
-use crate::category::{Class, check_attribute_name, check_scheme, check_term};
+use crate::attribute::check_attribute_name;
+use crate::category::{Class, check_scheme, check_term};
 use crate::error::{ModelError, Result};
 
 /// A Category value of a request: a category definition (query interface) or a reference to
@@ -717,8 +718,8 @@ impl TextMessage {
 }
 
 /// A value sent as text for an `array` or `object` attribute is JSON text: decode it.
-fn decode_structured(def: Option<&crate::category::AttributeDef>, value: &Value) -> Value {
-    use crate::category::AttrType;
+fn decode_structured(def: Option<&crate::attribute::AttributeDef>, value: &Value) -> Value {
+    use crate::attribute::AttrType;
     match (def.map(|d| d.ty()), value) {
         (Some(AttrType::Array | AttrType::Object), Value::String(s)) => {
             serde_json::from_str(s).unwrap_or_else(|_| value.clone())
@@ -765,7 +766,8 @@ mod tests {
         assert!(body.contains("X-OCCI-Attribute: occi.compute.hostname=\"a\\\"b\"\n"), "{body}");
     }
 
-    use crate::category::{AttributeDef, Category, Class, parse_category};
+    use crate::attribute::AttributeDef;
+    use crate::category::{Category, Class, parse_category};
     use proptest::prelude::*;
 
     fn category_from_text(c: TextCategory, catalog: &Catalog) -> Category {
