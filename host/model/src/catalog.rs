@@ -12,6 +12,7 @@ use crate::attribute::{AttributeDef, check_value};
 use crate::category::{Category, Class, parse_category};
 use crate::entity::*;
 use crate::error::{ModelError, Result};
+use crate::provider::PROVIDER_ASSIGNED;
 
 static BUILTIN: LazyLock<Vec<Category>> = LazyLock::new(|| {
     let mut out = Vec::new();
@@ -395,7 +396,7 @@ impl Catalog {
     }
 
     /// Full replacement (PUT on an existing entity): the kind and id stay; attributes not given
-    /// fall back to defaults, except immutable ones, which keep their value.
+    /// fall back to defaults, except immutable and provider-assigned ones, which keep their value.
     pub fn replace_entity(&self, old: &Entity, input: &EntityInput) -> Result<Entity> {
         if let Some(k) = &input.kind
             && k != &old.kind
@@ -413,7 +414,7 @@ impl Catalog {
             if attrs.contains_key(name) {
                 continue;
             }
-            if !def.is_mutable()
+            if (!def.is_mutable() || PROVIDER_ASSIGNED.contains(&name.as_str()))
                 && let Some(v) = old.attributes.get(name)
             {
                 attrs.insert(name.clone(), v.clone());
@@ -783,6 +784,34 @@ mod tests {
         assert!(err.message.starts_with("attribute occi.core.source: "), "{err}");
         let err = c.replace_entity(&ok, &link("/compute/a", "http://h.example/n\u{1b}[2J")).unwrap_err();
         assert!(err.message.starts_with("attribute occi.core.target: ") && err.message.contains("U+001B"), "{err}");
+    }
+
+    /// A replacement that leaves out a provider-assigned value keeps it.
+    #[test]
+    fn replace_keeps_provider_assigned_values() {
+        let c = Catalog::builtin();
+        let sl = "http://schemas.ogf.org/occi/infrastructure#storagelink";
+        let old = c
+            .create_entity(
+                &input(json!({"kind": sl, "source": "/compute/a", "target": "/storage/s",
+                    "attributes": {"occi.storagelink.deviceid": "/dev/vdb", "occi.storagelink.mountpoint": "/mnt"}})),
+                "/storagelink/l",
+                "l",
+            )
+            .unwrap();
+        let next = c
+            .replace_entity(&old, &input(json!({"kind": sl, "source": "/compute/a", "target": "/storage/s"})))
+            .unwrap();
+        assert_eq!(next.attributes["occi.storagelink.deviceid"], json!("/dev/vdb"));
+        assert!(!next.attributes.contains_key("occi.storagelink.mountpoint"), "a client's value goes");
+        let next = c
+            .replace_entity(
+                &old,
+                &input(json!({"kind": sl, "source": "/compute/a", "target": "/storage/s",
+                "attributes": {"occi.storagelink.deviceid": "/dev/vdc"}})),
+            )
+            .unwrap();
+        assert_eq!(next.attributes["occi.storagelink.deviceid"], json!("/dev/vdc"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod category;
 pub mod entity;
 pub mod error;
 pub mod filter;
+pub mod provider;
 pub mod render;
 pub mod text;
 

@@ -2,11 +2,15 @@
 //! them), actions; and the pieces collections share with them (creating an entity with its
 //! inline links, acting on one, deleting one).
 
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
 use hyper::{Method, StatusCode};
 use ocni_model::entity::{ATTR_TARGET, ATTR_TARGET_KIND, EntityInput, location_path};
+use ocni_model::provider::{self, ATTR_DEVICE_ID, ATTR_INTERFACE, ATTR_MAC};
 use ocni_model::text;
 use ocni_model::{Catalog, Category, Class, Dialect, Entity, parse_category_ref};
-use ocni_store::{Reads, Step};
+use ocni_store::{Reads, Source, Step};
 use serde_json::{Map, Value, json};
 
 use super::{Purpose, body_as, links_from, need, not_found, prefix, render_one};
@@ -58,6 +62,7 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
                     }
                     let mut next = catalog.replace_entity(&old, &input)?;
                     check_link_ends(w, tenant, catalog, &req.base_url, &mut next)?;
+                    assign_provider_attributes(w, tenant, catalog, &mut next)?;
                     s.run_handlers(w, tenant, catalog, Stage::Update { old: &old }, &mut next)?;
                     w.put_entity(tenant, &next)?;
                     Ok((false, path.to_string()))
@@ -233,6 +238,7 @@ pub(crate) fn create_entity(
     }
     let mut e = catalog.create_entity(input, location, id)?;
     check_link_ends(w, tenant, catalog, base, &mut e)?;
+    assign_provider_attributes(w, tenant, catalog, &mut e)?;
     s.tenancy.check_entity_limit(w, tenant)?;
     s.run_handlers(w, tenant, catalog, Stage::Create, &mut e)?;
     w.put_entity(tenant, &e)?;
@@ -325,6 +331,63 @@ fn no_links_on_update(input: &EntityInput) -> R<()> {
             "an update leaves a resource's links as they are: create, change or delete links at their own location",
         ))
     }
+}
+
+/// Fills the provider-assigned attributes a client left out of a link (see
+/// [`ocni_model::provider`]): a MAC address unique among the tenant's network interfaces, the
+/// first free interface name and device id among the links of the same source. What is in use
+/// is read in the step (the snapshot plus this request's own writes, so two inline links of one
+/// create get `eth0` and `eth1`); the reads are recorded, so a concurrent create that took the
+/// same value makes this one conflict and be prepared again. A value the client gave is kept
+/// (it was validated like any other).
+fn assign_provider_attributes(w: &Step, tenant: &str, catalog: &Catalog, e: &mut Entity) -> R<()> {
+    if !catalog.is_link_kind(&e.kind) {
+        return Ok(());
+    }
+    let defs = catalog.attribute_set(&e.kind, &e.mixins);
+    let missing = |e: &Entity, name: &str| defs.contains_key(name) && !e.attributes.contains_key(name);
+    if missing(e, ATTR_INTERFACE) || missing(e, ATTR_DEVICE_ID) {
+        let source = e.source().unwrap_or_default().to_string();
+        let siblings: Vec<Entity> = w
+            .links_at(tenant, &source)?
+            .into_iter()
+            .filter(|l| l.source() == Some(source.as_str()) && l.location != e.location)
+            .collect();
+        let used = |name: &str| siblings.iter().filter_map(move |l| l.attr_str(name)).collect::<Vec<_>>();
+        if missing(e, ATTR_INTERFACE) {
+            let name = provider::next_interface(used(ATTR_INTERFACE));
+            e.attributes.insert(ATTR_INTERFACE.to_string(), Value::String(name));
+        }
+        if missing(e, ATTR_DEVICE_ID) {
+            let id = provider::next_device_id(used(ATTR_DEVICE_ID));
+            e.attributes.insert(ATTR_DEVICE_ID.to_string(), Value::String(id));
+        }
+    }
+    if missing(e, ATTR_MAC) {
+        let mut used = HashSet::new();
+        // Every kind whose entities carry a MAC: networkinterface and the tenant's sub-kinds.
+        for kind in catalog.iter().filter(|c| c.class == Class::Kind) {
+            if !catalog.attribute_set(&kind.id(), &[]).contains_key(ATTR_MAC) {
+                continue;
+            }
+            w.each_entity(tenant, Source::Kind(&kind.id()), &mut |other| {
+                if let Some(mac) = other.attr_str(ATTR_MAC) {
+                    used.insert(provider::canonical_mac(mac));
+                }
+                ControlFlow::Continue(())
+            })?;
+        }
+        let mac = loop {
+            let mut bytes = [0u8; 6];
+            getrandom::fill(&mut bytes).map_err(|err| ApiError::internal("no randomness for a MAC address", err))?;
+            let mac = provider::mac_from_bytes(bytes);
+            if !used.contains(&mac) {
+                break mac;
+            }
+        };
+        e.attributes.insert(ATTR_MAC.to_string(), Value::String(mac));
+    }
+    Ok(())
 }
 
 fn single_entity(body: &Value) -> R<EntityInput> {
