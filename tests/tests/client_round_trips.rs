@@ -1,5 +1,7 @@
-//! What a plain OCCI client does, end to end: create links with only their ends, leaving the
-//! values a provider assigns (MAC address, interface name, device id) to the server.
+//! What a plain OCCI client does, end to end: read a resource, change one attribute and send the
+//! whole rendering back (Link lines, inline links and action links included), in text/plain,
+//! text/occi and JSON; and create links with only their ends, leaving the values a provider
+//! assigns (MAC address, interface name, device id) to the server.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,6 +19,33 @@ async fn create(server: &TestServer, collection: &str, entity: Value) {
     expect(&server.json("POST", collection, Some(entity)).await, 201);
 }
 
+/// Networks `net1` and `net2`, and a compute `vm` (hostname `vm1`, one core) linked to `net1`
+/// through `nic1`.
+async fn compute_with_a_link(server: &TestServer) {
+    create(server, "/network/", json!({"kind": NETWORK, "id": "net1"})).await;
+    create(server, "/network/", json!({"kind": NETWORK, "id": "net2"})).await;
+    create(
+        server,
+        "/compute/",
+        json!({"kind": COMPUTE, "id": "vm", "title": "web",
+               "attributes": {"occi.compute.hostname": "vm1", "occi.compute.cores": 1}}),
+    )
+    .await;
+    create(
+        server,
+        "/networkinterface/",
+        json!({"kind": NETWORKINTERFACE, "id": "nic1", "source": "/compute/vm", "target": "/network/net1",
+               "attributes": {MAC: "02:00:00:00:00:01", INTERFACE: "eth0"}}),
+    )
+    .await;
+}
+
+/// The compute's links and the link's own rendering: what an update must leave as it is.
+async fn links_of_vm(server: &TestServer) -> (Value, Value) {
+    let vm = server.get_ok("/compute/vm").await;
+    (vm["links"].clone(), server.get_ok("/networkinterface/nic1").await)
+}
+
 /// A text/occi request: the OCCI data in `headers`, no body.
 async fn send_occi(server: &TestServer, method: &str, path: &str, headers: &[(String, String)]) -> Reply {
     let mut req = reqwest::Client::new()
@@ -27,6 +56,220 @@ async fn send_occi(server: &TestServer, method: &str, path: &str, headers: &[(St
         req = req.header(k.as_str(), v.as_str());
     }
     Reply::read(req.send().await.expect("request reaches the server")).await
+}
+
+/// The OCCI headers of a text/occi answer, as a client would send them back.
+fn occi_headers(reply: &Reply) -> Vec<(String, String)> {
+    reply
+        .headers
+        .iter()
+        .filter(|(k, _)| ["category", "link", "x-occi-attribute"].contains(&k.as_str()))
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+        .collect()
+}
+
+/// `text` with `from` replaced by `to`, which must be there.
+fn replaced(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} is not in {text}");
+    text.replace(from, to)
+}
+
+/// Asserts a refusal (400) whose answer, in whatever rendering, names every one of `words`.
+#[track_caller]
+fn refused(reply: &Reply, words: &[&str]) {
+    expect(reply, 400);
+    for w in words {
+        assert!(reply.text.contains(w), "the answer should name {w:?}: {}", reply.text);
+    }
+}
+
+// ---------------------------------------------------------------------- item 1: updates
+
+/// GFD.223: "Any OCCI Links associated with an existing OCCI Resource MUST be left intact." A
+/// client that GETs a compute in JSON, changes one attribute and PUTs (or POSTs) the whole
+/// rendering back, its inline links and actions included, updates the compute (201, as every
+/// entity create and update here) and leaves the links as they are.
+#[tokio::test]
+async fn json_rendering_sent_back_is_an_update() {
+    let server = TestServer::start().await;
+    compute_with_a_link(&server).await;
+    let before = links_of_vm(&server).await;
+    let mut vm = server.get_ok("/compute/vm").await;
+    assert_eq!(vm["links"].as_array().map(Vec::len), Some(1), "{vm}");
+    assert!(vm["actions"].as_array().is_some_and(|a| !a.is_empty()), "{vm}");
+
+    vm["attributes"]["occi.compute.hostname"] = json!("renamed");
+    expect(&server.json("PUT", "/compute/vm", Some(vm.clone())).await, 201);
+    let after = server.get_ok("/compute/vm").await;
+    assert_eq!(after["attributes"]["occi.compute.hostname"], "renamed");
+    assert_eq!(after["title"], "web");
+    assert_eq!(links_of_vm(&server).await, before);
+
+    let mut vm = after;
+    vm["attributes"]["occi.compute.cores"] = json!(4);
+    expect(&server.json("POST", "/compute/vm", Some(vm)).await, 201);
+    let after = server.get_ok("/compute/vm").await;
+    assert_eq!(after["attributes"]["occi.compute.cores"], 4);
+    assert_eq!(links_of_vm(&server).await, before);
+
+    // The pyOCNI dialect's rendering (action links as objects, link ends as strings) too.
+    let reply = server.py("GET", "/compute/vm", None).await;
+    expect(&reply, 200);
+    let mut body = reply.json();
+    body["resources"][0]["attributes"]["occi"]["compute"]["hostname"] = json!("py");
+    expect(&server.py("PUT", "/compute/vm", Some(body)).await, 201);
+    assert_eq!(server.get_ok("/compute/vm").await["attributes"]["occi.compute.hostname"], "py");
+    assert_eq!(links_of_vm(&server).await, before);
+}
+
+/// The same round trip in text/plain: the rendering's Category, Link (the link and the action
+/// links) and X-OCCI-Attribute lines go back in the body.
+#[tokio::test]
+async fn text_plain_rendering_sent_back_is_an_update() {
+    let server = TestServer::start().await;
+    compute_with_a_link(&server).await;
+    let before = links_of_vm(&server).await;
+    let reply = server.send("GET", "/compute/vm", Some("text/plain"), None, None).await;
+    expect(&reply, 200);
+    let body = reply.text;
+    assert!(body.contains("Link: </network/net1>"), "{body}");
+    assert!(body.contains("?action=start>"), "{body}");
+
+    let put = replaced(&body, r#"occi.compute.hostname="vm1""#, r#"occi.compute.hostname="renamed""#);
+    expect(&server.send("PUT", "/compute/vm", Some("text/plain"), Some("text/plain"), Some(put)).await, 201);
+    assert_eq!(server.get_ok("/compute/vm").await["attributes"]["occi.compute.hostname"], "renamed");
+    assert_eq!(links_of_vm(&server).await, before);
+
+    let post = replaced(&body, "occi.compute.cores=1", "occi.compute.cores=4");
+    expect(&server.send("POST", "/compute/vm", Some("text/plain"), Some("text/plain"), Some(post)).await, 201);
+    let vm = server.get_ok("/compute/vm").await;
+    assert_eq!(vm["attributes"]["occi.compute.cores"], 4);
+    assert_eq!(vm["attributes"]["occi.compute.hostname"], "vm1", "the POST sent back the hostname it read");
+    assert_eq!(links_of_vm(&server).await, before);
+}
+
+/// The same round trip in text/occi: the rendering's OCCI headers go back as request headers.
+#[tokio::test]
+async fn text_occi_rendering_sent_back_is_an_update() {
+    let server = TestServer::start().await;
+    compute_with_a_link(&server).await;
+    let before = links_of_vm(&server).await;
+    let reply = server.send("GET", "/compute/vm", Some("text/occi"), None, None).await;
+    expect(&reply, 200);
+    let headers = occi_headers(&reply);
+    let links: Vec<&str> = headers.iter().filter(|(k, _)| k == "link").map(|(_, v)| v.as_str()).collect();
+    assert!(links.iter().any(|l| l.contains("</network/net1>")), "{links:?}");
+    assert!(links.iter().any(|l| l.contains("?action=start>")), "{links:?}");
+
+    let change = |from: &str, to: &str| -> Vec<(String, String)> {
+        assert!(headers.iter().any(|(_, v)| v.contains(from)), "{from:?} is not in {headers:?}");
+        headers.iter().map(|(k, v)| (k.clone(), v.replace(from, to))).collect()
+    };
+    let put = change(r#"occi.compute.hostname="vm1""#, r#"occi.compute.hostname="renamed""#);
+    expect(&send_occi(&server, "PUT", "/compute/vm", &put).await, 201);
+    assert_eq!(server.get_ok("/compute/vm").await["attributes"]["occi.compute.hostname"], "renamed");
+    assert_eq!(links_of_vm(&server).await, before);
+
+    let post = change("occi.compute.cores=1", "occi.compute.cores=4");
+    expect(&send_occi(&server, "POST", "/compute/vm", &post).await, 201);
+    assert_eq!(server.get_ok("/compute/vm").await["attributes"]["occi.compute.cores"], 4);
+    assert_eq!(links_of_vm(&server).await, before);
+}
+
+/// A rendering sent back with a link the compute does not have, or with a link's attribute
+/// changed, would change links through an update: 400 naming the link, and nothing is written.
+#[tokio::test]
+async fn an_update_that_adds_or_changes_a_link_is_refused() {
+    let server = TestServer::start().await;
+    compute_with_a_link(&server).await;
+    let before_vm = server.get_ok("/compute/vm").await;
+    let before = links_of_vm(&server).await;
+    let unchanged = || async {
+        let vm = server.get_ok("/compute/vm").await;
+        assert_eq!(vm["attributes"], before_vm["attributes"], "nothing of a refused update is written");
+        assert_eq!(links_of_vm(&server).await, before);
+        let listed = server.get_ok("/networkinterface/").await;
+        assert_eq!(listed["links"].as_array().map(Vec::len), Some(1), "no link was added: {listed}");
+    };
+
+    // JSON: an added inline link, a changed one.
+    let mut added = before_vm.clone();
+    added["attributes"]["occi.compute.hostname"] = json!("renamed");
+    added["links"].as_array_mut().unwrap().push(json!({
+        "kind": NETWORKINTERFACE, "target": {"location": "/network/net2", "kind": NETWORK},
+        "attributes": {MAC: "02:00:00:00:00:02"},
+    }));
+    for method in ["PUT", "POST"] {
+        let reply = server.json(method, "/compute/vm", Some(added.clone())).await;
+        refused(&reply, &["links[1]", "/network/net2", "not one of the links", "/networkinterface/"]);
+        unchanged().await;
+    }
+    let mut changed = before_vm.clone();
+    changed["links"][0]["attributes"][MAC] = json!("02:00:00:00:00:99");
+    for method in ["PUT", "POST"] {
+        let reply = server.json(method, "/compute/vm", Some(changed.clone())).await;
+        refused(&reply, &["links[0]", "/networkinterface/nic1", MAC, "02:00:00:00:00:99"]);
+        unchanged().await;
+    }
+
+    // text/plain: an added Link line, a changed one.
+    let reply = server.send("GET", "/compute/vm", Some("text/plain"), None, None).await;
+    let body = reply.text;
+    let added = format!(
+        "{body}Link: </network/net2>; rel=\"{NETWORK}\"; category=\"{NETWORKINTERFACE}\"; {MAC}=\"02:00:00:00:00:02\"\n"
+    );
+    let changed = replaced(&body, &format!("{MAC}=\"02:00:00:00:00:01\""), &format!("{MAC}=\"02:00:00:00:00:99\""));
+    for method in ["PUT", "POST"] {
+        let reply =
+            server.send(method, "/compute/vm", Some("text/plain"), Some("text/plain"), Some(added.clone())).await;
+        refused(&reply, &["/network/net2", "not one of the links"]);
+        let reply =
+            server.send(method, "/compute/vm", Some("text/plain"), Some("text/plain"), Some(changed.clone())).await;
+        refused(&reply, &["/networkinterface/nic1", MAC, "02:00:00:00:00:99"]);
+        unchanged().await;
+    }
+
+    // text/occi: the same as headers.
+    let headers = occi_headers(&server.send("GET", "/compute/vm", Some("text/occi"), None, None).await);
+    let mut added = headers.clone();
+    added.push((
+        "Link".into(),
+        format!("</network/net2>; rel=\"{NETWORK}\"; category=\"{NETWORKINTERFACE}\"; {MAC}=\"02:00:00:00:00:02\""),
+    ));
+    let changed: Vec<(String, String)> =
+        headers.iter().map(|(k, v)| (k.clone(), v.replace("02:00:00:00:00:01", "02:00:00:00:00:99"))).collect();
+    assert_ne!(changed, headers);
+    for method in ["PUT", "POST"] {
+        refused(&send_occi(&server, method, "/compute/vm", &added).await, &["/network/net2", "not one of the links"]);
+        refused(&send_occi(&server, method, "/compute/vm", &changed).await, &["/networkinterface/nic1", MAC]);
+        unchanged().await;
+    }
+}
+
+/// Links an update body leaves out are left as they are (GFD.223): listing one of two links, or
+/// none, removes nothing.
+#[tokio::test]
+async fn links_left_out_of_an_update_stay() {
+    let server = TestServer::start().await;
+    compute_with_a_link(&server).await;
+    create(
+        &server,
+        "/networkinterface/",
+        json!({"kind": NETWORKINTERFACE, "id": "nic2", "source": "/compute/vm", "target": "/network/net2"}),
+    )
+    .await;
+    let mut vm = server.get_ok("/compute/vm").await;
+    let both = vm["links"].clone();
+    assert_eq!(both.as_array().map(Vec::len), Some(2), "{vm}");
+    vm["links"].as_array_mut().unwrap().retain(|l| l["id"] == "nic1");
+    vm["attributes"]["occi.compute.hostname"] = json!("one-link");
+    expect(&server.json("PUT", "/compute/vm", Some(vm.clone())).await, 201);
+    vm.as_object_mut().unwrap().remove("links");
+    vm["attributes"]["occi.compute.hostname"] = json!("no-link");
+    expect(&server.json("PUT", "/compute/vm", Some(vm)).await, 201);
+    let after = server.get_ok("/compute/vm").await;
+    assert_eq!(after["attributes"]["occi.compute.hostname"], "no-link");
+    assert_eq!(after["links"], both);
 }
 
 // ---------------------------------------------------------------------- item 2: provider values

@@ -460,6 +460,136 @@ impl Catalog {
         self.finish_update(old, mixins, attrs, &defs)
     }
 
+    /// Checks the links an update body lists (a client sending back the rendering it read, Link
+    /// lines and inline links included). An update leaves a resource's links as they are (GFD.223
+    /// "Any OCCI Links associated with an existing OCCI Resource MUST be left intact"): a listed
+    /// link must describe one of `current` (the links whose source is `resource`) as it is, with
+    /// the same target, the same kind and id when given, and every attribute it gives equal to the
+    /// stored one; it is then left alone. Links not listed are left alone too. A listed link that
+    /// would add or change one is refused, naming it: links are created and changed at their own
+    /// location. `local` turns a target as the client wrote it into the form links store (a URL of
+    /// this server into its path).
+    pub fn check_listed_links(
+        &self,
+        resource: &Entity,
+        current: &[Entity],
+        listed: &[EntityInput],
+        local: &dyn Fn(&str) -> String,
+    ) -> Result<()> {
+        if listed.is_empty() {
+            return Ok(());
+        }
+        if self.is_link_kind(&resource.kind) {
+            return Err(ModelError::bad("member \"links\": a link has no links of its own"));
+        }
+        for (i, link) in listed.iter().enumerate() {
+            self.check_listed_link(resource, current, link, local).map_err(|e| e.at(format!("links[{i}]")))?;
+        }
+        Ok(())
+    }
+
+    fn check_listed_link(
+        &self,
+        resource: &Entity,
+        current: &[Entity],
+        link: &EntityInput,
+        local: &dyn Fn(&str) -> String,
+    ) -> Result<()> {
+        if !link.links.is_empty() {
+            return Err(ModelError::bad("a link cannot carry links"));
+        }
+        let target = link
+            .target
+            .as_ref()
+            .map(|t| t.location.as_str())
+            .or_else(|| link.attributes.get(ATTR_TARGET).and_then(Value::as_str))
+            .ok_or_else(|| {
+                ModelError::bad("a link in an update needs its target, to tell which of the resource's links it is")
+            })?;
+        let target = local(target);
+        let id = link
+            .id
+            .as_deref()
+            .or_else(|| link.attributes.get(ATTR_ID).and_then(Value::as_str))
+            .map(|id| id.strip_prefix("urn:uuid:").unwrap_or(id));
+        let kind = link.kind.as_deref();
+        let mut name = format!("the link to {target:?}");
+        if let Some(k) = kind {
+            name.push_str(&format!(" of kind {k:?}"));
+        }
+        if let Some(id) = id {
+            name.push_str(&format!(" with id {id:?}"));
+        }
+        let candidates: Vec<&Entity> = current
+            .iter()
+            .filter(|l| {
+                l.target() == Some(target.as_str())
+                    && kind.is_none_or(|k| k == l.kind)
+                    && id.is_none_or(|id| id == l.id())
+            })
+            .collect();
+        if candidates.is_empty() {
+            let create = match kind.and_then(|k| self.get(k)).and_then(|k| k.location.clone()) {
+                Some(loc) => format!("create a link by POST to {loc}"),
+                None => "create a link at its kind's location".to_string(),
+            };
+            return Err(ModelError::bad(format!(
+                "{name} is not one of the links of {:?}, and an update leaves a resource's links as they are: {create}",
+                resource.location
+            )));
+        }
+        let mut first_difference = None;
+        for stored in candidates {
+            match self.link_difference(resource, stored, link, local)? {
+                None => return Ok(()),
+                Some(d) => {
+                    first_difference.get_or_insert((stored.location.clone(), d));
+                }
+            }
+        }
+        let (location, difference) = first_difference.expect("at least one candidate");
+        Err(ModelError::bad(format!(
+            "{name} ({location}) differs from the stored link: {difference}; an update leaves a resource's links as they are: change the link at its own location ({location})"
+        )))
+    }
+
+    /// How a listed link differs from the stored link `stored` of `resource`: the first given
+    /// member that is not as stored, `None` when every given one is.
+    fn link_difference(
+        &self,
+        resource: &Entity,
+        stored: &Entity,
+        link: &EntityInput,
+        local: &dyn Fn(&str) -> String,
+    ) -> Result<Option<String>> {
+        if let Some(mixins) = &link.mixins {
+            let given: HashSet<&String> = mixins.iter().collect();
+            if given != stored.mixins.iter().collect::<HashSet<_>>() {
+                return Ok(Some(format!("its mixins are {:?}, the update says {mixins:?}", stored.mixins)));
+            }
+        }
+        let defs = self.attribute_set(&stored.kind, &stored.mixins);
+        let mut given = normalize_attributes(&link.attributes, &defs)?;
+        merge_top_level(link, &mut given);
+        for (name, value) in &given {
+            let current = stored.attributes.get(name);
+            let same = match name.as_str() {
+                ATTR_ID => value.as_str().map(|v| v.strip_prefix("urn:uuid:").unwrap_or(v)) == Some(stored.id()),
+                ATTR_SOURCE => value.as_str().map(location_path) == Some(resource.location.as_str()),
+                ATTR_TARGET => value.as_str().map(local).as_deref() == stored.target(),
+                // Not recorded for a target outside the server; the text rendering then shows the
+                // link's kind in its place.
+                ATTR_TARGET_KIND if current.is_none() => true,
+                _ => current.is_some_and(|c| same_value(c, value)),
+            };
+            if !same {
+                let was = current.map_or_else(|| "not set".to_string(), |c| format!("{c}"));
+                return Ok(Some(format!("attribute {name} is {was}, the update says {value}")));
+            }
+        }
+        Ok(None)
+    }
+
     fn finish_update(
         &self,
         old: &Entity,
@@ -681,6 +811,19 @@ fn check_attributes(defs: &AttributeSet, attrs: &BTreeMap<String, Value>) -> Res
     }
 }
 
+/// Whether a value a client sent back is the stored one: numbers compare by value (a text
+/// rendering may turn `2` into `2.0`), and an array or object read back from a text rendering
+/// arrives as its JSON text.
+fn same_value(stored: &Value, given: &Value) -> bool {
+    match (stored, given) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Array(_) | Value::Object(_), Value::String(s)) => {
+            serde_json::from_str::<Value>(s).is_ok_and(|v| &v == stored)
+        }
+        _ => stored == given,
+    }
+}
+
 /// Refuses changes of immutable attributes (giving the same value again is fine).
 fn check_immutable(defs: &AttributeSet, old: &Entity, given: &BTreeMap<String, Value>) -> Result<()> {
     for (name, value) in given {
@@ -784,6 +927,121 @@ mod tests {
         assert!(err.message.starts_with("attribute occi.core.source: "), "{err}");
         let err = c.replace_entity(&ok, &link("/compute/a", "http://h.example/n\u{1b}[2J")).unwrap_err();
         assert!(err.message.starts_with("attribute occi.core.target: ") && err.message.contains("U+001B"), "{err}");
+    }
+
+    /// An update may list the resource's links as they are (a client sending back what it
+    /// read); a link it does not have, or one with other values, is refused and named.
+    #[test]
+    fn listed_links_must_be_the_current_ones() {
+        let c = Catalog::builtin();
+        let ni = "http://schemas.ogf.org/occi/infrastructure#networkinterface";
+        let vm = c.create_entity(&input(json!({"kind": COMPUTE})), "/compute/a", "a").unwrap();
+        let mut l = c
+            .create_entity(
+                &input(json!({"kind": ni, "source": "/compute/a", "target": "/network/n",
+                    "attributes": {"occi.networkinterface.mac": "02:00:00:00:00:01", "occi.networkinterface.interface": "eth0"}})),
+                "/networkinterface/l",
+                "l",
+            )
+            .unwrap();
+        l.attributes.insert(ATTR_TARGET_KIND.into(), json!("http://schemas.ogf.org/occi/infrastructure#network"));
+        let current = [l];
+        let local = |t: &str| t.strip_prefix("http://h.example").unwrap_or(t).to_string();
+        let check = |links: Value| {
+            let listed = input(json!({"kind": COMPUTE, "links": links})).links;
+            c.check_listed_links(&vm, &current, &listed, &local)
+        };
+        // As rendered (JSON, text Link line turned into JSON), in part, or by its URL.
+        check(json!([{"kind": ni, "id": "l", "source": {"location": "/compute/a", "kind": COMPUTE},
+            "target": {"location": "/network/n", "kind": "http://schemas.ogf.org/occi/infrastructure#network"},
+            "attributes": {"occi.networkinterface.mac": "02:00:00:00:00:01", "occi.networkinterface.state": "inactive"}}]))
+        .unwrap();
+        check(json!([{"kind": ni, "id": "l", "target": {"location": "/network/n"},
+            "attributes": {"occi.core.id": "l", "occi.core.target.kind": "http://schemas.ogf.org/occi/infrastructure#network",
+                "occi.networkinterface.interface": "eth0"}}]))
+        .unwrap();
+        check(json!([{"target": "http://h.example/network/n"}])).unwrap();
+        check(json!([])).unwrap();
+        // A new target, kind or id: not one of its links.
+        for (links, words) in [
+            (
+                json!([{"kind": ni, "target": "/network/other"}]),
+                vec!["links[0]", "\"/network/other\"", "POST to /networkinterface/"],
+            ),
+            (
+                json!([{"kind": "http://schemas.ogf.org/occi/infrastructure#storagelink", "target": "/network/n"}]),
+                vec!["storagelink", "not one of the links"],
+            ),
+            (
+                json!([{"target": "/network/n"}, {"kind": ni, "id": "l2", "target": "/network/n"}]),
+                vec!["links[1]", "\"l2\""],
+            ),
+        ] {
+            let e = check(links).unwrap_err();
+            for w in words {
+                assert!(e.message.contains(w), "{w}: {e}");
+            }
+        }
+        // Another value, a source elsewhere, other mixins, an unknown attribute: refused.
+        for (links, words) in [
+            (
+                json!([{"kind": ni, "target": "/network/n", "attributes": {"occi.networkinterface.mac": "02:00:00:00:00:02"}}]),
+                vec!["links[0]", "/networkinterface/l", "occi.networkinterface.mac", "02:00:00:00:00:02"],
+            ),
+            (json!([{"target": "/network/n", "title": "new"}]), vec!["occi.core.title", "not set"]),
+            (json!([{"target": "/network/n", "source": "/compute/b"}]), vec!["occi.core.source"]),
+            (
+                json!([{"target": "/network/n", "mixins": ["http://schemas.ogf.org/occi/infrastructure/networkinterface#ipnetworkinterface"]}]),
+                vec!["mixins"],
+            ),
+            (json!([{"target": "/network/n", "attributes": {"occi.compute.cores": 2}}]), vec!["occi.compute.cores"]),
+            (json!([{"kind": ni}]), vec!["needs its target"]),
+        ] {
+            let e = check(links).unwrap_err();
+            for w in words {
+                assert!(e.message.contains(w), "{w}: {e}");
+            }
+        }
+        // A link has no links.
+        let e = c.check_listed_links(&current[0], &[], &input(json!({"links": [{"target": "/x"}]})).links, &local);
+        assert!(e.unwrap_err().message.contains("no links"));
+        // Numbers compare by value; structured values may come back as their JSON text.
+        assert!(same_value(&json!(2), &json!(2.0)) && !same_value(&json!(2), &json!("2")));
+        assert!(same_value(&json!(["a", 1]), &json!("[\"a\",1]")));
+    }
+
+    /// A resource's whole rendering (text and JSON, links and action links included), sent back
+    /// with one attribute changed, is an update that leaves the links alone.
+    #[test]
+    fn a_rendering_sent_back_is_an_update() {
+        let c = Catalog::builtin();
+        let ni = "http://schemas.ogf.org/occi/infrastructure#networkinterface";
+        let vm = c.create_entity(&input(json!({"kind": COMPUTE, "title": "vm"})), "/compute/a", "a").unwrap();
+        let mut l = c
+            .create_entity(
+                &input(json!({"kind": ni, "source": "/compute/a", "target": "/network/n",
+                    "attributes": {"occi.networkinterface.mac": "02:00:00:00:00:01", "occi.networkinterface.interface": "eth0"}})),
+                "/networkinterface/l",
+                "l",
+            )
+            .unwrap();
+        l.attributes.insert(ATTR_TARGET_KIND.into(), json!("http://schemas.ogf.org/occi/infrastructure#network"));
+        let links = [l];
+        let local = |t: &str| t.to_string();
+        let lines = crate::text::entity_lines(&vm, &c, &links);
+        assert!(lines.iter().any(|(k, v)| *k == "Link" && v.contains("?action=start")));
+        let text = crate::text::parse_plain(&crate::text::plain_body(&lines)).unwrap().to_entity_json(&c).unwrap();
+        let json = crate::render::render_entity(&vm, &c, &links, crate::Dialect::Occi12, &|_| None);
+        assert!(json["actions"].is_array() && json["links"].is_array());
+        let pyocni = crate::render::render_entity(&vm, &c, &links, crate::Dialect::Pyocni, &|_| None);
+        for body in [text, json, pyocni] {
+            let mut sent = crate::entity::parse_entity_collection(&body).unwrap().remove(0);
+            assert_eq!(sent.links.len(), 1, "{body}");
+            sent.title = Some("renamed".into());
+            c.check_listed_links(&vm, &links, &sent.links, &local).unwrap_or_else(|e| panic!("{e}: {body}"));
+            assert_eq!(c.update_entity(&vm, &sent).unwrap().attributes[ATTR_TITLE], json!("renamed"));
+            assert_eq!(c.replace_entity(&vm, &sent).unwrap().attributes[ATTR_TITLE], json!("renamed"));
+        }
     }
 
     /// A replacement that leaves out a provider-assigned value keeps it.

@@ -152,6 +152,18 @@ pub fn parse_entity_input(value: &Value) -> Result<EntityInput> {
     for (member, v) in obj {
         match member.as_str() {
             "kind" | "id" | "title" | "summary" | "source" | "target" => {}
+            // pyOCNI renders a link's target kind beside its target location.
+            "target_kind" => {
+                let kind = opt_string(obj, "target_kind")?;
+                match &mut input.target {
+                    Some(t) if t.kind.is_none() => t.kind = kind,
+                    Some(t) if t.kind != kind && kind.is_some() => {
+                        return Err(ModelError::bad("member \"target_kind\" differs from target.kind"));
+                    }
+                    Some(_) => {}
+                    None => return Err(ModelError::bad("member \"target_kind\" needs a \"target\"")),
+                }
+            }
             "mixins" => {
                 let list = v
                     .as_array()

@@ -54,7 +54,7 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
             let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
             let (created, location) = s.write(tenant, |w, catalog| match w.entity(tenant, path)? {
                 Some(old) => {
-                    no_links_on_update(&input)?;
+                    links_left_intact(w, tenant, catalog, &req.base_url, &old, &input)?;
                     if let Some(id) = &input.id
                         && id != old.id()
                     {
@@ -89,7 +89,7 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
             let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
             s.write(tenant, |w, catalog| {
                 let old = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
-                no_links_on_update(&input)?;
+                links_left_intact(w, tenant, catalog, &req.base_url, &old, &input)?;
                 if let Some(id) = &input.id
                     && id != old.id()
                 {
@@ -321,16 +321,26 @@ fn own_path<'a>(base: &str, url: &'a str) -> Option<&'a str> {
     (head.eq_ignore_ascii_case(base) && path.starts_with('/')).then_some(path)
 }
 
-/// Links of a resource are left intact by an update (GFD.223 6.2.2); they are created, changed
-/// and deleted at their own location. Refuse rather than drop them silently.
-fn no_links_on_update(input: &EntityInput) -> R<()> {
+/// Links of a resource are left intact by an update (GFD.223 "Any OCCI Links associated with an
+/// existing OCCI Resource MUST be left intact"); they are created, changed and deleted at their
+/// own location. An update body may still list them, as a client that read the resource sends
+/// back what it read: each listed link must be one of the resource's links as it is (see
+/// [`Catalog::check_listed_links`]), and is then left alone; one that would add or change a link
+/// is refused rather than dropped silently. Links the body leaves out are left alone too.
+fn links_left_intact(
+    w: &Step,
+    tenant: &str,
+    catalog: &Catalog,
+    base: &str,
+    old: &Entity,
+    input: &EntityInput,
+) -> R<()> {
     if input.links.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::bad(
-            "an update leaves a resource's links as they are: create, change or delete links at their own location",
-        ))
+        return Ok(());
     }
+    let current = links_from(w, tenant, old)?;
+    let local = |t: &str| own_path(base, t).unwrap_or(t).to_string();
+    Ok(catalog.check_listed_links(old, &current, &input.links, &local)?)
 }
 
 /// Fills the provider-assigned attributes a client left out of a link (see
