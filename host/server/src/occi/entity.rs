@@ -62,7 +62,7 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
                     }
                     let mut next = catalog.replace_entity(&old, &input)?;
                     check_link_ends(w, tenant, catalog, &req.base_url, &mut next)?;
-                    assign_provider_attributes(w, tenant, catalog, &mut next)?;
+                    assign_provider_attributes(s, w, tenant, catalog, &mut next)?;
                     s.run_handlers(w, tenant, catalog, Stage::Update { old: &old }, &mut next)?;
                     w.put_entity(tenant, &next)?;
                     Ok((false, path.to_string()))
@@ -238,7 +238,7 @@ pub(crate) fn create_entity(
     }
     let mut e = catalog.create_entity(input, location, id)?;
     check_link_ends(w, tenant, catalog, base, &mut e)?;
-    assign_provider_attributes(w, tenant, catalog, &mut e)?;
+    assign_provider_attributes(s, w, tenant, catalog, &mut e)?;
     s.tenancy.check_entity_limit(w, tenant)?;
     s.run_handlers(w, tenant, catalog, Stage::Create, &mut e)?;
     w.put_entity(tenant, &e)?;
@@ -344,13 +344,16 @@ fn links_left_intact(
 }
 
 /// Fills the provider-assigned attributes a client left out of a link (see
-/// [`ocni_model::provider`]): a MAC address unique among the tenant's network interfaces, the
-/// first free interface name and device id among the links of the same source. What is in use
-/// is read in the step (the snapshot plus this request's own writes, so two inline links of one
-/// create get `eth0` and `eth1`); the reads are recorded, so a concurrent create that took the
-/// same value makes this one conflict and be prepared again. A value the client gave is kept
-/// (it was validated like any other).
-fn assign_provider_attributes(w: &Step, tenant: &str, catalog: &Catalog, e: &mut Entity) -> R<()> {
+/// [`ocni_model::provider`]): the first free interface name and device id among the links of the
+/// same source, and a random MAC address no committed network interface of the tenant has.
+/// Names are read in the step (the snapshot plus this request's own writes, so two inline links
+/// of one create get `eth0` and `eth1`); the reads are recorded, so a concurrent create on the
+/// same source that took the same name makes this one conflict and be prepared again. MACs in
+/// use are read from a committed snapshot outside the step: recording a scan of every interface
+/// would make every concurrent interface create of the tenant conflict with every other, and two
+/// concurrent creates drawing the same 46 random bits is not a case worth that price. A value the
+/// client gave is kept (it was validated like any other).
+fn assign_provider_attributes(s: &Services, w: &Step, tenant: &str, catalog: &Catalog, e: &mut Entity) -> R<()> {
     if !catalog.is_link_kind(&e.kind) {
         return Ok(());
     }
@@ -375,12 +378,13 @@ fn assign_provider_attributes(w: &Step, tenant: &str, catalog: &Catalog, e: &mut
     }
     if missing(e, ATTR_MAC) {
         let mut used = HashSet::new();
+        let committed = s.store.read()?;
         // Every kind whose entities carry a MAC: networkinterface and the tenant's sub-kinds.
         for kind in catalog.iter().filter(|c| c.class == Class::Kind) {
             if !catalog.attribute_set(&kind.id(), &[]).contains_key(ATTR_MAC) {
                 continue;
             }
-            w.each_entity(tenant, Source::Kind(&kind.id()), &mut |other| {
+            committed.each_entity(tenant, Source::Kind(&kind.id()), &mut |other| {
                 if let Some(mac) = other.attr_str(ATTR_MAC) {
                     used.insert(provider::canonical_mac(mac));
                 }
