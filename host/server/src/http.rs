@@ -205,6 +205,13 @@ async fn respond(
     if let Some(state) = &state {
         state.admit()?;
     }
+    // The method before anything else of the request (its version, Accept, size, body): a
+    // method the target does not allow is 405 with `Allow`, whatever the body or its type.
+    if let Some(allowed) = app.allowed(&tenant, &route.target)?
+        && !allowed.allows(req.method())
+    {
+        return Err(ApiError::method(req.method(), allowed));
+    }
     check_version(header_str(&req, header::USER_AGENT))?;
     let format = if admin { Ok(Format::Json(Dialect::Occi12)) } else { format };
     let format = format.map_err(|m| ApiError::new(StatusCode::NOT_ACCEPTABLE, m))?;

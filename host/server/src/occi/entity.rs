@@ -13,6 +13,7 @@ use super::{Purpose, body_as, links_from, need, not_found, prefix, render_one};
 use crate::error::ApiError;
 use crate::negotiate::Format;
 use crate::reply::{R, Reply, Request, created_reply, json_reply, text_reply};
+use crate::route::Allowed;
 use crate::sandbox::{Stage, Write, kind_has_handler};
 use crate::services::Services;
 
@@ -110,7 +111,7 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
             tracing::info!(tenant, location = path, removed = removed.len(), "entity deleted");
             Ok(Reply::new(StatusCode::OK))
         }
-        (m, None) => Err(ApiError::method(&m, "an entity", "GET, HEAD, PUT, POST, DELETE")),
+        (m, None) => Err(ApiError::method(&m, Allowed::ENTITY)),
     }
 }
 

@@ -12,6 +12,7 @@ use super::entity::{delete_entity, put_mixins};
 use super::{Purpose, need, no_action};
 use crate::error::ApiError;
 use crate::reply::{Body, R, Reply, Request, render_category_list};
+use crate::route::Allowed;
 use crate::sandbox::{DUMMY, Write};
 use crate::services::Services;
 
@@ -132,7 +133,7 @@ pub(crate) fn query_interface(s: &Services, tenant: &str, catalog: &Catalog, req
             tracing::info!(tenant, count = ids.len(), cascade, "categories deleted");
             Ok(Reply::new(StatusCode::OK))
         }
-        _ => Err(ApiError::method(req.method, "the query interface", "GET, HEAD, POST, PUT, DELETE")),
+        _ => Err(ApiError::method(req.method, Allowed::QUERY_INTERFACE)),
     }
 }
 /// Binds a kind or mixin to a provider: `dummy` (no-op) or one of the tenant's handlers;
