@@ -1,9 +1,16 @@
-//! What an OCCI client sends and what the protocol says it must get back: a method the target
-//! does not allow is 405 with `Allow` whatever the body or its media type (RFC 9110 15.5.6);
-//! every error answer is in the rendering the client negotiated.
+//! What an OCCI client sends and what the protocol says it must get back: a Category filter on
+//! the query interface answers exactly the named categories (GFD.185 3.4.1), their relatives
+//! only when asked for (`?related=true`); a method the target does not allow is 405 with `Allow`
+//! whatever the body or its media type (RFC 9110 15.5.6); every error answer is in the
+//! rendering the client negotiated.
 
 use ocni_tests::{ADMIN_TOKEN, COMPUTE, JSON, PYOCNI, Reply, TestServer, expect};
-use serde_json::json;
+use serde_json::{Value, json};
+
+const INFRA: &str = "http://schemas.ogf.org/occi/infrastructure#";
+const COMPUTE_FILTER: &str = r#"compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#;
+const START: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#start";
+const RESOURCE: &str = "http://schemas.ogf.org/occi/core#resource";
 
 /// A request with exactly these headers and body: no Content-Type unless given (the harness
 /// adds one to every body).
@@ -17,6 +24,138 @@ async fn raw(server: &TestServer, method: &str, path: &str, headers: &[(&str, &s
         req = req.body(b.to_string());
     }
     Reply::read(req.send().await.expect("request reaches the server")).await
+}
+
+/// Every value of a (possibly repeated, possibly comma-joined) text/occi header.
+fn header_values(r: &Reply, name: &str) -> Vec<String> {
+    r.headers.get_all(name).iter().flat_map(|v| split_values(v.to_str().unwrap())).collect()
+}
+
+/// Splits a header value at the commas outside quoted strings.
+fn split_values(v: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
+    for c in v.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(cur.trim().to_string());
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// The values of the `name:` lines of a text/plain body.
+fn plain_values(r: &Reply, name: &str) -> Vec<String> {
+    let prefix = format!("{name}: ");
+    r.text.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_string).collect()
+}
+
+/// `scheme` + `term` of a rendered Category value.
+fn category_id(value: &str) -> String {
+    let term = value.split(';').next().unwrap().trim();
+    let scheme = value.split("scheme=\"").nth(1).and_then(|s| s.split('"').next()).unwrap();
+    format!("{scheme}{term}")
+}
+
+/// Every category id of an OCCI 1.2 JSON model.
+fn json_ids(v: &Value) -> Vec<String> {
+    ["kinds", "mixins", "actions"]
+        .iter()
+        .flat_map(|g| v[g].as_array().cloned().unwrap_or_default())
+        .map(|c| format!("{}{}", c["scheme"].as_str().unwrap(), c["term"].as_str().unwrap()))
+        .collect()
+}
+
+/// What the old answer to a compute filter held (the kind with what it refers to and what
+/// refers to it): at least the kind, its parent and its actions, and nothing unrelated.
+#[track_caller]
+fn is_compute_with_relatives(ids: &[String]) {
+    for want in [&format!("{INFRA}compute"), RESOURCE, START] {
+        assert!(ids.iter().any(|i| i == want), "{want} missing from {ids:?}");
+    }
+    assert!(ids.len() > 3, "{ids:?}");
+    assert!(!ids.iter().any(|i| i == &format!("{INFRA}storage") || i == &format!("{INFRA}network")), "{ids:?}");
+}
+
+// ------------------------------------------------------------- 3: Category filter on /-/
+
+/// GFD.185 3.4.1: a `Category` request header naming compute answers the compute kind only,
+/// as one complete Category header; `?related=true` answers it with its relatives.
+#[tokio::test]
+async fn text_occi_category_filter_answers_exactly_that_category() {
+    let server = TestServer::start().await;
+    let accept = [("Accept", "text/occi"), ("Category", COMPUTE_FILTER)];
+    let r = raw(&server, "GET", "/-/", &accept, None).await;
+    expect(&r, 200);
+    assert_eq!(r.header("content-type"), Some("text/occi"));
+    let cats = header_values(&r, "category");
+    assert_eq!(cats.len(), 1, "{cats:#?}");
+    assert!(cats[0].starts_with(&format!(r#"compute; scheme="{INFRA}"; class="kind"; title="#)), "{}", cats[0]);
+    assert!(cats[0].contains(r#"location="/compute/""#) && cats[0].contains("actions="), "complete: {}", cats[0]);
+
+    let r = raw(&server, "GET", "/-/?related=true", &accept, None).await;
+    expect(&r, 200);
+    is_compute_with_relatives(&header_values(&r, "category").iter().map(|c| category_id(c)).collect::<Vec<_>>());
+}
+
+/// The same filter as a text/plain body line.
+#[tokio::test]
+async fn text_plain_category_filter_answers_exactly_that_category() {
+    let server = TestServer::start().await;
+    let body = format!("Category: {COMPUTE_FILTER}\n");
+    let r = server.send("GET", "/-/", Some("text/plain"), Some("text/plain"), Some(body.clone())).await;
+    expect(&r, 200);
+    let cats = plain_values(&r, "Category");
+    assert_eq!(cats.len(), 1, "{}", r.text);
+    assert_eq!(category_id(&cats[0]), format!("{INFRA}compute"));
+    assert!(cats[0].contains(r#"location="/compute/""#), "complete: {}", cats[0]);
+
+    let r = server.send("GET", "/-/?related=true", Some("text/plain"), Some("text/plain"), Some(body)).await;
+    expect(&r, 200);
+    is_compute_with_relatives(&plain_values(&r, "Category").iter().map(|c| category_id(c)).collect::<Vec<_>>());
+}
+
+/// A JSON answer to a Category header filter, and the JSON filter body: exactly the matches,
+/// with `?related=true` their relatives too.
+#[tokio::test]
+async fn json_category_filters_answer_exactly_the_matches() {
+    let server = TestServer::start().await;
+    let r = raw(&server, "GET", "/-/", &[("Accept", JSON), ("Category", COMPUTE_FILTER)], None).await;
+    expect(&r, 200);
+    assert_eq!(json_ids(&r.json()), [format!("{INFRA}compute")]);
+    let r = raw(&server, "GET", "/-/?related=true", &[("Accept", JSON), ("Category", COMPUTE_FILTER)], None).await;
+    is_compute_with_relatives(&json_ids(&r.json()));
+
+    let filter = json!({"kinds": [{"term": "compute", "scheme": INFRA}]});
+    let r = server.json("GET", "/-/", Some(filter.clone())).await;
+    expect(&r, 200);
+    assert_eq!(json_ids(&r.json()), [format!("{INFRA}compute")]);
+    let r = server.json("GET", "/-/?related=true", Some(filter)).await;
+    expect(&r, 200);
+    is_compute_with_relatives(&json_ids(&r.json()));
+}
+
+/// `related` is true or false; anything else is a client mistake.
+#[tokio::test]
+async fn related_takes_true_or_false() {
+    let server = TestServer::start().await;
+    let all = server.get("/-/").await;
+    expect(&all, 200);
+    let r = server.get("/-/?related=false").await;
+    assert_eq!(json_ids(&r.json()), json_ids(&all.json()), "no filter: everything");
+    let r = server.get("/-/?related=maybe").await;
+    expect(&r, 400);
+    assert!(r.error_message().contains("related"), "{}", r.text);
 }
 
 // ---------------------------------------------------------- 4: the method before the body

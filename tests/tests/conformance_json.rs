@@ -521,9 +521,16 @@ fn rendering_cases() -> Vec<Case> {
             ],
         ),
         case(
-            "GFD.223 7.1: a Category request header filters GET /-/ (JSON answer)",
+            "GFD.185 3.4.1 / GFD.223 7.1: a Category request header filters GET /-/ to exactly that category (JSON answer); ?related=true adds its relatives",
             vec![
                 get_json("/-/")
+                    .h("Category", r#"storage; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#)
+                    .schema("model")
+                    .category("kinds", &format!("{INFRA}storage"), json!({"location": "/storage/"}))
+                    .json_len("/kinds", 1)
+                    .json_len("/mixins", 0)
+                    .json_len("/actions", 0),
+                get_json("/-/?related=true")
                     .h("Category", r#"storage; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#)
                     .schema("model")
                     .category("kinds", &format!("{INFRA}storage"), json!({"location": "/storage/"}))

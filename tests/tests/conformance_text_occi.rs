@@ -112,9 +112,10 @@ fn query_interface_cases() -> Vec<Case> {
             ],
         ),
         case(
-            "GFD.185 3.4.1 / GFD.223 7.1: a Category request header filters GET /-/ (the kind and related categories only)",
+            "GFD.185 3.4.1: a Category request header filters GET /-/ to exactly that kind, completely rendered; GFD.223 7.1: ?related=true adds the related categories",
             vec![
-                get_occi("/-/")
+                get_occi("/-/").h("Category", COMPUTE_REF).field("Category", Match::Eq, &compute_line).field_count("Category", 1),
+                get_occi("/-/?related=true")
                     .h("Category", COMPUTE_REF)
                     .field("Category", Match::Eq, &compute_line)
                     .field("Category", Match::Prefix, &format!(r#"start; scheme="{ACTIONS}"; class="action""#))
@@ -125,11 +126,12 @@ fn query_interface_cases() -> Vec<Case> {
             ],
         ),
         case(
-            "GFD.185 3.4.1: a mixin Category request header filters GET /-/ to that mixin and its relatives",
+            "GFD.185 3.4.1: a mixin Category request header filters GET /-/ to exactly that mixin",
             vec![
                 get_occi("/-/")
                     .h("Category", OS_TPL_REF)
                     .field("Category", Match::Prefix, &format!(r#"os_tpl; scheme="{INFRA}"; class="mixin""#))
+                    .field_count("Category", 1)
                     .no_field("Category", Match::Prefix, "storage;")
                     .no_field("Category", Match::Prefix, "network;")
                     .no_field("Category", Match::Prefix, "resource_tpl;")

@@ -136,11 +136,16 @@ fn query_interface_cases() -> Vec<Case> {
             vec![get_plain("/.well-known/org/ogf/occi/-/").field("Category", Match::Eq, &compute_line)],
         ),
         case(
-            "GFD.185 3.4.1 / GFD.223 7.1: a Category in a GET /-/ text/plain body filters the categories (kind and related only)",
+            "GFD.185 3.4.1: a Category in a GET /-/ text/plain body filters the categories to exactly that kind; GFD.223 7.1: ?related=true adds the related ones",
             vec![
                 get_plain("/-/")
                     .plain(&format!(r#"Category: storage; scheme="{INFRA}"; class="kind""#))
+                    .field("Category", Match::Prefix, &format!(r#"storage; scheme="{INFRA}"; class="kind"; title="#))
+                    .field_count("Category", 1),
+                get_plain("/-/?related=true")
+                    .plain(&format!(r#"Category: storage; scheme="{INFRA}"; class="kind""#))
                     .field("Category", Match::Prefix, &format!(r#"storage; scheme="{INFRA}"; class="kind""#))
+                    .field("Category", Match::Prefix, "resize; scheme=")
                     .no_field("Category", Match::Prefix, "compute;")
                     .no_field("Category", Match::Prefix, "network;")
                     .no_field("Category", Match::Prefix, "os_tpl;")

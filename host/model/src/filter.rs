@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::attribute::is_definition;
+use crate::catalog::Catalog;
 use crate::category::{Category, Class};
 use crate::entity::{ATTR_ID, ATTR_SUMMARY, ATTR_TITLE, Entity};
 use crate::error::{ModelError, Result, type_name};
@@ -200,10 +201,26 @@ pub fn parse_category_filters(v: &Value) -> Result<Vec<CategoryFilter>> {
     Ok(out)
 }
 
+/// The ids of `catalog` that are in `named` or related to one of them, in both directions:
+/// what a named category refers to (its parent, the mixins it depends on or applies to, its
+/// actions) and what refers to it (sub-kinds, mixins that depend on or apply to it, kinds and
+/// mixins offering it as an action). GFD.223 7.1's discovery of a category "and its relatives",
+/// asked for with `?related=true`. In catalog order.
+pub fn with_relatives(catalog: &Catalog, named: &[String]) -> Vec<String> {
+    let referred: Vec<String> = named.iter().filter_map(|id| catalog.get(id)).flat_map(|c| c.references()).collect();
+    catalog
+        .iter()
+        .filter(|cat| {
+            let id = cat.id();
+            named.contains(&id) || referred.contains(&id) || cat.references().iter().any(|r| named.contains(r))
+        })
+        .map(|c| c.id())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
     use serde_json::json;
 
     #[test]
@@ -217,6 +234,35 @@ mod tests {
         let by_term =
             parse_category_filters(&json!({"kinds": [{"term": "compute", "scheme": "http://nomatch#"}]})).unwrap();
         assert!(!c.iter().any(|cat| by_term[0].matches(cat)), "all members must match, not only the first");
+    }
+
+    /// A text Category filter names exactly its categories (GFD.185 3.4.1); the relatives are
+    /// what `?related=true` adds.
+    #[test]
+    fn category_filter_is_exact_and_relatives_are_asked_for() {
+        let c = Catalog::builtin();
+        let compute = "http://schemas.ogf.org/occi/infrastructure#compute".to_string();
+        let filter = crate::text::parse_plain(
+            "Category: compute; scheme=\"http://schemas.ogf.org/occi/infrastructure#\"; class=\"kind\"\n",
+        )
+        .unwrap();
+        let named = filter.category_filter(&c).unwrap();
+        assert_eq!(named, vec![compute.clone()]);
+        let related = with_relatives(&c, &named);
+        for id in [
+            &compute,
+            "http://schemas.ogf.org/occi/core#resource",
+            "http://schemas.ogf.org/occi/infrastructure/compute/action#start",
+        ] {
+            assert!(related.iter().any(|r| r == id), "{id} in {related:?}");
+        }
+        assert!(!related.iter().any(|r| r.ends_with("#storage")), "{related:?}");
+        // The wrong class names nothing.
+        let wrong = crate::text::parse_plain(
+            "Category: compute; scheme=\"http://schemas.ogf.org/occi/infrastructure#\"; class=\"mixin\"\n",
+        )
+        .unwrap();
+        assert!(wrong.category_filter(&c).unwrap().is_empty());
     }
 
     #[test]

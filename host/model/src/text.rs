@@ -686,34 +686,21 @@ impl TextMessage {
         Ok(Value::Object(obj))
     }
 
-    /// The categories a Category filter on the query interface selects (GFD.223 section 7.1):
-    /// each named category and every category related to it, in both directions: what it refers
-    /// to (its parent, the mixins it depends on or applies to, its actions) and what refers to it
-    /// (sub-kinds, mixins that depend on or apply to it, kinds and mixins offering it as action).
+    /// The categories a Category filter on the query interface names (GFD.185 3.4.1: exactly
+    /// the requested kinds, mixins and actions), in the order named: those the catalog has, of
+    /// the class the filter gives, if it gives one. [`crate::filter::with_relatives`] adds
+    /// what they refer to and what refers to them (`?related=true`).
     pub fn category_filter(&self, catalog: &Catalog) -> Result<Vec<String>> {
         let mut named = Vec::new();
         for c in &self.categories {
             let id = c.id();
-            if catalog.get(&id).is_none() {
-                continue;
-            }
-            if let Some(class) = c.class
-                && catalog.get(&id).is_some_and(|k| k.class != class)
-            {
+            let Some(cat) = catalog.get(&id) else { continue };
+            if c.class.is_some_and(|class| cat.class != class) || named.contains(&id) {
                 continue;
             }
             named.push(id);
         }
-        let referred: Vec<String> =
-            named.iter().filter_map(|id| catalog.get(id)).flat_map(|c| c.references()).collect();
-        Ok(catalog
-            .iter()
-            .filter(|cat| {
-                let id = cat.id();
-                named.contains(&id) || referred.contains(&id) || cat.references().iter().any(|r| named.contains(r))
-            })
-            .map(|c| c.id())
-            .collect())
+        Ok(named)
     }
 }
 

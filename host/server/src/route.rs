@@ -65,6 +65,10 @@ pub struct Route {
     pub number: Option<u64>,
     /// `?cascade=true` on DELETE of the query interface.
     pub cascade: bool,
+    /// `?related=true` on GET of the query interface: a category filter selects the named
+    /// categories with what they refer to and what refers to them (GFD.223 7.1's relatives),
+    /// not only the named ones (GFD.185 3.4.1).
+    pub related: bool,
 }
 
 /// Why a request line cannot be routed.
@@ -115,11 +119,13 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
     if number_ == Some(0) {
         return Err(RouteError("query parameter number must be at least 1".into()));
     }
-    let cascade = match params.get("cascade").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") | Some("") => true,
-        Some(other) => return Err(RouteError(format!("query parameter cascade={other:?}: use true or false"))),
+    let flag = |name: &str| match params.get(name).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") | Some("") => Ok(true),
+        Some(other) => Err(RouteError(format!("query parameter {name}={other:?}: use true or false"))),
     };
+    let cascade = flag("cascade")?;
+    let related = flag("related")?;
     let action = match params.get("action") {
         Some(a) if a.is_empty() => return Err(RouteError("query parameter action needs an action term".into())),
         other => other.cloned(),
@@ -139,7 +145,7 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
     } else {
         Target::Entity(path)
     };
-    Ok(Route { target, action, page, number: number_, cascade })
+    Ok(Route { target, action, page, number: number_, cascade, related })
 }
 
 /// The methods a target allows, and how a 405 names the target. Written once here: the check
@@ -240,7 +246,17 @@ mod tests {
         assert!(route("/a", Some("action=")).is_err());
         assert!(route("/a/", Some("cascade=maybe")).is_err());
         let r = route("/a/", Some("page=2&number=10&cascade=true")).unwrap();
-        assert_eq!((r.page, r.number, r.cascade), (Some(2), Some(10), true));
+        assert_eq!((r.page, r.number, r.cascade, r.related), (Some(2), Some(10), true, false));
+    }
+
+    #[test]
+    fn related_is_a_flag() {
+        assert!(route("/-/", Some("related=true")).unwrap().related);
+        assert!(route("/-/", Some("related")).unwrap().related);
+        assert!(!route("/-/", Some("related=false")).unwrap().related);
+        assert!(!route("/-/", None).unwrap().related);
+        let e = route("/-/", Some("related=yes")).unwrap_err();
+        assert!(e.0.contains("related=\"yes\"") && e.0.contains("true or false"), "{}", e.0);
     }
 
     #[test]
