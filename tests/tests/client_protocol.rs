@@ -1,10 +1,13 @@
-//! What an OCCI client sends and what the protocol says it must get back: a Category filter on
-//! the query interface answers exactly the named categories (GFD.185 3.4.1), their relatives
-//! only when asked for (`?related=true`); a method the target does not allow is 405 with `Allow`
-//! whatever the body or its media type (RFC 9110 15.5.6); every error answer is in the
-//! rendering the client negotiated.
+//! What an OCCI client sends and what the protocol says it must get back, for four rules a
+//! client depends on: a Category filter on the query interface answers exactly the named
+//! categories (GFD.185 3.4.1), their relatives only when asked for (`?related=true`); a method
+//! the target does not allow is 405 with `Allow` whatever the body or its media type (RFC 9110
+//! 15.5.6); every error answer is in the rendering the client negotiated; and both ends of a
+//! link are rendered absolute, in every rendering, and accepted back as they were rendered.
 
-use ocni_tests::{ADMIN_TOKEN, COMPUTE, JSON, PYOCNI, Reply, TestServer, expect};
+use ocni_tests::{
+    ADMIN_TOKEN, COMPUTE, JSON, NETWORK, NETWORKINTERFACE, PYOCNI, Reply, TestServer, expect, raw_request,
+};
 use serde_json::{Value, json};
 
 const INFRA: &str = "http://schemas.ogf.org/occi/infrastructure#";
@@ -297,4 +300,132 @@ async fn failed_negotiation_and_admin_errors_keep_their_renderings() {
         .await;
     expect(&r, 404);
     assert!(r.header("content-type").unwrap_or_default().contains("json"), "{:?}", r.headers);
+}
+
+// ------------------------------------------------------------ 7: one form for link ends
+
+/// A compute `vm`, a network `net` and a link `nic` between them, created with relative ends.
+async fn linked(server: &TestServer) {
+    expect(&server.json("PUT", "/compute/vm", Some(json!({"kind": COMPUTE}))).await, 201);
+    expect(&server.json("PUT", "/network/net", Some(json!({"kind": NETWORK}))).await, 201);
+    let link = json!({"kind": NETWORKINTERFACE, "source": {"location": "/compute/vm"},
+                      "target": {"location": "/network/net"},
+                      "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}});
+    expect(&server.json("PUT", "/networkinterface/nic", Some(link)).await, 201);
+}
+
+/// Both ends absolute, `base` before their paths, in every rendering of the link, of its
+/// source's inline links, and of listings.
+async fn both_ends_absolute(server: &TestServer, base: &str) {
+    let (src, tgt) = (format!("{base}/compute/vm"), format!("{base}/network/net"));
+    // OCCI 1.2 JSON: the link, the resource's inline link, both listings.
+    let link = server.get_ok("/networkinterface/nic").await;
+    assert_eq!((&link["source"]["location"], &link["target"]["location"]), (&json!(src), &json!(tgt)), "{link}");
+    let vm = server.get_ok("/compute/vm").await;
+    let inline = &vm["links"][0];
+    assert_eq!((&inline["source"]["location"], &inline["target"]["location"]), (&json!(src), &json!(tgt)), "{vm}");
+    let listed = server.get_ok("/networkinterface/").await;
+    let l = &listed["links"][0];
+    assert_eq!((&l["source"]["location"], &l["target"]["location"]), (&json!(src), &json!(tgt)), "{listed}");
+    let listed = server.get_ok("/compute/").await;
+    let l = &listed["resources"][0]["links"][0];
+    assert_eq!((&l["source"]["location"], &l["target"]["location"]), (&json!(src), &json!(tgt)), "{listed}");
+    // pyOCNI JSON.
+    let py = server.py("GET", "/networkinterface/nic", None).await.json();
+    assert_eq!((&py["links"][0]["source"], &py["links"][0]["target"]), (&json!(src), &json!(tgt)), "{py}");
+    let py = server.py("GET", "/compute/vm", None).await.json();
+    let l = &py["resources"][0]["links"][0];
+    assert_eq!((&l["source"], &l["target"]), (&json!(src), &json!(tgt)), "{py}");
+    // text/plain and text/occi: the link's attributes and the resource's Link.
+    let source_attr = format!(r#"occi.core.source="{src}""#);
+    let target_attr = format!(r#"occi.core.target="{tgt}""#);
+    let r = server.send("GET", "/networkinterface/nic", Some("text/plain"), None, None).await;
+    let attrs = plain_values(&r, "X-OCCI-Attribute");
+    assert!(attrs.contains(&source_attr) && attrs.contains(&target_attr), "{}", r.text);
+    let r = server.send("GET", "/networkinterface/nic", Some("text/occi"), None, None).await;
+    let attrs = header_values(&r, "x-occi-attribute");
+    assert!(attrs.contains(&source_attr) && attrs.contains(&target_attr), "{:?}", r.headers);
+    let r = server.send("GET", "/compute/vm", Some("text/plain"), None, None).await;
+    assert!(plain_values(&r, "Link").iter().any(|l| l.starts_with(&format!("<{tgt}>; "))), "{}", r.text);
+    let r = server.send("GET", "/compute/vm", Some("text/occi"), None, None).await;
+    assert!(header_values(&r, "link").iter().any(|l| l.starts_with(&format!("<{tgt}>; "))), "{:?}", r.headers);
+}
+
+/// Without `--base-url`, ends are absolute under the request's Host.
+#[tokio::test]
+async fn link_ends_are_absolute_in_every_rendering() {
+    let server = TestServer::start().await;
+    linked(&server).await;
+    both_ends_absolute(&server, &server.base).await;
+}
+
+/// With `--base-url`, under it.
+#[tokio::test]
+async fn link_ends_are_absolute_under_the_base_url() {
+    let server = TestServer::start_configured(|c| c.base_url = Some("https://occi.example.com".into())).await;
+    linked(&server).await;
+    both_ends_absolute(&server, "https://occi.example.com").await;
+}
+
+/// A client sends back the ends as it read them: accepted on create, replace and update, in
+/// JSON and text/plain, and stored as the same link (its ends still local).
+#[tokio::test]
+async fn absolute_link_ends_are_accepted_back() {
+    let server = TestServer::start().await;
+    linked(&server).await;
+    let read = server.get_ok("/networkinterface/nic").await;
+    // Replace it with its own rendering.
+    let mut again = read.clone();
+    again.as_object_mut().unwrap().remove("actions");
+    expect(&server.json("PUT", "/networkinterface/nic", Some(again)).await, 201);
+    // Update, with the ends as read.
+    let update = json!({"kind": NETWORKINTERFACE, "source": read["source"], "target": read["target"],
+                        "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:66"}});
+    expect(&server.json("POST", "/networkinterface/nic", Some(update)).await, 201);
+    // Create another the same way, in text/plain.
+    let body = format!(
+        "Category: networkinterface; scheme=\"{INFRA}\"; class=\"kind\"\nX-OCCI-Attribute: occi.core.source=\"{}\"\nX-OCCI-Attribute: occi.core.target=\"{}\"\nX-OCCI-Attribute: occi.networkinterface.mac=\"00:11:22:33:44:77\"\n",
+        server.url("/compute/vm"),
+        server.url("/network/net")
+    );
+    let r = server.send("PUT", "/networkinterface/nic2", Some("text/plain"), Some("text/plain"), Some(body)).await;
+    expect(&r, 201);
+    for nic in ["/networkinterface/nic", "/networkinterface/nic2"] {
+        let link = server.get_ok(nic).await;
+        assert_eq!(link["source"], json!({"location": server.url("/compute/vm"), "kind": COMPUTE}), "{link}");
+        assert_eq!(link["target"], json!({"location": server.url("/network/net"), "kind": NETWORK}), "{link}");
+    }
+    assert_eq!(server.get_ok("/compute/vm").await["links"].as_array().map(Vec::len), Some(2));
+    // A filter by an end as rendered finds the link.
+    let filter = json!({"links": [{"target": server.url("/network/net")}]});
+    let r = server.send("GET", "/networkinterface/", Some("text/uri-list"), None, Some(filter.to_string())).await;
+    expect(&r, 200);
+    assert_eq!(r.text.lines().count(), 2, "{}", r.text);
+    // The target goes with its resource, as for a target given as a path.
+    expect(&server.json("DELETE", "/network/net", None).await, 200);
+    assert_eq!(server.get("/networkinterface/nic").await.status, 404);
+}
+
+/// An end outside the server is rendered as given, next to an absolute source.
+#[tokio::test]
+async fn a_foreign_target_is_rendered_as_given() {
+    let server = TestServer::start().await;
+    expect(&server.json("PUT", "/compute/vm", Some(json!({"kind": COMPUTE}))).await, 201);
+    let foreign = "http://elsewhere.example/network/n";
+    let link = json!({"kind": NETWORKINTERFACE, "source": "/compute/vm", "target": foreign,
+                      "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}});
+    expect(&server.json("PUT", "/networkinterface/out", Some(link)).await, 201);
+    let link = server.get_ok("/networkinterface/out").await;
+    assert_eq!(link["source"]["location"], server.url("/compute/vm"), "{link}");
+    assert_eq!(link["target"]["location"], foreign, "{link}");
+    let r = raw_request(
+        &server,
+        "GET /networkinterface/out HTTP/1.1\r\nHost: occi.example.org:81\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    expect(&r, 200);
+    let attrs = plain_values(&r, "X-OCCI-Attribute");
+    assert!(attrs.contains(&r#"occi.core.source="http://occi.example.org:81/compute/vm""#.to_string()), "{}", r.text);
+    assert!(attrs.contains(&format!(r#"occi.core.target="{foreign}""#)), "{}", r.text);
 }

@@ -296,8 +296,9 @@ fn appendix_cases() -> Vec<Case> {
         "occi.networkinterface.gateway": "192.168.0.1",
         "occi.networkinterface.allocation": "dynamic"
     });
-    let target = json!({"location": net, "kind": NETWORK});
-    let source = json!({"location": vm, "kind": COMPUTE});
+    // Both ends of a link are rendered absolute (one form for link ends).
+    let target = json!({"location": format!("{{base}}{net}"), "kind": NETWORK});
+    let source = json!({"location": format!("{{base}}{vm}"), "kind": COMPUTE});
     vec![
         case(
             "GFD.226 A.4: the kind example, POSTed to /-/, is answered and read back as a model that validates and keeps its members",
@@ -700,7 +701,7 @@ fn request_cases() -> Vec<Case> {
             ],
         ),
         case(
-            "GFD.226 3.1.2: a link POSTed on its own gets source and target rendered as {location, kind}",
+            "GFD.226 3.1.2: a link POSTed on its own gets source and target rendered as {location, kind}, both locations absolute",
             vec![
                 put_json("/network/jn1", json!({"kind": NETWORK})),
                 put_json("/compute/jl1", json!({"kind": COMPUTE})),
@@ -714,8 +715,8 @@ fn request_cases() -> Vec<Case> {
                 .header("location", Match::Eq, "{base}/networkinterface/jl1-eth0"),
                 get_json("/networkinterface/jl1-eth0")
                     .schema("link")
-                    .json("/source", json!({"location": "/compute/jl1", "kind": COMPUTE}))
-                    .json("/target", json!({"location": "/network/jn1", "kind": NETWORK})),
+                    .json("/source", json!({"location": "{base}/compute/jl1", "kind": COMPUTE}))
+                    .json("/target", json!({"location": "{base}/network/jn1", "kind": NETWORK})),
                 get_json("/compute/jl1").schema("resource").json("/links/0/id", json!("jl1-eth0")),
             ],
         ),

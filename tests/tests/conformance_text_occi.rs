@@ -232,7 +232,7 @@ fn rendering_cases() -> Vec<Case> {
             ],
         ),
         case(
-            "GFD.185 3.4.5 / 3.5.2: a resource renders its link as a Link header with rel, self, category and link attributes",
+            "GFD.185 3.4.5 / 3.5.2: a resource renders its link as a Link header with rel, self, category and link attributes (the target absolute)",
             vec![
                 put_json("/network/on1", json!({"kind": NETWORK})),
                 put_json(
@@ -246,7 +246,7 @@ fn rendering_cases() -> Vec<Case> {
                         "Link",
                         Match::Prefix,
                         &format!(
-                            r#"</network/on1>; rel="{INFRA}network"; self="/networkinterface/ol1-eth0"; category="{INFRA}networkinterface""#
+                            r#"<{{base}}/network/on1>; rel="{INFRA}network"; self="/networkinterface/ol1-eth0"; category="{INFRA}networkinterface""#
                         ),
                     )
                     .field("Link", Match::Has, r#"; occi.networkinterface.mac="00:11:22:33:44:55""#)
@@ -254,12 +254,12 @@ fn rendering_cases() -> Vec<Case> {
             ],
         ),
         case(
-            "GFD.185 3.4.5: a link in text/occi: its Category and occi.core.source / occi.core.target attributes",
+            "GFD.185 3.4.5: a link in text/occi: its Category and occi.core.source / occi.core.target attributes (both absolute)",
             vec![
                 get_occi("/networkinterface/ol1-eth0")
                     .custom("kind first", kind_first(r#"networkinterface; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#))
-                    .field("X-OCCI-Attribute", Match::Eq, r#"occi.core.source="/compute/ol1""#)
-                    .field("X-OCCI-Attribute", Match::Eq, r#"occi.core.target="/network/on1""#),
+                    .field("X-OCCI-Attribute", Match::Eq, r#"occi.core.source="{base}/compute/ol1""#)
+                    .field("X-OCCI-Attribute", Match::Eq, r#"occi.core.target="{base}/network/on1""#),
             ],
         ),
         case(
@@ -342,7 +342,7 @@ fn create_cases() -> Vec<Case> {
                     .field(
                         "Link",
                         Match::Prefix,
-                        &format!(r#"</network/o123>; rel="{INFRA}network"; self="/networkinterface/"#),
+                        &format!(r#"<{{base}}/network/o123>; rel="{INFRA}network"; self="/networkinterface/"#),
                     )
                     .field("Link", Match::Has, &format!(r#"; category="{INFRA}networkinterface""#))
                     .field("Link", Match::Has, r#"; occi.networkinterface.mac="00:11:22:33:44:55""#),

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::attribute::is_definition;
 use crate::catalog::Catalog;
 use crate::category::{Category, Class};
-use crate::entity::{ATTR_ID, ATTR_SUMMARY, ATTR_TITLE, Entity};
+use crate::entity::{ATTR_ID, ATTR_SOURCE, ATTR_SUMMARY, ATTR_TARGET, ATTR_TITLE, Entity, location_path};
 use crate::error::{ModelError, Result, type_name};
 use crate::render::{Dialect, render_category};
 
@@ -39,7 +39,19 @@ impl EntityFilter {
     pub fn matches(&self, e: &Entity) -> bool {
         self.kind.as_ref().is_none_or(|k| k == &e.kind)
             && self.mixins.iter().all(|m| e.mixins.contains(m))
-            && self.attributes.iter().all(|(k, v)| e.attributes.get(k).is_some_and(|have| value_eq(have, v)))
+            && self.attributes.iter().all(|(k, v)| e.attributes.get(k).is_some_and(|have| attr_eq(k, have, v)))
+    }
+}
+
+/// An attribute value `have` is what the filter wants. A link end is rendered absolute and
+/// stored as a path when it is local: a wanted URL matches a local end by its path, so a
+/// client can filter by the value it read.
+fn attr_eq(name: &str, have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (Value::String(h), Value::String(w)) if name == ATTR_SOURCE || name == ATTR_TARGET => {
+            h == w || (h.starts_with('/') && location_path(w) == h)
+        }
+        _ => value_eq(have, want),
     }
 }
 
@@ -80,10 +92,7 @@ fn parse_entity_filter(v: &Value) -> Result<EntityFilter> {
             ("source" | "target", v) => {
                 let loc = v.as_str().or_else(|| v.get("location").and_then(Value::as_str));
                 let loc = loc.ok_or_else(|| ModelError::bad(format!("filter {member} must be a location")))?;
-                f.attributes.insert(
-                    format!("occi.core.{member}"),
-                    Value::String(crate::entity::location_path(loc).to_string()),
-                );
+                f.attributes.insert(format!("occi.core.{member}"), Value::String(loc.to_string()));
             }
             (m, v) => {
                 return Err(ModelError::bad(format!("filter member {m:?} ({}) is not supported", type_name(v))));
@@ -263,6 +272,22 @@ mod tests {
         )
         .unwrap();
         assert!(wrong.category_filter(&c).unwrap().is_empty());
+    }
+
+    /// A link end filter matches a local end given as a path or as an absolute URL (as it is
+    /// rendered), and an end outside the server as given.
+    #[test]
+    fn link_end_filters_match_rendered_urls() {
+        let mut e = Entity { location: "/l/1".into(), kind: "k#l".into(), mixins: vec![], attributes: BTreeMap::new() };
+        e.attributes.insert(ATTR_SOURCE.into(), json!("/compute/a"));
+        e.attributes.insert(ATTR_TARGET.into(), json!("http://elsewhere.example/n"));
+        let hits = |f: Value| parse_entity_filters(&f).unwrap()[0].matches(&e);
+        assert!(hits(json!({"source": "/compute/a"})));
+        assert!(hits(json!({"source": "http://example.com/compute/a"})));
+        assert!(hits(json!({"attributes": {"occi.core.source": "http://example.com/compute/a"}})));
+        assert!(!hits(json!({"source": "http://example.com/compute/b"})));
+        assert!(hits(json!({"target": "http://elsewhere.example/n"})));
+        assert!(!hits(json!({"target": "/n"})));
     }
 
     #[test]

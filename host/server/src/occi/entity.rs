@@ -28,7 +28,7 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
                 w.put_entity(tenant, &next)?;
                 let reply = match req.format {
                     Format::Json(Dialect::Occi12) => {
-                        let v = render_one(&**w, tenant, catalog, &next, Dialect::Occi12)?;
+                        let v = render_one(&**w, tenant, catalog, &next, Dialect::Occi12, &req.base_url)?;
                         json_reply(StatusCode::OK, &v, req.format)
                     }
                     _ => Reply::new(StatusCode::OK),
@@ -45,7 +45,7 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
             }
             let r = s.store.read()?;
             let e = r.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
-            render_entity_reply(&r, tenant, catalog, &e, req.format)
+            render_entity_reply(&r, tenant, catalog, &e, req.format, &req.base_url)
         }
         (Method::PUT, None) => {
             let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
@@ -167,10 +167,17 @@ pub(crate) fn put_mixins(
     Ok(w.put_entity(tenant, &next)?)
 }
 
-fn render_entity_reply(r: &impl Reads, tenant: &str, catalog: &Catalog, e: &Entity, format: Format) -> R<Reply> {
+fn render_entity_reply(
+    r: &impl Reads,
+    tenant: &str,
+    catalog: &Catalog,
+    e: &Entity,
+    format: Format,
+    base: &str,
+) -> R<Reply> {
     match format {
         Format::Json(dialect) => {
-            let v = render_one(r, tenant, catalog, e, dialect)?;
+            let v = render_one(r, tenant, catalog, e, dialect, base)?;
             let v = match dialect {
                 Dialect::Occi12 => v,
                 Dialect::Pyocni => {
@@ -184,7 +191,7 @@ fn render_entity_reply(r: &impl Reads, tenant: &str, catalog: &Catalog, e: &Enti
             Ok(json_reply(StatusCode::OK, &v, format))
         }
         Format::TextPlain | Format::TextOcci => {
-            Ok(text_reply(StatusCode::OK, text::entity_lines(e, catalog, &links_from(r, tenant, e)?), format))
+            Ok(text_reply(StatusCode::OK, text::entity_lines(e, catalog, &links_from(r, tenant, e)?, base), format))
         }
         // GFD.185 3.6.6 / GFD.229 8: text/uri-list for anything but a listing is a Bad Request.
         Format::UriList => Err(ApiError::bad(
