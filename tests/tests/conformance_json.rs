@@ -296,8 +296,9 @@ fn appendix_cases() -> Vec<Case> {
         "occi.networkinterface.gateway": "192.168.0.1",
         "occi.networkinterface.allocation": "dynamic"
     });
-    let target = json!({"location": net, "kind": NETWORK});
-    let source = json!({"location": vm, "kind": COMPUTE});
+    // Both ends of a link are rendered absolute (one form for link ends).
+    let target = json!({"location": format!("{{base}}{net}"), "kind": NETWORK});
+    let source = json!({"location": format!("{{base}}{vm}"), "kind": COMPUTE});
     vec![
         case(
             "GFD.226 A.4: the kind example, POSTed to /-/, is answered and read back as a model that validates and keeps its members",
@@ -521,9 +522,16 @@ fn rendering_cases() -> Vec<Case> {
             ],
         ),
         case(
-            "GFD.223 7.1: a Category request header filters GET /-/ (JSON answer)",
+            "GFD.185 3.4.1 / GFD.223 7.1: a Category request header filters GET /-/ to exactly that category (JSON answer); ?related=true adds its relatives",
             vec![
                 get_json("/-/")
+                    .h("Category", r#"storage; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#)
+                    .schema("model")
+                    .category("kinds", &format!("{INFRA}storage"), json!({"location": "/storage/"}))
+                    .json_len("/kinds", 1)
+                    .json_len("/mixins", 0)
+                    .json_len("/actions", 0),
+                get_json("/-/?related=true")
                     .h("Category", r#"storage; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#)
                     .schema("model")
                     .category("kinds", &format!("{INFRA}storage"), json!({"location": "/storage/"}))
@@ -693,7 +701,7 @@ fn request_cases() -> Vec<Case> {
             ],
         ),
         case(
-            "GFD.226 3.1.2: a link POSTed on its own gets source and target rendered as {location, kind}",
+            "GFD.226 3.1.2: a link POSTed on its own gets source and target rendered as {location, kind}, both locations absolute",
             vec![
                 put_json("/network/jn1", json!({"kind": NETWORK})),
                 put_json("/compute/jl1", json!({"kind": COMPUTE})),
@@ -707,8 +715,8 @@ fn request_cases() -> Vec<Case> {
                 .header("location", Match::Eq, "{base}/networkinterface/jl1-eth0"),
                 get_json("/networkinterface/jl1-eth0")
                     .schema("link")
-                    .json("/source", json!({"location": "/compute/jl1", "kind": COMPUTE}))
-                    .json("/target", json!({"location": "/network/jn1", "kind": NETWORK})),
+                    .json("/source", json!({"location": "{base}/compute/jl1", "kind": COMPUTE}))
+                    .json("/target", json!({"location": "{base}/network/jn1", "kind": NETWORK})),
                 get_json("/compute/jl1").schema("resource").json("/links/0/id", json!("jl1-eth0")),
             ],
         ),

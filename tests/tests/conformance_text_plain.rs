@@ -136,11 +136,16 @@ fn query_interface_cases() -> Vec<Case> {
             vec![get_plain("/.well-known/org/ogf/occi/-/").field("Category", Match::Eq, &compute_line)],
         ),
         case(
-            "GFD.185 3.4.1 / GFD.223 7.1: a Category in a GET /-/ text/plain body filters the categories (kind and related only)",
+            "GFD.185 3.4.1: a Category in a GET /-/ text/plain body filters the categories to exactly that kind; GFD.223 7.1: ?related=true adds the related ones",
             vec![
                 get_plain("/-/")
                     .plain(&format!(r#"Category: storage; scheme="{INFRA}"; class="kind""#))
+                    .field("Category", Match::Prefix, &format!(r#"storage; scheme="{INFRA}"; class="kind"; title="#))
+                    .field_count("Category", 1),
+                get_plain("/-/?related=true")
+                    .plain(&format!(r#"Category: storage; scheme="{INFRA}"; class="kind""#))
                     .field("Category", Match::Prefix, &format!(r#"storage; scheme="{INFRA}"; class="kind""#))
+                    .field("Category", Match::Prefix, "resize; scheme=")
                     .no_field("Category", Match::Prefix, "compute;")
                     .no_field("Category", Match::Prefix, "network;")
                     .no_field("Category", Match::Prefix, "os_tpl;")
@@ -247,7 +252,7 @@ fn rendering_cases() -> Vec<Case> {
             ],
         ),
         case(
-            "GFD.185 3.4.5 / 3.5.2: a resource renders its link as Link: <target>; rel; self; category; link attributes",
+            "GFD.185 3.4.5 / 3.5.2: a resource renders its link as Link: <target>; rel; self; category; link attributes (the target absolute)",
             vec![
                 put_json("/network/ln1", json!({"kind": NETWORK})),
                 put_json(
@@ -262,7 +267,7 @@ fn rendering_cases() -> Vec<Case> {
                         "Link",
                         Match::Prefix,
                         &format!(
-                            r#"</network/ln1>; rel="{INFRA}network"; self="/networkinterface/lr1-eth0"; category="{INFRA}networkinterface""#
+                            r#"<{{base}}/network/ln1>; rel="{INFRA}network"; self="/networkinterface/lr1-eth0"; category="{INFRA}networkinterface""#
                         ),
                     )
                     .field("Link", Match::Has, r#"; occi.networkinterface.interface="eth0""#)
@@ -271,13 +276,13 @@ fn rendering_cases() -> Vec<Case> {
             ],
         ),
         case(
-            "GFD.185 3.4.5: a link renders its Category and occi.core.source / occi.core.target as X-OCCI-Attribute",
+            "GFD.185 3.4.5: a link renders its Category and occi.core.source / occi.core.target as X-OCCI-Attribute (both absolute)",
             vec![
                 get_plain("/networkinterface/lr1-eth0")
                     .custom("field order", resource_order)
                     .line(&format!(r#"Category: networkinterface; scheme="{INFRA}"; class="kind""#))
-                    .line(r#"X-OCCI-Attribute: occi.core.source="/compute/lr1""#)
-                    .line(r#"X-OCCI-Attribute: occi.core.target="/network/ln1""#)
+                    .line(r#"X-OCCI-Attribute: occi.core.source="{base}/compute/lr1""#)
+                    .line(r#"X-OCCI-Attribute: occi.core.target="{base}/network/ln1""#)
                     .line(r#"X-OCCI-Attribute: occi.networkinterface.mac="00:11:22:33:44:55""#),
             ],
         ),
@@ -408,7 +413,7 @@ fn create_cases() -> Vec<Case> {
                     .field(
                         "Link",
                         Match::Prefix,
-                        &format!(r#"</network/123>; rel="{INFRA}network"; self="/networkinterface/"#),
+                        &format!(r#"<{{base}}/network/123>; rel="{INFRA}network"; self="/networkinterface/"#),
                     )
                     .field("Link", Match::Has, &format!(r#"; category="{INFRA}networkinterface""#))
                     .field("Link", Match::Has, r#"; occi.networkinterface.mac="00:11:22:33:44:55""#)

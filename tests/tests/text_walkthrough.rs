@@ -63,9 +63,11 @@ fn steps(base: &str) -> Vec<Step> {
     custom.extend(vm_attrs());
     let mut s = vec![
         step("4.1.1", "GET", "/-/", vec![], 200),
+        // The seed's filter finds the stop action; a Category filter names it (GFD.185 3.4.1:
+        // the answer is exactly the category named).
         Step {
-            expect: Some("stop; scheme=".into()),
-            ..step("4.1.2", "GET", "/-/", vec![cat("compute", INFRA, "kind", "")], 200)
+            expect: Some(format!("stop; scheme=\"{COMPUTE_ACTION}\"; class=\"action\"")),
+            ..step("4.1.2", "GET", "/-/", vec![cat("stop", COMPUTE_ACTION, "action", "")], 200)
         },
         step(
             "4.1.3",

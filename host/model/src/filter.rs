@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::attribute::is_definition;
+use crate::catalog::Catalog;
 use crate::category::{Category, Class};
-use crate::entity::{ATTR_ID, ATTR_SUMMARY, ATTR_TITLE, Entity};
+use crate::entity::{ATTR_ID, ATTR_SOURCE, ATTR_SUMMARY, ATTR_TARGET, ATTR_TITLE, Entity, location_path};
 use crate::error::{ModelError, Result, type_name};
 use crate::render::{Dialect, render_category};
 
@@ -38,7 +39,19 @@ impl EntityFilter {
     pub fn matches(&self, e: &Entity) -> bool {
         self.kind.as_ref().is_none_or(|k| k == &e.kind)
             && self.mixins.iter().all(|m| e.mixins.contains(m))
-            && self.attributes.iter().all(|(k, v)| e.attributes.get(k).is_some_and(|have| value_eq(have, v)))
+            && self.attributes.iter().all(|(k, v)| e.attributes.get(k).is_some_and(|have| attr_eq(k, have, v)))
+    }
+}
+
+/// An attribute value `have` is what the filter wants. A link end is rendered absolute and
+/// stored as a path when it is local: a wanted URL matches a local end by its path, so a
+/// client can filter by the value it read.
+fn attr_eq(name: &str, have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (Value::String(h), Value::String(w)) if name == ATTR_SOURCE || name == ATTR_TARGET => {
+            h == w || (h.starts_with('/') && location_path(w) == h)
+        }
+        _ => value_eq(have, want),
     }
 }
 
@@ -79,10 +92,7 @@ fn parse_entity_filter(v: &Value) -> Result<EntityFilter> {
             ("source" | "target", v) => {
                 let loc = v.as_str().or_else(|| v.get("location").and_then(Value::as_str));
                 let loc = loc.ok_or_else(|| ModelError::bad(format!("filter {member} must be a location")))?;
-                f.attributes.insert(
-                    format!("occi.core.{member}"),
-                    Value::String(crate::entity::location_path(loc).to_string()),
-                );
+                f.attributes.insert(format!("occi.core.{member}"), Value::String(loc.to_string()));
             }
             (m, v) => {
                 return Err(ModelError::bad(format!("filter member {m:?} ({}) is not supported", type_name(v))));
@@ -200,10 +210,26 @@ pub fn parse_category_filters(v: &Value) -> Result<Vec<CategoryFilter>> {
     Ok(out)
 }
 
+/// The ids of `catalog` that are in `named` or related to one of them, in both directions:
+/// what a named category refers to (its parent, the mixins it depends on or applies to, its
+/// actions) and what refers to it (sub-kinds, mixins that depend on or apply to it, kinds and
+/// mixins offering it as an action). GFD.223 7.1's discovery of a category "and its relatives",
+/// asked for with `?related=true`. In catalog order.
+pub fn with_relatives(catalog: &Catalog, named: &[String]) -> Vec<String> {
+    let referred: Vec<String> = named.iter().filter_map(|id| catalog.get(id)).flat_map(|c| c.references()).collect();
+    catalog
+        .iter()
+        .filter(|cat| {
+            let id = cat.id();
+            named.contains(&id) || referred.contains(&id) || cat.references().iter().any(|r| named.contains(r))
+        })
+        .map(|c| c.id())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
     use serde_json::json;
 
     #[test]
@@ -217,6 +243,51 @@ mod tests {
         let by_term =
             parse_category_filters(&json!({"kinds": [{"term": "compute", "scheme": "http://nomatch#"}]})).unwrap();
         assert!(!c.iter().any(|cat| by_term[0].matches(cat)), "all members must match, not only the first");
+    }
+
+    /// A text Category filter names exactly its categories (GFD.185 3.4.1); the relatives are
+    /// what `?related=true` adds.
+    #[test]
+    fn category_filter_is_exact_and_relatives_are_asked_for() {
+        let c = Catalog::builtin();
+        let compute = "http://schemas.ogf.org/occi/infrastructure#compute".to_string();
+        let filter = crate::text::parse_plain(
+            "Category: compute; scheme=\"http://schemas.ogf.org/occi/infrastructure#\"; class=\"kind\"\n",
+        )
+        .unwrap();
+        let named = filter.category_filter(&c).unwrap();
+        assert_eq!(named, vec![compute.clone()]);
+        let related = with_relatives(&c, &named);
+        for id in [
+            &compute,
+            "http://schemas.ogf.org/occi/core#resource",
+            "http://schemas.ogf.org/occi/infrastructure/compute/action#start",
+        ] {
+            assert!(related.iter().any(|r| r == id), "{id} in {related:?}");
+        }
+        assert!(!related.iter().any(|r| r.ends_with("#storage")), "{related:?}");
+        // The wrong class names nothing.
+        let wrong = crate::text::parse_plain(
+            "Category: compute; scheme=\"http://schemas.ogf.org/occi/infrastructure#\"; class=\"mixin\"\n",
+        )
+        .unwrap();
+        assert!(wrong.category_filter(&c).unwrap().is_empty());
+    }
+
+    /// A link end filter matches a local end given as a path or as an absolute URL (as it is
+    /// rendered), and an end outside the server as given.
+    #[test]
+    fn link_end_filters_match_rendered_urls() {
+        let mut e = Entity { location: "/l/1".into(), kind: "k#l".into(), mixins: vec![], attributes: BTreeMap::new() };
+        e.attributes.insert(ATTR_SOURCE.into(), json!("/compute/a"));
+        e.attributes.insert(ATTR_TARGET.into(), json!("http://elsewhere.example/n"));
+        let hits = |f: Value| parse_entity_filters(&f).unwrap()[0].matches(&e);
+        assert!(hits(json!({"source": "/compute/a"})));
+        assert!(hits(json!({"source": "http://example.com/compute/a"})));
+        assert!(hits(json!({"attributes": {"occi.core.source": "http://example.com/compute/a"}})));
+        assert!(!hits(json!({"source": "http://example.com/compute/b"})));
+        assert!(hits(json!({"target": "http://elsewhere.example/n"})));
+        assert!(!hits(json!({"target": "/n"})));
     }
 
     #[test]

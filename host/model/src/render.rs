@@ -190,13 +190,22 @@ pub fn nest<'a>(pairs: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
     Value::Object(root)
 }
 
+/// A link end as rendered: absolute, `base` (the server's scheme and authority, e.g.
+/// `http://example.com:8090`) before a local path; an end outside the server (an absolute URL,
+/// stored as given) as it is. Both ends of a link are rendered so, in every rendering.
+pub fn link_end_url(base: &str, location: &str) -> String {
+    if location.starts_with('/') { format!("{base}{location}") } else { location.to_string() }
+}
+
 /// Renders one entity. `links` are the links whose source is this resource (rendered inline);
-/// `kind_of_location` tells the kind of a local entity (for link ends).
+/// `base` makes link ends absolute ([`link_end_url`]); `kind_of_location` tells the kind of a
+/// local entity (for link ends).
 pub fn render_entity(
     e: &Entity,
     catalog: &Catalog,
     links: &[Entity],
     dialect: Dialect,
+    base: &str,
     kind_of_location: &dyn Fn(&str) -> Option<String>,
 ) -> Value {
     let mut o = Map::new();
@@ -242,24 +251,25 @@ pub fn render_entity(
         put(&mut o, "summary", s);
     }
     if let (Some(src), Some(tgt)) = (e.source(), e.target()) {
+        let (src_url, tgt_url) = (link_end_url(base, src), link_end_url(base, tgt));
         match dialect {
             Dialect::Occi12 => {
                 let mut s = Map::new();
-                put(&mut s, "location", src);
+                put(&mut s, "location", src_url);
                 if let Some(k) = kind_of_location(src) {
                     put(&mut s, "kind", k);
                 }
                 put(&mut o, "source", s);
                 let mut t = Map::new();
-                put(&mut t, "location", tgt);
+                put(&mut t, "location", tgt_url);
                 if let Some(k) = e.attr_str(ATTR_TARGET_KIND).map(str::to_string).or_else(|| kind_of_location(tgt)) {
                     put(&mut t, "kind", k);
                 }
                 put(&mut o, "target", t);
             }
             Dialect::Pyocni => {
-                put(&mut o, "source", src);
-                put(&mut o, "target", tgt);
+                put(&mut o, "source", src_url);
+                put(&mut o, "target", tgt_url);
                 if let Some(k) = e.attr_str(ATTR_TARGET_KIND) {
                     put(&mut o, "target_kind", k);
                 }
@@ -268,7 +278,7 @@ pub fn render_entity(
     }
     if !links.is_empty() {
         let rendered: Vec<Value> =
-            links.iter().map(|l| render_entity(l, catalog, &[], dialect, kind_of_location)).collect();
+            links.iter().map(|l| render_entity(l, catalog, &[], dialect, base, kind_of_location)).collect();
         put(&mut o, "links", rendered);
     }
     Value::Object(o)
@@ -300,6 +310,45 @@ mod tests {
     use super::*;
     use crate::category::parse_category;
     use proptest::prelude::*;
+
+    /// Both ends of a link are absolute in both dialects, inline links of a resource too; an
+    /// end outside the server is rendered as given.
+    #[test]
+    fn link_ends_are_absolute() {
+        let catalog = Catalog::builtin();
+        let vm = catalog
+            .create_entity(
+                &parse_entity_input(&json!({"kind": "http://schemas.ogf.org/occi/infrastructure#compute"})).unwrap(),
+                "/compute/a",
+                "a",
+            )
+            .unwrap();
+        let link = |target: &str| {
+            let input = parse_entity_input(&json!({
+                "kind": "http://schemas.ogf.org/occi/infrastructure#networkinterface",
+                "source": "/compute/a", "target": target,
+                "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}}))
+            .unwrap();
+            catalog.create_entity(&input, "/networkinterface/l", "l").unwrap()
+        };
+        let base = "http://example.com:8090";
+        let local = link("/network/b");
+        let v = render_entity(&local, &catalog, &[], Dialect::Occi12, base, &|_| None);
+        assert_eq!(v["source"]["location"], "http://example.com:8090/compute/a", "{v}");
+        assert_eq!(v["target"]["location"], "http://example.com:8090/network/b", "{v}");
+        let v = render_entity(&local, &catalog, &[], Dialect::Pyocni, base, &|_| None);
+        assert_eq!(
+            (&v["source"], &v["target"]),
+            (&json!(format!("{base}/compute/a")), &json!(format!("{base}/network/b")))
+        );
+        let v = render_entity(&vm, &catalog, std::slice::from_ref(&local), Dialect::Occi12, base, &|_| None);
+        assert_eq!(v["links"][0]["source"]["location"], "http://example.com:8090/compute/a", "{v}");
+        assert_eq!(v["links"][0]["target"]["location"], "http://example.com:8090/network/b", "{v}");
+        let foreign = link("http://elsewhere.example/network/b");
+        let v = render_entity(&foreign, &catalog, &[], Dialect::Occi12, base, &|_| None);
+        assert_eq!(v["target"]["location"], "http://elsewhere.example/network/b", "{v}");
+        assert_eq!(v["source"]["location"], "http://example.com:8090/compute/a", "{v}");
+    }
 
     #[test]
     fn nest_keeps_prefix_names_flat() {
@@ -470,7 +519,7 @@ mod tests {
             input.attributes.insert("occi.compute.hostname".into(), json!(hostname));
             let e = catalog.create_entity(&input, "/compute/abc", "abc").unwrap();
             for dialect in [Dialect::Occi12, Dialect::Pyocni] {
-                let rendered = render_entity(&e, &catalog, &[], dialect, &|_| None);
+                let rendered = render_entity(&e, &catalog, &[], dialect, "http://example.com", &|_| None);
                 let parsed = parse_entity_input(&rendered).unwrap();
                 let rebuilt = catalog.create_entity(&parsed, "/compute/abc", "abc").unwrap();
                 prop_assert_eq!(&rebuilt, &e);

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::catalog::Catalog;
 use crate::category::Category;
 use crate::entity::{ATTR_SOURCE, ATTR_TARGET, Entity, check_no_control};
+use crate::render::link_end_url;
 
 /// One rendered line: header name and value.
 pub type Line = (&'static str, String);
@@ -107,8 +108,10 @@ fn category_ref(catalog: &Catalog, id: &str) -> Option<String> {
     Some(format!("{}; scheme={}; class={}", cat.term, quote(&cat.scheme), quote(cat.class.as_str())))
 }
 
-/// The lines of one entity: its categories, action and link `Link` lines, attributes.
-pub fn entity_lines(e: &Entity, catalog: &Catalog, links: &[Entity]) -> Vec<Line> {
+/// The lines of one entity: its categories, action and link `Link` lines, attributes. Link
+/// ends (`occi.core.source`, `occi.core.target` and the `<target>` of a resource's links) are
+/// absolute, `base` before a local path ([`link_end_url`]).
+pub fn entity_lines(e: &Entity, catalog: &Catalog, links: &[Entity], base: &str) -> Vec<Line> {
     let mut out = Vec::new();
     for id in std::iter::once(&e.kind).chain(e.mixins.iter()) {
         if let Some(c) = category_ref(catalog, id) {
@@ -119,7 +122,7 @@ pub fn entity_lines(e: &Entity, catalog: &Catalog, links: &[Entity]) -> Vec<Line
         let target = if l.source() == Some(e.location.as_str()) { l.target() } else { l.source() };
         let mut s = format!(
             "<{}>; rel={}; self={}; category={}",
-            location_text(target.unwrap_or("")),
+            location_text(&link_end_url(base, target.unwrap_or(""))),
             quote(l.attr_str("occi.core.target.kind").unwrap_or(&l.kind)),
             quote(&l.location),
             quote(&l.kind)
@@ -136,7 +139,11 @@ pub fn entity_lines(e: &Entity, catalog: &Catalog, links: &[Entity]) -> Vec<Line
         out.push(("Link", format!("<{}?action={term}>; rel={}", location_text(&e.location), quote(&a))));
     }
     for (k, v) in &e.attributes {
-        out.push(("X-OCCI-Attribute", format!("{k}={}", attr_value(v))));
+        let value = match v {
+            Value::String(end) if k == ATTR_SOURCE || k == ATTR_TARGET => quote(&link_end_url(base, end)),
+            v => attr_value(v),
+        };
+        out.push(("X-OCCI-Attribute", format!("{k}={value}")));
     }
     out
 }
@@ -686,34 +693,21 @@ impl TextMessage {
         Ok(Value::Object(obj))
     }
 
-    /// The categories a Category filter on the query interface selects (GFD.223 section 7.1):
-    /// each named category and every category related to it, in both directions: what it refers
-    /// to (its parent, the mixins it depends on or applies to, its actions) and what refers to it
-    /// (sub-kinds, mixins that depend on or apply to it, kinds and mixins offering it as action).
+    /// The categories a Category filter on the query interface names (GFD.185 3.4.1: exactly
+    /// the requested kinds, mixins and actions), in the order named: those the catalog has, of
+    /// the class the filter gives, if it gives one. [`crate::filter::with_relatives`] adds
+    /// what they refer to and what refers to them (`?related=true`).
     pub fn category_filter(&self, catalog: &Catalog) -> Result<Vec<String>> {
         let mut named = Vec::new();
         for c in &self.categories {
             let id = c.id();
-            if catalog.get(&id).is_none() {
-                continue;
-            }
-            if let Some(class) = c.class
-                && catalog.get(&id).is_some_and(|k| k.class != class)
-            {
+            let Some(cat) = catalog.get(&id) else { continue };
+            if c.class.is_some_and(|class| cat.class != class) || named.contains(&id) {
                 continue;
             }
             named.push(id);
         }
-        let referred: Vec<String> =
-            named.iter().filter_map(|id| catalog.get(id)).flat_map(|c| c.references()).collect();
-        Ok(catalog
-            .iter()
-            .filter(|cat| {
-                let id = cat.id();
-                named.contains(&id) || referred.contains(&id) || cat.references().iter().any(|r| named.contains(r))
-            })
-            .map(|c| c.id())
-            .collect())
+        Ok(named)
     }
 }
 
@@ -734,6 +728,9 @@ mod tests {
     use crate::entity::parse_entity_input;
     use serde_json::json;
 
+    /// The server's scheme and authority, as link ends are rendered with it.
+    const BASE: &str = "http://example.com";
+
     #[test]
     fn gfd185_forms() {
         let c = Catalog::builtin();
@@ -752,7 +749,7 @@ mod tests {
                 "x",
             )
             .unwrap();
-        let body = plain_body(&entity_lines(&e, &c, &[]));
+        let body = plain_body(&entity_lines(&e, &c, &[], BASE));
         assert!(
             body.starts_with(
                 "Category: compute; scheme=\"http://schemas.ogf.org/occi/infrastructure#\"; class=\"kind\"\n"
@@ -861,7 +858,7 @@ mod tests {
             input.attributes.insert("occi.compute.cores".into(), json!(cores));
             input.attributes.insert("occi.compute.memory".into(), json!(memory.abs()));
             let e = catalog.create_entity(&input, "/compute/x1", "x1").unwrap();
-            let lines = entity_lines(&e, &catalog, &[]);
+            let lines = entity_lines(&e, &catalog, &[], BASE);
             let from_plain = parse_plain(&plain_body(&lines)).unwrap();
             let headers: Vec<(&str, &str)> = lines.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let from_headers = parse_headers(headers).unwrap();
@@ -870,7 +867,7 @@ mod tests {
             let parsed = crate::entity::parse_entity_collection(&v).unwrap().remove(0);
             let rebuilt = catalog.create_entity(&parsed, "/compute/x1", "x1").unwrap();
             prop_assert_eq!(&rebuilt, &e);
-            prop_assert_eq!(entity_lines(&rebuilt, &catalog, &[]), lines);
+            prop_assert_eq!(entity_lines(&rebuilt, &catalog, &[], BASE), lines);
         }
 
         /// A link's own rendering (its category, attributes with source and target) round-trips.
@@ -886,22 +883,22 @@ mod tests {
             input.attributes.insert("occi.networkinterface.mac".into(), json!(mac));
             input.attributes.insert("occi.networkinterface.interface".into(), json!(interface));
             let l = catalog.create_entity(&input, "/networkinterface/l", "l").unwrap();
-            let lines = entity_lines(&l, &catalog, &[]);
+            let lines = entity_lines(&l, &catalog, &[], BASE);
             let parsed = parse_plain(&plain_body(&lines)).unwrap();
             let v = parsed.to_entity_json(&catalog).unwrap();
             let input = crate::entity::parse_entity_collection(&v).unwrap().remove(0);
             let rebuilt = catalog.create_entity(&input, "/networkinterface/l", "l").unwrap();
-            prop_assert_eq!(entity_lines(&rebuilt, &catalog, &[]), lines);
+            prop_assert_eq!(entity_lines(&rebuilt, &catalog, &[], BASE), lines);
             // And as an inline Link line of its source resource.
             let vm = catalog.create_entity(
                 &crate::entity::parse_entity_input(&json!({"kind": "http://schemas.ogf.org/occi/infrastructure#compute"})).unwrap(),
                 "/compute/a",
                 "a",
             ).unwrap();
-            let vm_lines = entity_lines(&vm, &catalog, std::slice::from_ref(&l));
+            let vm_lines = entity_lines(&vm, &catalog, std::slice::from_ref(&l), BASE);
             let link_line = vm_lines.iter().find(|(k, v)| *k == "Link" && !v.contains("?action=")).unwrap();
             let parsed = parse_link_value(&link_line.1).unwrap();
-            prop_assert_eq!(parsed.target, "/network/b");
+            prop_assert_eq!(parsed.target, "http://example.com/network/b");
             prop_assert_eq!(parsed.self_location.as_deref(), Some("/networkinterface/l"));
             prop_assert!(parsed.attributes.contains(&("occi.networkinterface.mac".to_string(), json!(mac))));
         }
@@ -923,6 +920,34 @@ mod tests {
             let _ = parse_plain(&s);
             let _ = parse_headers([("Category", s.as_str()), ("Link", s.as_str()), ("X-OCCI-Attribute", s.as_str())]);
             let _ = parse_uri_list(&s);
+        }
+    }
+
+    /// Both ends of a link are absolute, as attributes of the link and as the `<target>` of
+    /// its source's Link line; an end outside the server is rendered as given.
+    #[test]
+    fn link_ends_are_absolute() {
+        let catalog = Catalog::builtin();
+        let vm_input =
+            parse_entity_input(&json!({"kind": "http://schemas.ogf.org/occi/infrastructure#compute"})).unwrap();
+        let vm = catalog.create_entity(&vm_input, "/compute/a", "a").unwrap();
+        for (target, rendered) in [
+            ("/network/b", "http://example.com/network/b"),
+            ("http://elsewhere.example/n", "http://elsewhere.example/n"),
+        ] {
+            let input = parse_entity_input(&json!({
+                "kind": "http://schemas.ogf.org/occi/infrastructure#networkinterface",
+                "source": "/compute/a", "target": target,
+                "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}}))
+            .unwrap();
+            let l = catalog.create_entity(&input, "/networkinterface/l", "l").unwrap();
+            let lines = entity_lines(&l, &catalog, &[], BASE);
+            assert!(lines.contains(&("X-OCCI-Attribute", r#"occi.core.source="http://example.com/compute/a""#.into())));
+            assert!(lines.contains(&("X-OCCI-Attribute", format!(r#"occi.core.target="{rendered}""#))), "{lines:?}");
+            let lines = entity_lines(&vm, &catalog, std::slice::from_ref(&l), BASE);
+            let link = lines.iter().find(|(k, v)| *k == "Link" && !v.contains("?action=")).unwrap();
+            assert!(link.1.starts_with(&format!("<{rendered}>; ")), "{link:?}");
+            assert!(link.1.contains(r#"self="/networkinterface/l""#), "{link:?}");
         }
     }
 
@@ -971,8 +996,8 @@ mod tests {
         for vm_location in ["/compute/a", "/compute/a\r\nX-OCCI-Attribute: occi.compute.state=\"hacked\""] {
             let (catalog, vm, l) = forged_entities(vm_location);
             for lines in [
-                entity_lines(&vm, &catalog, std::slice::from_ref(&l)),
-                entity_lines(&l, &catalog, &[]),
+                entity_lines(&vm, &catalog, std::slice::from_ref(&l), ""),
+                entity_lines(&l, &catalog, &[], ""),
                 location_lines("X-OCCI-Location", &[vm.location.clone(), l.attr_str(ATTR_TARGET).unwrap().into()]),
             ] {
                 for (name, value) in &lines {
@@ -990,7 +1015,7 @@ mod tests {
                 assert!(!parsed.attributes.contains(&("occi.compute.state".to_string(), json!("hacked"))), "{body}");
             }
             // The resource's attributes come back as they were, control characters included.
-            let lines = entity_lines(&vm, &catalog, std::slice::from_ref(&l));
+            let lines = entity_lines(&vm, &catalog, std::slice::from_ref(&l), "");
             let parsed = parse_plain(&plain_body(&lines)).unwrap();
             let attrs: Vec<(String, Value)> = vm.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             assert_eq!(parsed.attributes, attrs);

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::occi::{admin, collection, entity, handlers, query};
 use crate::reply::{R, Reply, Request};
-use crate::route::Target;
+use crate::route::{self, Allowed, Target};
 use crate::services::Services;
 use crate::tenancy::Tenancy;
 
@@ -56,6 +56,17 @@ impl App {
     /// large read's.
     pub(crate) fn slots(&self, write: bool) -> &Arc<Semaphore> {
         if write { &self.write_slots } else { &self.listing_slots }
+    }
+
+    /// The methods `target` allows for `tenant` (a collection path is a kind's, a mixin's or
+    /// unbound by the tenant's cached catalog); `None` for an unknown admin path. Asked before
+    /// the request body is read, so that a method the target refuses is 405 whatever the body.
+    pub(crate) fn allowed(&self, tenant: &str, target: &Target) -> R<Option<Allowed>> {
+        let class = match target {
+            Target::Collection(path) => self.services.catalog(tenant)?.by_location(path).map(|c| c.class),
+            _ => None,
+        };
+        Ok(route::allowed(target, class))
     }
 
     /// Serves an authenticated request of `tenant` (the admin API's, or the tenant's OCCI API).

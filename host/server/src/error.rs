@@ -6,6 +6,8 @@ use hyper::StatusCode;
 use ocni_model::{ErrorKind, ModelError};
 use ocni_store::StoreError;
 
+use crate::route::Allowed;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -29,9 +31,11 @@ impl ApiError {
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, message)
     }
-    pub fn method(method: &hyper::Method, what: &str, allow: &'static str) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not supported on {what}; allowed: {allow}"))
-            .with_header("Allow", allow)
+    /// 405: `method` is not one of the methods `allowed` (with the `Allow` header).
+    pub fn method(method: &hyper::Method, allowed: Allowed) -> Self {
+        let Allowed { what, methods } = allowed;
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not supported on {what}; allowed: {methods}"))
+            .with_header("Allow", methods)
     }
     /// The same error, answered with one more response header.
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {

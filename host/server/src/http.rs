@@ -205,6 +205,13 @@ async fn respond(
     if let Some(state) = &state {
         state.admit()?;
     }
+    // The method before anything else of the request (its version, Accept, size, body): a
+    // method the target does not allow is 405 with `Allow`, whatever the body or its type.
+    if let Some(allowed) = app.allowed(&tenant, &route.target)?
+        && !allowed.allows(req.method())
+    {
+        return Err(ApiError::method(req.method(), allowed));
+    }
     check_version(header_str(&req, header::USER_AGENT))?;
     let format = if admin { Ok(Format::Json(Dialect::Occi12)) } else { format };
     let format = format.map_err(|m| ApiError::new(StatusCode::NOT_ACCEPTABLE, m))?;
@@ -350,25 +357,34 @@ fn too_large(limit: usize, whose: &str) -> ApiError {
     )
 }
 
+/// An error answer in the rendering the request negotiated (`format`), the message in the
+/// body: JSON `{"error": ...}` in either dialect, with that dialect's content type; text/occi
+/// and text/plain the message (and details) as text; text/uri-list the same lines as `#`
+/// comments (RFC 2483), so that a URI-list parser reads no URI from it.
 fn error_reply(e: ApiError, format: Format) -> Reply {
     let mut reply = match format {
         Format::Json(_) => {
             let v =
                 serde_json::json!({"error": {"status": e.status.as_u16(), "message": e.message, "details": e.details}});
-            json_reply(e.status, &v, Format::Json(Dialect::Occi12))
+            json_reply(e.status, &v, format)
         }
-        _ => {
+        Format::TextPlain | Format::TextOcci | Format::UriList => {
             let mut text = e.message.clone();
             for d in &e.details {
                 text.push_str("\n  ");
                 text.push_str(d);
             }
-            text.push('\n');
+            let text = if format == Format::UriList {
+                // A bare CR ends a line for some parsers: every line must be a comment.
+                text.split(['\r', '\n']).filter(|l| !l.is_empty()).map(|l| format!("# {l}\n")).collect()
+            } else {
+                text + "\n"
+            };
             Reply {
                 status: e.status,
                 headers: Vec::new(),
                 body: text.into_bytes(),
-                content_type: Some("text/plain; charset=utf-8"),
+                content_type: Some(format.content_type()),
             }
         }
     };

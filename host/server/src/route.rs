@@ -1,7 +1,11 @@
 //! Request routing as a pure function: method, path and query in, a [`Route`] out. Whether a
-//! collection path is a kind, a mixin or an unbound path is decided later, against the catalog.
+//! collection path is a kind, a mixin or an unbound path is decided later, against the catalog
+//! ([`allowed`] takes that answer and gives the methods the target allows).
 
 use std::collections::HashMap;
+
+use hyper::Method;
+use ocni_model::Class;
 
 /// Where a request goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +65,10 @@ pub struct Route {
     pub number: Option<u64>,
     /// `?cascade=true` on DELETE of the query interface.
     pub cascade: bool,
+    /// `?related=true` on GET of the query interface: a category filter selects the named
+    /// categories with what they refer to and what refers to them (GFD.223 7.1's relatives),
+    /// not only the named ones (GFD.185 3.4.1).
+    pub related: bool,
 }
 
 /// Why a request line cannot be routed.
@@ -111,11 +119,13 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
     if number_ == Some(0) {
         return Err(RouteError("query parameter number must be at least 1".into()));
     }
-    let cascade = match params.get("cascade").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") | Some("") => true,
-        Some(other) => return Err(RouteError(format!("query parameter cascade={other:?}: use true or false"))),
+    let flag = |name: &str| match params.get(name).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") | Some("") => Ok(true),
+        Some(other) => Err(RouteError(format!("query parameter {name}={other:?}: use true or false"))),
     };
+    let cascade = flag("cascade")?;
+    let related = flag("related")?;
     let action = match params.get("action") {
         Some(a) if a.is_empty() => return Err(RouteError("query parameter action needs an action term".into())),
         other => other.cloned(),
@@ -135,7 +145,72 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
     } else {
         Target::Entity(path)
     };
-    Ok(Route { target, action, page, number: number_, cascade })
+    Ok(Route { target, action, page, number: number_, cascade, related })
+}
+
+/// The methods a target allows, and how a 405 names the target. Written once here: the check
+/// made before a request body is read and the operations' own 405s use the same lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allowed {
+    /// The target, as a 405 message names it.
+    pub what: &'static str,
+    /// The `Allow` header: methods separated by ", ".
+    pub methods: &'static str,
+}
+
+impl Allowed {
+    pub const QUERY_INTERFACE: Allowed =
+        Allowed { what: "the query interface", methods: "GET, HEAD, POST, PUT, DELETE" };
+    pub const KIND_COLLECTION: Allowed = Allowed { what: "a kind collection", methods: "GET, HEAD, POST, DELETE" };
+    pub const MIXIN_COLLECTION: Allowed =
+        Allowed { what: "a mixin collection", methods: "GET, HEAD, POST, PUT, DELETE" };
+    /// A path ending in `/` that is no kind or mixin location (other than `/`).
+    pub const PATH: Allowed =
+        Allowed { what: "a path that is no kind or mixin location", methods: "GET, HEAD, DELETE" };
+    /// `/` when it is no kind or mixin location: POST there creates an entity (GFD.185 3.4.4).
+    pub const ROOT: Allowed = Allowed { what: "the service root", methods: "GET, HEAD, POST, DELETE" };
+    pub const ENTITY: Allowed = Allowed { what: "an entity", methods: "GET, HEAD, PUT, POST, DELETE" };
+    pub const HANDLER_LIST: Allowed = Allowed { what: "the handler list", methods: "GET, HEAD" };
+    pub const HANDLER: Allowed = Allowed { what: "a handler", methods: "GET, HEAD, PUT, DELETE" };
+    pub const TENANTS: Allowed = Allowed { what: "the tenant list", methods: "GET, HEAD, POST" };
+    pub const TENANT: Allowed = Allowed { what: "a tenant", methods: "GET, HEAD, DELETE" };
+    pub const TOKENS: Allowed = Allowed { what: "a tenant's tokens", methods: "GET, HEAD, POST" };
+    pub const TOKEN: Allowed = Allowed { what: "a token", methods: "DELETE" };
+    pub const LIMITS: Allowed = Allowed { what: "a tenant's limits", methods: "GET, HEAD, PUT" };
+
+    /// An unbound collection path: `/` or another.
+    pub fn unbound(path: &str) -> Allowed {
+        if path == "/" { Allowed::ROOT } else { Allowed::PATH }
+    }
+
+    pub fn allows(self, method: &Method) -> bool {
+        self.methods.split(", ").any(|m| m == method.as_str())
+    }
+}
+
+/// The methods `target` allows. `collection` is what the tenant's catalog says a collection
+/// path is: the class of the kind or mixin at that location, or `None` (an unbound path).
+/// `None` for an unknown admin path (404, whatever the method).
+pub fn allowed(target: &Target, collection: Option<Class>) -> Option<Allowed> {
+    Some(match target {
+        Target::QueryInterface => Allowed::QUERY_INTERFACE,
+        Target::Collection(path) => match collection {
+            Some(Class::Kind) => Allowed::KIND_COLLECTION,
+            Some(_) => Allowed::MIXIN_COLLECTION,
+            None => Allowed::unbound(path),
+        },
+        Target::Entity(_) => Allowed::ENTITY,
+        Target::Handlers(None) => Allowed::HANDLER_LIST,
+        Target::Handlers(Some(_)) => Allowed::HANDLER,
+        Target::Admin(path) => match path {
+            AdminPath::Tenants => Allowed::TENANTS,
+            AdminPath::Tenant(_) => Allowed::TENANT,
+            AdminPath::Tokens(_) => Allowed::TOKENS,
+            AdminPath::Token(..) => Allowed::TOKEN,
+            AdminPath::Limits(_) => Allowed::LIMITS,
+            AdminPath::Unknown(_) => return None,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -171,7 +246,36 @@ mod tests {
         assert!(route("/a", Some("action=")).is_err());
         assert!(route("/a/", Some("cascade=maybe")).is_err());
         let r = route("/a/", Some("page=2&number=10&cascade=true")).unwrap();
-        assert_eq!((r.page, r.number, r.cascade), (Some(2), Some(10), true));
+        assert_eq!((r.page, r.number, r.cascade, r.related), (Some(2), Some(10), true, false));
+    }
+
+    #[test]
+    fn related_is_a_flag() {
+        assert!(route("/-/", Some("related=true")).unwrap().related);
+        assert!(route("/-/", Some("related")).unwrap().related);
+        assert!(!route("/-/", Some("related=false")).unwrap().related);
+        assert!(!route("/-/", None).unwrap().related);
+        let e = route("/-/", Some("related=yes")).unwrap_err();
+        assert!(e.0.contains("related=\"yes\"") && e.0.contains("true or false"), "{}", e.0);
+    }
+
+    #[test]
+    fn allowed_methods() {
+        let t = |p: &str| route(p, None).unwrap().target;
+        let allows = |a: Option<Allowed>, m: Method| a.unwrap().allows(&m);
+        assert!(!allows(allowed(&t("/-/"), None), Method::PATCH));
+        assert!(allows(allowed(&t("/-/"), None), Method::PUT));
+        assert!(!allows(allowed(&t("/compute/"), Some(Class::Kind)), Method::PUT));
+        assert!(allows(allowed(&t("/os_tpl/"), Some(Class::Mixin)), Method::PUT));
+        assert!(!allows(allowed(&t("/nothing/"), None), Method::POST));
+        assert!(allows(allowed(&t("/"), None), Method::POST));
+        assert!(allows(allowed(&t("/compute/x"), None), Method::POST));
+        assert!(!allows(allowed(&t("/compute/x"), None), Method::PATCH));
+        assert!(!allows(allowed(&t("/-/handlers/"), None), Method::PUT));
+        assert!(!allows(allowed(&t("/-/admin/tenants/a/tokens/0f"), None), Method::GET));
+        assert_eq!(allowed(&t("/-/admin/nothing"), None), None);
+        // A method name that only starts like an allowed one is not allowed.
+        assert!(!allows(allowed(&t("/-/"), None), Method::from_bytes(b"GETX").unwrap()));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::reply::{Body, R, Reply, Request};
-use crate::route::AdminPath;
+use crate::route::{AdminPath, Allowed};
 use crate::services::Services;
 use crate::tenancy::{Limits, check_tenant_name, new_token, now, parse_limits};
 
@@ -60,14 +60,14 @@ pub(crate) fn admin(s: &Services, path: &AdminPath, req: &Request) -> R<Reply> {
             Ok(admin_reply(StatusCode::OK, &json!({ "tenants": list })))
         }
         (AdminPath::Tenants, &Method::POST) => create_tenant(s, req),
-        (AdminPath::Tenants, m) => Err(ApiError::method(m, "the tenant list", "GET, HEAD, POST")),
+        (AdminPath::Tenants, m) => Err(ApiError::method(m, Allowed::TENANTS)),
         (AdminPath::Tenant(name), &Method::GET | &Method::HEAD) => {
             let r = s.store.read()?;
             let t = r.tenant(name)?.ok_or_else(|| no_tenant(name))?;
             Ok(admin_reply(StatusCode::OK, &describe_tenant(s, &r, &t)?))
         }
         (AdminPath::Tenant(name), &Method::DELETE) => delete_tenant(s, name),
-        (AdminPath::Tenant(_), m) => Err(ApiError::method(m, "a tenant", "GET, HEAD, DELETE")),
+        (AdminPath::Tenant(_), m) => Err(ApiError::method(m, Allowed::TENANT)),
         (AdminPath::Tokens(name), &Method::GET | &Method::HEAD) => {
             let r = s.store.read()?;
             r.tenant(name)?.ok_or_else(|| no_tenant(name))?;
@@ -87,7 +87,7 @@ pub(crate) fn admin(s: &Services, path: &AdminPath, req: &Request) -> R<Reply> {
             let v = json!({"tenant": name, "id": record.id, "created": record.created, "token": token});
             Ok(admin_reply(StatusCode::CREATED, &v))
         }
-        (AdminPath::Tokens(_), m) => Err(ApiError::method(m, "a tenant's tokens", "GET, HEAD, POST")),
+        (AdminPath::Tokens(_), m) => Err(ApiError::method(m, Allowed::TOKENS)),
         (AdminPath::Token(name, id), &Method::DELETE) => {
             admin_write(s, |w| {
                 w.tenant(name)?.ok_or_else(|| no_tenant(name))?;
@@ -101,7 +101,7 @@ pub(crate) fn admin(s: &Services, path: &AdminPath, req: &Request) -> R<Reply> {
             tracing::info!(tenant = name, token_id = id, "token revoked");
             Ok(admin_reply(StatusCode::OK, &json!({"tenant": name, "revoked": id})))
         }
-        (AdminPath::Token(..), m) => Err(ApiError::method(m, "a token", "DELETE")),
+        (AdminPath::Token(..), m) => Err(ApiError::method(m, Allowed::TOKEN)),
         (AdminPath::Limits(name), &Method::GET | &Method::HEAD) => {
             let t = s.store.read()?.tenant(name)?.ok_or_else(|| no_tenant(name))?;
             Ok(admin_reply(
@@ -129,7 +129,7 @@ pub(crate) fn admin(s: &Services, path: &AdminPath, req: &Request) -> R<Reply> {
             tracing::info!(tenant = name, limits = %changed, "limits set");
             Ok(admin_reply(StatusCode::OK, &json!({"tenant": name, "limits": limits.to_json()})))
         }
-        (AdminPath::Limits(_), m) => Err(ApiError::method(m, "a tenant's limits", "GET, HEAD, PUT")),
+        (AdminPath::Limits(_), m) => Err(ApiError::method(m, Allowed::LIMITS)),
         (AdminPath::Unknown(rest), _) => Err(ApiError::not_found(format!(
             "no admin resource at /-/admin/{rest}: see /-/admin/tenants, /-/admin/tenants/NAME, \
              /-/admin/tenants/NAME/tokens[/ID], /-/admin/tenants/NAME/limits"

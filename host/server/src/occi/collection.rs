@@ -15,6 +15,7 @@ use super::entity::{act, create_entity, delete_entity, entity_id, parse_action_b
 use super::{Purpose, body_as, need, prefix, render_entities, render_listing};
 use crate::error::ApiError;
 use crate::reply::{R, Reply, Request, created_reply};
+use crate::route::Allowed;
 use crate::services::Services;
 
 /// The page a listing asks for (`page`, `number`); without them, the first page of the
@@ -130,7 +131,7 @@ pub(crate) fn kind_collection(
             tracing::info!(tenant, kind = %id, removed, "kind collection deleted");
             Ok(Reply::new(StatusCode::OK))
         }
-        (m, None) => Err(ApiError::method(&m, "a kind collection", "GET, HEAD, POST, DELETE")),
+        (m, None) => Err(ApiError::method(&m, Allowed::KIND_COLLECTION)),
     }
 }
 
@@ -202,7 +203,7 @@ pub(crate) fn mixin_collection(
             tracing::info!(tenant, mixin = %id, %method, changed, "mixin membership changed");
             Ok(reply)
         }
-        (m, None) => Err(ApiError::method(&m, "a mixin collection", "GET, HEAD, POST, PUT, DELETE")),
+        (m, None) => Err(ApiError::method(&m, Allowed::MIXIN_COLLECTION)),
     }
 }
 
@@ -243,7 +244,7 @@ pub(crate) fn unbound_path(s: &Services, tenant: &str, catalog: &Catalog, path: 
                 .ok_or_else(|| ApiError::bad(format!("{kind:?} is not a kind with a location")))?;
             kind_collection(s, tenant, catalog, &cat, req)
         }
-        _ => Err(ApiError::method(req.method, "a path that is no kind or mixin location", "GET, HEAD, DELETE")),
+        _ => Err(ApiError::method(req.method, Allowed::unbound(path))),
     }
 }
 

@@ -17,6 +17,7 @@ use super::{Purpose, body_as, links_from, need, not_found, prefix, render_one};
 use crate::error::ApiError;
 use crate::negotiate::Format;
 use crate::reply::{R, Reply, Request, created_reply, json_reply, text_reply};
+use crate::route::Allowed;
 use crate::sandbox::{Stage, Write, kind_has_handler};
 use crate::services::Services;
 
@@ -31,7 +32,7 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
                 w.put_entity(tenant, &next)?;
                 let reply = match req.format {
                     Format::Json(Dialect::Occi12) => {
-                        let v = render_one(&**w, tenant, catalog, &next, Dialect::Occi12)?;
+                        let v = render_one(&**w, tenant, catalog, &next, Dialect::Occi12, &req.base_url)?;
                         json_reply(StatusCode::OK, &v, req.format)
                     }
                     _ => Reply::new(StatusCode::OK),
@@ -48,7 +49,7 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
             }
             let r = s.store.read()?;
             let e = r.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
-            render_entity_reply(&r, tenant, catalog, &e, req.format)
+            render_entity_reply(&r, tenant, catalog, &e, req.format, &req.base_url)
         }
         (Method::PUT, None) => {
             let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
@@ -115,7 +116,7 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
             tracing::info!(tenant, location = path, removed = removed.len(), "entity deleted");
             Ok(Reply::new(StatusCode::OK))
         }
-        (m, None) => Err(ApiError::method(&m, "an entity", "GET, HEAD, PUT, POST, DELETE")),
+        (m, None) => Err(ApiError::method(&m, Allowed::ENTITY)),
     }
 }
 
@@ -171,10 +172,17 @@ pub(crate) fn put_mixins(
     Ok(w.put_entity(tenant, &next)?)
 }
 
-fn render_entity_reply(r: &impl Reads, tenant: &str, catalog: &Catalog, e: &Entity, format: Format) -> R<Reply> {
+fn render_entity_reply(
+    r: &impl Reads,
+    tenant: &str,
+    catalog: &Catalog,
+    e: &Entity,
+    format: Format,
+    base: &str,
+) -> R<Reply> {
     match format {
         Format::Json(dialect) => {
-            let v = render_one(r, tenant, catalog, e, dialect)?;
+            let v = render_one(r, tenant, catalog, e, dialect, base)?;
             let v = match dialect {
                 Dialect::Occi12 => v,
                 Dialect::Pyocni => {
@@ -188,7 +196,7 @@ fn render_entity_reply(r: &impl Reads, tenant: &str, catalog: &Catalog, e: &Enti
             Ok(json_reply(StatusCode::OK, &v, format))
         }
         Format::TextPlain | Format::TextOcci => {
-            Ok(text_reply(StatusCode::OK, text::entity_lines(e, catalog, &links_from(r, tenant, e)?), format))
+            Ok(text_reply(StatusCode::OK, text::entity_lines(e, catalog, &links_from(r, tenant, e)?, base), format))
         }
         // GFD.185 3.6.6 / GFD.229 8: text/uri-list for anything but a listing is a Bad Request.
         Format::UriList => Err(ApiError::bad(

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::negotiate::Format;
 use crate::reply::{Body, R, Reply, Request, json_reply};
+use crate::route::Allowed;
 use crate::sandbox::DUMMY;
 use crate::services::Services;
 
@@ -103,7 +104,7 @@ pub(crate) fn handlers(s: &Services, tenant: &str, name: Option<&str>, req: &Req
             tracing::info!(tenant, handler = name, "handler deleted");
             Ok(Reply::new(StatusCode::OK))
         }
-        (m, None) => Err(ApiError::method(m, "the handler list", "GET, HEAD")),
-        (m, Some(_)) => Err(ApiError::method(m, "a handler", "GET, HEAD, PUT, DELETE")),
+        (m, None) => Err(ApiError::method(m, Allowed::HANDLER_LIST)),
+        (m, Some(_)) => Err(ApiError::method(m, Allowed::HANDLER)),
     }
 }

@@ -99,7 +99,7 @@ pub(crate) fn render_entities(
     }
     let (mut resources, mut links) = (Vec::new(), Vec::new());
     for e in entities {
-        let rendered = render_one(r, tenant, catalog, e, Dialect::Occi12)?;
+        let rendered = render_one(r, tenant, catalog, e, Dialect::Occi12, &req.base_url)?;
         if catalog.is_link_kind(&e.kind) { links.push(rendered) } else { resources.push(rendered) }
     }
     Ok(json_reply(StatusCode::OK, &render::entity_collection(resources, links), req.format))
@@ -133,9 +133,18 @@ pub(crate) fn links_from(r: &impl Reads, tenant: &str, e: &Entity) -> R<Vec<Enti
     Ok(r.links_at(tenant, &e.location)?.into_iter().filter(|l| l.source() == Some(e.location.as_str())).collect())
 }
 
-pub(crate) fn render_one(r: &impl Reads, tenant: &str, catalog: &Catalog, e: &Entity, dialect: Dialect) -> R<Value> {
+/// One entity in JSON, with its links; link ends absolute under `base` (the request's
+/// `Request::base_url`).
+pub(crate) fn render_one(
+    r: &impl Reads,
+    tenant: &str,
+    catalog: &Catalog,
+    e: &Entity,
+    dialect: Dialect,
+    base: &str,
+) -> R<Value> {
     let links = links_from(r, tenant, e)?;
     // A link's source is `e` itself: no need to read it again for its kind.
     let kind_of = |loc: &str| if loc == e.location { Some(e.kind.clone()) } else { kind_at(r, tenant, loc) };
-    Ok(render_entity(e, catalog, &links, dialect, &kind_of))
+    Ok(render_entity(e, catalog, &links, dialect, base, &kind_of))
 }

@@ -3,7 +3,7 @@
 
 use hyper::{Method, StatusCode};
 use ocni_model::category::split_id;
-use ocni_model::filter::parse_category_filters;
+use ocni_model::filter::{parse_category_filters, with_relatives};
 use ocni_model::{Catalog, Category, Class, parse_category, parse_category_ref};
 use ocni_store::{Page, Reads};
 use serde_json::Value;
@@ -12,6 +12,7 @@ use super::entity::{delete_entity, put_mixins};
 use super::{Purpose, need, no_action};
 use crate::error::ApiError;
 use crate::reply::{Body, R, Reply, Request, render_category_list};
+use crate::route::Allowed;
 use crate::sandbox::{DUMMY, Write};
 use crate::services::Services;
 
@@ -19,23 +20,28 @@ pub(crate) fn query_interface(s: &Services, tenant: &str, catalog: &Catalog, req
     no_action(req)?;
     match *req.method {
         Method::GET | Method::HEAD => {
-            let cats: Vec<&Category> = match &req.body {
+            // GFD.185 3.4.1: a filter selects exactly the categories it names (a JSON filter:
+            // those it matches); `?related=true` adds what they refer to and what refers to them.
+            let named: Option<Vec<String>> = match &req.body {
                 Some(Body::Json(body)) => {
                     let filters = parse_category_filters(body)?;
-                    catalog.iter().filter(|c| filters.iter().any(|f| f.matches(c))).map(|c| &**c).collect()
+                    Some(catalog.iter().filter(|c| filters.iter().any(|f| f.matches(c))).map(|c| c.id()).collect())
                 }
-                // GFD.223 7.1: a Category rendering selects that category and its relatives.
-                Some(Body::Text(t)) => {
-                    let ids = t.category_filter(catalog)?;
-                    catalog.iter().filter(|c| ids.contains(&c.id())).map(|c| &**c).collect()
-                }
+                Some(Body::Text(t)) => Some(t.category_filter(catalog)?),
                 Some(Body::UriList(_) | Body::Wasm { .. }) => {
                     return Err(ApiError::new(
                         StatusCode::UNSUPPORTED_MEDIA_TYPE,
                         "a category filter is application/occi+json, text/plain or text/occi",
                     ));
                 }
+                None => None,
+            };
+            let cats: Vec<&Category> = match named {
                 None => catalog.iter().map(|c| &**c).collect(),
+                Some(named) => {
+                    let ids = if req.route.related { with_relatives(catalog, &named) } else { named };
+                    catalog.iter().filter(|c| ids.contains(&c.id())).map(|c| &**c).collect()
+                }
             };
             render_category_list(&cats, req.format)
         }
@@ -132,7 +138,7 @@ pub(crate) fn query_interface(s: &Services, tenant: &str, catalog: &Catalog, req
             tracing::info!(tenant, count = ids.len(), cascade, "categories deleted");
             Ok(Reply::new(StatusCode::OK))
         }
-        _ => Err(ApiError::method(req.method, "the query interface", "GET, HEAD, POST, PUT, DELETE")),
+        _ => Err(ApiError::method(req.method, Allowed::QUERY_INTERFACE)),
     }
 }
 /// Binds a kind or mixin to a provider: `dummy` (no-op) or one of the tenant's handlers;
