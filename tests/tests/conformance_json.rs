@@ -1,7 +1,7 @@
 //! OCCI conformance of the JSON rendering `application/occi+json` (GFD.226, with its appendix
 //! "JSON Rendering Examples") and of the GFD.223 protocol rules as they apply to it (versioning,
 //! status codes, pagination, filtering by request headers, the method table). Renderings are
-//! validated against the OCCI JSON schemas in `tests/occi-json-schema` (python3 + jsonschema).
+//! validated against the OCCI JSON schemas in `tests/occi-json-schema` ([`validate_occi_json`]).
 //!
 //! Each case is a list of HTTP exchanges, each with the status and the checks its answer must
 //! pass. The cases of one table run in order against one server; a case stops at its first

@@ -1,5 +1,5 @@
-//! OCCI 1.2 JSON output checked against the rOCCI JSON schemas with the validator shipped in
-//! `tests/occi-json-schema` (python3 + jsonschema, which `scripts/test.sh` installs).
+//! OCCI 1.2 JSON output checked against the rOCCI JSON schemas in `tests/occi-json-schema`
+//! (validated in process by [`validate_occi_json`], with the `jsonschema` crate).
 
 use ocni_tests::{COMPUTE, NETWORK, NETWORKINTERFACE, TestServer, expect, validate_occi_json};
 use serde_json::{Value, json};
