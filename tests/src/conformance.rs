@@ -162,13 +162,6 @@ impl Step {
             other => Err(format!("Allow {other:?}")),
         })
     }
-    /// A 201 (if it is one) carries a Location.
-    pub fn created_has_location(self) -> Self {
-        self.custom("a 201 has a Location", |r| match r.status {
-            201 if r.header("location").is_none() => Err("no Location".into()),
-            _ => Ok(()),
-        })
-    }
 }
 
 pub struct Case {
