@@ -4,12 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The OCCI JSON schema test runs the schema validator with python3 + jsonschema (>= 4.18).
-if ! python3 -c 'import jsonschema, referencing, jsonschema_specifications' 2>/dev/null; then
-  echo "installing python jsonschema for the OCCI JSON schema test" >&2
-  python3 -m pip install --quiet 'jsonschema>=4.18' || python3 -m pip install --quiet --user 'jsonschema>=4.18'
-fi
-
 # The end-to-end tests build the guest components in guests/ for wasm32-wasip2 (tests/build.rs).
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -x wasm32-wasip2 >/dev/null; then
   echo "installing the Rust target wasm32-wasip2 for the guest components" >&2

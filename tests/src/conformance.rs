@@ -3,6 +3,11 @@
 //! pass; [`run`] runs the cases of one table in order against one server and reports every
 //! failing case at the end. Texts may use `{base}` (the server's `http://host:port`) and the
 //! names a case captured (`.capture("loc")` keeps the path of a `Location` header).
+//!
+//! The two text renderings share one case list ([`text`]); a [`Rendering`] is the adapter that
+//! puts a case's OCCI fields where that rendering carries them and checks the answer's shape.
+
+pub mod text;
 
 use std::collections::HashMap;
 
@@ -59,6 +64,9 @@ pub enum Check {
 
 /// One HTTP exchange.
 pub struct Step {
+    /// For a step of the text renderings ([`Rendering::req`]): where [`Step::occi`] puts the
+    /// OCCI fields and how [`Step::has`] and [`Step::rendered`] read the answer.
+    rendering: Option<Rendering>,
     method: &'static str,
     path: String,
     headers: Vec<(&'static str, String)>,
@@ -73,6 +81,7 @@ pub struct Step {
 
 pub fn step(method: &'static str, path: &str) -> Step {
     Step {
+        rendering: None,
         method,
         path: path.to_string(),
         headers: Vec::new(),
@@ -155,6 +164,78 @@ impl Step {
     pub fn custom(self, what: &'static str, f: impl Fn(&Reply) -> Result<(), String> + 'static) -> Self {
         self.check(Check::Custom(what, Box::new(f)))
     }
+    /// The text rendering whose rules [`Step::occi`], [`Step::has`] and [`Step::rendered`]
+    /// follow (steps made by [`Rendering::req`] have theirs already).
+    pub fn in_rendering(mut self, r: Rendering) -> Self {
+        self.rendering = Some(r);
+        self
+    }
+    fn rendering(&self) -> Rendering {
+        self.rendering.unwrap_or_else(|| panic!("{} {} is no step of a text rendering", self.method, self.path))
+    }
+    /// An OCCI field of the request (`Category`, `Link`, `X-OCCI-Attribute`, `X-OCCI-Location`):
+    /// a `Name: value` line of the text/plain body, or a text/occi header. Repeat it for several.
+    pub fn occi(mut self, name: &'static str, value: &str) -> Self {
+        match self.rendering() {
+            Rendering::TextPlain => {
+                if self.body.is_none() {
+                    self = self.body("text/plain", "");
+                }
+                let body = self.body.as_mut().expect("a text/plain body");
+                body.push_str(&format!("{name}: {value}\n"));
+                self
+            }
+            Rendering::TextOcci => self.h(name, value),
+        }
+    }
+    /// text/plain: sends the fields given with [`Step::occi`] laid out as these body lines
+    /// instead (continuation lines and the like, which headers cannot carry); text/occi: no change.
+    pub fn plain_layout(mut self, body_lines: &[&str]) -> Self {
+        if self.rendering() == Rendering::TextPlain {
+            assert!(self.body.is_some(), "plain_layout lays out fields given with .occi(...) first");
+            let mut body = body_lines.join("\n");
+            body.push('\n');
+            self.body = Some(body);
+        }
+        self
+    }
+    /// The answer has this OCCI field value: text/plain, the body line `Name: value`; text/occi,
+    /// a value of the `Name` headers (comma lists split).
+    pub fn has(self, name: &'static str, value: &str) -> Self {
+        match self.rendering() {
+            Rendering::TextPlain => self.line(&format!("{name}: {value}")),
+            Rendering::TextOcci => self.field(name, Match::Eq, value),
+        }
+    }
+    /// The answer is in this rendering: its Content-Type, and for text/occi the body `OK`
+    /// (GFD.185 3.6.6 / GFD.229 7: the data is in the headers).
+    pub fn rendered(self) -> Self {
+        let r = self.rendering();
+        let s = self.ctype(r.media_type());
+        if r == Rendering::TextOcci { s.custom("body is OK", ok_body) } else { s }
+    }
+    /// GFD.229 7: a successful text/occi answer without data is Content-Type text/occi with the
+    /// body `OK`. (text/plain has no such rule: such an answer may have no body at all.)
+    pub fn occi_body_ok(self) -> Self {
+        if self.rendering() == Rendering::TextOcci {
+            self.ctype("text/occi").custom("body is OK", ok_body)
+        } else {
+            self
+        }
+    }
+    /// A 400's message names the place of the error: text/plain, `line {line}` of the body;
+    /// text/occi, the header (any case).
+    pub fn names_place(self, line: usize, header: &'static str) -> Self {
+        match self.rendering() {
+            Rendering::TextPlain => self.contains(&format!("line {line}")),
+            Rendering::TextOcci => self.custom("names the header", names_header(header)),
+        }
+    }
+    /// `f` applies to this step only in rendering `r`: checks (or request details) that only
+    /// one rendering has.
+    pub fn when(self, r: Rendering, f: impl FnOnce(Step) -> Step) -> Self {
+        if self.rendering() == r { f(self) } else { self }
+    }
     /// A 405 whose `Allow` does not list PUT.
     pub fn allow_lacks_put(self) -> Self {
         self.custom("Allow lacks PUT", |r| match r.header("allow") {
@@ -162,12 +243,64 @@ impl Step {
             other => Err(format!("Allow {other:?}")),
         })
     }
-    /// A 201 (if it is one) carries a Location.
-    pub fn created_has_location(self) -> Self {
-        self.custom("a 201 has a Location", |r| match r.status {
-            201 if r.header("location").is_none() => Err("no Location".into()),
-            _ => Ok(()),
-        })
+}
+
+/// The text renderings of OCCI: the same data as `Name: value` lines of a text/plain body
+/// (GFD.185 3.6.6, GFD.229 6), or as HTTP headers of a text/occi message whose body is `OK`
+/// (GFD.229 7). The adapter of the shared case list [`text`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rendering {
+    TextPlain,
+    TextOcci,
+}
+
+impl Rendering {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Rendering::TextPlain => "text/plain",
+            Rendering::TextOcci => "text/occi",
+        }
+    }
+    pub fn other(self) -> Rendering {
+        match self {
+            Rendering::TextPlain => Rendering::TextOcci,
+            Rendering::TextOcci => Rendering::TextPlain,
+        }
+    }
+    /// A request of this rendering: it accepts the rendering; its OCCI fields go in with
+    /// [`Step::occi`]. A text/occi request other than GET and HEAD says `Content-Type: text/occi`
+    /// even without fields (a text/plain one has a Content-Type only with a body).
+    pub fn req(self, method: &'static str, path: &str) -> Step {
+        let s = step(method, path).accept(self.media_type()).in_rendering(self);
+        match self {
+            Rendering::TextOcci if method != "GET" && method != "HEAD" => s.h("Content-Type", "text/occi"),
+            _ => s,
+        }
+    }
+    /// A GET answered in this rendering ([`Step::rendered`]).
+    pub fn get(self, path: &str) -> Step {
+        self.req("GET", path).rendered()
+    }
+}
+
+/// GFD.185 3.6.6 / GFD.229 7: the body of a successful text/occi answer is the string OK (a
+/// line end after it is allowed).
+pub fn ok_body(r: &Reply) -> Result<(), String> {
+    if r.text.trim_end_matches(['\r', '\n']) == "OK" { Ok(()) } else { Err(format!("body {:?}", r.text)) }
+}
+
+/// The message of an error answer names this header (any case).
+pub fn names_header(header: &'static str) -> impl Fn(&Reply) -> Result<(), String> {
+    move |r: &Reply| {
+        if r.text.to_ascii_lowercase().contains(header) { Ok(()) } else { Err(format!("message {:?}", r.text)) }
+    }
+}
+
+/// The first Category value (body line or header) is this kind.
+pub fn kind_first(kind_ref: &'static str) -> impl Fn(&Reply) -> Result<(), String> {
+    move |r: &Reply| match field_values(r, "Category").first() {
+        Some(v) if v == kind_ref => Ok(()),
+        other => Err(format!("first Category value {other:?}")),
     }
 }
 

@@ -1,6 +1,7 @@
 //! End-to-end test support: a real ocni server on `127.0.0.1:0` with its own data directory,
 //! and a small HTTP client that keeps status, headers and body.
-//! [`conformance`] holds the table-driven harness shared by the conformance tests.
+//! [`conformance`] holds the table-driven harness shared by the conformance tests;
+//! [`validate_occi_json`] checks a document against the OCCI 1.2 JSON schemas.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +12,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod conformance;
+mod occi_schema;
+
+pub use occi_schema::validate_occi_json;
 
 pub const JSON: &str = "application/occi+json";
 pub const PYOCNI: &str = "application/occi+json; dialect=pyocni";
@@ -277,9 +281,6 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
 
-/// Validates a document against one of the OCCI 1.2 JSON schemas (`resource`, `link`, `model`,
-/// `entity-collection`, `action-instance`, `locations`) with the validator shipped in
-/// `tests/occi-json-schema` (python3 + jsonschema, which `scripts/test.sh` installs).
 /// Sends `request` (a whole HTTP/1.1 request, as bytes on the wire) over a bare connection and
 /// reads the answer until the server closes it: for what an HTTP client library would not send.
 pub async fn raw_request(server: &TestServer, request: &str) -> Result<Reply, String> {
@@ -304,29 +305,6 @@ pub async fn raw_request(server: &TestServer, request: &str) -> Result<Reply, St
         }
     }
     Ok(Reply { status, headers, text: body.to_string() })
-}
-
-pub fn validate_occi_json(schema: &str, doc: &Value) -> Result<(), String> {
-    let occi = repo_root().join("tests/occi-json-schema");
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let file = dir.path().join("doc.json");
-    std::fs::write(&file, doc.to_string()).map_err(|e| e.to_string())?;
-    let out = std::process::Command::new("python3")
-        .arg(occi.join("validate_occi_json.py"))
-        .arg(&occi)
-        .arg(schema)
-        .arg(&file)
-        .output()
-        .map_err(|e| format!("python3 runs the OCCI JSON validator (python3 -m pip install jsonschema): {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "fails the {schema} schema: {}{}",
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
 }
 
 /// Asserts a status, showing the body when it differs.

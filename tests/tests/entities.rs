@@ -254,7 +254,7 @@ async fn put_replaces_an_existing_entity() {
             Some(json!({"kind": COMPUTE, "mixins": [SMALL], "attributes": {"occi.compute.memory": 2.5}})),
         )
         .await;
-    assert!(reply.status == 200 || reply.status == 201, "status {}: {}", reply.status, reply.text);
+    expect(&reply, 201);
     let v = server.get_ok("/compute/vm").await;
     let attrs = &v["attributes"];
     assert_eq!(attrs["occi.compute.memory"].as_f64(), Some(2.5), "{v}");
@@ -278,7 +278,7 @@ async fn post_partial_update_merges() {
     // pyOCNI shape, without kind.
     let body = json!({"resources": [{"attributes": {"occi": {"compute": {"cores": 4}}}}]});
     let reply = server.py("POST", "/compute/vm", Some(body)).await;
-    assert!(reply.status == 200 || reply.status == 201, "status {}: {}", reply.status, reply.text);
+    expect(&reply, 201);
     let v = server.get_ok("/compute/vm").await;
     assert_eq!(v["attributes"]["occi.compute.cores"], 4);
     assert_eq!(v["attributes"]["occi.compute.hostname"], "h", "other attributes kept: {v}");
@@ -288,7 +288,7 @@ async fn post_partial_update_merges() {
     // OCCI 1.2 shape, with kind and flat names.
     let body = json!({"kind": COMPUTE, "attributes": {"occi.compute.memory": 8.0}});
     let reply = server.json("POST", "/compute/vm", Some(body)).await;
-    assert!(reply.status == 200 || reply.status == 201, "status {}: {}", reply.status, reply.text);
+    expect(&reply, 201);
     let v = server.get_ok("/compute/vm").await;
     assert_eq!(v["attributes"]["occi.compute.memory"].as_f64(), Some(8.0));
     assert_eq!(v["attributes"]["occi.compute.cores"], 4);

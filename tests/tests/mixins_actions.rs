@@ -100,7 +100,7 @@ async fn association_keeps_a_value_set_before() {
     expect(&server.py("POST", GOLD_LOC, Some(locations(&server, &["a"]))).await, 200);
     let body = json!({"kind": COMPUTE, "attributes": {TIER: "platinum"}});
     let reply = server.json("POST", "/compute/a", Some(body)).await;
-    assert!(reply.status == 200 || reply.status == 201, "{}: {}", reply.status, reply.text);
+    expect(&reply, 201);
     // Associating again does not reset the attribute to the default.
     expect(&server.py("POST", GOLD_LOC, Some(locations(&server, &["a"]))).await, 200);
     assert_eq!(server.get_ok("/compute/a").await["attributes"][TIER], "platinum");
