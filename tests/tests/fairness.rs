@@ -18,7 +18,7 @@ const SCHEME: &str = "http://hostile.example/occi#";
 /// Clients of the hostile tenant.
 const HOSTILE_CLIENTS: usize = 16;
 /// Creates of B per measured phase.
-const SAMPLES: usize = 200;
+const SAMPLES: usize = 1000;
 
 /// B creates `SAMPLES` computes one after the other (reading each back); their create latencies,
 /// sorted.
