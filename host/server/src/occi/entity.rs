@@ -114,8 +114,10 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
     }
 }
 
-/// Acts on one entity: the action must apply to it and its parameters fit; the built-in
-/// state machine moves it unless a handler drives its kind; then its handlers have their say.
+/// Acts on one entity: the action must be one of its kind's or mixins' (else 400) and its
+/// parameters fit; unless a handler drives its kind, the action must apply in the entity's
+/// current state (else 409, naming the state: what GET renders is what may be invoked) and the
+/// built-in state machine moves it; then its handlers have their say.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn act(
     s: &Services,
@@ -130,6 +132,9 @@ pub(crate) fn act(
     let action = catalog.resolve_action(e, term)?;
     check_given_action(given, &action)?;
     let builtin = !kind_has_handler(&s.handler_index(w, tenant)?.bindings, &e.kind);
+    if builtin {
+        catalog.check_applicable(e, &action)?;
+    }
     let (mut next, params) = catalog.apply_action(e, &action, params, builtin)?;
     s.run_handlers(w, tenant, catalog, Stage::Action { action: action.id(), params: &params }, &mut next)?;
     Ok(next)
