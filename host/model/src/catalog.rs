@@ -189,21 +189,33 @@ impl Catalog {
         out
     }
 
+    /// The actions of a kind (its kind chain's, root first), without its mixins': those a
+    /// handler driving the kind is asked about.
+    pub fn kind_actions(&self, kind: &str) -> Vec<String> {
+        self.actions_for(kind, &[])
+    }
+
     /// The actions that apply to `e` in its current state (GFD.185 3.5.3: only those SHOULD be
-    /// rendered), in the order of [`Catalog::actions_for`]. An action of a built-in state
-    /// machine (compute, network, storage: [`builtin_action_applies`]) applies in the states
-    /// its machine allows; every other action (of mixins, of tenant kinds) always applies.
+    /// rendered), in the order of [`Catalog::actions_for`]. When the handler driving its kind
+    /// answered for it ([`Entity::inapplicable`] is set), every action but those it excluded;
+    /// otherwise an action of a built-in state machine (compute, network, storage:
+    /// [`builtin_action_applies`]) applies in the states its machine allows, and every other
+    /// action (of mixins, of tenant kinds) always applies.
     pub fn applicable_actions(&self, e: &Entity) -> Vec<String> {
         let mut actions = self.actions_for(&e.kind, &e.mixins);
-        actions.retain(|a| builtin_action_applies(e, a));
+        match &e.inapplicable {
+            Some(excluded) => actions.retain(|a| !excluded.contains(a)),
+            None => actions.retain(|a| builtin_action_applies(e, a)),
+        }
         actions
     }
 
     /// Refuses (409, naming the entity's state) an action that does not apply to `e` in its
-    /// current state; `action` is one [`Catalog::resolve_action`] found.
+    /// current state, by the rule of [`Catalog::applicable_actions`]; `action` is one
+    /// [`Catalog::resolve_action`] found.
     pub fn check_applicable(&self, e: &Entity, action: &Category) -> Result<()> {
         let id = action.id();
-        if builtin_action_applies(e, &id) {
+        if self.applicable_actions(e).contains(&id) {
             return Ok(());
         }
         let state = match self.state_of(e) {
@@ -410,7 +422,13 @@ impl Catalog {
             return Err(ModelError::bad(format!("required attribute {} is missing", missing[0]))
                 .with_details(missing.iter().map(|m| format!("{m}: required")).collect()));
         }
-        Ok(Entity { location: location.to_string(), kind: kind.to_string(), mixins, attributes: attrs })
+        Ok(Entity {
+            location: location.to_string(),
+            kind: kind.to_string(),
+            mixins,
+            attributes: attrs,
+            inapplicable: None,
+        })
     }
 
     /// Link entities carry their ends as attributes; checks that a link has both and that a
@@ -510,7 +528,13 @@ impl Catalog {
         defs: &AttributeSet,
     ) -> Result<Entity> {
         check_complete(defs, &attrs)?;
-        Ok(Entity { location: old.location.clone(), kind: old.kind.clone(), mixins, attributes: attrs })
+        Ok(Entity {
+            location: old.location.clone(),
+            kind: old.kind.clone(),
+            mixins,
+            attributes: attrs,
+            inapplicable: None,
+        })
     }
 
     /// Sets the mixins of an entity (association, dissociation), keeping attributes that still
@@ -539,7 +563,13 @@ impl Catalog {
             )));
         }
         check_attributes(&defs, &attrs)?;
-        Ok(Entity { location: old.location.clone(), kind: old.kind.clone(), mixins, attributes: attrs })
+        Ok(Entity {
+            location: old.location.clone(),
+            kind: old.kind.clone(),
+            mixins,
+            attributes: attrs,
+            inapplicable: None,
+        })
     }
 
     /// Resolves `?action=term` against the actions applicable to an entity.
@@ -587,6 +617,8 @@ impl Catalog {
         if !builtin {
             return Ok((next, params.into_iter().collect()));
         }
+        // The built-in machine decides from now on (not what a handler since unbound said).
+        next.inapplicable = None;
         let set = |e: &mut Entity, k: &str, v: Value| {
             e.attributes.insert(k.to_string(), v);
         };
@@ -984,6 +1016,21 @@ mod tests {
         c.check_applicable(&compute, &start).unwrap();
         assert_eq!(c.state_of(&active), Some((state, "active")));
         assert_eq!(c.state_of(&stateless), None);
+
+        // What a handler said, once stored, replaces the built-in rule: every action but those
+        // it excluded (none: all of them).
+        let mut driven = compute.clone();
+        driven.inapplicable = Some(vec![format!("{COMPUTE_ACTIONS}start"), format!("{COMPUTE_ACTIONS}save")]);
+        assert_eq!(terms(&driven), ["stop", "restart", "suspend"]);
+        let err = c.check_applicable(&driven, &start).unwrap_err();
+        assert!(err.message.starts_with("action start does not apply to /compute/x in state \"inactive\""), "{err}");
+        driven.inapplicable = Some(Vec::new());
+        assert_eq!(terms(&driven), all);
+        assert_eq!(c.kind_actions(COMPUTE).len(), 5);
+        // The built-in machine moving an entity takes the decision back.
+        let (moved, _) =
+            c.apply_action(&driven, &c.resolve_action(&driven, "stop").unwrap(), &Map::new(), true).unwrap();
+        assert_eq!(moved.inapplicable, None);
     }
 
     /// Actions of tenant kinds and of mixins have no built-in state machine: they always apply.
