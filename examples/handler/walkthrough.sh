@@ -143,7 +143,7 @@ step "validate refuses quantity 101 on update too" 400 POST "${first:-/orders/mi
 
 step "ship it: open -> shipped" 200 POST "${first:-/orders/missing}?action=ship"
 
-step "ship it again: a conflict (409)" 409 POST "${first:-/orders/missing}?action=ship"
+step "ship it again: no longer applicable, a conflict (409)" 409 POST "${first:-/orders/missing}?action=ship"
 
 step "create a second order for 5 cups" 201 POST /orders/ \
     -H "Content-Type: $JSON" --data-binary "$(order cup 5)"

@@ -251,9 +251,10 @@ async fn compute_handler_validates_and_drives_the_state_machine() {
     assert_eq!(state(&r.json()["attributes"]), "active", "{}", r.text);
     assert_eq!(state(&attributes(&server, "/compute/vm").await), "active");
 
-    // Starting an active compute is a conflict refusal: 409, state unchanged.
+    // Starting an active compute is a conflict: the handler said start does not apply (its
+    // `applicable` export), so the server refuses it, naming the state: 409, state unchanged.
     let r = act(&server, "/compute/vm", "start").await;
-    expect_error(&r, 409, &["already active"]);
+    expect_error(&r, 409, &["start", "\"active\""]);
     assert_eq!(state(&attributes(&server, "/compute/vm").await), "active");
 
     let r = act(&server, "/compute/vm", "stop").await;
@@ -261,16 +262,15 @@ async fn compute_handler_validates_and_drives_the_state_machine() {
     assert_eq!(state(&attributes(&server, "/compute/vm").await), "inactive");
 
     let r = act(&server, "/compute/vm", "stop").await;
-    expect_error(&r, 409, &["already inactive"]);
+    expect_error(&r, 409, &["stop", "\"inactive\""]);
     assert_eq!(state(&attributes(&server, "/compute/vm").await), "inactive");
 
     let r = act(&server, "/compute/vm", "suspend").await;
-    expect_error(&r, 409, &["only an active compute can be suspended"]);
+    expect_error(&r, 409, &["suspend", "\"inactive\""]);
     assert_eq!(state(&attributes(&server, "/compute/vm").await), "inactive");
 
-    // The handler's state machine, not the built-in one: restart of an inactive compute.
     let r = act(&server, "/compute/vm", "restart").await;
-    expect_error(&r, 409, &["only an active compute restarts"]);
+    expect_error(&r, 409, &["restart", "\"inactive\""]);
 
     // The full path named in a body works the same.
     let body = json!({"action": format!("{COMPUTE_ACTION}start")});
@@ -278,6 +278,10 @@ async fn compute_handler_validates_and_drives_the_state_machine() {
     let r = act(&server, "/compute/vm", "suspend").await;
     expect(&r, 200);
     assert_eq!(state(&attributes(&server, "/compute/vm").await), "suspended");
+
+    // The handler's state machine, not the built-in one: a suspended compute stops.
+    expect(&act(&server, "/compute/vm", "stop").await, 200);
+    assert_eq!(state(&attributes(&server, "/compute/vm").await), "inactive");
 }
 
 // ---------------------------------------------------------------------- 3. counter (kv)
@@ -426,7 +430,7 @@ async fn handlers_and_bindings_survive_a_restart_without_recompiling() {
     expect_error(&r, 400, &["occi.compute.cores"]);
     absent(&server, "/compute/big").await;
     expect(&act(&server, "/compute/vm", "start").await, 200);
-    expect_error(&act(&server, "/compute/vm", "start").await, 409, &["already active"]);
+    expect_error(&act(&server, "/compute/vm", "start").await, 409, &["start", "\"active\""]);
     assert_eq!(handler_list(&server).await.1, 0, "handler calls after the restart compiled nothing");
 }
 

@@ -316,8 +316,10 @@ async fn b_cannot_act_on_as_entity() {
     let missing = b.json("POST", &format!("{MISSING_ENTITY}?action=stop"), None).await;
     same_as_missing(&about_a, &missing, "/compute/a1", MISSING_ENTITY);
     expect(&about_a, 404);
-    // An action on the whole collection reaches B's entities only.
-    expect(&b.json("POST", "/compute/?action=stop", None).await, 200);
+    // An action on the whole collection reaches B's entities only (start: A's active a1 would
+    // refuse it).
+    expect(&b.json("POST", "/compute/?action=start", None).await, 200);
+    assert_eq!(b.get_ok("/compute/b1").await["attributes"]["occi.compute.state"], "active");
     let after = a.get_ok("/compute/a1").await;
     assert_eq!(after, before);
     assert_eq!(after["attributes"]["occi.compute.state"], "active");

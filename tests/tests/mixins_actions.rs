@@ -150,7 +150,15 @@ async fn compute_state_machine() {
     let server = TestServer::start().await;
     computes(&server, &["x"]).await;
     assert_eq!(state(&server, "/compute/x", "occi.compute.state").await, "inactive");
-    for (term, want) in [("start", "active"), ("stop", "inactive"), ("suspend", "suspended"), ("restart", "active")] {
+    // Each action from a state it applies in (GFD.224 figure 3).
+    let steps = [
+        ("start", "active"),
+        ("suspend", "suspended"),
+        ("start", "active"),
+        ("restart", "active"),
+        ("stop", "inactive"),
+    ];
+    for (term, want) in steps {
         let reply = server.json("POST", &format!("/compute/x?action={term}"), None).await;
         expect(&reply, 200);
         assert_eq!(reply.json()["attributes"]["occi.compute.state"], want, "answer to {term}: {}", reply.text);
@@ -229,6 +237,8 @@ async fn storage_resize() {
     let server = TestServer::start().await;
     let body = json!({"kind": STORAGE, "id": "s", "attributes": {"occi.storage.size": 10}});
     expect(&server.json("POST", "/storage/", Some(body)).await, 201);
+    // Resize (OCCI 1.1) applies to online storage only; a new storage is offline.
+    expect(&server.json("POST", "/storage/s?action=online", None).await, 200);
 
     let resize = json!({"action": format!("{STORAGE_ACTION}resize"), "attributes": {"size": 20}});
     expect(&server.json("POST", "/storage/s?action=resize", Some(resize)).await, 200);

@@ -6,6 +6,8 @@
 //!   handler's key-value store, as `shop.order.number`.
 //! * `on-action`: `ship` moves an open order to `shipped`, `cancel` moves an open order to
 //!   `cancelled`; on an order that is not open both are conflicts (the client gets 409).
+//! * `applicable`: `ship` and `cancel` apply to an open order only. The server renders only
+//!   those and refuses the others with 409 before `on-action` is called.
 //!
 //! Each call runs in a fresh WebAssembly instance: nothing survives in statics from one call to
 //! the next, so the sequence lives in `kv`.
@@ -77,6 +79,16 @@ impl Handler for Orders {
             (term, _) => return Err(Refusal::other(format!("unknown order action {term:?}"))),
         };
         Ok(vec![Change::set(STATE, next)])
+    }
+
+    // Asked after every create, update and action of an order, with the state the hook left:
+    // which of the kind's actions (`scheme#term`) apply now. The server stores the answer, so
+    // a GET of the order lists only these, and refuses the others (409, naming the state)
+    // without calling `on_action`. Keep it in step with `on_action`.
+    fn applicable(entity: Entity, mut actions: Vec<String>) -> Vec<String> {
+        let open = entity.attr_str(STATE).unwrap_or("open") == "open";
+        actions.retain(|a| action_scheme(a) != ACTIONS || open);
+        actions
     }
 
     // on_update and on_delete keep the SDK's defaults: accept, change nothing.

@@ -1,13 +1,13 @@
 //! Write ocni handlers in plain Rust.
 //!
 //! An ocni handler is a WebAssembly component that a tenant uploads for its kinds and mixins.
-//! It targets the WIT world `ocni:handler/handler-world@0.1.0` (`wit/handler.wit` in the ocni
+//! It targets the WIT world `ocni:handler/handler-world@0.1.1` (`wit/handler.wit` in the ocni
 //! repository): the server calls its exports to validate entities and to drive their lifecycle
 //! and actions, and the handler may call back into the server through the `log`, `query` and `kv`
 //! imports. This crate hides the generated bindings behind:
 //!
-//! * the [`Handler`] trait, whose five functions all have defaults (accept, change nothing), so a
-//!   handler implements only what it needs;
+//! * the [`Handler`] trait, whose functions all have defaults (accept, change nothing, every
+//!   action applies), so a handler implements only what it needs;
 //! * the [`export_handler!`] macro, which makes a type implementing [`Handler`] the component's
 //!   export;
 //! * the shared types ([`Entity`], [`Value`], [`Attribute`], [`Operation`], [`Refusal`],
@@ -65,6 +65,7 @@ pub mod __bindings {
     });
 }
 
+use __bindings::exports::ocni::handler::actions as action_exports;
 use __bindings::exports::ocni::handler::handler as exports;
 use __bindings::ocni::handler as imports;
 
@@ -112,6 +113,17 @@ pub trait Handler {
         let _ = (entity, action, params);
         Ok(Vec::new())
     }
+
+    /// Of `actions` (the ids, `scheme#term`, of the actions the entity's kind offers), the ones
+    /// that apply to `entity` in its current state. The server asks the handler bound to the
+    /// entity's kind right after the hook of a create, an update or an action (the entity has
+    /// the hook's changes), stores the answer with the entity, renders only those actions and
+    /// refuses the others with 409 before [`Handler::on_action`] is called. Keep it consistent
+    /// with `on_action`. The default: every action applies.
+    fn applicable(entity: Entity, actions: Vec<String>) -> Vec<String> {
+        let _ = entity;
+        actions
+    }
 }
 
 /// Makes a type implementing [`Handler`] the export of the component. Use it once, at the
@@ -151,6 +163,12 @@ impl<H: Handler> exports::Guest for Export<H> {
     }
     fn on_action(entity: Entity, action: String, params: Vec<Attribute>) -> Result<Vec<Change>, Refusal> {
         H::on_action(entity, action, params)
+    }
+}
+
+impl<H: Handler> action_exports::Guest for Export<H> {
+    fn applicable(entity: Entity, actions: Vec<String>) -> Vec<String> {
+        H::applicable(entity, actions)
     }
 }
 

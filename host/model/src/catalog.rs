@@ -190,6 +190,61 @@ impl Catalog {
         out
     }
 
+    /// The actions of a kind (its kind chain's, root first), without its mixins': those a
+    /// handler driving the kind is asked about.
+    pub fn kind_actions(&self, kind: &str) -> Vec<String> {
+        self.actions_for(kind, &[])
+    }
+
+    /// The actions that apply to `e` in its current state (GFD.185 3.5.3: only those SHOULD be
+    /// rendered), in the order of [`Catalog::actions_for`]. When the handler driving its kind
+    /// answered for it ([`Entity::inapplicable`] is set), every action but those it excluded;
+    /// otherwise an action of a built-in state machine (compute, network, storage:
+    /// [`builtin_action_applies`]) applies in the states its machine allows, and every other
+    /// action (of mixins, of tenant kinds) always applies.
+    pub fn applicable_actions(&self, e: &Entity) -> Vec<String> {
+        let mut actions = self.actions_for(&e.kind, &e.mixins);
+        match &e.inapplicable {
+            Some(excluded) => actions.retain(|a| !excluded.contains(a)),
+            None => actions.retain(|a| builtin_action_applies(e, a)),
+        }
+        actions
+    }
+
+    /// Refuses (409, naming the entity's state) an action that does not apply to `e` in its
+    /// current state, by the rule of [`Catalog::applicable_actions`]; `action` is one
+    /// [`Catalog::resolve_action`] found.
+    pub fn check_applicable(&self, e: &Entity, action: &Category) -> Result<()> {
+        let id = action.id();
+        if self.applicable_actions(e).contains(&id) {
+            return Ok(());
+        }
+        let state = match self.state_of(e) {
+            Some((_, value)) => format!("in state {value:?}"),
+            None => "in its current state".to_string(),
+        };
+        let now = self.applicable_actions(e);
+        Err(ModelError::conflict(format!(
+            "action {} does not apply to {} {state}; applicable now: {}",
+            action.term,
+            e.location,
+            if now.is_empty() { "none".to_string() } else { now.join(", ") }
+        )))
+    }
+
+    /// The entity's state: the first attribute named `*.state` that its kind chain defines
+    /// (the most specific kind first) and the entity has as a string, e.g.
+    /// (`occi.compute.state`, `active`).
+    pub fn state_of<'e>(&self, e: &'e Entity) -> Option<(&'e str, &'e str)> {
+        self.kind_chain(&e.kind).iter().rev().flat_map(|k| k.attributes.iter()).find_map(|def| {
+            if !def.name.ends_with(".state") {
+                return None;
+            }
+            let (name, value) = e.attributes.get_key_value(&def.name)?;
+            Some((name.as_str(), value.as_str()?))
+        })
+    }
+
     // ---------------------------------------------------------------- category management
 
     /// Checks categories a client adds (all of one request together) and returns the catalog
@@ -368,7 +423,13 @@ impl Catalog {
             return Err(ModelError::bad(format!("required attribute {} is missing", missing[0]))
                 .with_details(missing.iter().map(|m| format!("{m}: required")).collect()));
         }
-        Ok(Entity { location: location.to_string(), kind: kind.to_string(), mixins, attributes: attrs })
+        Ok(Entity {
+            location: location.to_string(),
+            kind: kind.to_string(),
+            mixins,
+            attributes: attrs,
+            inapplicable: None,
+        })
     }
 
     /// Link entities carry their ends as attributes; checks that a link has both and that a
@@ -598,7 +659,13 @@ impl Catalog {
         defs: &AttributeSet,
     ) -> Result<Entity> {
         check_complete(defs, &attrs)?;
-        Ok(Entity { location: old.location.clone(), kind: old.kind.clone(), mixins, attributes: attrs })
+        Ok(Entity {
+            location: old.location.clone(),
+            kind: old.kind.clone(),
+            mixins,
+            attributes: attrs,
+            inapplicable: None,
+        })
     }
 
     /// Sets the mixins of an entity (association, dissociation), keeping attributes that still
@@ -627,7 +694,13 @@ impl Catalog {
             )));
         }
         check_attributes(&defs, &attrs)?;
-        Ok(Entity { location: old.location.clone(), kind: old.kind.clone(), mixins, attributes: attrs })
+        Ok(Entity {
+            location: old.location.clone(),
+            kind: old.kind.clone(),
+            mixins,
+            attributes: attrs,
+            inapplicable: None,
+        })
     }
 
     /// Resolves `?action=term` against the actions applicable to an entity.
@@ -675,6 +748,8 @@ impl Catalog {
         if !builtin {
             return Ok((next, params.into_iter().collect()));
         }
+        // The built-in machine decides from now on (not what a handler since unbound said).
+        next.inapplicable = None;
         let set = |e: &mut Entity, k: &str, v: Value| {
             e.attributes.insert(k.to_string(), v);
         };
@@ -714,6 +789,57 @@ fn default_parent(mut cat: Category) -> Category {
 const COMPUTE_ACTIONS: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#";
 const NETWORK_ACTIONS: &str = "http://schemas.ogf.org/occi/infrastructure/network/action#";
 const STORAGE_ACTIONS: &str = "http://schemas.ogf.org/occi/infrastructure/storage/action#";
+
+/// A built-in state machine: the actions of `scheme` apply according to the entity's `state`
+/// attribute, `states` listing for each state the action terms that leave it.
+struct Machine {
+    scheme: &'static str,
+    state: &'static str,
+    states: &'static [(&'static str, &'static [&'static str])],
+}
+
+/// The state diagrams of GFD.224 (figures 3-5), read as which actions leave which state. The
+/// arrows into `error` are failures of an action, not actions. Where the figures are silent:
+///
+/// * compute `save` ("active (via stop and start chain)", no arrow) applies where `restart`
+///   does: to an active compute; `suspended` leaves by `start` only, as drawn;
+/// * storage `backup`, `snapshot` and `resize` (OCCI 1.1, GFD.184 figure 4) leave `online` only;
+/// * `error` has no way out in the figures; nothing in the built-in machine enters it, so an
+///   entity found there (put there by a handler since unbound, say) keeps every action, as does
+///   an entity without the state attribute or with a value not listed here.
+const MACHINES: [Machine; 3] = [
+    Machine {
+        scheme: COMPUTE_ACTIONS,
+        state: "occi.compute.state",
+        states: &[
+            ("inactive", &["start"]),
+            ("active", &["stop", "restart", "suspend", "save"]),
+            ("suspended", &["start"]),
+        ],
+    },
+    Machine {
+        scheme: NETWORK_ACTIONS,
+        state: "occi.network.state",
+        states: &[("inactive", &["up"]), ("active", &["down"])],
+    },
+    Machine {
+        scheme: STORAGE_ACTIONS,
+        state: "occi.storage.state",
+        states: &[("offline", &["online"]), ("online", &["offline", "backup", "snapshot", "resize"])],
+    },
+];
+
+/// Whether the built-in state machines let the action `action` (`scheme#term`) apply to `e`
+/// in its current state. Actions of no built-in machine always apply.
+pub fn builtin_action_applies(e: &Entity, action: &str) -> bool {
+    let Some(machine) = MACHINES.iter().find(|m| action.starts_with(m.scheme)) else { return true };
+    let term = &action[machine.scheme.len()..];
+    let Some(state) = e.attr_str(machine.state) else { return true };
+    match machine.states.iter().find(|(s, _)| *s == state) {
+        Some((_, terms)) => terms.contains(&term),
+        None => true,
+    }
+}
 
 impl Category {
     /// Every category id this one refers to.
@@ -1117,6 +1243,110 @@ mod tests {
         let bad: Map<String, Value> = json!({"method": "explode"}).as_object().unwrap().clone();
         assert!(c.apply_action(&e2, &stop, &bad, true).unwrap_err().message.contains("method"));
         assert!(c.resolve_action(&e, "up").is_err());
+    }
+
+    /// GFD.224's state diagrams decide which built-in actions apply; rendering and invoking
+    /// use the same answer.
+    #[test]
+    fn applicable_actions_follow_the_builtin_state_machines() {
+        let c = Catalog::builtin();
+        let terms = |e: &Entity| -> Vec<String> {
+            c.applicable_actions(e).iter().map(|a| a.rsplit('#').next().unwrap().to_string()).collect()
+        };
+        let with_state = |e: &Entity, attr: &str, state: &str| {
+            let mut e = e.clone();
+            e.attributes.insert(attr.to_string(), json!(state));
+            e
+        };
+        let compute = c.create_entity(&input(json!({"kind": COMPUTE})), "/compute/x", "x").unwrap();
+        let state = "occi.compute.state";
+        assert_eq!(terms(&compute), ["start"], "a new compute is inactive");
+        assert_eq!(terms(&with_state(&compute, state, "active")), ["stop", "restart", "suspend", "save"]);
+        assert_eq!(terms(&with_state(&compute, state, "suspended")), ["start"]);
+        let all = ["start", "stop", "restart", "suspend", "save"];
+        assert_eq!(terms(&with_state(&compute, state, "error")), all, "no way out of error is drawn: all");
+        let mut stateless = compute.clone();
+        stateless.attributes.remove(state);
+        assert_eq!(terms(&stateless), all, "no state attribute: all");
+
+        let network = c
+            .create_entity(
+                &input(json!({"kind": "http://schemas.ogf.org/occi/infrastructure#network"})),
+                "/network/n",
+                "n",
+            )
+            .unwrap();
+        assert_eq!(terms(&network), ["up"]);
+        assert_eq!(terms(&with_state(&network, "occi.network.state", "active")), ["down"]);
+        let storage = c
+            .create_entity(
+                &input(json!({"kind": "http://schemas.ogf.org/occi/infrastructure#storage",
+                              "attributes": {"occi.storage.size": 1.0}})),
+                "/storage/s",
+                "s",
+            )
+            .unwrap();
+        assert_eq!(terms(&storage), ["online"]);
+        assert_eq!(
+            terms(&with_state(&storage, "occi.storage.state", "online")),
+            ["offline", "backup", "snapshot", "resize"]
+        );
+
+        // Invoking follows the same rule: 409 naming the state, the applicable ones listed.
+        let active = with_state(&compute, state, "active");
+        let start = c.resolve_action(&active, "start").unwrap();
+        let err = c.check_applicable(&active, &start).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Conflict);
+        assert!(
+            err.message.starts_with("action start does not apply to /compute/x in state \"active\"; applicable now: ")
+                && err.message.contains(&format!("{COMPUTE_ACTIONS}stop")),
+            "{err}"
+        );
+        c.check_applicable(&compute, &start).unwrap();
+        assert_eq!(c.state_of(&active), Some((state, "active")));
+        assert_eq!(c.state_of(&stateless), None);
+
+        // What a handler said, once stored, replaces the built-in rule: every action but those
+        // it excluded (none: all of them).
+        let mut driven = compute.clone();
+        driven.inapplicable = Some(vec![format!("{COMPUTE_ACTIONS}start"), format!("{COMPUTE_ACTIONS}save")]);
+        assert_eq!(terms(&driven), ["stop", "restart", "suspend"]);
+        let err = c.check_applicable(&driven, &start).unwrap_err();
+        assert!(err.message.starts_with("action start does not apply to /compute/x in state \"inactive\""), "{err}");
+        driven.inapplicable = Some(Vec::new());
+        assert_eq!(terms(&driven), all);
+        assert_eq!(c.kind_actions(COMPUTE).len(), 5);
+        // The built-in machine moving an entity takes the decision back.
+        let (moved, _) =
+            c.apply_action(&driven, &c.resolve_action(&driven, "stop").unwrap(), &Map::new(), true).unwrap();
+        assert_eq!(moved.inapplicable, None);
+    }
+
+    /// Actions of tenant kinds and of mixins have no built-in state machine: they always apply.
+    #[test]
+    fn actions_without_a_state_machine_always_apply() {
+        let go = parse_category(Class::Action, &json!({"term": "go", "scheme": "http://e.com/x/action#"})).unwrap();
+        let vm = parse_category(
+            Class::Kind,
+            &json!({"term": "vm", "scheme": "http://e.com/x#", "parent": COMPUTE,
+            "actions": ["http://e.com/x/action#go"], "location": "/vm/"}),
+        )
+        .unwrap();
+        let tag = parse_category(
+            Class::Mixin,
+            &json!({"term": "tag", "scheme": "http://e.com/x#",
+            "actions": ["http://e.com/x/action#go"], "location": "/tag/"}),
+        )
+        .unwrap();
+        let c = Catalog::builtin().add(vec![go, vm, tag]).unwrap();
+        let e = c.create_entity(&input(json!({"kind": "http://e.com/x#vm"})), "/vm/v", "v").unwrap();
+        let terms: Vec<String> =
+            c.applicable_actions(&e).iter().map(|a| a.rsplit('#').next().unwrap().to_string()).collect();
+        assert_eq!(terms, ["start", "go"], "a sub-kind of compute keeps compute's machine");
+        let m = c
+            .create_entity(&input(json!({"kind": COMPUTE, "mixins": ["http://e.com/x#tag"]})), "/compute/m", "m")
+            .unwrap();
+        assert!(c.applicable_actions(&m).contains(&"http://e.com/x/action#go".to_string()));
     }
 
     #[test]

@@ -33,6 +33,14 @@ pub struct Entity {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mixins: Vec<String>,
     pub attributes: BTreeMap<String, Value>,
+    /// Which of its kind's actions the handler driving the kind said do *not* apply to the
+    /// entity as it was last written (its `actions.applicable` answer, stored so that a read
+    /// renders it without calling the handler; empty when the handler has no say). `None`
+    /// when no handler drove the kind then: the built-in state machines decide
+    /// ([`Catalog::applicable_actions`](crate::Catalog::applicable_actions)). Records written
+    /// before this field existed read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inapplicable: Option<Vec<String>>,
 }
 
 impl Entity {
@@ -285,6 +293,19 @@ pub fn parse_locations(value: &Value) -> Result<Vec<String>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Records written before `inapplicable` existed read as `None`, and `None` is not
+    /// written: stored records of entities no handler drives keep their old shape.
+    #[test]
+    fn stored_records_without_inapplicable_read_fine() {
+        let old = r#"{"location":"/compute/a","kind":"k#c","attributes":{"occi.core.id":"a"}}"#;
+        let e: Entity = serde_json::from_str(old).unwrap();
+        assert_eq!(e.inapplicable, None);
+        assert_eq!(serde_json::to_string(&e).unwrap(), old);
+        let driven = Entity { inapplicable: Some(vec!["s#start".into()]), ..e };
+        let back: Entity = serde_json::from_str(&serde_json::to_string(&driven).unwrap()).unwrap();
+        assert_eq!(back, driven);
+    }
 
     #[test]
     fn both_link_end_forms() {

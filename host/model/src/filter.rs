@@ -294,8 +294,13 @@ mod tests {
     fn entity_filter_is_a_deep_subset() {
         let f =
             parse_entity_filters(&json!({"resources": [{"attributes": {"occi": {"compute": {"cores": 2}}}}]})).unwrap();
-        let mut e =
-            Entity { location: "/compute/a".into(), kind: "k#c".into(), mixins: vec![], attributes: BTreeMap::new() };
+        let mut e = Entity {
+            location: "/compute/a".into(),
+            kind: "k#c".into(),
+            mixins: vec![],
+            attributes: BTreeMap::new(),
+            inapplicable: None,
+        };
         e.attributes.insert("occi.compute.cores".into(), json!(2.0));
         e.attributes.insert("occi.storage.size".into(), json!(5));
         assert!(f[0].matches(&e));

@@ -217,7 +217,7 @@ pub fn render_entity(
         .filter(|(k, _)| !TOP_LEVEL_ATTRS.contains(&k.as_str()))
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
-    let actions = catalog.actions_for(&e.kind, &e.mixins);
+    let actions = catalog.applicable_actions(e);
     match dialect {
         Dialect::Occi12 => {
             put(&mut o, "attributes", Value::Object(plain.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));

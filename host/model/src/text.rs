@@ -134,7 +134,7 @@ pub fn entity_lines(e: &Entity, catalog: &Catalog, links: &[Entity], base: &str)
         }
         out.push(("Link", s));
     }
-    for a in catalog.actions_for(&e.kind, &e.mixins) {
+    for a in catalog.applicable_actions(e) {
         let term = a.rsplit('#').next().unwrap_or("");
         out.push(("Link", format!("<{}?action={term}>; rel={}", location_text(&e.location), quote(&a))));
     }

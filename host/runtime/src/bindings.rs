@@ -1,9 +1,17 @@
-//! The one `bindgen!` site: host bindings of `ocni:handler/handler-world@0.1.0` (from the
+//! The one `bindgen!` site: host bindings of `ocni:handler/handler-world@0.1.1` (from the
 //! workspace's `wit/` directory), and conversions between the generated types and the plain
 //! mirrors in [`crate::types`].
 //!
 //! Host functions are synchronous and `trappable`: the outer `wasmtime::Result` is a trap, the
 //! inner `Result` (where the WIT has one) is what the guest sees.
+//!
+//! The generated `HandlerWorldPre` is not used: it requires every export of the world, and the
+//! `actions` export (since 0.1.1) is optional. [`Exports`] looks the exports up one interface
+//! at a time instead. Imports and exports match by semver (`0.1.0` and `0.1.1` are compatible),
+//! so a component built against 0.1.0 links against this host as it is.
+
+use wasmtime::AsContextMut;
+use wasmtime::component::{Instance, InstancePre};
 
 use crate::types::{AttributeView, ChangeView, EntityView, FilterView, LogLevel, Operation, RefusalView, ValueView};
 
@@ -13,9 +21,54 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
+use self::exports::ocni::handler::{actions, handler};
 pub(crate) use self::ocni::handler::types::Operation as WitOperation;
 pub(crate) use self::ocni::handler::types::{Attribute, Change, Entity, Refusal, Value};
 use self::ocni::handler::{log::Level, query::Filter};
+
+/// The name the optional `actions` interface is exported under (any `0.1.x` matches).
+const ACTIONS_EXPORT: &str = "ocni:handler/actions@0.1.1";
+
+/// Where a component's exports are: `handler` (required) and `actions` (optional, since
+/// 0.1.1), found once per component so that a call only loads them from its instance.
+#[derive(Clone)]
+pub(crate) struct Exports {
+    handler: handler::GuestIndices,
+    actions: Option<actions::GuestIndices>,
+}
+
+impl Exports {
+    /// Finds the exports of the component behind `pre`: fails without `handler`; `actions`
+    /// is looked for only when the component exports an instance by that name (one with the
+    /// wrong functions fails, rather than being taken for a 0.1.0 component).
+    pub(crate) fn new<T>(pre: &InstancePre<T>) -> wasmtime::Result<Exports> {
+        let handler = handler::GuestIndices::new(pre)?;
+        let actions = match pre.component().get_export_index(None, ACTIONS_EXPORT) {
+            Some(_) => Some(actions::GuestIndices::new(pre)?),
+            None => None,
+        };
+        Ok(Exports { handler, actions })
+    }
+
+    /// Whether the component exports `actions`.
+    pub(crate) fn has_actions(&self) -> bool {
+        self.actions.is_some()
+    }
+
+    /// The `handler` functions of `instance` (type-checked here).
+    pub(crate) fn handler(&self, store: impl AsContextMut, instance: &Instance) -> wasmtime::Result<handler::Guest> {
+        self.handler.load(store, instance)
+    }
+
+    /// The `actions` functions of `instance` (type-checked here), if the component exports them.
+    pub(crate) fn actions(
+        &self,
+        store: impl AsContextMut,
+        instance: &Instance,
+    ) -> wasmtime::Result<Option<actions::Guest>> {
+        self.actions.as_ref().map(|a| a.load(store, instance)).transpose()
+    }
+}
 
 impl From<ValueView> for Value {
     fn from(value: ValueView) -> Value {

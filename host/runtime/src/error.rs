@@ -63,8 +63,8 @@ pub enum UploadError {
         /// Why it is refused.
         reason: String,
     },
-    /// The component's imports or exports do not match `ocni:handler/handler-world@0.1.0`.
-    #[error("component does not fit the ocni:handler@0.1.0 handler-world: {0}")]
+    /// The component's imports or exports do not match `ocni:handler/handler-world@0.1.x`.
+    #[error("component does not fit the ocni:handler@0.1.x handler-world: {0}")]
     World(String),
     /// The component cannot be instantiated within the runtime's limits.
     #[error("component exceeds the handler limits when instantiated: {0}")]

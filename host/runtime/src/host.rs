@@ -371,7 +371,7 @@ pub(crate) fn refused_import(name: &str) -> Option<ImportRefusal> {
     } else if interface.starts_with("wasi:") {
         (2, "which handlers are not given (of WASI only wasi:io and wasi:cli stdio, environment and exit are offered)")
     } else {
-        (2, "which is not part of ocni:handler/handler-world@0.1.0")
+        (2, "which is not part of ocni:handler/handler-world@0.1.1")
     };
     Some(ImportRefusal { rank, reason })
 }

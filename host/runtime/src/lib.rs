@@ -1,5 +1,5 @@
 //! The only crate that knows wasmtime: runs tenants' WebAssembly handler components (the
-//! `ocni:handler/handler-world@0.1.0` world in the workspace's `wit/handler.wit`) sandboxed, for
+//! `ocni:handler/handler-world@0.1.1` world in the workspace's `wit/handler.wit`) sandboxed, for
 //! kind and mixin validation and lifecycle and action logic.
 //!
 //! - [`Runtime::compile`] accepts an upload (off the request path: a worker thread bounded by a

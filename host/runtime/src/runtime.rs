@@ -14,10 +14,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
+use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
-use crate::bindings::{Attribute, HandlerWorldPre};
+use crate::bindings::{Attribute, Exports};
 use crate::config::{CallLimits, EPOCH_TICK, RuntimeConfig};
 use crate::error::{CallError, RuntimeError, UploadError};
 use crate::host::{self, LimitHit, MAX_HANDLES, StoreData};
@@ -55,13 +55,20 @@ struct Inner {
 /// pass it to [`Runtime::call_each`] of the same runtime.
 pub struct Handler {
     digest: String,
-    pre: HandlerWorldPre<StoreData>,
+    pre: InstancePre<StoreData>,
+    exports: Exports,
 }
 
 impl Handler {
     /// The SHA-256 (lowercase hex) of the component's bytes.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// Whether the component exports the optional `actions` interface (since 0.1.1): only then
+    /// does [`Call::Applicable`] call into it.
+    pub fn has_actions(&self) -> bool {
+        self.exports.has_actions()
     }
 }
 
@@ -125,7 +132,7 @@ impl Runtime {
 
     /// Accepts an upload: checks it is a binary component within the size limit, compiles it in
     /// a worker thread bounded by `compile_timeout` (unless this digest is already in memory or
-    /// in the cache directory), checks it is a component of `ocni:handler/handler-world@0.1.0`
+    /// in the cache directory), checks it is a component of `ocni:handler/handler-world@0.1.x`
     /// whose imports the runtime offers (anything importing `wasi:filesystem`, `wasi:sockets`
     /// or other unknown imports is refused with the reason) and that it instantiates within the
     /// limits, then writes the compiled artifact to
@@ -163,14 +170,14 @@ impl Runtime {
             return Err(UploadError::Import { import: name.to_string(), reason: refusal.reason.to_string() });
         }
         let pre = inner.linker.instantiate_pre(&component).map_err(|e| UploadError::World(format!("{e:#}")))?;
-        let pre = HandlerWorldPre::new(pre).map_err(|e| UploadError::World(format!("{e:#}")))?;
-        self.probe(&pre)?;
+        let exports = Exports::new(&pre).map_err(|e| UploadError::World(format!("{e:#}")))?;
+        self.probe(&pre, &exports)?;
 
         let artifact = component.serialize().map_err(|e| UploadError::Internal(format!("serializing: {e:#}")))?;
         let path = self.artifact_path(&digest);
         write_atomically(&path, &artifact)
             .map_err(|e| UploadError::Internal(format!("writing {}: {e}", path.display())))?;
-        self.insert(Handler { digest: digest.clone(), pre });
+        self.insert(Handler { digest: digest.clone(), pre, exports });
         tracing::info!(digest, size = bytes.len(), artifact_size = artifact.len(), compile_ms, "handler compiled");
         Ok(compiled)
     }
@@ -211,9 +218,10 @@ impl Runtime {
     }
 
     /// Runs `calls` in order on one fresh instance, under one deadline and one set of limits
-    /// (a request's `validate` and its hook, say), stopping after the first refusal. Returns
-    /// the outcomes of the calls that ran. Every call's arguments are fixed up front: changes
-    /// an earlier call returns are not shown to later ones.
+    /// (a request's `validate` and its hook, then `applicable`, say), stopping after the first
+    /// refusal. Returns the outcomes of the calls that ran. Every call's arguments are fixed up
+    /// front: changes an earlier call returns are not shown to later ones, except to
+    /// [`Call::Applicable`], which sees the entity with them applied.
     ///
     /// A fresh `Store` (limits, epoch deadline, optional fuel, hostcall fuel) and a new instance
     /// from the handler's `InstancePre`; the store is dropped whatever happened. `limits` may
@@ -237,7 +245,7 @@ impl Runtime {
         let config = inner.config.limited(limits);
         // Joined only when a log line is written (tracing evaluates fields of enabled events).
         let exports: Vec<&'static str> = calls.iter().map(Call::export_name).collect();
-        if !Engine::same(handler.pre.instance_pre().component().engine(), &inner.engine) {
+        if !Engine::same(handler.pre.component().engine(), &inner.engine) {
             return (Err(CallError::Internal("the handler was compiled by another runtime".into())), host);
         }
         let Some(_slot) = inner.calls.acquire(config.deadline) else {
@@ -249,7 +257,7 @@ impl Runtime {
             Ok(store) => store,
             Err((e, host)) => return (Err(e), host),
         };
-        let result = run(&handler.pre, &mut store, calls);
+        let result = run(handler, &mut store, calls);
         let elapsed_us = started.elapsed().as_micros() as u64;
         let result = result.map_err(|failure| classify(failure, store.data(), &config));
         let data = store.into_data();
@@ -286,8 +294,8 @@ impl Runtime {
         let started = Instant::now();
         let component = deserialize_artifact(&inner.engine, path).map_err(|e| format!("deserializing: {e:#}"))?;
         let pre = inner.linker.instantiate_pre(&component).map_err(|e| format!("linking: {e:#}"))?;
-        let pre = HandlerWorldPre::new(pre).map_err(|e| format!("checking exports: {e:#}"))?;
-        let handler = self.insert(Handler { digest: digest.to_string(), pre });
+        let exports = Exports::new(&pre).map_err(|e| format!("checking exports: {e:#}"))?;
+        let handler = self.insert(Handler { digest: digest.to_string(), pre, exports });
         tracing::debug!(digest, load_us = started.elapsed().as_micros() as u64, "handler loaded from cache");
         Ok(handler)
     }
@@ -329,20 +337,25 @@ impl Runtime {
 
     /// Instantiates once with a [`NullHost`], under the call limits, to refuse at upload what
     /// could never run (a memory or table larger than allowed, too many instances, a start
-    /// function that traps or loops).
-    fn probe(&self, pre: &HandlerWorldPre<StoreData>) -> Result<(), UploadError> {
+    /// function that traps or loops, exports of the wrong types).
+    fn probe(&self, pre: &InstancePre<StoreData>, exports: &Exports) -> Result<(), UploadError> {
         let inner = &*self.inner;
         let Some(_slot) = inner.calls.acquire(inner.config.deadline) else {
             return Err(UploadError::Busy);
         };
         let mut store =
             self.new_store(Box::new(NullHost), &inner.config).map_err(|(e, _)| UploadError::Internal(e.to_string()))?;
-        match pre.instantiate(&mut store) {
-            Ok(_) => Ok(()),
+        let instance = match pre.instantiate(&mut store) {
+            Ok(instance) => instance,
             Err(e) => {
-                Err(UploadError::Limits(classify(Failure::Instantiate(e), store.data(), &inner.config).to_string()))
+                return Err(UploadError::Limits(
+                    classify(Failure::Instantiate(e), store.data(), &inner.config).to_string(),
+                ));
             }
-        }
+        };
+        exports.handler(&mut store, &instance).map_err(|e| UploadError::World(format!("export `handler`: {e:#}")))?;
+        exports.actions(&mut store, &instance).map_err(|e| UploadError::World(format!("export `actions`: {e:#}")))?;
+        Ok(())
     }
 
     fn new_store(
@@ -375,16 +388,18 @@ enum Failure {
     Call(wasmtime::Error),
 }
 
-fn run(
-    pre: &HandlerWorldPre<StoreData>,
-    store: &mut Store<StoreData>,
-    calls: Vec<Call>,
-) -> Result<Vec<Outcome>, Failure> {
-    let instance = pre.instantiate(&mut *store).map_err(Failure::Instantiate)?;
-    let handler = instance.ocni_handler_handler();
+fn run(handler: &Handler, store: &mut Store<StoreData>, calls: Vec<Call>) -> Result<Vec<Outcome>, Failure> {
+    let instance = handler.pre.instantiate(&mut *store).map_err(Failure::Instantiate)?;
+    // Type-checks the exports (done at upload too, so this fails only on a broken invariant).
+    let guest = handler.exports.handler(&mut *store, &instance).map_err(Failure::Instantiate)?;
     let mut outcomes = Vec::with_capacity(calls.len());
+    // The changes the calls so far returned, for `Call::Applicable`.
+    let mut changed: Vec<ChangeView> = Vec::new();
     for call in calls {
-        let outcome = run_one(handler, store, call)?;
+        let outcome = run_one(handler, &instance, &guest, store, call, &changed)?;
+        if let Outcome::Changes(c) = &outcome {
+            changed.extend(c.iter().cloned());
+        }
         let refused = matches!(outcome, Outcome::Refused(_));
         outcomes.push(outcome);
         if refused {
@@ -394,17 +409,22 @@ fn run(
     Ok(outcomes)
 }
 
+/// One call on `instance`; `guest` is its `handler` interface, `changed` what the calls before
+/// this one changed.
 fn run_one(
-    handler: &crate::bindings::exports::ocni::handler::handler::Guest,
+    handler: &Handler,
+    instance: &wasmtime::component::Instance,
+    guest: &crate::bindings::exports::ocni::handler::handler::Guest,
     store: &mut Store<StoreData>,
     call: Call,
+    changed: &[ChangeView],
 ) -> Result<Outcome, Failure> {
     let changes = |result: Result<Vec<crate::bindings::Change>, crate::bindings::Refusal>| match result {
         Ok(changes) => Outcome::Changes(changes.into_iter().map(ChangeView::from).collect()),
         Err(refusal) => Outcome::Refused(vec![refusal.into()]),
     };
     let outcome = match call {
-        Call::Validate { entity, op } => match handler.call_validate(&mut *store, &entity.into(), op.into()) {
+        Call::Validate { entity, op } => match guest.call_validate(&mut *store, &entity.into(), op.into()) {
             Ok(Ok(())) => Outcome::Accepted,
             Ok(Err(refusals)) if refusals.is_empty() => {
                 Outcome::Refused(vec![RefusalView::Other("the handler refused without giving a reason".into())])
@@ -412,17 +432,27 @@ fn run_one(
             Ok(Err(refusals)) => Outcome::Refused(refusals.into_iter().map(RefusalView::from).collect()),
             Err(e) => return Err(Failure::Call(e)),
         },
-        Call::Create { entity } => changes(handler.call_on_create(&mut *store, &entity.into()).map_err(Failure::Call)?),
+        Call::Create { entity } => changes(guest.call_on_create(&mut *store, &entity.into()).map_err(Failure::Call)?),
         Call::Update { old, new } => {
-            changes(handler.call_on_update(&mut *store, &old.into(), &new.into()).map_err(Failure::Call)?)
+            changes(guest.call_on_update(&mut *store, &old.into(), &new.into()).map_err(Failure::Call)?)
         }
-        Call::Delete { entity } => match handler.call_on_delete(&mut *store, &entity.into()).map_err(Failure::Call)? {
+        Call::Delete { entity } => match guest.call_on_delete(&mut *store, &entity.into()).map_err(Failure::Call)? {
             Ok(()) => Outcome::Accepted,
             Err(refusal) => Outcome::Refused(vec![refusal.into()]),
         },
         Call::Action { entity, action, params } => {
             let params: Vec<Attribute> = params.into_iter().map(Attribute::from).collect();
-            changes(handler.call_on_action(&mut *store, &entity.into(), &action, &params).map_err(Failure::Call)?)
+            changes(guest.call_on_action(&mut *store, &entity.into(), &action, &params).map_err(Failure::Call)?)
+        }
+        Call::Applicable { mut entity, actions } => {
+            entity.apply(changed);
+            // A component built against 0.1.0 does not export `actions`: it has no say.
+            match handler.exports.actions(&mut *store, instance).map_err(Failure::Call)? {
+                None => Outcome::Applicable(None),
+                Some(exported) => Outcome::Applicable(Some(
+                    exported.call_applicable(&mut *store, &entity.into(), &actions).map_err(Failure::Call)?,
+                )),
+            }
         }
     };
     Ok(outcome)

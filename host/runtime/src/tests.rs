@@ -1,6 +1,8 @@
 //! Unit tests with small components: a test guest written as a core module in WAT, wrapped into a
 //! component of the handler world by `wit-component` (what `wasm-component-ld` does for Rust
-//! guests), and hand-written component WAT for the rejection paths.
+//! guests), and hand-written component WAT for the rejection paths. The test guests target the
+//! released 0.1.0 world (`wit/released/0.1.0`), so every test also shows that a component built
+//! against 0.1.0 runs on this host; [`guest_011`] is the 0.1.1 one with the `actions` export.
 //!
 //! The test guest's `validate` picks a behaviour from the number of mixins of the entity:
 //! 0 accept, 1 refuse (two refusals), 2 infinite loop, 3 memory bomb, 4 `unreachable`,
@@ -652,12 +654,28 @@ fn minimal_wat(extra: &str) -> String {
     )
 }
 
-/// A core module as a component of the handler world.
+/// A core module as a component of the handler world as released in 0.1.0.
 fn componentize(wat: &str) -> Vec<u8> {
-    let mut module = wat::parse_str(wat).expect("core module WAT");
     let mut resolve = wit_parser::Resolve::default();
-    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit");
-    let (package, _) = resolve.push_path(&wit).expect("the workspace WIT");
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit/released/0.1.0");
+    let (package, _) = resolve.push_path(&wit).expect("the released 0.1.0 WIT");
+    componentize_in(wat, resolve, package)
+}
+
+/// A core module as a component of the handler world of the WIT `wit` (the workspace's with
+/// `None`).
+fn componentize_011(wat: &str, wit: Option<&str>) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit");
+    let package = match wit {
+        None => resolve.push_path(&dir).expect("the workspace WIT").0,
+        Some(text) => resolve.push_str("handler.wit", text).expect("the test WIT"),
+    };
+    componentize_in(wat, resolve, package)
+}
+
+fn componentize_in(wat: &str, resolve: wit_parser::Resolve, package: wit_parser::PackageId) -> Vec<u8> {
+    let mut module = wat::parse_str(wat).expect("core module WAT");
     let world = resolve.select_world(&[package], Some("handler-world")).expect("handler-world");
     wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8)
         .expect("embedding WIT metadata");
@@ -850,4 +868,125 @@ fn a_compile_bomb_is_bounded_and_calls_go_on() {
     let small = runtime.load(&compiled.digest).unwrap();
     assert_eq!(call(&runtime, &small, validate(0)).0, Ok(Outcome::Accepted));
     assert_eq!(call(&runtime, &handler, validate(0)).0, Ok(Outcome::Accepted));
+}
+
+/// The test guest built against 0.1.1, with `actions.applicable`, whose answer picks a
+/// behaviour from the number of mixins: 0 every action it was given, 1 all but the first, 2 a
+/// trap, 3 the first ones, as many as the entity has attributes (so the answer shows whether
+/// the hook's changes were applied to the entity it got).
+fn guest_011() -> Vec<u8> {
+    let applicable = r#"
+  (func (export "ocni:handler/actions@0.1.1#applicable")
+    (param $loc i32) (param $loc_len i32) (param $id i32) (param $id_len i32) (param $kind i32) (param $kind_len i32)
+    (param $mixins i32) (param $n i32) (param $attrs i32) (param $attrs_len i32) (param $actions i32) (param $len i32)
+    (result i32)
+    (if (i32.eq (local.get $n) (i32.const 2)) (then unreachable))
+    (if (i32.eq (local.get $n) (i32.const 1))
+      (then (local.set $actions (i32.add (local.get $actions) (i32.const 8)))
+            (local.set $len (i32.sub (local.get $len) (i32.const 1)))))
+    (if (i32.and (i32.eq (local.get $n) (i32.const 3)) (i32.lt_u (local.get $attrs_len) (local.get $len)))
+      (then (local.set $len (local.get $attrs_len))))
+    (i32.store (i32.const 2048) (local.get $actions))
+    (i32.store (i32.const 2052) (local.get $len))
+    (i32.const 2048))
+)"#;
+    let wat = guest_wat(1).replace("@0.1.0", "@0.1.1");
+    let wat = format!("{}{applicable}", wat.trim_end().strip_suffix(')').expect("module ends with )"));
+    componentize_011(&wat, None)
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("http://example.org/a#{i}")).collect()
+}
+
+#[test]
+fn entity_view_apply_sets_and_removes_in_order() {
+    let mut e = entity(0);
+    e.apply(&[
+        ChangeView::Set(AttributeView::new("occi.compute.state", ValueView::Text("active".into()))),
+        ChangeView::Set(AttributeView::new("occi.compute.cores", ValueView::Integer(4))),
+        ChangeView::Remove("x.on".into()),
+        ChangeView::Remove("absent".into()),
+        ChangeView::Set(AttributeView::new("a.first", ValueView::Boolean(false))),
+    ]);
+    let got: Vec<(&str, &ValueView)> = e.attributes.iter().map(|a| (a.name.as_str(), &a.value)).collect();
+    assert_eq!(
+        got,
+        [
+            ("a.first", &ValueView::Boolean(false)),
+            ("occi.compute.cores", &ValueView::Integer(4)),
+            ("occi.compute.speed", &ValueView::Number(2.5)),
+            ("occi.compute.state", &ValueView::Text("active".into())),
+            ("occi.core.title", &ValueView::Text("web".into())),
+            ("x.tags", &ValueView::Json("[1,2]".into())),
+        ]
+    );
+}
+
+/// A component built against 0.1.0 has no `actions` export: it links and runs as before, and
+/// `applicable` answers "no say" without calling into it.
+#[test]
+fn a_010_component_has_no_say_on_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let handler = handler(&runtime);
+    assert!(!handler.has_actions());
+    let (host, _) = TestHost::boxed();
+    let calls = vec![
+        validate(0),
+        Call::Create { entity: entity(0) },
+        Call::Applicable { entity: entity(0), actions: names(3) },
+    ];
+    let (result, _) = runtime.call_each(&handler, host, calls, CallLimits::default());
+    let outcomes = result.unwrap();
+    assert_eq!(outcomes[0], Outcome::Accepted);
+    assert!(matches!(&outcomes[1], Outcome::Changes(c) if c.len() == 2), "{outcomes:?}");
+    assert_eq!(outcomes[2], Outcome::Applicable(None));
+}
+
+/// A 0.1.1 component's `applicable` is called on the same instance after the hook, and sees
+/// the entity with the hook's changes applied; a trap in it fails the whole call.
+#[test]
+fn applicable_runs_after_the_hook_and_sees_its_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let compiled = runtime.compile(&guest_011()).expect("the 0.1.1 guest compiles");
+    let handler = runtime.load(&compiled.digest).unwrap();
+    assert!(handler.has_actions());
+    let each = |calls: Vec<Call>| {
+        let (host, _) = TestHost::boxed();
+        runtime.call_each(&handler, host, calls, CallLimits::default()).0
+    };
+    let ask = |behaviour: usize| Call::Applicable { entity: entity(behaviour), actions: names(8) };
+
+    assert_eq!(each(vec![ask(0)]), Ok(vec![Outcome::Applicable(Some(names(8)))]));
+    assert_eq!(each(vec![ask(1)]), Ok(vec![Outcome::Applicable(Some(names(8)[1..].to_vec()))]));
+    // entity(3) has 5 attributes; on-create sets occi.compute.state (a sixth) and removes the
+    // absent `foo`: `applicable` sees 6.
+    assert_eq!(each(vec![ask(3)]), Ok(vec![Outcome::Applicable(Some(names(5)))]));
+    let outcomes = each(vec![validate(0), Call::Create { entity: entity(3) }, ask(3)]).unwrap();
+    assert_eq!(outcomes[2], Outcome::Applicable(Some(names(6))), "{outcomes:?}");
+    // A refusal before it: `applicable` is not asked.
+    assert!(matches!(each(vec![validate(1), ask(0)]).unwrap().as_slice(), [Outcome::Refused(_)]));
+    let trapped = each(vec![validate(0), Call::Create { entity: entity(2) }, ask(2)]);
+    assert!(matches!(trapped, Err(CallError::Trap(_))), "{trapped:?}");
+    // The 0.1.1 component's other exports work as the 0.1.0 ones do.
+    assert_eq!(call(&runtime, &handler, validate(0)).0, Ok(Outcome::Accepted));
+}
+
+/// An `actions` export of the wrong shape is refused at upload, not taken for its absence.
+#[test]
+fn an_actions_export_of_the_wrong_type_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let wit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit/handler.wit")).unwrap();
+    let signature = "applicable: func(entity: entity, actions: list<string>) -> list<string>;";
+    assert!(wit.contains(signature));
+    let wit = wit.replace(signature, "applicable: func(entity: entity) -> u32;");
+    let wat = minimal_wat(
+        r#"(func (export "ocni:handler/actions@0.1.1#applicable") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32) (i32.const 0))"#,
+    )
+    .replace("@0.1.0", "@0.1.1");
+    let refused = runtime.compile(&componentize_011(&wat, Some(&wit))).unwrap_err();
+    assert!(matches!(&refused, UploadError::World(m) if m.contains("export `actions`")), "{refused:?}");
 }

@@ -1,4 +1,4 @@
-//! Plain Rust mirrors of the `ocni:handler@0.1.0` WIT types, the calls a handler serves and what
+//! Plain Rust mirrors of the `ocni:handler@0.1.1` WIT types, the calls a handler serves and what
 //! it answers, and [`HostApi`], the host side of the imports a handler sees. Callers never see the
 //! `bindgen!` types.
 
@@ -46,6 +46,22 @@ pub struct EntityView {
     pub mixins: Vec<String>,
     /// Every attribute, `occi.core.*` included, sorted by name.
     pub attributes: Vec<AttributeView>,
+}
+
+impl EntityView {
+    /// Applies attribute changes in order, as the host applies a hook's answer: `set` replaces
+    /// or adds (attributes stay sorted by name), `remove` drops the attribute if it is there.
+    pub fn apply(&mut self, changes: &[ChangeView]) {
+        for change in changes {
+            match change {
+                ChangeView::Set(a) => match self.attributes.binary_search_by(|b| b.name.cmp(&a.name)) {
+                    Ok(i) => self.attributes[i] = a.clone(),
+                    Err(i) => self.attributes.insert(i, a.clone()),
+                },
+                ChangeView::Remove(name) => self.attributes.retain(|b| &b.name != name),
+            }
+        }
+    }
 }
 
 /// What is being done to the entity that `validate` sees (WIT `operation`).
@@ -159,6 +175,17 @@ pub enum Call {
         /// The action's parameters.
         params: Vec<AttributeView>,
     },
+    /// `actions.applicable(entity, actions)` (optional export, since 0.1.1): which of
+    /// `actions` apply to the entity in its state. `entity` is taken with the changes the
+    /// calls before this one in the same [`Runtime::call_each`](crate::Runtime::call_each)
+    /// returned applied (see [`EntityView::apply`]), so that after a hook it sees the state the
+    /// hook left. Answered by [`Outcome::Applicable`].
+    Applicable {
+        /// The entity, before the earlier calls' changes.
+        entity: EntityView,
+        /// The ids (`scheme#term`) of the actions the entity's kind offers.
+        actions: Vec<String>,
+    },
 }
 
 impl Call {
@@ -170,6 +197,7 @@ impl Call {
             Call::Update { .. } => "on-update",
             Call::Delete { .. } => "on-delete",
             Call::Action { .. } => "on-action",
+            Call::Applicable { .. } => "applicable",
         }
     }
 }
@@ -185,6 +213,10 @@ pub enum Outcome {
     /// The handler refuses the request. Never empty: a `validate` that refuses with an empty list
     /// is reported as one [`RefusalView::Other`].
     Refused(Vec<RefusalView>),
+    /// The answer to [`Call::Applicable`]: the actions that apply, as the handler listed them
+    /// (the caller keeps those it asked about), or `None` when the component does not export
+    /// `actions` (one built against 0.1.0): it has no say, every action applies.
+    Applicable(Option<Vec<String>>),
 }
 
 /// The host side of the imports a handler sees (`log`, `query`, `kv`), for one call.

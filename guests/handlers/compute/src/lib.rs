@@ -8,6 +8,10 @@
 //! * `on-create`: sets `occi.compute.state` to `inactive` when the entity has no state.
 //! * `on-action`: the state machine below; a refused transition is a conflict (409). A missing
 //!   state counts as `inactive`. Actions of other schemes are accepted and change nothing.
+//! * `applicable`: the compute actions the table allows from the entity's state (a missing
+//!   state counts as `inactive`, an unknown one allows none), and every action of another
+//!   scheme: exactly those `on-action` would accept, so the server renders those only and
+//!   refuses the others (409) before calling `on-action`.
 //!
 //! | action  | from                           | to          |
 //! |---------|--------------------------------|-------------|
@@ -60,6 +64,10 @@ impl Handler for Compute {
         log::info("compute action", &[("location", &entity.location), ("action", term), ("from", from), ("to", to)]);
         Ok(vec![Change::set(STATE, to)])
     }
+
+    fn applicable(entity: Entity, actions: Vec<String>) -> Vec<String> {
+        applicable_in(entity.attr_str(STATE).unwrap_or("inactive"), actions)
+    }
 }
 
 ocni_handler_sdk::export_handler!(Compute);
@@ -94,6 +102,13 @@ pub fn check_attributes(entity: &Entity) -> Vec<Refusal> {
         }
     }
     refusals
+}
+
+/// Of `actions`, those that apply to a compute in state `from`: the compute actions
+/// [`next_state`] allows, and every action of another scheme.
+pub fn applicable_in(from: &str, mut actions: Vec<String>) -> Vec<String> {
+    actions.retain(|a| action_scheme(a) != ACTIONS || next_state(from, action_term(a)).is_ok());
+    actions
 }
 
 /// The state a compute in state `from` moves to under the action `term`, or why it cannot.
@@ -151,6 +166,29 @@ mod tests {
         assert_eq!(next_state("active", "save"), Ok("active"));
         assert!(matches!(next_state("active", "explode"), Err(Refusal::Other(_))));
         assert!(matches!(next_state("weird", "start"), Err(Refusal::Other(_))));
+    }
+
+    #[test]
+    fn applicable_follows_the_transitions() {
+        let all: Vec<String> =
+            ["start", "stop", "restart", "suspend", "save"].iter().map(|t| format!("{ACTIONS}{t}")).collect();
+        let other = "http://example.com/occi/x/action#go".to_string();
+        let asked = || all.iter().cloned().chain([other.clone()]).collect::<Vec<_>>();
+        let terms = |from: &str| -> Vec<String> {
+            applicable_in(from, asked()).iter().map(|a| action_term(a).to_string()).collect()
+        };
+        assert_eq!(terms("inactive"), ["start", "save", "go"]);
+        assert_eq!(terms("active"), ["stop", "restart", "suspend", "save", "go"]);
+        assert_eq!(terms("suspended"), ["start", "stop", "save", "go"]);
+        assert_eq!(terms("error"), ["start", "stop", "restart", "go"]);
+        assert_eq!(terms("weird"), ["go"]);
+        // Consistent with on-action: what applies is what `next_state` accepts.
+        for from in STATES {
+            for a in &all {
+                let applies = applicable_in(from, vec![a.clone()]).len() == 1;
+                assert_eq!(applies, next_state(from, action_term(a)).is_ok(), "{a} from {from}");
+            }
+        }
     }
 
     #[test]

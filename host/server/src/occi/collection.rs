@@ -248,6 +248,10 @@ pub(crate) fn unbound_path(s: &Services, tenant: &str, catalog: &Catalog, path: 
     }
 }
 
+/// Acts on every member of a collection, all or nothing (GFD.223 9.3.3 says nothing of members
+/// the action does not apply to): writes are atomic, so a member that refuses (an action
+/// inapplicable in its state is a 409 naming it and its state, the first such member in
+/// location order) fails the whole request and no member changes.
 fn collection_action(
     s: &Services,
     tenant: &str,

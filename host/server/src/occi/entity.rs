@@ -120,8 +120,16 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
     }
 }
 
-/// Acts on one entity: the action must apply to it and its parameters fit; the built-in
-/// state machine moves it unless a handler drives its kind; then its handlers have their say.
+/// Acts on one entity: the action must be one of its kind's or mixins' (else 400), apply in the
+/// entity's current state (else 409, naming the state: what GET renders is what may be
+/// invoked) and its parameters fit; the built-in state machine moves it unless a handler drives
+/// its kind; then its handlers have their say (and the kind's handler says which actions apply
+/// next).
+///
+/// Which actions apply: with no handler on the kind, the built-in state machines; with one,
+/// what it answered when the entity was last written (`Entity::inapplicable`). An entity of a
+/// handler-driven kind last written before the handler was bound has no answer yet: its
+/// handler decides in `on-action`, as it did before it could say.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn act(
     s: &Services,
@@ -136,6 +144,12 @@ pub(crate) fn act(
     let action = catalog.resolve_action(e, term)?;
     check_given_action(given, &action)?;
     let builtin = !kind_has_handler(&s.handler_index(w, tenant)?.bindings, &e.kind);
+    match (builtin, &e.inapplicable) {
+        // The built-in machine decides, not what a handler since unbound said.
+        (true, Some(_)) => catalog.check_applicable(&Entity { inapplicable: None, ..e.clone() }, &action)?,
+        (true, None) | (false, Some(_)) => catalog.check_applicable(e, &action)?,
+        (false, None) => {}
+    }
     let (mut next, params) = catalog.apply_action(e, &action, params, builtin)?;
     s.run_handlers(w, tenant, catalog, Stage::Action { action: action.id(), params: &params }, &mut next)?;
     Ok(next)

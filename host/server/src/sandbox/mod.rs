@@ -198,6 +198,12 @@ impl Sandbox {
     /// most `Config::handler_calls_per_tenant` calls of one tenant run at once; the others wait.
     /// The result is checked against the model again, so a handler cannot store what the model
     /// would refuse.
+    ///
+    /// The handler driving the entity's kind is then asked, on the same instance, which of the
+    /// kind's actions apply to the entity as its hook left it (`actions.applicable`, since WIT
+    /// 0.1.1; a component without that export has no say: all apply), and the answer goes into
+    /// [`Entity::inapplicable`], stored with the entity: reads render it without a handler
+    /// call. Not on delete, and not for a kind without actions.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn run(
         &self,
@@ -214,7 +220,18 @@ impl Sandbox {
             return Ok(());
         }
         let mut changed = false;
-        for name in &names {
+        // The kind's handler, if any, comes first in `names`; it is asked about these actions.
+        let kind_actions = match stage {
+            Stage::Delete => None,
+            _ if !kind_has_handler(&index.bindings, &entity.kind) => None,
+            _ => Some(catalog.kind_actions(&entity.kind)),
+        };
+        if let Some(actions) = &kind_actions
+            && actions.is_empty()
+        {
+            entity.inapplicable = Some(Vec::new());
+        }
+        for (i, name) in names.iter().enumerate() {
             let rec = index.records.get(name).ok_or_else(|| {
                 ApiError::conflict(format!("{} is bound to handler {name:?}, which does not exist", entity.kind))
             })?;
@@ -229,7 +246,7 @@ impl Sandbox {
             let host: Box<dyn HostApi + Send> =
                 Box::new(TenantHost::new(tenant, name, w.step.clone(), self.max_find_results, Arc::clone(&fault)));
             // `validate` and the stage's hook run on one instance (one instantiation per request).
-            let calls = vec![
+            let mut calls = vec![
                 Call::Validate { entity: entity_view(entity), op },
                 match &stage {
                     Stage::Create => Call::Create { entity: entity_view(entity) },
@@ -242,6 +259,11 @@ impl Sandbox {
                     },
                 },
             ];
+            let asked = kind_actions.as_ref().filter(|actions| i == 0 && !actions.is_empty());
+            if let Some(actions) = asked {
+                // After the hook: the runtime shows it the entity with the hook's changes.
+                calls.push(Call::Applicable { entity: entity_view(entity), actions: actions.clone() });
+            }
             if w.slot.is_none()
                 && let Some(slots) = self.handler_slots(tenant)
             {
@@ -277,6 +299,16 @@ impl Sandbox {
                         changed = true;
                     }
                     Outcome::Refused(reasons) => return Err(refused(name, reasons)),
+                    Outcome::Applicable(answer) => {
+                        let Some(asked) = asked else { continue };
+                        // Stored as what does not apply, so that an action added to the kind
+                        // later applies until the handler says otherwise.
+                        let excluded = match answer {
+                            None => Vec::new(),
+                            Some(applies) => asked.iter().filter(|a| !applies.contains(a)).cloned().collect(),
+                        };
+                        entity.inapplicable = Some(excluded);
+                    }
                 }
             }
         }
