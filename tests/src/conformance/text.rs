@@ -1033,9 +1033,14 @@ pub fn protocol(r: Rendering) -> Vec<Case> {
         ]
     });
     t.case(
-        "GFD.185 3.4.3: POST /compute/?action=... with the action Category acts on the whole kind collection",
+        "GFD.185 3.4.3: POST /compute/?action=... with the action Category acts on the whole kind collection, all or nothing (409 while one member is in a state the action does not apply to)",
         |r| {
             vec![
+                r.req("POST", "/compute/?action=start")
+                    .occi("Category", &format!(r#"start; scheme="{ACTIONS}"; class="action""#))
+                    .status(409),
+                get_json("/compute/f1").json("/attributes/occi.compute.state", json!("inactive")),
+                r.req("POST", "/compute/a2?action=stop").occi("Category", &format!(r#"stop; scheme="{ACTIONS}"; class="action""#)),
                 r.req("POST", "/compute/?action=start")
                     .occi("Category", &format!(r#"start; scheme="{ACTIONS}"; class="action""#)),
                 get_json("/compute/f1").json("/attributes/occi.compute.state", json!("active")),
