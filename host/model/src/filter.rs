@@ -278,7 +278,13 @@ mod tests {
     /// rendered), and an end outside the server as given.
     #[test]
     fn link_end_filters_match_rendered_urls() {
-        let mut e = Entity { location: "/l/1".into(), kind: "k#l".into(), mixins: vec![], attributes: BTreeMap::new() };
+        let mut e = Entity {
+            location: "/l/1".into(),
+            kind: "k#l".into(),
+            mixins: vec![],
+            attributes: BTreeMap::new(),
+            inapplicable: None,
+        };
         e.attributes.insert(ATTR_SOURCE.into(), json!("/compute/a"));
         e.attributes.insert(ATTR_TARGET.into(), json!("http://elsewhere.example/n"));
         let hits = |f: Value| parse_entity_filters(&f).unwrap()[0].matches(&e);
