@@ -281,6 +281,26 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
 
+/// A request with exactly these headers and body: no Content-Type unless given (the
+/// [`TestServer::send`] family adds one to every body). The caller checks the status.
+pub async fn send_exactly(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    let client = reqwest::Client::new();
+    let mut req = client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), server.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.body(b.to_string());
+    }
+    Reply::read(req.send().await.expect("request reaches the server")).await
+}
+
 /// Sends `request` (a whole HTTP/1.1 request, as bytes on the wire) over a bare connection and
 /// reads the answer until the server closes it: for what an HTTP client library would not send.
 pub async fn raw_request(server: &TestServer, request: &str) -> Result<Reply, String> {

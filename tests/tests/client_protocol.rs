@@ -6,7 +6,7 @@
 //! link are rendered absolute, in every rendering, and accepted back as they were rendered.
 
 use ocni_tests::{
-    ADMIN_TOKEN, COMPUTE, JSON, NETWORK, NETWORKINTERFACE, PYOCNI, Reply, TestServer, expect, raw_request,
+    ADMIN_TOKEN, COMPUTE, JSON, NETWORK, NETWORKINTERFACE, PYOCNI, Reply, TestServer, expect, raw_request, send_exactly,
 };
 use serde_json::{Value, json};
 
@@ -14,20 +14,6 @@ const INFRA: &str = "http://schemas.ogf.org/occi/infrastructure#";
 const COMPUTE_FILTER: &str = r#"compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind""#;
 const START: &str = "http://schemas.ogf.org/occi/infrastructure/compute/action#start";
 const RESOURCE: &str = "http://schemas.ogf.org/occi/core#resource";
-
-/// A request with exactly these headers and body: no Content-Type unless given (the harness
-/// adds one to every body).
-async fn raw(server: &TestServer, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
-    let client = reqwest::Client::new();
-    let mut req = client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), server.url(path));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if let Some(b) = body {
-        req = req.body(b.to_string());
-    }
-    Reply::read(req.send().await.expect("request reaches the server")).await
-}
 
 /// Every value of a (possibly repeated, possibly comma-joined) text/occi header.
 fn header_values(r: &Reply, name: &str) -> Vec<String> {
@@ -98,7 +84,7 @@ fn is_compute_with_relatives(ids: &[String]) {
 async fn text_occi_category_filter_answers_exactly_that_category() {
     let server = TestServer::start().await;
     let accept = [("Accept", "text/occi"), ("Category", COMPUTE_FILTER)];
-    let r = raw(&server, "GET", "/-/", &accept, None).await;
+    let r = send_exactly(&server, "GET", "/-/", &accept, None).await;
     expect(&r, 200);
     assert_eq!(r.header("content-type"), Some("text/occi"));
     let cats = header_values(&r, "category");
@@ -106,7 +92,7 @@ async fn text_occi_category_filter_answers_exactly_that_category() {
     assert!(cats[0].starts_with(&format!(r#"compute; scheme="{INFRA}"; class="kind"; title="#)), "{}", cats[0]);
     assert!(cats[0].contains(r#"location="/compute/""#) && cats[0].contains("actions="), "complete: {}", cats[0]);
 
-    let r = raw(&server, "GET", "/-/?related=true", &accept, None).await;
+    let r = send_exactly(&server, "GET", "/-/?related=true", &accept, None).await;
     expect(&r, 200);
     is_compute_with_relatives(&header_values(&r, "category").iter().map(|c| category_id(c)).collect::<Vec<_>>());
 }
@@ -133,10 +119,11 @@ async fn text_plain_category_filter_answers_exactly_that_category() {
 #[tokio::test]
 async fn json_category_filters_answer_exactly_the_matches() {
     let server = TestServer::start().await;
-    let r = raw(&server, "GET", "/-/", &[("Accept", JSON), ("Category", COMPUTE_FILTER)], None).await;
+    let r = send_exactly(&server, "GET", "/-/", &[("Accept", JSON), ("Category", COMPUTE_FILTER)], None).await;
     expect(&r, 200);
     assert_eq!(json_ids(&r.json()), [format!("{INFRA}compute")]);
-    let r = raw(&server, "GET", "/-/?related=true", &[("Accept", JSON), ("Category", COMPUTE_FILTER)], None).await;
+    let r =
+        send_exactly(&server, "GET", "/-/?related=true", &[("Accept", JSON), ("Category", COMPUTE_FILTER)], None).await;
     is_compute_with_relatives(&json_ids(&r.json()));
 
     let filter = json!({"kinds": [{"term": "compute", "scheme": INFRA}]});
@@ -175,10 +162,10 @@ async fn patch_with_a_body_and_no_content_type_is_405() {
     let server = TestServer::start().await;
     expect(&server.json("PUT", "/compute/c1", Some(json!({"kind": COMPUTE}))).await, 201);
     let body = r#"{"attributes": {"occi.compute.cores": 2}}"#;
-    let r = raw(&server, "PATCH", "/-/", &[("Accept", JSON)], Some(body)).await;
+    let r = send_exactly(&server, "PATCH", "/-/", &[("Accept", JSON)], Some(body)).await;
     method_not_allowed(&r, "GET, HEAD, POST, PUT, DELETE");
     assert!(r.error_message().contains("PATCH"), "{}", r.text);
-    let r = raw(&server, "PATCH", "/compute/c1", &[("Accept", JSON)], Some(body)).await;
+    let r = send_exactly(&server, "PATCH", "/compute/c1", &[("Accept", JSON)], Some(body)).await;
     method_not_allowed(&r, "GET, HEAD, PUT, POST, DELETE");
     assert!(server.get_ok("/compute/c1").await["attributes"].get("occi.compute.cores").is_none());
 }
@@ -206,14 +193,15 @@ async fn unsupported_methods_are_405_whatever_the_body() {
         ] {
             // A body over the limit too: the method is refused before the size.
             for body in ["kind=compute", big.as_str()] {
-                let r = raw(&server, method, path, &headers, Some(body)).await;
+                let r = send_exactly(&server, method, path, &headers, Some(body)).await;
                 assert_eq!(r.status, 405, "{method} {path} {headers:?}: {}", r.text);
                 assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
             }
         }
     }
     // An unsupported OCCI version or Accept does not hide the method either.
-    let r = raw(&server, "PATCH", "/-/", &[("User-Agent", "x OCCI/9.9"), ("Accept", "image/png")], Some("x")).await;
+    let r = send_exactly(&server, "PATCH", "/-/", &[("User-Agent", "x OCCI/9.9"), ("Accept", "image/png")], Some("x"))
+        .await;
     method_not_allowed(&r, "GET, HEAD, POST, PUT, DELETE");
 }
 
@@ -222,12 +210,12 @@ async fn unsupported_methods_are_405_whatever_the_body() {
 #[tokio::test]
 async fn authentication_comes_before_the_method() {
     let server = TestServer::start_multi_tenant(|_| {}).await;
-    let r = raw(&server, "PATCH", "/-/", &[("Accept", JSON)], Some("{}")).await;
+    let r = send_exactly(&server, "PATCH", "/-/", &[("Accept", JSON)], Some("{}")).await;
     expect(&r, 401);
     let admin = format!("Bearer {ADMIN_TOKEN}");
-    let r = raw(&server, "PATCH", "/-/admin/tenants", &[("Authorization", &admin)], Some("{}")).await;
+    let r = send_exactly(&server, "PATCH", "/-/admin/tenants", &[("Authorization", &admin)], Some("{}")).await;
     method_not_allowed(&r, "GET, HEAD, POST");
-    let r = raw(&server, "GET", "/-/admin/tenants/a/tokens/0f", &[("Authorization", &admin)], None).await;
+    let r = send_exactly(&server, "GET", "/-/admin/tenants/a/tokens/0f", &[("Authorization", &admin)], None).await;
     method_not_allowed(&r, "DELETE");
 }
 
@@ -237,15 +225,16 @@ async fn authentication_comes_before_the_method() {
 #[tokio::test]
 async fn errors_in_text_occi_mode_are_text_occi() {
     let server = TestServer::start().await;
-    let r = raw(&server, "GET", "/compute/nope", &[("Accept", "text/occi")], None).await;
+    let r = send_exactly(&server, "GET", "/compute/nope", &[("Accept", "text/occi")], None).await;
     expect(&r, 404);
     assert_eq!(r.header("content-type"), Some("text/occi"));
     assert!(r.text.contains("/compute/nope") && r.text != "OK\n", "{}", r.text);
     // A 405 and a client mistake in a header too.
-    let r = raw(&server, "PATCH", "/compute/", &[("Accept", "text/occi")], Some("x")).await;
+    let r = send_exactly(&server, "PATCH", "/compute/", &[("Accept", "text/occi")], Some("x")).await;
     expect(&r, 405);
     assert_eq!(r.header("content-type"), Some("text/occi"));
-    let r = raw(&server, "GET", "/-/", &[("Accept", "text/occi"), ("Category", "compute; scheme=")], None).await;
+    let r =
+        send_exactly(&server, "GET", "/-/", &[("Accept", "text/occi"), ("Category", "compute; scheme=")], None).await;
     expect(&r, 400);
     assert_eq!(r.header("content-type"), Some("text/occi"));
 }
@@ -270,8 +259,8 @@ async fn errors_in_uri_list_mode_are_comments() {
     let server = TestServer::start().await;
     let body = json!({"kind": COMPUTE, "attributes": {"occi.compute.cores": "two", "occi.compute.memory": "lots"}});
     let errors = [
-        raw(&server, "GET", "/compute/nope", &[("Accept", "text/uri-list")], None).await,
-        raw(&server, "PATCH", "/compute/", &[("Accept", "text/uri-list")], Some("x")).await,
+        send_exactly(&server, "GET", "/compute/nope", &[("Accept", "text/uri-list")], None).await,
+        send_exactly(&server, "PATCH", "/compute/", &[("Accept", "text/uri-list")], Some("x")).await,
         server.send("POST", "/compute/", Some("text/uri-list"), None, Some(body.to_string())).await,
     ];
     for (r, status) in errors.iter().zip([404, 405, 400]) {
@@ -291,13 +280,19 @@ async fn errors_in_uri_list_mode_are_comments() {
 #[tokio::test]
 async fn failed_negotiation_and_admin_errors_keep_their_renderings() {
     let server = TestServer::start().await;
-    let r = raw(&server, "GET", "/compute/", &[("Accept", "image/png")], None).await;
+    let r = send_exactly(&server, "GET", "/compute/", &[("Accept", "image/png")], None).await;
     expect(&r, 406);
     assert!(r.header("content-type").unwrap_or_default().starts_with("text/plain"), "{:?}", r.headers);
     let server = TestServer::start_multi_tenant(|_| {}).await;
     let admin = format!("Bearer {ADMIN_TOKEN}");
-    let r = raw(&server, "GET", "/-/admin/tenants/nobody", &[("Authorization", &admin), ("Accept", "text/occi")], None)
-        .await;
+    let r = send_exactly(
+        &server,
+        "GET",
+        "/-/admin/tenants/nobody",
+        &[("Authorization", &admin), ("Accept", "text/occi")],
+        None,
+    )
+    .await;
     expect(&r, 404);
     assert!(r.header("content-type").unwrap_or_default().contains("json"), "{:?}", r.headers);
 }

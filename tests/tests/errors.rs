@@ -2,7 +2,7 @@
 //! target does not support, body and page limits, content negotiation, the OCCI version check,
 //! the `Server` header and the shape of error bodies. No request here may end in a 5xx.
 
-use ocni_tests::{COMPUTE, JSON, Reply, TestServer, expect};
+use ocni_tests::{COMPUTE, JSON, Reply, TestServer, expect, send_exactly};
 use serde_json::{Value, json};
 
 /// A `Server` header naming both OCCI versions.
@@ -24,21 +24,6 @@ fn check(r: &Reply) {
 fn status(r: &Reply, code: u16) {
     check(r);
     expect(r, code);
-}
-
-/// A request with exactly these headers (the harness always sets a Content-Type with a body).
-/// The caller checks the status.
-async fn raw(server: &TestServer, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
-    let client = reqwest::Client::new();
-    let mut req = client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), server.url(path));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if let Some(b) = body {
-        req = req.body(b.to_string());
-    }
-    let resp = req.send().await.expect("request reaches the server");
-    Reply::read(resp).await
 }
 
 async fn create_compute(server: &TestServer, id: &str) {
@@ -85,14 +70,20 @@ async fn unsupported_content_types_are_415() {
     assert!(r.error_message().contains("application/x-www-form-urlencoded"), "{}", r.error_message());
 
     let body = json!({"kind": COMPUTE, "id": "x"}).to_string();
-    let r = raw(&server, "POST", "/compute/", &[("Accept", JSON)], Some(&body)).await;
+    let r = send_exactly(&server, "POST", "/compute/", &[("Accept", JSON)], Some(&body)).await;
     status(&r, 415);
     assert!(r.error_message().contains("Content-Type"), "{}", r.error_message());
     status(&server.get("/compute/x").await, 404);
 
     // The same body with the right Content-Type is fine (and `application/json` is JSON too).
-    let r =
-        raw(&server, "POST", "/compute/", &[("Accept", JSON), ("Content-Type", "application/json")], Some(&body)).await;
+    let r = send_exactly(
+        &server,
+        "POST",
+        "/compute/",
+        &[("Accept", JSON), ("Content-Type", "application/json")],
+        Some(&body),
+    )
+    .await;
     expect(&r, 201);
 }
 
@@ -198,14 +189,14 @@ async fn unacceptable_accept_is_406() {
 #[tokio::test]
 async fn occi_versions_above_1_2_are_501() {
     let server = TestServer::start().await;
-    let r = raw(&server, "GET", "/-/", &[("Accept", JSON), ("User-Agent", "foo OCCI/1.3")], None).await;
+    let r = send_exactly(&server, "GET", "/-/", &[("Accept", JSON), ("User-Agent", "foo OCCI/1.3")], None).await;
     expect(&r, 501);
     server_header(&r);
     assert!(r.error_message().contains("OCCI/1.3"), "{}", r.error_message());
-    let r = raw(&server, "GET", "/-/", &[("Accept", JSON), ("User-Agent", "foo OCCI/2.0")], None).await;
+    let r = send_exactly(&server, "GET", "/-/", &[("Accept", JSON), ("User-Agent", "foo OCCI/2.0")], None).await;
     expect(&r, 501);
     for ua in ["foo OCCI/1.2", "foo OCCI/1.1", "curl/8.0"] {
-        let r = raw(&server, "GET", "/-/", &[("Accept", JSON), ("User-Agent", ua)], None).await;
+        let r = send_exactly(&server, "GET", "/-/", &[("Accept", JSON), ("User-Agent", ua)], None).await;
         check(&r);
         assert_eq!(r.status, 200, "User-Agent {ua:?}: {}", r.text);
     }
@@ -232,7 +223,7 @@ async fn every_response_names_both_occi_versions() {
         check(r);
     }
     // The deliberate 501 of an unknown OCCI version names them too.
-    let r = raw(&server, "GET", "/-/", &[("User-Agent", "x OCCI/9.9")], None).await;
+    let r = send_exactly(&server, "GET", "/-/", &[("User-Agent", "x OCCI/9.9")], None).await;
     expect(&r, 501);
     server_header(&r);
 }
