@@ -197,33 +197,28 @@ impl Catalog {
     }
 
     /// The actions that apply to `e` in its current state (GFD.185 3.5.3: only those SHOULD be
-    /// rendered), in the order of [`Catalog::actions_for`]. When the handler driving its kind
-    /// answered for it ([`Entity::inapplicable`] is set), every action but those it excluded;
-    /// otherwise an action of a built-in state machine (compute, network, storage:
-    /// [`builtin_action_applies`]) applies in the states its machine allows, and every other
-    /// action (of mixins, of tenant kinds) always applies.
+    /// rendered), in the order of [`Catalog::actions_for`], by [`Applicable::of`] the entity.
     pub fn applicable_actions(&self, e: &Entity) -> Vec<String> {
+        self.applicable_by(e, Applicable::of(e))
+    }
+
+    fn applicable_by(&self, e: &Entity, rule: Applicable) -> Vec<String> {
         let mut actions = self.actions_for(&e.kind, &e.mixins);
-        match &e.inapplicable {
-            Some(excluded) => actions.retain(|a| !excluded.contains(a)),
-            None => actions.retain(|a| builtin_action_applies(e, a)),
-        }
+        actions.retain(|a| rule.applies(e, a));
         actions
     }
 
     /// Refuses (409, naming the entity's state) an action that does not apply to `e` in its
-    /// current state, by the rule of [`Catalog::applicable_actions`]; `action` is one
-    /// [`Catalog::resolve_action`] found.
-    pub fn check_applicable(&self, e: &Entity, action: &Category) -> Result<()> {
-        let id = action.id();
-        if self.applicable_actions(e).contains(&id) {
+    /// current state by `rule`; `action` is one [`Catalog::resolve_action`] found.
+    pub fn check_applicable(&self, e: &Entity, action: &Category, rule: Applicable) -> Result<()> {
+        if rule.applies(e, &action.id()) {
             return Ok(());
         }
         let state = match self.state_of(e) {
             Some((_, value)) => format!("in state {value:?}"),
             None => "in its current state".to_string(),
         };
-        let now = self.applicable_actions(e);
+        let now = self.applicable_by(e, rule);
         Err(ModelError::conflict(format!(
             "action {} does not apply to {} {state}; applicable now: {}",
             action.term,
@@ -829,9 +824,35 @@ const MACHINES: [Machine; 3] = [
     },
 ];
 
+/// Which rule decides whether an action applies to an entity.
+#[derive(Clone, Copy, Debug)]
+pub enum Applicable<'a> {
+    /// The built-in state machines (compute, network, storage): an action of a machine applies
+    /// in the states it allows; every other action (of mixins, of tenant kinds) always applies.
+    Builtin,
+    /// What the handler driving the entity's kind answered: every action but these.
+    Excluding(&'a [String]),
+}
+
+impl<'a> Applicable<'a> {
+    /// The entity's own rule: its handler's stored answer ([`Entity::inapplicable`]) when it
+    /// has one, else the built-in machines.
+    pub fn of(e: &'a Entity) -> Applicable<'a> {
+        e.inapplicable.as_deref().map_or(Applicable::Builtin, Applicable::Excluding)
+    }
+
+    /// Whether `action` (`scheme#term`) applies to `e` in its current state.
+    pub fn applies(self, e: &Entity, action: &str) -> bool {
+        match self {
+            Applicable::Excluding(excluded) => !excluded.iter().any(|x| x == action),
+            Applicable::Builtin => builtin_action_applies(e, action),
+        }
+    }
+}
+
 /// Whether the built-in state machines let the action `action` (`scheme#term`) apply to `e`
 /// in its current state. Actions of no built-in machine always apply.
-pub fn builtin_action_applies(e: &Entity, action: &str) -> bool {
+fn builtin_action_applies(e: &Entity, action: &str) -> bool {
     let Some(machine) = MACHINES.iter().find(|m| action.starts_with(m.scheme)) else { return true };
     let term = &action[machine.scheme.len()..];
     let Some(state) = e.attr_str(machine.state) else { return true };
@@ -1055,13 +1076,11 @@ mod tests {
         assert!(err.message.starts_with("attribute occi.core.target: ") && err.message.contains("U+001B"), "{err}");
     }
 
-    /// An update may list the resource's links as they are (a client sending back what it
-    /// read); a link it does not have, or one with other values, is refused and named.
-    #[test]
-    fn listed_links_must_be_the_current_ones() {
-        let c = Catalog::builtin();
+    /// The compute `/compute/a` (described by `vm`) and its network interface
+    /// `/networkinterface/l` to `/network/n`, as stored.
+    fn compute_with_an_interface(c: &Catalog, vm: Value) -> (Entity, Entity) {
         let ni = "http://schemas.ogf.org/occi/infrastructure#networkinterface";
-        let vm = c.create_entity(&input(json!({"kind": COMPUTE})), "/compute/a", "a").unwrap();
+        let vm = c.create_entity(&input(vm), "/compute/a", "a").unwrap();
         let mut l = c
             .create_entity(
                 &input(json!({"kind": ni, "source": "/compute/a", "target": "/network/n",
@@ -1071,6 +1090,16 @@ mod tests {
             )
             .unwrap();
         l.attributes.insert(ATTR_TARGET_KIND.into(), json!("http://schemas.ogf.org/occi/infrastructure#network"));
+        (vm, l)
+    }
+
+    /// An update may list the resource's links as they are (a client sending back what it
+    /// read); a link it does not have, or one with other values, is refused and named.
+    #[test]
+    fn listed_links_must_be_the_current_ones() {
+        let c = Catalog::builtin();
+        let ni = "http://schemas.ogf.org/occi/infrastructure#networkinterface";
+        let (vm, l) = compute_with_an_interface(&c, json!({"kind": COMPUTE}));
         let current = [l];
         let local = |t: &str| t.strip_prefix("http://h.example").unwrap_or(t).to_string();
         let check = |links: Value| {
@@ -1141,17 +1170,7 @@ mod tests {
     #[test]
     fn a_rendering_sent_back_is_an_update() {
         let c = Catalog::builtin();
-        let ni = "http://schemas.ogf.org/occi/infrastructure#networkinterface";
-        let vm = c.create_entity(&input(json!({"kind": COMPUTE, "title": "vm"})), "/compute/a", "a").unwrap();
-        let mut l = c
-            .create_entity(
-                &input(json!({"kind": ni, "source": "/compute/a", "target": "/network/n",
-                    "attributes": {"occi.networkinterface.mac": "02:00:00:00:00:01", "occi.networkinterface.interface": "eth0"}})),
-                "/networkinterface/l",
-                "l",
-            )
-            .unwrap();
-        l.attributes.insert(ATTR_TARGET_KIND.into(), json!("http://schemas.ogf.org/occi/infrastructure#network"));
+        let (vm, l) = compute_with_an_interface(&c, json!({"kind": COMPUTE, "title": "vm"}));
         let links = [l];
         // Renderings carry absolute link ends; the server maps its own URLs back to paths.
         let base = "http://ocni.example";
@@ -1295,14 +1314,14 @@ mod tests {
         // Invoking follows the same rule: 409 naming the state, the applicable ones listed.
         let active = with_state(&compute, state, "active");
         let start = c.resolve_action(&active, "start").unwrap();
-        let err = c.check_applicable(&active, &start).unwrap_err();
+        let err = c.check_applicable(&active, &start, Applicable::Builtin).unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Conflict);
         assert!(
             err.message.starts_with("action start does not apply to /compute/x in state \"active\"; applicable now: ")
                 && err.message.contains(&format!("{COMPUTE_ACTIONS}stop")),
             "{err}"
         );
-        c.check_applicable(&compute, &start).unwrap();
+        c.check_applicable(&compute, &start, Applicable::Builtin).unwrap();
         assert_eq!(c.state_of(&active), Some((state, "active")));
         assert_eq!(c.state_of(&stateless), None);
 
@@ -1311,7 +1330,7 @@ mod tests {
         let mut driven = compute.clone();
         driven.inapplicable = Some(vec![format!("{COMPUTE_ACTIONS}start"), format!("{COMPUTE_ACTIONS}save")]);
         assert_eq!(terms(&driven), ["stop", "restart", "suspend"]);
-        let err = c.check_applicable(&driven, &start).unwrap_err();
+        let err = c.check_applicable(&driven, &start, Applicable::of(&driven)).unwrap_err();
         assert!(err.message.starts_with("action start does not apply to /compute/x in state \"inactive\""), "{err}");
         driven.inapplicable = Some(Vec::new());
         assert_eq!(terms(&driven), all);

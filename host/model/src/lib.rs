@@ -17,7 +17,7 @@ pub mod validate {
 }
 
 pub use attribute::{AttrType, AttributeDef, Pattern};
-pub use catalog::{AttributeSet, Catalog, parse_category_file};
+pub use catalog::{Applicable, AttributeSet, Catalog, parse_category_file};
 pub use category::{Category, Class, parse_category, parse_category_ref};
 pub use entity::{
     Entity, EntityInput, check_no_control, has_control, parse_entity_collection, parse_entity_input, parse_locations,

@@ -9,7 +9,7 @@ use hyper::{Method, StatusCode};
 use ocni_model::entity::{ATTR_TARGET, ATTR_TARGET_KIND, EntityInput, location_path};
 use ocni_model::provider::{self, ATTR_DEVICE_ID, ATTR_INTERFACE, ATTR_MAC};
 use ocni_model::text;
-use ocni_model::{Catalog, Category, Class, Dialect, Entity, parse_category_ref};
+use ocni_model::{Applicable, Catalog, Category, Class, Dialect, Entity, parse_category_ref};
 use ocni_store::{Reads, Source, Step};
 use serde_json::{Map, Value, json};
 
@@ -55,17 +55,8 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
             let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
             let (created, location) = s.write(tenant, |w, catalog| match w.entity(tenant, path)? {
                 Some(old) => {
-                    links_left_intact(w, tenant, catalog, &req.base_url, &old, &input)?;
-                    if let Some(id) = &input.id
-                        && id != old.id()
-                    {
-                        return Err(ApiError::bad(format!("id is immutable: the entity's id is {:?}", old.id())));
-                    }
-                    let mut next = catalog.replace_entity(&old, &input)?;
-                    check_link_ends(w, tenant, catalog, &req.base_url, &mut next)?;
-                    assign_provider_attributes(s, w, tenant, catalog, &mut next)?;
-                    s.run_handlers(w, tenant, catalog, Stage::Update { old: &old }, &mut next)?;
-                    w.put_entity(tenant, &next)?;
+                    let base = &req.base_url;
+                    update(s, w, tenant, catalog, base, &old, &input, |old, input| catalog.replace_entity(old, input))?;
                     Ok((false, path.to_string()))
                 }
                 None => {
@@ -90,17 +81,9 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
             let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
             s.write(tenant, |w, catalog| {
                 let old = w.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
-                links_left_intact(w, tenant, catalog, &req.base_url, &old, &input)?;
-                if let Some(id) = &input.id
-                    && id != old.id()
-                {
-                    return Err(ApiError::bad(format!("id is immutable: the entity's id is {:?}", old.id())));
-                }
-                let mut next = catalog.update_entity(&old, &input)?;
-                check_link_ends(w, tenant, catalog, &req.base_url, &mut next)?;
-                s.run_handlers(w, tenant, catalog, Stage::Update { old: &old }, &mut next)?;
-                w.put_entity(tenant, &next)?;
-                Ok(())
+                update(s, w, tenant, catalog, &req.base_url, &old, &input, |old, input| {
+                    catalog.update_entity(old, input)
+                })
             })?;
             tracing::info!(tenant, location = path, "entity updated");
             Ok(created_reply(&req.base_url, &[path.to_string()], req.format))
@@ -118,6 +101,33 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
         }
         (m, None) => Err(ApiError::method(&m, Allowed::ENTITY)),
     }
+}
+
+/// Writes what an update (POST) or a replacement (PUT) of `old` makes of it (`next_of`): the
+/// links a client sent back must be the current ones, the id stays, link ends are checked,
+/// provider-assigned values the result lacks are filled, then the handlers have their say.
+#[allow(clippy::too_many_arguments)]
+fn update(
+    s: &Services,
+    w: &mut Write,
+    tenant: &str,
+    catalog: &Catalog,
+    base: &str,
+    old: &Entity,
+    input: &EntityInput,
+    next_of: impl FnOnce(&Entity, &EntityInput) -> ocni_model::Result<Entity>,
+) -> R<()> {
+    links_left_intact(w, tenant, catalog, base, old, input)?;
+    if let Some(id) = &input.id
+        && id != old.id()
+    {
+        return Err(ApiError::bad(format!("id is immutable: the entity's id is {:?}", old.id())));
+    }
+    let mut next = next_of(old, input)?;
+    check_link_ends(w, tenant, catalog, base, &mut next)?;
+    assign_provider_attributes(s, w, tenant, catalog, &mut next)?;
+    s.run_handlers(w, tenant, catalog, Stage::Update { old }, &mut next)?;
+    Ok(w.put_entity(tenant, &next)?)
 }
 
 /// Acts on one entity: the action must be one of its kind's or mixins' (else 400), apply in the
@@ -144,10 +154,11 @@ pub(crate) fn act(
     let action = catalog.resolve_action(e, term)?;
     check_given_action(given, &action)?;
     let builtin = !kind_has_handler(&s.handler_index(w, tenant)?.bindings, &e.kind);
-    match (builtin, &e.inapplicable) {
+    match (builtin, e.inapplicable.as_deref()) {
         // The built-in machine decides, not what a handler since unbound said.
-        (true, Some(_)) => catalog.check_applicable(&Entity { inapplicable: None, ..e.clone() }, &action)?,
-        (true, None) | (false, Some(_)) => catalog.check_applicable(e, &action)?,
+        (true, _) => catalog.check_applicable(e, &action, Applicable::Builtin)?,
+        (false, Some(excluded)) => catalog.check_applicable(e, &action, Applicable::Excluding(excluded))?,
+        // A handler that has not answered for this entity yet decides in its `on-action`.
         (false, None) => {}
     }
     let (mut next, params) = catalog.apply_action(e, &action, params, builtin)?;
