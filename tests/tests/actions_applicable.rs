@@ -147,6 +147,30 @@ async fn collection_action_is_all_or_nothing() {
 
 /// Network (up/down) follows its machine too; actions of a tenant kind and of a mixin, which
 /// have none, are always rendered and allowed.
+/// Defines a sub-kind `vm` of compute (its own action `go`, bound to `handler` if given) and a
+/// mixin `tagged` (action `tag`), and creates `/vm/v` with the mixin.
+async fn vm_with_a_tagged_mixin(server: &TestServer, handler: Option<&str>) {
+    let mut vm = json!({"term": "vm", "scheme": "http://example.com/occi/x#", "parent": COMPUTE,
+                        "actions": ["http://example.com/occi/x/action#go"], "location": "/vm/"});
+    if let Some(h) = handler {
+        vm["handler"] = json!(h);
+    }
+    let categories = json!({
+        "actions": [{"term": "go", "scheme": "http://example.com/occi/x/action#"},
+                    {"term": "tag", "scheme": "http://example.com/occi/x/action#"}],
+        "kinds": [vm],
+        "mixins": [{"term": "tagged", "scheme": "http://example.com/occi/x#",
+                    "actions": ["http://example.com/occi/x/action#tag"], "location": "/tagged/"}],
+    });
+    expect(&server.json("POST", "/-/", Some(categories)).await, 200);
+    create(
+        server,
+        "/vm/",
+        json!({"kind": "http://example.com/occi/x#vm", "id": "v", "mixins": ["http://example.com/occi/x#tagged"]}),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn other_machines_and_actions_without_one() {
     let server = TestServer::start().await;
@@ -156,21 +180,7 @@ async fn other_machines_and_actions_without_one() {
     expect(&act(&server, "/network/n", "up").await, 200);
     assert_eq!(rendered_actions(&server, "/network/n").await, ["down"]);
 
-    let categories = json!({
-        "actions": [{"term": "go", "scheme": "http://example.com/occi/x/action#"},
-                    {"term": "tag", "scheme": "http://example.com/occi/x/action#"}],
-        "kinds": [{"term": "vm", "scheme": "http://example.com/occi/x#", "parent": COMPUTE,
-                   "actions": ["http://example.com/occi/x/action#go"], "location": "/vm/"}],
-        "mixins": [{"term": "tagged", "scheme": "http://example.com/occi/x#",
-                    "actions": ["http://example.com/occi/x/action#tag"], "location": "/tagged/"}],
-    });
-    expect(&server.json("POST", "/-/", Some(categories)).await, 200);
-    create(
-        &server,
-        "/vm/",
-        json!({"kind": "http://example.com/occi/x#vm", "id": "v", "mixins": ["http://example.com/occi/x#tagged"]}),
-    )
-    .await;
+    vm_with_a_tagged_mixin(&server, None).await;
     assert_eq!(rendered_actions(&server, "/vm/v").await, ["start", "go", "tag"], "a sub-kind keeps compute's machine");
     for _ in 0..2 {
         expect(&act(&server, "/vm/v", "go").await, 200);
@@ -243,21 +253,7 @@ async fn compute_handler_says_which_actions_apply() {
 async fn a_kind_bound_to_the_compute_handler() {
     let server = TestServer::start().await;
     upload(&server, "compute", guests::COMPUTE).await;
-    let categories = json!({
-        "actions": [{"term": "go", "scheme": "http://example.com/occi/x/action#"},
-                    {"term": "tag", "scheme": "http://example.com/occi/x/action#"}],
-        "kinds": [{"term": "vm", "scheme": "http://example.com/occi/x#", "parent": COMPUTE, "handler": "compute",
-                   "actions": ["http://example.com/occi/x/action#go"], "location": "/vm/"}],
-        "mixins": [{"term": "tagged", "scheme": "http://example.com/occi/x#",
-                    "actions": ["http://example.com/occi/x/action#tag"], "location": "/tagged/"}],
-    });
-    expect(&server.json("POST", "/-/", Some(categories)).await, 200);
-    create(
-        &server,
-        "/vm/",
-        json!({"kind": "http://example.com/occi/x#vm", "id": "v", "mixins": ["http://example.com/occi/x#tagged"]}),
-    )
-    .await;
+    vm_with_a_tagged_mixin(&server, Some("compute")).await;
     assert_eq!(rendered_actions(&server, "/vm/v").await, ["start", "save", "go", "tag"]);
     expect_error(&act(&server, "/vm/v", "suspend").await, 409, &["/vm/v", "\"inactive\""]);
     expect(&act(&server, "/vm/v", "go").await, 200);
