@@ -4,18 +4,19 @@ use std::time::Duration;
 
 use crate::error::RuntimeError;
 
-/// How often the epoch ticker advances the engine's epoch; the granularity of
-/// [`RuntimeConfig::deadline`].
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How often the epoch ticker advances the engine's epoch while a call runs: the granularity of
+/// [`RuntimeConfig::deadline`], and how often a running call gives the rest of the machine a
+/// turn on its core (see `Runtime`). The ticker sleeps while no call runs.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// The limits of a [`Runtime`](crate::Runtime). Per-call limits apply to every call; pool sizes
 /// are fixed when the runtime starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeConfig {
     /// Wall-clock time a call may spend (instantiation, guest code and host calls together),
-    /// enforced by epoch interruption with [`EPOCH_TICK`] granularity: a call is stopped between
-    /// `deadline` and `deadline + EPOCH_TICK` after it starts, at the guest's next loop header or
-    /// function entry. Default 100 ms.
+    /// enforced at every epoch tick ([`EPOCH_TICK`]): a call is stopped between `deadline` and
+    /// `deadline + EPOCH_TICK` after it starts, at the guest's next loop header or function
+    /// entry. Default 100 ms.
     pub deadline: Duration,
     /// Optional deterministic budget of wasm fuel (about one unit per instruction) per call.
     /// `None` (the default) turns fuel metering off, which makes guests 10-40% faster.
@@ -105,13 +106,6 @@ impl RuntimeConfig {
         config
     }
 
-    /// Epoch ticks a call may run: enough that the call always gets its whole `deadline`.
-    pub(crate) fn deadline_ticks(&self) -> u64 {
-        let tick = EPOCH_TICK.as_nanos();
-        let ticks = self.deadline.as_nanos().div_ceil(tick).max(1) + 1;
-        u64::try_from(ticks).unwrap_or(u64::MAX)
-    }
-
     /// Refuses values the engine or the pool cannot honour.
     pub(crate) fn check(&self) -> Result<(), RuntimeError> {
         let bad = |what: &str| Err(RuntimeError::Config(what.to_string()));
@@ -147,13 +141,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_is_valid_and_deadline_covers_the_whole_budget() {
-        let config = RuntimeConfig::default();
-        config.check().unwrap();
-        // 100 ms at 10 ms ticks: 10 ticks, plus one because the first tick may come at once.
-        assert_eq!(config.deadline_ticks(), 11);
-        let short = RuntimeConfig { deadline: Duration::from_millis(1), ..RuntimeConfig::default() };
-        assert_eq!(short.deadline_ticks(), 2);
+    fn default_is_valid() {
+        RuntimeConfig::default().check().unwrap();
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 
 use crate::bindings::{Attribute, Exports};
 use crate::config::{CallLimits, EPOCH_TICK, RuntimeConfig};
@@ -29,8 +29,12 @@ const COMPILE_STACK: usize = 8 << 20;
 /// Runs tenants' handler components. Cheap to clone (an `Arc` inside), `Send + Sync`.
 ///
 /// One wasmtime `Engine` with the pooling allocator sized from the [`RuntimeConfig`], one
-/// `Linker`, and a thread (`ocni-epoch`) that advances the engine's epoch every
-/// [`EPOCH_TICK`]. The thread stops, and is joined, when the last clone is dropped.
+/// `Linker`, and a thread (`ocni-epoch`) that advances the engine's epoch every [`EPOCH_TICK`]
+/// while a call runs (and sleeps while none does). The thread stops, and is joined, when the
+/// last clone is dropped.
+///
+/// At every tick a running call checks its wall-clock deadline (so a call ends within a tick of
+/// it); a short call never reaches a tick.
 #[derive(Clone)]
 pub struct Runtime {
     inner: Arc<Inner>,
@@ -46,7 +50,7 @@ struct Inner {
     handlers: RwLock<HashMap<String, Arc<Handler>>>,
     compiled: AtomicU64,
     compiles_in_flight: Arc<AtomicUsize>,
-    calls: Permits,
+    calls: Arc<Permits>,
     /// Dropped last: stops and joins the ticker thread.
     _ticker: Ticker,
 }
@@ -111,9 +115,9 @@ impl Runtime {
             .map_err(|e| RuntimeError::Config(format!("cannot build the handler linker: {e:#}")))?;
         let engine_hash = compatibility_hash(&engine);
         prune_stale_artifacts(cache_dir, &engine_hash);
-        let ticker = Ticker::start(engine.clone())
+        let calls = Arc::new(Permits::new(config.max_concurrent_calls));
+        let ticker = Ticker::start(engine.clone(), Arc::clone(&calls))
             .map_err(|e| RuntimeError::Config(format!("cannot start the epoch ticker thread: {e}")))?;
-        let calls = Permits::new(config.max_concurrent_calls);
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,
@@ -215,6 +219,12 @@ impl Runtime {
     /// since it started.
     pub fn compiled_count(&self) -> u64 {
         self.inner.compiled.load(Ordering::Relaxed)
+    }
+
+    /// Epoch ticks since the runtime started.
+    #[cfg(test)]
+    pub(crate) fn epoch_ticks(&self) -> u64 {
+        self.inner._ticker.ticks.load(Ordering::Relaxed)
     }
 
     /// Runs `calls` in order on one fresh instance, under one deadline and one set of limits
@@ -366,8 +376,15 @@ impl Runtime {
         let inner = &*self.inner;
         let mut store = Store::new(&inner.engine, StoreData::new(host, config));
         store.limiter(|data| &mut data.limiter);
-        store.set_epoch_deadline(config.deadline_ticks());
-        store.epoch_deadline_trap();
+        // The first check comes at the next tick; then one at every tick.
+        let deadline = Instant::now() + config.deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                return Err(Trap::Interrupt.into());
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
         if let Some(fuel) = config.fuel
             && let Err(e) = store.set_fuel(fuel)
         {
@@ -661,63 +678,102 @@ impl Drop for InFlight {
     }
 }
 
-/// A counting semaphore for call slots (the pool is sized for `max_concurrent_calls` calls).
+/// A counting semaphore for call slots (the pool is sized for `max_concurrent_calls` calls),
+/// which also tells the epoch ticker whether any call runs.
 struct Permits {
-    free: Mutex<usize>,
+    state: Mutex<Slots>,
+    /// A slot was freed (callers waiting for one).
     freed: Condvar,
+    /// A call started, or the runtime is stopping (the ticker waiting for work).
+    changed: Condvar,
+}
+
+struct Slots {
+    free: usize,
+    total: usize,
+    stopping: bool,
 }
 
 struct Permit<'a>(&'a Permits);
 
 impl Permits {
     fn new(count: usize) -> Permits {
-        Permits { free: Mutex::new(count), freed: Condvar::new() }
+        let slots = Slots { free: count, total: count, stopping: false };
+        Permits { state: Mutex::new(slots), freed: Condvar::new(), changed: Condvar::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn acquire(&self, timeout: Duration) -> Option<Permit<'_>> {
         let deadline = Instant::now() + timeout;
-        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        while *free == 0 {
+        let mut slots = self.lock();
+        while slots.free == 0 {
             let now = Instant::now();
             if now >= deadline {
                 return None;
             }
-            free = self.freed.wait_timeout(free, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+            slots = self.freed.wait_timeout(slots, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
         }
-        *free -= 1;
+        if slots.free == slots.total {
+            self.changed.notify_one();
+        }
+        slots.free -= 1;
         Some(Permit(self))
+    }
+
+    /// Waits until a call runs; `false` once the runtime stops.
+    fn wait_for_calls(&self) -> bool {
+        let mut slots = self.lock();
+        while slots.free == slots.total && !slots.stopping {
+            slots = self.changed.wait(slots).unwrap_or_else(PoisonError::into_inner);
+        }
+        !slots.stopping
+    }
+
+    fn stop(&self) {
+        self.lock().stopping = true;
+        self.changed.notify_all();
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.0.lock().free += 1;
         self.0.freed.notify_one();
     }
 }
 
 /// The epoch ticker thread; dropping this stops and joins it.
 struct Ticker {
-    stop: Option<mpsc::Sender<()>>,
+    calls: Arc<Permits>,
+    /// Ticks so far (for the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    ticks: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Ticker {
-    fn start(engine: Engine) -> std::io::Result<Ticker> {
-        let (stop, stopped) = mpsc::channel::<()>();
+    fn start(engine: Engine, calls: Arc<Permits>) -> std::io::Result<Ticker> {
+        let waiting = Arc::clone(&calls);
+        let ticks = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&ticks);
         let thread = thread::Builder::new().name("ocni-epoch".into()).spawn(move || {
-            // Ends when the sender is dropped (Disconnected).
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
+            // Ticks only while a call runs: an idle server has no timer wake-ups.
+            while waiting.wait_for_calls() {
+                thread::sleep(EPOCH_TICK);
                 engine.increment_epoch();
+                counted.fetch_add(1, Ordering::Relaxed);
             }
         })?;
-        Ok(Ticker { stop: Some(stop), thread: Some(thread) })
+        Ok(Ticker { calls, ticks, thread: Some(thread) })
     }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        self.calls.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

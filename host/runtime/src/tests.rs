@@ -421,6 +421,32 @@ fn hostile_guests_are_stopped_with_clear_errors() {
 }
 
 #[test]
+fn the_epoch_ticks_only_while_a_call_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let handler = handler(&runtime);
+    // Loading the handler ran a probe call; then nothing runs.
+    std::thread::sleep(Duration::from_millis(20));
+    let before = runtime.epoch_ticks();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(runtime.epoch_ticks(), before, "no call ran, yet the ticker ticked");
+
+    // A call looping to its 50 ms deadline is stopped by the ticks (one per millisecond).
+    let started = Instant::now();
+    assert_eq!(call(&runtime, &handler, validate(2)).0, Err(CallError::Timeout { limit: Duration::from_millis(50) }));
+    let elapsed = started.elapsed();
+    let during = runtime.epoch_ticks() - before;
+    assert!(during >= 10 && during <= elapsed.as_millis() as u64 + 1, "{during} ticks in {elapsed:?}");
+
+    // Idle again: at most the tick in progress when the call ended, then none.
+    std::thread::sleep(Duration::from_millis(20));
+    let after = runtime.epoch_ticks();
+    assert!(after - before <= during + 1, "{} ticks after the call began, {during} during it", after - before);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(runtime.epoch_ticks(), after, "the ticker went on ticking with no call running");
+}
+
+#[test]
 fn per_call_limits_are_tighter_never_looser() {
     let dir = tempfile::tempdir().unwrap();
     let config = RuntimeConfig { deadline: Duration::from_secs(5), ..test_config() };
