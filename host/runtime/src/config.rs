@@ -38,7 +38,8 @@ pub struct RuntimeConfig {
     /// Bytes the guest may pass to the host in one host call or one export's result
     /// (`Store::set_hostcall_fuel`). Default 1 MiB.
     pub max_hostcall_bytes: usize,
-    /// Longest time an upload's compilation may take. Default 30 s.
+    /// Longest time an upload's compilation may take. Default 120 s (a JavaScript guest, with
+    /// its engine inside, takes about 20 s of one core).
     pub compile_timeout: Duration,
     /// Largest upload accepted by [`Runtime::compile`](crate::Runtime::compile). Default 16 MiB.
     pub max_component_bytes: usize,
@@ -71,7 +72,7 @@ impl Default for RuntimeConfig {
             max_memories: 2,
             max_log_bytes: 64 << 10,
             max_hostcall_bytes: 1 << 20,
-            compile_timeout: Duration::from_secs(30),
+            compile_timeout: Duration::from_secs(120),
             max_component_bytes: 16 << 20,
             max_concurrent_calls: 64,
             max_concurrent_compiles: 2,

@@ -216,6 +216,10 @@ pub struct ServeArgs {
     /// Optional fuel budget per handler call (deterministic CPU bound; off by default).
     #[arg(long)]
     pub handler_fuel: Option<u64>,
+    /// Time limit of compiling one uploaded handler component, in seconds. A JavaScript guest
+    /// (12 MB: its engine is inside) takes about 20 s of one core.
+    #[arg(long, default_value_t = RuntimeConfig::default().compile_timeout.as_secs())]
+    pub handler_compile_timeout_s: u64,
     /// Writes prepared at once, every tenant together (more wait their turn).
     #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT_WRITES)]
     pub max_concurrent_writes: usize,
@@ -241,6 +245,7 @@ impl ServeArgs {
         config.runtime.max_memory_bytes = self.handler_memory_mib << 20;
         config.runtime.max_component_bytes = self.max_handler_bytes;
         config.runtime.fuel = self.handler_fuel;
+        config.runtime.compile_timeout = Duration::from_secs(self.handler_compile_timeout_s);
         config.max_concurrent_writes = self.max_concurrent_writes;
         config.handler_calls_per_tenant = self.handler_calls_per_tenant;
         config
@@ -271,6 +276,7 @@ mod tests {
         assert_eq!(flags.runtime.deadline, config.runtime.deadline);
         assert_eq!(flags.runtime.max_memory_bytes, config.runtime.max_memory_bytes);
         assert_eq!(flags.runtime.max_component_bytes, config.runtime.max_component_bytes);
+        assert_eq!(flags.runtime.compile_timeout, config.runtime.compile_timeout);
         assert_eq!(flags.runtime.fuel, config.runtime.fuel);
         assert_eq!(flags.max_concurrent_writes, config.max_concurrent_writes);
         assert_eq!(flags.handler_calls_per_tenant, config.handler_calls_per_tenant);
