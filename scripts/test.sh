@@ -10,6 +10,14 @@ if command -v rustup >/dev/null && ! rustup target list --installed | grep -x wa
   rustup target add wasm32-wasip2
 fi
 
+# The JavaScript guests (guests/js) are built by the tests with ComponentizeJS, from npm, at the
+# versions guests/js/package-lock.json pins; Node.js 18 or later must be on the PATH.
+if [ ! -d guests/js/node_modules/@bytecodealliance/componentize-js ] ||
+  [ guests/js/package-lock.json -nt guests/js/node_modules/.package-lock.json ]; then
+  echo "installing the JavaScript guest toolchain (npm ci in guests/js)" >&2
+  npm ci --prefix guests/js --no-audit --no-fund
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod conformance;
+pub mod js_guests;
 mod occi_schema;
 
 pub use occi_schema::validate_occi_json;

@@ -227,61 +227,67 @@ async fn binding_changes_apply_to_the_next_write() {
 async fn compute_handler_validates_and_drives_the_state_machine() {
     let server = TestServer::start().await;
     upload_ok(&server, "compute", guests::COMPUTE).await;
-    bind(&server, COMPUTE, Some("compute")).await;
+    compute_case(&server, "compute").await;
+}
+
+/// The compute handler's rules through the server, with `handler` (a compute handler in any
+/// language, uploaded) bound to the compute kind.
+async fn compute_case(server: &TestServer, handler: &str) {
+    bind(server, COMPUTE, Some(handler)).await;
 
     // 65 cores passes the model (minimum 1, no maximum) but not the handler.
     let body = json!({"kind": COMPUTE, "id": "big", "attributes": {"occi.compute.cores": 65}});
-    let r = post(&server, "/compute/", body).await;
+    let r = post(server, "/compute/", body).await;
     expect_error(&r, 400, &["occi.compute.cores", "compute"]);
     assert!(r.json()["error"]["details"].to_string().contains("occi.compute.cores"), "{}", r.text);
-    absent(&server, "/compute/big").await;
-    assert_eq!(count(&server, "/compute/").await, 0);
+    absent(server, "/compute/big").await;
+    assert_eq!(count(server, "/compute/").await, 0);
 
-    create_compute(&server, "vm").await;
-    assert_eq!(attributes(&server, "/compute/vm").await["occi.compute.state"], "inactive");
+    create_compute(server, "vm").await;
+    assert_eq!(attributes(server, "/compute/vm").await["occi.compute.state"], "inactive");
 
     // An update goes through validate too, and a refused one changes nothing.
-    let r = post(&server, "/compute/vm", json!({"attributes": {"occi.compute.memory": 4096.0}})).await;
+    let r = post(server, "/compute/vm", json!({"attributes": {"occi.compute.memory": 4096.0}})).await;
     expect_error(&r, 400, &["occi.compute.memory"]);
-    assert_eq!(attributes(&server, "/compute/vm").await["occi.compute.memory"], 4.0);
+    assert_eq!(attributes(server, "/compute/vm").await["occi.compute.memory"], 4.0);
 
     let state = |a: &Value| a["occi.compute.state"].clone();
-    let r = act(&server, "/compute/vm", "start").await;
+    let r = act(server, "/compute/vm", "start").await;
     expect(&r, 200);
     assert_eq!(state(&r.json()["attributes"]), "active", "{}", r.text);
-    assert_eq!(state(&attributes(&server, "/compute/vm").await), "active");
+    assert_eq!(state(&attributes(server, "/compute/vm").await), "active");
 
     // Starting an active compute is a conflict: the handler said start does not apply (its
     // `applicable` export), so the server refuses it, naming the state: 409, state unchanged.
-    let r = act(&server, "/compute/vm", "start").await;
+    let r = act(server, "/compute/vm", "start").await;
     expect_error(&r, 409, &["start", "\"active\""]);
-    assert_eq!(state(&attributes(&server, "/compute/vm").await), "active");
+    assert_eq!(state(&attributes(server, "/compute/vm").await), "active");
 
-    let r = act(&server, "/compute/vm", "stop").await;
+    let r = act(server, "/compute/vm", "stop").await;
     expect(&r, 200);
-    assert_eq!(state(&attributes(&server, "/compute/vm").await), "inactive");
+    assert_eq!(state(&attributes(server, "/compute/vm").await), "inactive");
 
-    let r = act(&server, "/compute/vm", "stop").await;
+    let r = act(server, "/compute/vm", "stop").await;
     expect_error(&r, 409, &["stop", "\"inactive\""]);
-    assert_eq!(state(&attributes(&server, "/compute/vm").await), "inactive");
+    assert_eq!(state(&attributes(server, "/compute/vm").await), "inactive");
 
-    let r = act(&server, "/compute/vm", "suspend").await;
+    let r = act(server, "/compute/vm", "suspend").await;
     expect_error(&r, 409, &["suspend", "\"inactive\""]);
-    assert_eq!(state(&attributes(&server, "/compute/vm").await), "inactive");
+    assert_eq!(state(&attributes(server, "/compute/vm").await), "inactive");
 
-    let r = act(&server, "/compute/vm", "restart").await;
+    let r = act(server, "/compute/vm", "restart").await;
     expect_error(&r, 409, &["restart", "\"inactive\""]);
 
     // The full path named in a body works the same.
     let body = json!({"action": format!("{COMPUTE_ACTION}start")});
     expect(&server.json("POST", "/compute/vm?action=start", Some(body)).await, 200);
-    let r = act(&server, "/compute/vm", "suspend").await;
+    let r = act(server, "/compute/vm", "suspend").await;
     expect(&r, 200);
-    assert_eq!(state(&attributes(&server, "/compute/vm").await), "suspended");
+    assert_eq!(state(&attributes(server, "/compute/vm").await), "suspended");
 
     // The handler's state machine, not the built-in one: a suspended compute stops.
-    expect(&act(&server, "/compute/vm", "stop").await, 200);
-    assert_eq!(state(&attributes(&server, "/compute/vm").await), "inactive");
+    expect(&act(server, "/compute/vm", "stop").await, 200);
+    assert_eq!(state(&attributes(server, "/compute/vm").await), "inactive");
 }
 
 // ---------------------------------------------------------------------- 3. counter (kv)
@@ -290,47 +296,53 @@ async fn compute_handler_validates_and_drives_the_state_machine() {
 async fn handler_member_binds_and_kv_state_commits_with_the_request() {
     let server = TestServer::start().await;
     upload_ok(&server, "counter", guests::COUNTER).await;
+    counter_case(&server, "counter").await;
+}
+
+/// The counter handler's rules through the server: `handler` (a counter in any language,
+/// uploaded) named by the `counted` kind's definition.
+async fn counter_case(server: &TestServer, handler: &str) {
     let model = json!({
         "actions": [{"term": "reset", "scheme": "http://example.com/occi/counted/action#", "title": "Reset the counter"}],
         "kinds": [{
             "term": "counted", "scheme": "http://example.com/occi#", "location": "/counted/",
             "actions": [RESET],
             "attributes": {SERIAL: {"type": "integer", "mutable": true, "required": false}},
-            "handler": "counter",
+            "handler": handler,
         }],
     });
-    expect(&post(&server, "/-/", model).await, 200);
-    assert_eq!(server.get("/-/handlers/counter").await.json()["bound"], json!([COUNTED]));
+    expect(&post(server, "/-/", model).await, 200);
+    assert_eq!(server.get(&format!("/-/handlers/{handler}")).await.json()["bound"], json!([COUNTED]));
 
     for (i, id) in ["c1", "c2", "c3"].iter().enumerate() {
-        expect(&post(&server, "/counted/", json!({"kind": COUNTED, "id": id})).await, 201);
-        assert_eq!(serial(&server, id).await, json!(i + 1), "serial of {id}");
+        expect(&post(server, "/counted/", json!({"kind": COUNTED, "id": id})).await, 201);
+        assert_eq!(serial(server, id).await, json!(i + 1), "serial of {id}");
     }
 
     // Refused by the model before the handler runs: no serial used.
-    let r = post(&server, "/counted/", json!({"kind": COUNTED, "id": "bad", "attributes": {"example.nope": 1}})).await;
+    let r = post(server, "/counted/", json!({"kind": COUNTED, "id": "bad", "attributes": {"example.nope": 1}})).await;
     expect(&r, 400);
-    absent(&server, "/counted/bad").await;
+    absent(server, "/counted/bad").await;
     // The handler ran for x1 (its kv write joined the transaction), then x2 was refused: the
     // request fails as a whole, so the kv write never happened either.
     let body = json!({"resources": [
         {"kind": COUNTED, "id": "x1"},
         {"kind": COUNTED, "id": "x2", "attributes": {"example.nope": 1}},
     ]});
-    expect(&post(&server, "/counted/", body).await, 400);
-    absent(&server, "/counted/x1").await;
-    absent(&server, "/counted/x2").await;
+    expect(&post(server, "/counted/", body).await, 400);
+    absent(server, "/counted/x1").await;
+    absent(server, "/counted/x2").await;
 
-    expect(&post(&server, "/counted/", json!({"kind": COUNTED, "id": "c4"})).await, 201);
-    assert_eq!(serial(&server, "c4").await, 4, "refused creates used no serial");
+    expect(&post(server, "/counted/", json!({"kind": COUNTED, "id": "c4"})).await, 201);
+    assert_eq!(serial(server, "c4").await, 4, "refused creates used no serial");
 
-    let r = act(&server, "/counted/c1", "reset").await;
+    let r = act(server, "/counted/c1", "reset").await;
     expect(&r, 200);
-    expect(&post(&server, "/counted/", json!({"kind": COUNTED, "id": "c5"})).await, 201);
-    assert_eq!(serial(&server, "c5").await, 1, "serial after reset");
+    expect(&post(server, "/counted/", json!({"kind": COUNTED, "id": "c5"})).await, 201);
+    assert_eq!(serial(server, "c5").await, 1, "serial after reset");
     // The others kept theirs.
-    assert_eq!(serial(&server, "c3").await, 3);
-    assert_eq!(count(&server, "/counted/").await, 5);
+    assert_eq!(serial(server, "c3").await, 3);
+    assert_eq!(count(server, "/counted/").await, 5);
 }
 
 /// Two creates in one request: the second handler call must see the first one's kv write (the
@@ -339,19 +351,45 @@ async fn handler_member_binds_and_kv_state_commits_with_the_request() {
 async fn kv_writes_of_a_request_are_seen_by_its_later_calls() {
     let server = TestServer::start().await;
     upload_ok(&server, "counter", guests::COUNTER).await;
+    kv_in_one_request_case(&server, "counter", "counted").await;
+}
+
+/// Two creates in one request through `handler` (a counter), for a new kind `term`.
+async fn kv_in_one_request_case(server: &TestServer, handler: &str, term: &str) {
+    let kind = format!("http://example.com/occi#{term}");
     let model = json!({"kinds": [{
-        "term": "counted", "scheme": "http://example.com/occi#", "location": "/counted/",
+        "term": term, "scheme": "http://example.com/occi#", "location": format!("/{term}/"),
         "attributes": {SERIAL: {"type": "integer", "mutable": true}},
-        "handler": "counter",
+        "handler": handler,
     }]});
-    expect(&post(&server, "/-/", model).await, 200);
-    let body = json!({"resources": [{"kind": COUNTED, "id": "a"}, {"kind": COUNTED, "id": "b"}]});
-    expect(&post(&server, "/counted/", body).await, 201);
-    let a = attributes(&server, "/counted/a").await[SERIAL].clone();
-    let b = attributes(&server, "/counted/b").await[SERIAL].clone();
+    expect(&post(server, "/-/", model).await, 200);
+    let body = json!({"resources": [{"kind": kind, "id": "a"}, {"kind": kind, "id": "b"}]});
+    expect(&post(server, &format!("/{term}/"), body).await, 201);
+    let a = attributes(server, &format!("/{term}/a")).await[SERIAL].clone();
+    let b = attributes(server, &format!("/{term}/b")).await[SERIAL].clone();
     assert_eq!((a, b), (json!(1), json!(2)), "two creates in one request get serials 1 and 2");
-    expect(&post(&server, "/counted/", json!({"kind": COUNTED, "id": "c"})).await, 201);
-    assert_eq!(attributes(&server, "/counted/c").await[SERIAL], 3);
+    expect(&post(server, &format!("/{term}/"), json!({"kind": kind, "id": "c"})).await, 201);
+    assert_eq!(attributes(server, &format!("/{term}/c")).await[SERIAL], 3);
+}
+
+/// The JavaScript handlers of guests/js (the same rules, written with its SDK) pass the Rust
+/// handlers' cases: validation, the state machine and its applicable actions, kv state that
+/// commits with its request and is seen by the request's later calls. One server for all (a
+/// JavaScript component takes about 20 s to compile).
+#[tokio::test(flavor = "multi_thread")]
+async fn javascript_handlers_pass_the_rust_handlers_cases() {
+    let (compute, counter) = tokio::task::spawn_blocking(|| {
+        (ocni_tests::js_guests::component("compute"), ocni_tests::js_guests::component("counter"))
+    })
+    .await
+    .unwrap();
+    // Compiled by the test build's (unoptimized) wasmtime, perhaps beside other tests.
+    let server = TestServer::start_configured(|c| c.runtime.compile_timeout = Duration::from_secs(600)).await;
+    upload_ok(&server, "compute", &compute).await;
+    upload_ok(&server, "counter", &counter).await;
+    compute_case(&server, "compute").await;
+    counter_case(&server, "counter").await;
+    kv_in_one_request_case(&server, "counter", "tallied").await;
 }
 
 // ---------------------------------------------------------------------- 4. ipnetwork (query)
