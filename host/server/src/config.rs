@@ -21,6 +21,11 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request's body may take by default once its headers are in.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Lines kept per handler for `GET /-/handlers/{name}/log` by default.
+pub const DEFAULT_HANDLER_LOG_LINES: usize = 200;
+/// Bytes (messages and fields) kept per handler for `GET /-/handlers/{name}/log` by default.
+pub const DEFAULT_HANDLER_LOG_BYTES: usize = 64 << 10;
+
 /// Shortest admin token accepted at start.
 pub const MIN_ADMIN_TOKEN: usize = 16;
 
@@ -93,6 +98,10 @@ pub struct Config {
     /// Handler calls one tenant may have running at once in multi-tenant mode; more of its
     /// calls wait, so that one tenant's handlers cannot take every core.
     pub handler_calls_per_tenant: usize,
+    /// The most recent log lines kept per handler, in this node's memory, for its author.
+    pub handler_log_lines: usize,
+    /// The most bytes of log lines kept per handler (at least one line's 4 KiB).
+    pub handler_log_bytes: usize,
 }
 
 impl Config {
@@ -112,6 +121,8 @@ impl Config {
             tenant_defaults: TenantDefaults::default(),
             max_concurrent_writes: DEFAULT_MAX_CONCURRENT_WRITES,
             handler_calls_per_tenant: default_handler_calls_per_tenant(),
+            handler_log_lines: DEFAULT_HANDLER_LOG_LINES,
+            handler_log_bytes: DEFAULT_HANDLER_LOG_BYTES,
         }
     }
 }
@@ -223,6 +234,12 @@ pub struct ServeArgs {
     /// cores, at least 1).
     #[arg(long, default_value_t = default_handler_calls_per_tenant())]
     pub handler_calls_per_tenant: usize,
+    /// Recent log lines kept per handler (in memory) for `GET /-/handlers/{name}/log`.
+    #[arg(long, default_value_t = DEFAULT_HANDLER_LOG_LINES)]
+    pub handler_log_lines: usize,
+    /// Bytes of recent log lines kept per handler (in memory).
+    #[arg(long, default_value_t = DEFAULT_HANDLER_LOG_BYTES)]
+    pub handler_log_bytes: usize,
 }
 
 impl ServeArgs {
@@ -243,6 +260,8 @@ impl ServeArgs {
         config.runtime.fuel = self.handler_fuel;
         config.max_concurrent_writes = self.max_concurrent_writes;
         config.handler_calls_per_tenant = self.handler_calls_per_tenant;
+        config.handler_log_lines = self.handler_log_lines;
+        config.handler_log_bytes = self.handler_log_bytes;
         config
     }
 }
@@ -274,6 +293,8 @@ mod tests {
         assert_eq!(flags.runtime.fuel, config.runtime.fuel);
         assert_eq!(flags.max_concurrent_writes, config.max_concurrent_writes);
         assert_eq!(flags.handler_calls_per_tenant, config.handler_calls_per_tenant);
+        assert_eq!(flags.handler_log_lines, config.handler_log_lines);
+        assert_eq!(flags.handler_log_bytes, config.handler_log_bytes);
         assert_eq!(TenantDefaults::default().max_entities, 100_000);
     }
 

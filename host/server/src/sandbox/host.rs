@@ -10,6 +10,8 @@ use ocni_runtime::{AttributeView, EntityView, FilterView, HostApi, HostFault, Lo
 use ocni_store::{Reads, Source, Step};
 use serde_json::Value;
 
+use super::logs::{HandlerLogs, LogLine};
+
 /// Bounds of a handler's key-value store.
 const MAX_KV_KEY: usize = 256;
 const MAX_KV_VALUE: usize = 64 * 1024;
@@ -63,6 +65,52 @@ pub(super) struct TenantHost {
     fault: Arc<std::sync::OnceLock<String>>,
     /// The most entities one `find` returns (the server's configured bound).
     max_find_results: usize,
+    /// Where the handler's log lines go besides the operator's log, and what they are about.
+    log: LogContext,
+}
+
+/// Where a call's log lines go besides the operator's log: the handler's ring, tagged with the
+/// entity and operation of the call.
+#[derive(Clone)]
+pub(super) struct LogContext {
+    pub(super) logs: Arc<HandlerLogs>,
+    pub(super) entity: Option<String>,
+    pub(super) operation: Option<&'static str>,
+}
+
+impl LogContext {
+    /// Writes a line to the operator's log and to the ring of `tenant`'s `handler`.
+    pub(super) fn write(
+        &self,
+        tenant: &str,
+        handler: &str,
+        source: &'static str,
+        level: LogLevel,
+        message: &str,
+        fields: &[(String, String)],
+    ) {
+        let text: String = fields.iter().map(|(k, v)| format!(" {k}={v:?}")).collect();
+        let entity = self.entity.as_deref().unwrap_or("");
+        match level {
+            LogLevel::Debug => tracing::debug!(tenant, handler, entity, source, "{message}{text}"),
+            LogLevel::Info => tracing::info!(tenant, handler, entity, source, "{message}{text}"),
+            LogLevel::Warn => tracing::warn!(tenant, handler, entity, source, "{message}{text}"),
+            LogLevel::Error => tracing::error!(tenant, handler, entity, source, "{message}{text}"),
+        }
+        self.logs.push(
+            tenant,
+            handler,
+            LogLine {
+                time: std::time::SystemTime::now(),
+                level,
+                source,
+                entity: self.entity.clone(),
+                operation: self.operation,
+                message: message.to_string(),
+                fields: fields.to_vec(),
+            },
+        );
+    }
 }
 
 impl TenantHost {
@@ -72,8 +120,9 @@ impl TenantHost {
         step: Step,
         max_find_results: usize,
         fault: Arc<std::sync::OnceLock<String>>,
+        log: LogContext,
     ) -> TenantHost {
-        TenantHost { tenant: tenant.to_string(), handler: handler.to_string(), step, fault, max_find_results }
+        TenantHost { tenant: tenant.to_string(), handler: handler.to_string(), step, fault, max_find_results, log }
     }
 
     /// A storage failure: remembered for the request, and a trap for the guest.
@@ -86,14 +135,7 @@ impl TenantHost {
 
 impl HostApi for TenantHost {
     fn log(&mut self, level: LogLevel, message: &str, fields: &[(String, String)]) {
-        let fields: String = fields.iter().map(|(k, v)| format!(" {k}={v:?}")).collect();
-        let (tenant, handler) = (&self.tenant, &self.handler);
-        match level {
-            LogLevel::Debug => tracing::debug!(tenant, handler, "{message}{fields}"),
-            LogLevel::Info => tracing::info!(tenant, handler, "{message}{fields}"),
-            LogLevel::Warn => tracing::warn!(tenant, handler, "{message}{fields}"),
-            LogLevel::Error => tracing::error!(tenant, handler, "{message}{fields}"),
-        }
+        self.log.write(&self.tenant, &self.handler, "guest", level, message, fields);
     }
 
     fn find(&mut self, filter: FilterView) -> Result<Vec<EntityView>, HostFault> {
