@@ -71,6 +71,8 @@ pub struct Route {
     /// categories with what they refer to and what refers to them (GFD.223 7.1's relatives),
     /// not only the named ones (GFD.185 3.4.1).
     pub related: bool,
+    /// `?allow-outbound=ORIGIN,ORIGIN` on a handler upload: the origins it may send HTTP to.
+    pub allow_outbound: Option<String>,
 }
 
 /// Why a request line cannot be routed.
@@ -150,7 +152,8 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
     } else {
         Target::Entity(path)
     };
-    Ok(Route { target, action, page, number: number_, cascade, related })
+    let allow_outbound = params.get("allow-outbound").cloned();
+    Ok(Route { target, action, page, number: number_, cascade, related, allow_outbound })
 }
 
 /// The methods a target allows, and how a 405 names the target. Written once here: the check

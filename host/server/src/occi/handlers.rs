@@ -37,7 +37,11 @@ fn bound_categories(r: &[(String, String)], name: &str) -> Vec<String> {
 }
 
 fn describe(rec: &HandlerRecord, bound: Vec<String>) -> Value {
-    json!({"name": rec.name, "digest": rec.digest, "size": rec.size, "bound": bound})
+    let mut v = json!({"name": rec.name, "digest": rec.digest, "size": rec.size, "bound": bound});
+    if !rec.outbound.is_empty() {
+        v["outbound"] = json!(rec.outbound);
+    }
+    v
 }
 
 /// `GET /-/handlers/`, `GET/PUT/DELETE /-/handlers/{name}`.
@@ -74,7 +78,15 @@ pub(crate) fn handlers(s: &Services, tenant: &str, name: Option<&str>, req: &Req
             let Some(Body::Wasm { bytes, digest }) = &req.body else {
                 return Err(ApiError::bad("PUT /-/handlers/{name} needs the component as its body"));
             };
-            let rec = HandlerRecord { name: name.to_string(), digest: digest.clone(), size: bytes.len() as u64 };
+            // The origins it may reach: what this upload says (none without the parameter).
+            let outbound = match &req.route.allow_outbound {
+                None => Vec::new(),
+                Some(list) => {
+                    s.sandbox.outbound().check_list(list).map_err(|e| ApiError::bad(format!("allow-outbound: {e}")))?
+                }
+            };
+            let rec =
+                HandlerRecord { name: name.to_string(), digest: digest.clone(), size: bytes.len() as u64, outbound };
             let (replaced, bound) = s.write(tenant, |w, _| {
                 let replaced = w.handler(tenant, name)?;
                 if replaced.is_none() {

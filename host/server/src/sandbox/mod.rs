@@ -8,6 +8,7 @@
 
 mod host;
 mod logs;
+pub mod outbound;
 mod threads;
 
 use std::collections::{BTreeMap, HashMap};
@@ -140,6 +141,8 @@ pub(crate) struct Sandbox {
     max_find_results: usize,
     /// Each handler's recent log lines and failures, for its author.
     logs: Arc<HandlerLogs>,
+    /// What the operator allows handlers to reach over HTTP.
+    outbound: Arc<outbound::Policy>,
 }
 
 impl Sandbox {
@@ -150,6 +153,7 @@ impl Sandbox {
         store: Arc<Store>,
         per_tenant: Option<usize>,
         logs: HandlerLogs,
+        outbound: outbound::Policy,
     ) -> std::io::Result<Sandbox> {
         let threads = threads::Threads::start(config.max_concurrent_calls, config.max_wasm_stack)?;
         let max_find_results = config.max_find_results;
@@ -161,6 +165,7 @@ impl Sandbox {
             slots: Default::default(),
             max_find_results,
             logs: Arc::new(logs),
+            outbound: Arc::new(outbound),
         })
     }
 
@@ -172,6 +177,11 @@ impl Sandbox {
     /// Each handler's recent log lines and failures.
     pub(crate) fn logs(&self) -> &HandlerLogs {
         &self.logs
+    }
+
+    /// What the operator allows handlers to reach over HTTP.
+    pub(crate) fn outbound(&self) -> &outbound::Policy {
+        &self.outbound
     }
 
     /// The handler-call slots of a tenant; none in local mode.
@@ -271,6 +281,7 @@ impl Sandbox {
                 self.max_find_results,
                 Arc::clone(&fault),
                 log.clone(),
+                outbound::Outbound::new(Arc::clone(&self.outbound), &rec.outbound),
             ));
             // What the host says about the call, for the handler's author (and the operator).
             let note = |level, message: &str| log.write(tenant, name, "host", level, message, &[]);
