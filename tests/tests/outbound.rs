@@ -225,10 +225,20 @@ async fn a_request_past_the_deadline_ends_with_the_call() {
     fetch_kind(&server).await;
     let started = std::time::Instant::now();
     let r = fetch(&server, "slow", json!({"example.fetch.url": a.url("/slow")})).await;
-    // The host gives up at the deadline; the guest is then past it too: a time-limit answer.
-    assert!(matches!(r.status, 400 | 504), "{} {}", r.status, r.text);
-    assert!(r.text.contains("deadline") || r.text.contains("time limit"), "{}", r.text);
+    // The host gives up at the deadline and the guest sees a limit error. The epoch deadline
+    // stops a guest at its next check within one tick (10 ms) after that, so the guest's
+    // refusal (400) or the time limit (504) answers, whichever comes first; both say why.
+    match r.status {
+        400 => expect_error(&r, 400, &["fetcher", "limit", "no answer within the call's deadline"]),
+        _ => expect_error(&r, 504, &["fetcher", "time limit"]),
+    }
     assert!(started.elapsed() < Duration::from_millis(2500), "took {:?}", started.elapsed());
+    // The author sees why: the request hit the deadline.
+    let log = server.get("/-/handlers/fetcher/log").await.json().to_string();
+    assert!(
+        log.contains("outbound request refused: limit") && log.contains("no answer within the call's deadline"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -248,17 +258,19 @@ async fn the_allow_list_is_checked_at_upload() {
     ] {
         expect_error(&upload(&server, bad).await, 400, &["allow-outbound", words]);
     }
-    // A replacement without the parameter allows nothing.
-    let replaced = server
-        .send_as(
-            None,
-            "PUT",
-            "/-/handlers/fetcher",
-            Some(JSON),
-            Some("application/wasm"),
-            Some(std::fs::read(guests::FETCHER).unwrap()),
-        )
-        .await;
-    expect(&replaced, 200);
-    assert!(replaced.json().get("outbound").is_none(), "{}", replaced.text);
+    // A replacement without the parameter keeps the handler's origins; an empty one clears them.
+    let put = |path: &'static str| {
+        let bytes = std::fs::read(guests::FETCHER).unwrap();
+        server.send_as(None, "PUT", path, Some(JSON), Some("application/wasm"), Some(bytes))
+    };
+    let kept = put("/-/handlers/fetcher").await;
+    expect(&kept, 200);
+    assert_eq!(kept.json()["outbound"], json!(["http://api.example.com:80"]), "{}", kept.text);
+    let cleared = put("/-/handlers/fetcher?allow-outbound=").await;
+    expect(&cleared, 200);
+    assert!(cleared.json().get("outbound").is_none(), "{}", cleared.text);
+    // A new handler without the parameter has none.
+    let other = put("/-/handlers/other").await;
+    expect(&other, 201);
+    assert!(other.json().get("outbound").is_none(), "{}", other.text);
 }

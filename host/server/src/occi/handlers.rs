@@ -78,22 +78,32 @@ pub(crate) fn handlers(s: &Services, tenant: &str, name: Option<&str>, req: &Req
             let Some(Body::Wasm { bytes, digest }) = &req.body else {
                 return Err(ApiError::bad("PUT /-/handlers/{name} needs the component as its body"));
             };
-            // The origins it may reach: what this upload says (none without the parameter).
+            // The origins it may reach: what this upload says; without the parameter, a
+            // replacement keeps its handler's (as it keeps its bindings) and a new one has none.
             let outbound = match &req.route.allow_outbound {
-                None => Vec::new(),
-                Some(list) => {
-                    s.sandbox.outbound().check_list(list).map_err(|e| ApiError::bad(format!("allow-outbound: {e}")))?
-                }
+                None => None,
+                Some(list) => Some(
+                    s.sandbox.outbound().check_list(list).map_err(|e| ApiError::bad(format!("allow-outbound: {e}")))?,
+                ),
             };
-            let rec =
-                HandlerRecord { name: name.to_string(), digest: digest.clone(), size: bytes.len() as u64, outbound };
-            let (replaced, bound) = s.write(tenant, |w, _| {
+            let (replaced, bound, rec) = s.write(tenant, |w, _| {
                 let replaced = w.handler(tenant, name)?;
                 if replaced.is_none() {
                     s.tenancy.check_handler_limit(w, tenant)?;
                 }
+                let outbound = match (&outbound, &replaced) {
+                    (Some(list), _) => list.clone(),
+                    (None, Some(old)) => old.outbound.clone(),
+                    (None, None) => Vec::new(),
+                };
+                let rec = HandlerRecord {
+                    name: name.to_string(),
+                    digest: digest.clone(),
+                    size: bytes.len() as u64,
+                    outbound,
+                };
                 w.put_handler(tenant, &rec, bytes)?;
-                Ok((replaced, bound_categories(&w.bindings(tenant)?, name)))
+                Ok((replaced, bound_categories(&w.bindings(tenant)?, name), rec))
             })?;
             tracing::info!(tenant, handler = name, digest = %rec.digest, size = rec.size, replaced = replaced.is_some(), "handler uploaded");
             // A new handler starts with an empty log (not the lines of one deleted under that
