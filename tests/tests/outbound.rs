@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 
 const FETCH: &str = "http://example.com/occi#fetch";
 
-/// A loopback HTTP server: `/hello` answers a greeting, `/big` 2000 bytes, `/redirect?to=URL`
+/// A loopback HTTP server: `/hello` answers a greeting, `/big` 2000 bytes, `/whoami` the
+/// `Authorization` it got, `/redirect?to=URL`
 /// a 302 to URL, `/slow` after 3 s; anything else 404. Counts the requests it got.
 struct Backend {
     addr: SocketAddr,
@@ -68,13 +69,15 @@ impl Backend {
 async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+    let header = |name: &str| req.headers().get(name).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+    let (host, auth) = (header("host"), header("authorization"));
     let sent = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
     let reply =
         |status: u16, body: String| Response::builder().status(status).body(Full::new(Bytes::from(body))).unwrap();
     Ok(match path.as_str() {
         "/hello" => reply(200, format!("hello from {host}, {sent} bytes received")),
         "/big" => reply(200, "y".repeat(2000)),
+        "/whoami" => reply(200, format!("authorization: {auth:?}")),
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             reply(200, "late".into())
@@ -104,6 +107,7 @@ async fn fetch_kind(server: &TestServer) {
             "example.fetch.times": attr("integer"), "example.fetch.send": attr("integer"),
             "example.fetch.redirects": attr("integer"), "example.fetch.status": attr("integer"),
             "example.fetch.answer": attr("string"), "example.fetch.from": attr("string"),
+            "example.fetch.auth": attr("string"),
         },
     }]});
     expect(&server.json("POST", "/-/", Some(kind)).await, 200);
@@ -195,6 +199,29 @@ async fn allowed_requests_succeed_and_everything_else_is_refused() {
     assert!(refused.iter().any(|m| m.contains("outbound request refused: denied") && m.contains(&b.origin())), "{log}");
     assert!(refused.iter().any(|m| m.contains("at most 3 requests per call")), "{log}");
     assert!(refused.iter().any(|m| m.contains("1000 bytes a call may receive")), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_do_not_follow_a_redirect_to_another_origin() {
+    let (a, b) = (Backend::start().await, Backend::start().await);
+    let server = servers(true, &["http://127.0.0.1:*"]).await;
+    expect(&upload(&server, &format!("{},{}", a.origin(), b.origin())).await, 201);
+    fetch_kind(&server).await;
+    let answer = |id: &'static str| {
+        let server = &server;
+        async move { server.get(&format!("/fetch/{id}")).await.json()["attributes"]["example.fetch.answer"].clone() }
+    };
+    // Within A: the header follows.
+    let same = json!({"example.fetch.url": a.url("/redirect?to=/whoami"), "example.fetch.redirects": 1,
+                      "example.fetch.auth": "Bearer s3cret"});
+    expect(&fetch(&server, "same", same).await, 201);
+    assert_eq!(answer("same").await, r#"authorization: "Bearer s3cret""#);
+    // A to B (both allowed): B gets no credentials meant for A.
+    let to_b = a.url(&format!("/redirect?to={}", b.url("/whoami")));
+    let other = json!({"example.fetch.url": to_b, "example.fetch.redirects": 1, "example.fetch.auth": "Bearer s3cret"});
+    expect(&fetch(&server, "other", other).await, 201);
+    assert_eq!(answer("other").await, r#"authorization: """#);
+    assert_eq!(b.hits(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,6 +34,8 @@ pub const MAX_ORIGINS: usize = 32;
 /// Headers the host sets (or refuses): a guest may not.
 const HOST_HEADERS: [&str; 8] =
     ["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive"];
+/// Headers dropped when a redirect leads to another origin.
+const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "cookie"];
 const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 
 /// An origin: scheme, host (lower case; IPv6 in brackets) and port.
@@ -287,9 +289,14 @@ impl Outbound {
             match location {
                 Some(location) if redirect && redirects_left > 0 => {
                     redirects_left -= 1;
-                    url = url.join(&location).map_err(|e| {
+                    let next = url.join(&location).map_err(|e| {
                         OutboundError::Failed(format!("{url} redirected to {location:?}, which is not a URL ({e})"))
                     })?;
+                    // Credentials meant for one origin do not follow a redirect to another.
+                    if next.origin() != url.origin() {
+                        headers.retain(|(n, _)| !CREDENTIAL_HEADERS.contains(&n.as_str()));
+                    }
+                    url = next;
                     // As browsers do: 303, and 301/302 after a POST, become a GET without body.
                     if hop.status == 303 || (matches!(hop.status, 301 | 302) && method == hyper::Method::POST) {
                         method = hyper::Method::GET;
