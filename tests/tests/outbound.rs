@@ -187,6 +187,16 @@ async fn allowed_requests_succeed_and_everything_else_is_refused() {
     let r = fetch(&server, "in", json!({"example.fetch.url": a.url("/big")})).await;
     expect_error(&r, 400, &["limit", "1000 bytes a call may receive"]);
 
+    // Methods: any token (WebDAV's MKCOL reaches the backend), but no tunnel (CONNECT).
+    let r =
+        fetch(&server, "mkcol", json!({"example.fetch.url": a.url("/hello"), "example.fetch.method": "MKCOL"})).await;
+    expect(&r, 201);
+    let before = a.hits();
+    let r = fetch(&server, "connect", json!({"example.fetch.url": a.url("/hello"), "example.fetch.method": "CONNECT"}))
+        .await;
+    expect_error(&r, 400, &["invalid", "CONNECT"]);
+    assert_eq!(a.hits(), before);
+
     // The handler's log names each refused origin.
     let log = server.get("/-/handlers/fetcher/log").await.json();
     let refused: Vec<String> = log["lines"]

@@ -36,7 +36,8 @@ const HOST_HEADERS: [&str; 8] =
     ["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive"];
 /// Headers dropped when a redirect leads to another origin.
 const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "cookie"];
-const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+/// Methods a guest may not use: a tunnel through the server, and an echo of what it sent.
+const REFUSED_METHODS: [&str; 2] = ["CONNECT", "TRACE"];
 
 /// An origin: scheme, host (lower case; IPv6 in brackets) and port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,9 +264,13 @@ impl Outbound {
     pub fn send(&mut self, request: HttpRequest, deadline: Instant) -> Result<HttpResponse, OutboundError> {
         let mut method = hyper::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
             .ok()
-            .filter(|m| METHODS.contains(&m.as_str()))
+            .filter(|m| !REFUSED_METHODS.contains(&m.as_str()))
             .ok_or_else(|| {
-                OutboundError::Invalid(format!("method {:?}: use one of {}", request.method, METHODS.join(", ")))
+                OutboundError::Invalid(format!(
+                    "method {:?}: any method token but {} (WebDAV's MKCOL or PROPFIND are fine)",
+                    request.method,
+                    REFUSED_METHODS.join(" and ")
+                ))
             })?;
         let mut headers = Vec::with_capacity(request.headers.len());
         for (name, value) in &request.headers {
