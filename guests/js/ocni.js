@@ -3,8 +3,8 @@
 // The import names carry the WIT package version (wit/handler.wit): a new version changes them
 // here only. Handlers import it (`import { ... } from "./ocni.js"`); build.mjs bundles it into the component.
 
-import * as kvStore from 'ocni:handler/kv@0.1.1';
-import { write } from 'ocni:handler/log@0.1.1';
+import * as kvStore from 'ocni:handler/kv@0.1.2';
+import { write } from 'ocni:handler/log@0.1.2';
 
 /** The plain JavaScript value of a WIT `value` (a JSON array or object is parsed). */
 export function plain(value) {

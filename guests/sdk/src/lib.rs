@@ -1,7 +1,7 @@
 //! Write ocni handlers in plain Rust.
 //!
 //! An ocni handler is a WebAssembly component that a tenant uploads for its kinds and mixins.
-//! It targets the WIT world `ocni:handler/handler-world@0.1.1` (`wit/handler.wit` in the ocni
+//! It targets the WIT world `ocni:handler/handler-world@0.1.2` (`wit/handler.wit` in the ocni
 //! repository): the server calls its exports to validate entities and to drive their lifecycle
 //! and actions, and the handler may call back into the server through the `log`, `query` and `kv`
 //! imports. This crate hides the generated bindings behind:
@@ -12,7 +12,7 @@
 //!   export;
 //! * the shared types ([`Entity`], [`Value`], [`Attribute`], [`Operation`], [`Refusal`],
 //!   [`Change`]) with helpers such as [`Entity::attr_str`] and [`Refusal::invalid`];
-//! * the host interfaces as plain functions: [`log`], [`query`] and [`kv`].
+//! * the host interfaces as plain functions: [`log`], [`query`], [`kv`] and [`outbound`].
 //!
 //! ```no_run
 //! use ocni_handler_sdk::{Change, Entity, Handler, Operation, Refusal, log};
@@ -501,6 +501,44 @@ pub mod kv {
     /// The keys that start with `prefix`, in order.
     pub fn keys(prefix: &str) -> Vec<String> {
         host::keys(prefix)
+    }
+}
+
+/// Outbound HTTP (since WIT 0.1.2): plain HTTP/1.1 requests to the origins the handler is
+/// allowed (the tenant lists them at upload, `?allow-outbound=http://host:port,...`, within what
+/// the operator allows). Every request, and every redirect followed, is checked by the host:
+/// origin, resolved address (no private addresses unless the operator allows them) and the
+/// per-call limits on requests, bytes and time. A component that never calls these functions
+/// does not import `outbound`, and loads on hosts older than 0.1.2.
+pub mod outbound {
+    use super::imports::outbound as host;
+    pub use host::{Error, Request, Response};
+
+    /// Sends `request` and waits for the whole answer (within the call's deadline).
+    pub fn send(request: &Request) -> Result<Response, Error> {
+        host::send(request)
+    }
+
+    /// A request with no headers and no body, following no redirect.
+    pub fn request(method: &str, url: &str) -> Request {
+        Request { method: method.into(), url: url.into(), headers: Vec::new(), body: Vec::new(), follow_redirects: 0 }
+    }
+
+    /// `GET url`, following no redirect.
+    pub fn get(url: &str) -> Result<Response, Error> {
+        send(&request("GET", url))
+    }
+
+    impl Error {
+        /// `denied: origin http://... is not in the handler's allow-list`, and so on.
+        pub fn describe(&self) -> String {
+            match self {
+                Error::Denied(m) => format!("denied: {m}"),
+                Error::Limit(m) => format!("limit: {m}"),
+                Error::Invalid(m) => format!("invalid: {m}"),
+                Error::Failed(m) => format!("failed: {m}"),
+            }
+        }
     }
 }
 

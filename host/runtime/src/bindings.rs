@@ -1,4 +1,4 @@
-//! The one `bindgen!` site: host bindings of `ocni:handler/handler-world@0.1.1` (from the
+//! The one `bindgen!` site: host bindings of `ocni:handler/handler-world@0.1.2` (from the
 //! workspace's `wit/` directory), and conversions between the generated types and the plain
 //! mirrors in [`crate::types`].
 //!
@@ -7,13 +7,17 @@
 //!
 //! The generated `HandlerWorldPre` is not used: it requires every export of the world, and the
 //! `actions` export (since 0.1.1) is optional. [`Exports`] looks the exports up one interface
-//! at a time instead. Imports and exports match by semver (`0.1.0` and `0.1.1` are compatible),
-//! so a component built against 0.1.0 links against this host as it is.
+//! at a time instead. Imports and exports match by semver (`0.1.0`, `0.1.1` and `0.1.2` are
+//! compatible), so a component built against 0.1.0 links against this host as it is; the
+//! `outbound` import (since 0.1.2) is offered to every component and used by those that import it.
 
 use wasmtime::AsContextMut;
 use wasmtime::component::{Instance, InstancePre};
 
-use crate::types::{AttributeView, ChangeView, EntityView, FilterView, LogLevel, Operation, RefusalView, ValueView};
+use crate::types::{
+    AttributeView, ChangeView, EntityView, FilterView, HttpRequest, HttpResponse, LogLevel, Operation, OutboundError,
+    RefusalView, ValueView,
+};
 
 wasmtime::component::bindgen!({
     path: "../../wit",
@@ -24,10 +28,10 @@ wasmtime::component::bindgen!({
 use self::exports::ocni::handler::{actions, handler};
 pub(crate) use self::ocni::handler::types::Operation as WitOperation;
 pub(crate) use self::ocni::handler::types::{Attribute, Change, Entity, Refusal, Value};
-use self::ocni::handler::{log::Level, query::Filter};
+use self::ocni::handler::{log::Level, outbound, query::Filter};
 
 /// The name the optional `actions` interface is exported under (any `0.1.x` matches).
-const ACTIONS_EXPORT: &str = "ocni:handler/actions@0.1.1";
+const ACTIONS_EXPORT: &str = "ocni:handler/actions@0.1.2";
 
 /// Where a component's exports are: `handler` (required) and `actions` (optional, since
 /// 0.1.1), found once per component so that a call only loads them from its instance.
@@ -180,6 +184,35 @@ impl FilterView {
             mixin: filter.mixin,
             attributes: filter.attributes.into_iter().map(AttributeView::from).collect(),
             limit: filter.limit.min(max),
+        }
+    }
+}
+
+impl From<outbound::Request> for HttpRequest {
+    fn from(r: outbound::Request) -> HttpRequest {
+        HttpRequest {
+            method: r.method,
+            url: r.url,
+            headers: r.headers,
+            body: r.body,
+            follow_redirects: r.follow_redirects,
+        }
+    }
+}
+
+impl From<HttpResponse> for outbound::Response {
+    fn from(r: HttpResponse) -> outbound::Response {
+        outbound::Response { status: r.status, headers: r.headers, body: r.body, url: r.url }
+    }
+}
+
+impl From<OutboundError> for outbound::Error {
+    fn from(e: OutboundError) -> outbound::Error {
+        match e {
+            OutboundError::Denied(m) => outbound::Error::Denied(m),
+            OutboundError::Limit(m) => outbound::Error::Limit(m),
+            OutboundError::Invalid(m) => outbound::Error::Invalid(m),
+            OutboundError::Failed(m) => outbound::Error::Failed(m),
         }
     }
 }

@@ -12,6 +12,7 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use wasmtime::ResourceLimiter;
@@ -20,7 +21,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCli, WasiCliView};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::ocni::handler::{kv, log, query, types};
+use crate::bindings::ocni::handler::{kv, log, outbound, query, types};
 use crate::bindings::{Entity, HandlerWorld};
 use crate::config::RuntimeConfig;
 use crate::types::{FilterView, HostApi, LogLevel};
@@ -40,6 +41,8 @@ pub(crate) struct StoreData {
     /// What the guest wrote to stdout and stderr.
     pub(crate) console: Console,
     max_find_results: usize,
+    /// When the call's deadline passes: outbound requests must end before it.
+    deadline: Instant,
 }
 
 impl StoreData {
@@ -64,6 +67,7 @@ impl StoreData {
             },
             console,
             max_find_results: config.max_find_results,
+            deadline: Instant::now() + config.deadline,
         }
     }
 
@@ -287,6 +291,12 @@ impl kv::Host for StoreData {
     }
 }
 
+impl outbound::Host for StoreData {
+    fn send(&mut self, request: outbound::Request) -> wasmtime::Result<Result<outbound::Response, outbound::Error>> {
+        Ok(self.host.http(request.into(), self.deadline).map(Into::into).map_err(Into::into))
+    }
+}
+
 /// `HasData` projection to the store's resource table, for `wasi:io`.
 struct IoTable;
 
@@ -343,6 +353,7 @@ pub(crate) fn refused_import(name: &str) -> Option<ImportRefusal> {
         "ocni:handler/log",
         "ocni:handler/query",
         "ocni:handler/kv",
+        "ocni:handler/outbound",
         "wasi:io/error",
         "wasi:io/poll",
         "wasi:io/streams",
@@ -363,7 +374,7 @@ pub(crate) fn refused_import(name: &str) -> Option<ImportRefusal> {
     let (rank, reason) = if interface.starts_with("wasi:filesystem/") {
         (0, "but handlers get no filesystem")
     } else if interface.starts_with("wasi:sockets/") || interface.starts_with("wasi:http/") {
-        (0, "but handlers get no network access")
+        (0, "but handlers get no network access beyond ocni:handler/outbound (HTTP to allowed origins)")
     } else if interface.starts_with("wasi:clocks/") {
         (1, "but handlers get no clocks (std::time); their answers must depend on their input only")
     } else if interface.starts_with("wasi:random/") {
@@ -371,7 +382,7 @@ pub(crate) fn refused_import(name: &str) -> Option<ImportRefusal> {
     } else if interface.starts_with("wasi:") {
         (2, "which handlers are not given (of WASI only wasi:io and wasi:cli stdio, environment and exit are offered)")
     } else {
-        (2, "which is not part of ocni:handler/handler-world@0.1.1")
+        (2, "which is not part of ocni:handler/handler-world@0.1.2")
     };
     Some(ImportRefusal { rank, reason })
 }

@@ -1,5 +1,5 @@
 //! The only crate that knows wasmtime: runs tenants' WebAssembly handler components (the
-//! `ocni:handler/handler-world@0.1.1` world in the workspace's `wit/handler.wit`) sandboxed, for
+//! `ocni:handler/handler-world@0.1.2` world in the workspace's `wit/handler.wit`) sandboxed, for
 //! kind and mixin validation and lifecycle and action logic.
 //!
 //! - [`Runtime::compile`] accepts an upload (off the request path: a worker thread bounded by a
@@ -14,7 +14,8 @@
 //! Sandbox: one engine with the pooling allocator; a wall-clock deadline per call (epoch
 //! interruption, 10 ms ticks), optional fuel; per-memory, table, instance and memory-count
 //! limits; a bound on data the guest passes to the host (hostcall fuel); a log budget per call;
-//! no filesystem, network, clocks, randomness, environment or stdio passthrough: of WASI only
+//! no filesystem, sockets, clocks, randomness, environment or stdio passthrough (outbound HTTP
+//! only through the `outbound` import, which the caller's [`HostApi::http`] decides): of WASI only
 //! `wasi:io` and `wasi:cli` (empty environment and arguments, closed stdin, stdout and stderr
 //! into a small bounded buffer, `exit`) are linked, against an empty context.
 //! The cache directory must be writable by the server only: artifacts in it are loaded as
@@ -33,8 +34,8 @@ pub use crate::config::{CallLimits, EPOCH_TICK, RuntimeConfig};
 pub use crate::error::{CallError, RuntimeError, UploadError};
 pub use crate::runtime::{Compiled, Handler, Runtime};
 pub use crate::types::{
-    AttributeView, Call, ChangeView, EntityView, FilterView, HostApi, HostFault, LogLevel, NullHost, Operation,
-    Outcome, RefusalView, ValueView,
+    AttributeView, Call, ChangeView, EntityView, FilterView, HostApi, HostFault, HttpRequest, HttpResponse, LogLevel,
+    NullHost, Operation, OutboundError, Outcome, RefusalView, ValueView,
 };
 
 #[cfg(test)]

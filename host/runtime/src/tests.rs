@@ -688,13 +688,13 @@ fn componentize(wat: &str) -> Vec<u8> {
     componentize_in(wat, resolve, package)
 }
 
-/// A core module as a component of the handler world of the WIT `wit` (the workspace's with
-/// `None`).
+/// A core module as a component of the handler world of the WIT `wit` (the released 0.1.1 one
+/// with `None`: the host, now at 0.1.2, must still find its `actions` export).
 fn componentize_011(wat: &str, wit: Option<&str>) -> Vec<u8> {
     let mut resolve = wit_parser::Resolve::default();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit/released/0.1.1");
     let package = match wit {
-        None => resolve.push_path(&dir).expect("the workspace WIT").0,
+        None => resolve.push_path(&dir).expect("the released 0.1.1 WIT").0,
         Some(text) => resolve.push_str("handler.wit", text).expect("the test WIT"),
     };
     componentize_in(wat, resolve, package)
@@ -1005,7 +1005,9 @@ fn applicable_runs_after_the_hook_and_sees_its_changes() {
 fn an_actions_export_of_the_wrong_type_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime(dir.path());
-    let wit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit/handler.wit")).unwrap();
+    let wit =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit/released/0.1.1/handler.wit"))
+            .unwrap();
     let signature = "applicable: func(entity: entity, actions: list<string>) -> list<string>;";
     assert!(wit.contains(signature));
     let wit = wit.replace(signature, "applicable: func(entity: entity) -> u32;");

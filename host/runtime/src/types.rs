@@ -1,4 +1,4 @@
-//! Plain Rust mirrors of the `ocni:handler@0.1.1` WIT types, the calls a handler serves and what
+//! Plain Rust mirrors of the `ocni:handler@0.1.2` WIT types, the calls a handler serves and what
 //! it answers, and [`HostApi`], the host side of the imports a handler sees. Callers never see the
 //! `bindgen!` types.
 
@@ -219,7 +219,7 @@ pub enum Outcome {
     Applicable(Option<Vec<String>>),
 }
 
-/// The host side of the imports a handler sees (`log`, `query`, `kv`), for one call.
+/// The host side of the imports a handler sees (`log`, `query`, `kv`, `outbound`), for one call.
 ///
 /// The runtime owns the value during the call (it lives in the wasmtime `Store`) and hands it back
 /// afterwards, so an implementation can buffer key-value writes and let the caller commit them
@@ -245,6 +245,65 @@ pub trait HostApi {
     fn kv_delete(&mut self, key: &str);
     /// The keys that start with `prefix`, in order (an error traps the call).
     fn kv_keys(&mut self, prefix: &str) -> Result<Vec<String>, HostFault>;
+    /// An outbound HTTP request of the guest (`outbound.send`, since 0.1.2), to be answered
+    /// before `deadline` (the call's). The implementation decides what is allowed; the error
+    /// reaches the guest. By default nothing is: every request is denied.
+    fn http(&mut self, request: HttpRequest, deadline: std::time::Instant) -> Result<HttpResponse, OutboundError> {
+        let _ = deadline;
+        Err(OutboundError::Denied(format!("{}: this host offers no outbound HTTP", request.url)))
+    }
+}
+
+/// An outbound HTTP request of a guest (WIT `outbound.request`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// The method, as the guest wrote it.
+    pub method: String,
+    /// The absolute URL.
+    pub url: String,
+    /// The guest's headers.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty for none).
+    pub body: Vec<u8>,
+    /// How many redirects to follow (the host caps it).
+    pub follow_redirects: u8,
+}
+
+/// The answer to an [`HttpRequest`] (WIT `outbound.response`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers, as received.
+    pub headers: Vec<(String, String)>,
+    /// The whole body.
+    pub body: Vec<u8>,
+    /// The URL that answered (after redirects).
+    pub url: String,
+}
+
+/// Why an [`HttpRequest`] got no answer (WIT `outbound.error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboundError {
+    /// Not allowed (origin or address); names the origin.
+    Denied(String),
+    /// A per-call limit was reached.
+    Limit(String),
+    /// The request is malformed.
+    Invalid(String),
+    /// No valid answer from the server.
+    Failed(String),
+}
+
+impl std::fmt::Display for OutboundError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutboundError::Denied(m) => write!(f, "denied: {m}"),
+            OutboundError::Limit(m) => write!(f, "limit: {m}"),
+            OutboundError::Invalid(m) => write!(f, "invalid: {m}"),
+            OutboundError::Failed(m) => write!(f, "failed: {m}"),
+        }
+    }
 }
 
 /// A host call that could not be answered (a storage failure): the call traps with this

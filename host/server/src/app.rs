@@ -86,6 +86,7 @@ impl App {
             },
             Target::Entity(path) => entity::entity(s, tenant, &catalog, path, &req),
             Target::Handlers(name) => handlers::handlers(s, tenant, name.as_deref(), &req),
+            Target::HandlerLog(name) => handlers::handler_log(s, tenant, name, &req),
             Target::Admin(_) => Err(ApiError::not_found("the admin API is not part of a tenant's API")),
         }
     }

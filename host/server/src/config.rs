@@ -21,6 +21,18 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request's body may take by default once its headers are in.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Lines kept per handler for `GET /-/handlers/{name}/log` by default.
+pub const DEFAULT_HANDLER_LOG_LINES: usize = 200;
+/// Bytes (messages and fields) kept per handler for `GET /-/handlers/{name}/log` by default.
+pub const DEFAULT_HANDLER_LOG_BYTES: usize = 64 << 10;
+
+/// Outbound HTTP requests one handler call may send by default (redirects followed count).
+pub const DEFAULT_OUTBOUND_REQUESTS: u32 = 8;
+/// Request body bytes one handler call may send by default.
+pub const DEFAULT_OUTBOUND_BYTES_OUT: usize = 256 << 10;
+/// Response body bytes one handler call may receive by default.
+pub const DEFAULT_OUTBOUND_BYTES_IN: usize = 256 << 10;
+
 /// Shortest admin token accepted at start.
 pub const MIN_ADMIN_TOKEN: usize = 16;
 
@@ -93,6 +105,19 @@ pub struct Config {
     /// Handler calls one tenant may have running at once in multi-tenant mode; more of its
     /// calls wait, so that one tenant's handlers cannot take every core.
     pub handler_calls_per_tenant: usize,
+    /// The most recent log lines kept per handler, in this node's memory, for its author.
+    pub handler_log_lines: usize,
+    /// The most bytes of log lines kept per handler (at least one line's 4 KiB).
+    pub handler_log_bytes: usize,
+    /// Origin patterns handlers may send HTTP requests to (`http://host[:port]`, host `*` or
+    /// `*.domain`, port `*`); empty: none.
+    pub handler_allow_outbound: Vec<String>,
+    /// Whether handlers may reach loopback, private and other non-public addresses.
+    pub handler_allow_private: bool,
+    /// Per-call limits of outbound HTTP: requests, bytes sent, bytes received.
+    pub handler_outbound_requests: u32,
+    pub handler_outbound_bytes_out: usize,
+    pub handler_outbound_bytes_in: usize,
 }
 
 impl Config {
@@ -112,6 +137,13 @@ impl Config {
             tenant_defaults: TenantDefaults::default(),
             max_concurrent_writes: DEFAULT_MAX_CONCURRENT_WRITES,
             handler_calls_per_tenant: default_handler_calls_per_tenant(),
+            handler_log_lines: DEFAULT_HANDLER_LOG_LINES,
+            handler_log_bytes: DEFAULT_HANDLER_LOG_BYTES,
+            handler_allow_outbound: Vec::new(),
+            handler_allow_private: false,
+            handler_outbound_requests: DEFAULT_OUTBOUND_REQUESTS,
+            handler_outbound_bytes_out: DEFAULT_OUTBOUND_BYTES_OUT,
+            handler_outbound_bytes_in: DEFAULT_OUTBOUND_BYTES_IN,
         }
     }
 }
@@ -227,6 +259,28 @@ pub struct ServeArgs {
     /// cores, at least 1).
     #[arg(long, default_value_t = default_handler_calls_per_tenant())]
     pub handler_calls_per_tenant: usize,
+    /// Recent log lines kept per handler (in memory) for `GET /-/handlers/{name}/log`.
+    #[arg(long, default_value_t = DEFAULT_HANDLER_LOG_LINES)]
+    pub handler_log_lines: usize,
+    /// Bytes of recent log lines kept per handler (in memory).
+    #[arg(long, default_value_t = DEFAULT_HANDLER_LOG_BYTES)]
+    pub handler_log_bytes: usize,
+    /// Origin patterns handlers may send HTTP requests to: http://HOST[:PORT], HOST may be * or
+    /// *.DOMAIN, PORT may be *. None by default: no handler may send any.
+    #[arg(long, num_args = 1.., value_name = "PATTERN")]
+    pub handler_allow_outbound: Vec<String>,
+    /// Let handlers reach loopback, private, link-local and other non-public addresses.
+    #[arg(long)]
+    pub handler_allow_private: bool,
+    /// Outbound HTTP requests one handler call may send (each redirect followed counts).
+    #[arg(long, default_value_t = DEFAULT_OUTBOUND_REQUESTS)]
+    pub handler_outbound_requests: u32,
+    /// Request body bytes one handler call may send.
+    #[arg(long, default_value_t = DEFAULT_OUTBOUND_BYTES_OUT)]
+    pub handler_outbound_bytes_out: usize,
+    /// Response body bytes one handler call may receive.
+    #[arg(long, default_value_t = DEFAULT_OUTBOUND_BYTES_IN)]
+    pub handler_outbound_bytes_in: usize,
 }
 
 impl ServeArgs {
@@ -248,6 +302,13 @@ impl ServeArgs {
         config.runtime.compile_timeout = Duration::from_secs(self.handler_compile_timeout_s);
         config.max_concurrent_writes = self.max_concurrent_writes;
         config.handler_calls_per_tenant = self.handler_calls_per_tenant;
+        config.handler_log_lines = self.handler_log_lines;
+        config.handler_log_bytes = self.handler_log_bytes;
+        config.handler_allow_outbound = self.handler_allow_outbound;
+        config.handler_allow_private = self.handler_allow_private;
+        config.handler_outbound_requests = self.handler_outbound_requests;
+        config.handler_outbound_bytes_out = self.handler_outbound_bytes_out;
+        config.handler_outbound_bytes_in = self.handler_outbound_bytes_in;
         config
     }
 }
@@ -280,6 +341,13 @@ mod tests {
         assert_eq!(flags.runtime.fuel, config.runtime.fuel);
         assert_eq!(flags.max_concurrent_writes, config.max_concurrent_writes);
         assert_eq!(flags.handler_calls_per_tenant, config.handler_calls_per_tenant);
+        assert_eq!(flags.handler_log_lines, config.handler_log_lines);
+        assert_eq!(flags.handler_log_bytes, config.handler_log_bytes);
+        assert_eq!(flags.handler_allow_outbound, config.handler_allow_outbound);
+        assert_eq!(flags.handler_allow_private, config.handler_allow_private);
+        assert_eq!(flags.handler_outbound_requests, config.handler_outbound_requests);
+        assert_eq!(flags.handler_outbound_bytes_out, config.handler_outbound_bytes_out);
+        assert_eq!(flags.handler_outbound_bytes_in, config.handler_outbound_bytes_in);
         assert_eq!(TenantDefaults::default().max_entities, 100_000);
     }
 
@@ -302,5 +370,15 @@ mod tests {
         assert_eq!(config.tenant_defaults.max_entities, 7);
         assert_eq!(config.runtime.deadline, Duration::from_millis(50));
         assert!(Cli::try_parse_from(["ocni", "--tenant-requests-per-second", "0"]).is_err());
+        let args = [
+            "ocni",
+            "--handler-allow-outbound",
+            "http://*.example.com",
+            "http://10.0.0.1:*",
+            "--handler-allow-private",
+        ];
+        let config = Cli::parse_from(args).serve.into_config(None);
+        assert_eq!(config.handler_allow_outbound, ["http://*.example.com", "http://10.0.0.1:*"]);
+        assert!(config.handler_allow_private);
     }
 }

@@ -18,6 +18,8 @@ pub enum Target {
     Entity(String),
     /// `/-/handlers/` (`None`) or `/-/handlers/{name}`: uploaded WebAssembly handlers.
     Handlers(Option<String>),
+    /// `/-/handlers/{name}/log`: a handler's recent log lines and failures.
+    HandlerLog(String),
     /// `/-/admin/...`: the admin API (tenants, tokens, limits).
     Admin(AdminPath),
 }
@@ -69,6 +71,8 @@ pub struct Route {
     /// categories with what they refer to and what refers to them (GFD.223 7.1's relatives),
     /// not only the named ones (GFD.185 3.4.1).
     pub related: bool,
+    /// `?allow-outbound=ORIGIN,ORIGIN` on a handler upload: the origins it may send HTTP to.
+    pub allow_outbound: Option<String>,
 }
 
 /// Why a request line cannot be routed.
@@ -136,7 +140,10 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
         match rest {
             "" => Target::Handlers(None),
             name if !name.contains('/') => Target::Handlers(Some(name.to_string())),
-            _ => return Err(RouteError(format!("{path:?}: handler names contain no '/'"))),
+            rest => match rest.strip_suffix("/log") {
+                Some(name) if !name.contains('/') => Target::HandlerLog(name.to_string()),
+                _ => return Err(RouteError(format!("{path:?}: handler names contain no '/'"))),
+            },
         }
     } else if let Some(rest) = path.strip_prefix("/-/admin/") {
         Target::Admin(AdminPath::parse(rest))
@@ -145,7 +152,8 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
     } else {
         Target::Entity(path)
     };
-    Ok(Route { target, action, page, number: number_, cascade, related })
+    let allow_outbound = params.get("allow-outbound").cloned();
+    Ok(Route { target, action, page, number: number_, cascade, related, allow_outbound })
 }
 
 /// The methods a target allows, and how a 405 names the target. Written once here: the check
@@ -172,6 +180,7 @@ impl Allowed {
     pub const ENTITY: Allowed = Allowed { what: "an entity", methods: "GET, HEAD, PUT, POST, DELETE" };
     pub const HANDLER_LIST: Allowed = Allowed { what: "the handler list", methods: "GET, HEAD" };
     pub const HANDLER: Allowed = Allowed { what: "a handler", methods: "GET, HEAD, PUT, DELETE" };
+    pub const HANDLER_LOG: Allowed = Allowed { what: "a handler's log", methods: "GET, HEAD" };
     pub const TENANTS: Allowed = Allowed { what: "the tenant list", methods: "GET, HEAD, POST" };
     pub const TENANT: Allowed = Allowed { what: "a tenant", methods: "GET, HEAD, DELETE" };
     pub const TOKENS: Allowed = Allowed { what: "a tenant's tokens", methods: "GET, HEAD, POST" };
@@ -202,6 +211,7 @@ pub fn allowed(target: &Target, collection: Option<Class>) -> Option<Allowed> {
         Target::Entity(_) => Allowed::ENTITY,
         Target::Handlers(None) => Allowed::HANDLER_LIST,
         Target::Handlers(Some(_)) => Allowed::HANDLER,
+        Target::HandlerLog(_) => Allowed::HANDLER_LOG,
         Target::Admin(path) => match path {
             AdminPath::Tenants => Allowed::TENANTS,
             AdminPath::Tenant(_) => Allowed::TENANT,
@@ -227,6 +237,8 @@ mod tests {
         assert_eq!(route("/-/handlers/", None).unwrap().target, Target::Handlers(None));
         assert_eq!(route("/-/handlers/compute", None).unwrap().target, Target::Handlers(Some("compute".into())));
         assert!(route("/-/handlers/a/b", None).is_err());
+        assert_eq!(route("/-/handlers/compute/log", None).unwrap().target, Target::HandlerLog("compute".into()));
+        assert!(route("/-/handlers/a/b/log", None).is_err());
         let admin = |p: &str| route(p, None).unwrap().target;
         assert_eq!(admin("/-/admin/tenants/a"), Target::Admin(AdminPath::Tenant("a".into())));
         assert_eq!(admin("/-/admin/tenants/"), Target::Admin(AdminPath::Tenants));

@@ -14,7 +14,7 @@ use ocni_store::{Applied, Reads, Step, Store};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::reply::R;
-use crate::sandbox::{HandlerIndex, Sandbox, Stage, Write};
+use crate::sandbox::{HandlerIndex, HandlerLogs, Sandbox, Stage, Write, outbound};
 use crate::tenancy::{Tenancy, limit_reached};
 use crate::writer::Writer;
 
@@ -70,7 +70,17 @@ impl Services {
         let tenancy = Tenancy::load(&store, &config)?;
         let store = Arc::new(store);
         let per_tenant = tenancy.is_multi_tenant().then_some(config.handler_calls_per_tenant);
-        let sandbox = Sandbox::start(runtime, &config.runtime, Arc::clone(&store), per_tenant)
+        let logs = HandlerLogs::new(config.handler_log_lines, config.handler_log_bytes);
+        let patterns =
+            config.handler_allow_outbound.iter().map(|p| outbound::Pattern::parse(p)).collect::<Result<Vec<_>, _>>()?;
+        let outbound = outbound::Policy {
+            patterns,
+            allow_private: config.handler_allow_private,
+            max_requests: config.handler_outbound_requests,
+            max_bytes_out: config.handler_outbound_bytes_out,
+            max_bytes_in: config.handler_outbound_bytes_in,
+        };
+        let sandbox = Sandbox::start(runtime, &config.runtime, Arc::clone(&store), per_tenant, logs, outbound)
             .map_err(|e| format!("cannot start the handler threads: {e}"))?;
         let writer = Writer::start(Arc::clone(&store)).map_err(|e| format!("cannot start the writer thread: {e}"))?;
         Ok(Services { store, config, tenancy, base, views: Default::default(), writer, sandbox })

@@ -65,13 +65,17 @@ const ENTITY_COUNT: &str = "entities";
 const CATALOG_GENERATION: &str = "catalog_generation";
 
 /// An uploaded handler as stored: its name, and which component it is.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HandlerRecord {
     pub name: String,
     /// SHA-256 of the component, hex.
     pub digest: String,
     /// Size of the component in bytes.
     pub size: u64,
+    /// The origins (`http://host:port`) the handler may send HTTP requests to, as its tenant
+    /// set them at upload (checked against the server's patterns then and at every request).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbound: Vec<String>,
 }
 
 /// A tenant as stored. Limits are the ones set for it (by name, e.g. `max_entities`); the server
@@ -438,7 +442,12 @@ mod tests {
     fn handlers_blobs_and_kv() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
-        let rec = |name: &str, digest: &str| HandlerRecord { name: name.into(), digest: digest.into(), size: 3 };
+        let rec = |name: &str, digest: &str| HandlerRecord {
+            name: name.into(),
+            digest: digest.into(),
+            size: 3,
+            ..Default::default()
+        };
         write(&store, |w| {
             w.put_handler("t", &rec("a", "d1"), b"one")?;
             w.put_handler("t", &rec("b", "d1"), b"one")?;
@@ -503,7 +512,7 @@ mod tests {
             &json!({"term": "m", "scheme": "http://example.com/x#", "location": "/m/"}),
         )
         .unwrap();
-        let rec = HandlerRecord { name: "h".into(), digest: "d".into(), size: 1 };
+        let rec = HandlerRecord { name: "h".into(), digest: "d".into(), size: 1, ..Default::default() };
         let token = |id: &str, tenant: &str| TokenRecord {
             id: id.into(),
             tenant: tenant.into(),
@@ -643,9 +652,11 @@ mod tests {
             Op::Delete(n) => w.delete_entity("t", &format!("/compute/{n}")).map(drop),
             Op::Kv(k, Some(v)) => w.kv_set("t", "h1", &format!("k{k}"), &[*v]),
             Op::Kv(k, None) => w.kv_delete("t", "h1", &format!("k{k}")),
-            Op::Handler(n, d) => {
-                w.put_handler("t", &HandlerRecord { name: format!("h{n}"), digest: format!("d{d}"), size: 1 }, &[*d])
-            }
+            Op::Handler(n, d) => w.put_handler(
+                "t",
+                &HandlerRecord { name: format!("h{n}"), digest: format!("d{d}"), size: 1, ..Default::default() },
+                &[*d],
+            ),
             Op::DropHandler(n) => w.delete_handler("t", &format!("h{n}")).map(drop),
             Op::Binding(n, p) => w.set_binding("t", &format!("c{n}"), p.map(|p| format!("h{p}")).as_deref()),
             Op::CountVms => {

@@ -190,6 +190,7 @@ fn delete_tenant(s: &Services, name: &str) -> R<Reply> {
     })?;
     s.tenancy.remove_tenant(name);
     s.forget_catalog(name);
+    s.sandbox.logs().forget_tenant(name);
     tracing::info!(tenant = name, tokens = ids.len(), entities, "tenant deleted");
     Ok(admin_reply(
         StatusCode::OK,

@@ -6,9 +6,15 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use ocni_model::Entity;
-use ocni_runtime::{AttributeView, EntityView, FilterView, HostApi, HostFault, LogLevel, ValueView};
+use ocni_runtime::{
+    AttributeView, EntityView, FilterView, HostApi, HostFault, HttpRequest, HttpResponse, LogLevel, OutboundError,
+    ValueView,
+};
 use ocni_store::{Reads, Source, Step};
 use serde_json::Value;
+
+use super::logs::{HandlerLogs, LogLine};
+use super::outbound::Outbound;
 
 /// Bounds of a handler's key-value store.
 const MAX_KV_KEY: usize = 256;
@@ -63,6 +69,54 @@ pub(super) struct TenantHost {
     fault: Arc<std::sync::OnceLock<String>>,
     /// The most entities one `find` returns (the server's configured bound).
     max_find_results: usize,
+    /// Where the handler's log lines go besides the operator's log, and what they are about.
+    log: LogContext,
+    /// The call's outbound HTTP capability (allow-list, limits left).
+    outbound: Outbound,
+}
+
+/// Where a call's log lines go besides the operator's log: the handler's ring, tagged with the
+/// entity and operation of the call.
+#[derive(Clone)]
+pub(super) struct LogContext {
+    pub(super) logs: Arc<HandlerLogs>,
+    pub(super) entity: Option<String>,
+    pub(super) operation: Option<&'static str>,
+}
+
+impl LogContext {
+    /// Writes a line to the operator's log and to the ring of `tenant`'s `handler`.
+    pub(super) fn write(
+        &self,
+        tenant: &str,
+        handler: &str,
+        source: &'static str,
+        level: LogLevel,
+        message: &str,
+        fields: &[(String, String)],
+    ) {
+        let text: String = fields.iter().map(|(k, v)| format!(" {k}={v:?}")).collect();
+        let entity = self.entity.as_deref().unwrap_or("");
+        match level {
+            LogLevel::Debug => tracing::debug!(tenant, handler, entity, source, "{message}{text}"),
+            LogLevel::Info => tracing::info!(tenant, handler, entity, source, "{message}{text}"),
+            LogLevel::Warn => tracing::warn!(tenant, handler, entity, source, "{message}{text}"),
+            LogLevel::Error => tracing::error!(tenant, handler, entity, source, "{message}{text}"),
+        }
+        self.logs.push(
+            tenant,
+            handler,
+            LogLine {
+                time: std::time::SystemTime::now(),
+                level,
+                source,
+                entity: self.entity.clone(),
+                operation: self.operation,
+                message: message.to_string(),
+                fields: fields.to_vec(),
+            },
+        );
+    }
 }
 
 impl TenantHost {
@@ -72,8 +126,18 @@ impl TenantHost {
         step: Step,
         max_find_results: usize,
         fault: Arc<std::sync::OnceLock<String>>,
+        log: LogContext,
+        outbound: Outbound,
     ) -> TenantHost {
-        TenantHost { tenant: tenant.to_string(), handler: handler.to_string(), step, fault, max_find_results }
+        TenantHost {
+            tenant: tenant.to_string(),
+            handler: handler.to_string(),
+            step,
+            fault,
+            max_find_results,
+            log,
+            outbound,
+        }
     }
 
     /// A storage failure: remembered for the request, and a trap for the guest.
@@ -86,14 +150,7 @@ impl TenantHost {
 
 impl HostApi for TenantHost {
     fn log(&mut self, level: LogLevel, message: &str, fields: &[(String, String)]) {
-        let fields: String = fields.iter().map(|(k, v)| format!(" {k}={v:?}")).collect();
-        let (tenant, handler) = (&self.tenant, &self.handler);
-        match level {
-            LogLevel::Debug => tracing::debug!(tenant, handler, "{message}{fields}"),
-            LogLevel::Info => tracing::info!(tenant, handler, "{message}{fields}"),
-            LogLevel::Warn => tracing::warn!(tenant, handler, "{message}{fields}"),
-            LogLevel::Error => tracing::error!(tenant, handler, "{message}{fields}"),
-        }
+        self.log.write(&self.tenant, &self.handler, "guest", level, message, fields);
     }
 
     fn find(&mut self, filter: FilterView) -> Result<Vec<EntityView>, HostFault> {
@@ -155,5 +212,29 @@ impl HostApi for TenantHost {
 
     fn kv_keys(&mut self, prefix: &str) -> Result<Vec<String>, HostFault> {
         self.step.kv_keys(&self.tenant, &self.handler, prefix, MAX_KV_KEYS_LISTED).map_err(|e| self.fault(e))
+    }
+
+    fn http(&mut self, request: HttpRequest, deadline: std::time::Instant) -> Result<HttpResponse, OutboundError> {
+        let (method, url) = (request.method.clone(), request.url.clone());
+        let started = std::time::Instant::now();
+        let result = self.outbound.send(request, deadline);
+        let elapsed_ms = started.elapsed().as_millis().to_string();
+        let fields = |more: Vec<(&str, String)>| -> Vec<(String, String)> {
+            [("method", method.clone()), ("url", url.clone()), ("elapsed_ms", elapsed_ms.clone())]
+                .into_iter()
+                .chain(more)
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()
+        };
+        // Refusals are what an author needs to see; successes are detail.
+        let (level, message, fields) = match &result {
+            Ok(r) => (LogLevel::Debug, "outbound request".to_string(), fields(vec![("status", r.status.to_string())])),
+            Err(e @ (OutboundError::Denied(_) | OutboundError::Limit(_))) => {
+                (LogLevel::Warn, format!("outbound request refused: {e}"), fields(vec![]))
+            }
+            Err(e) => (LogLevel::Info, format!("outbound request failed: {e}"), fields(vec![])),
+        };
+        self.log.write(&self.tenant, &self.handler, "host", level, &message, &fields);
+        result
     }
 }

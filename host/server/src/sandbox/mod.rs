@@ -7,6 +7,8 @@
 //! handler index and its call limits.
 
 mod host;
+mod logs;
+pub mod outbound;
 mod threads;
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,8 +17,8 @@ use std::sync::Arc;
 use hyper::StatusCode;
 use ocni_model::{Catalog, Entity};
 use ocni_runtime::{
-    AttributeView, Call, CallError, CallLimits, ChangeView, HostApi, Operation, Outcome, RefusalView, Runtime,
-    RuntimeError, UploadError,
+    AttributeView, Call, CallError, CallLimits, ChangeView, HostApi, LogLevel, Operation, Outcome, RefusalView,
+    Runtime, RuntimeError, UploadError,
 };
 use ocni_store::{HandlerRecord, Reads, Step, Store};
 use serde_json::Value;
@@ -25,7 +27,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::error::ApiError;
 use crate::reply::R;
 pub use host::entity_view;
-use host::{TenantHost, value_of, value_view};
+use host::{LogContext, TenantHost, value_of, value_view};
+pub use logs::{HandlerLogs, LogLine};
 
 /// The provider name of pyOCNI's no-op backend: binding it means "no handler".
 pub const DUMMY: &str = "dummy";
@@ -136,6 +139,10 @@ pub(crate) struct Sandbox {
     slots: parking_lot::Mutex<HashMap<String, Arc<Semaphore>>>,
     /// The most entities one `find` of a handler returns.
     max_find_results: usize,
+    /// Each handler's recent log lines and failures, for its author.
+    logs: Arc<HandlerLogs>,
+    /// What the operator allows handlers to reach over HTTP.
+    outbound: Arc<outbound::Policy>,
 }
 
 impl Sandbox {
@@ -145,6 +152,8 @@ impl Sandbox {
         config: &ocni_runtime::RuntimeConfig,
         store: Arc<Store>,
         per_tenant: Option<usize>,
+        logs: HandlerLogs,
+        outbound: outbound::Policy,
     ) -> std::io::Result<Sandbox> {
         let threads = threads::Threads::start(config.max_concurrent_calls, config.max_wasm_stack)?;
         let max_find_results = config.max_find_results;
@@ -155,12 +164,24 @@ impl Sandbox {
             per_tenant: per_tenant.map(|n| n.max(1)),
             slots: Default::default(),
             max_find_results,
+            logs: Arc::new(logs),
+            outbound: Arc::new(outbound),
         })
     }
 
     /// The WebAssembly runtime (compiles uploads, caches artifacts).
     pub(crate) fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// Each handler's recent log lines and failures.
+    pub(crate) fn logs(&self) -> &HandlerLogs {
+        &self.logs
+    }
+
+    /// What the operator allows handlers to reach over HTTP.
+    pub(crate) fn outbound(&self) -> &outbound::Policy {
+        &self.outbound
     }
 
     /// The handler-call slots of a tenant; none in local mode.
@@ -243,8 +264,27 @@ impl Sandbox {
                 Stage::Action { .. } => Operation::Action,
             };
             let fault = Arc::new(std::sync::OnceLock::new());
-            let host: Box<dyn HostApi + Send> =
-                Box::new(TenantHost::new(tenant, name, w.step.clone(), self.max_find_results, Arc::clone(&fault)));
+            let log = LogContext {
+                logs: Arc::clone(&self.logs),
+                entity: Some(entity.location.clone()),
+                operation: Some(match op {
+                    Operation::Create => "create",
+                    Operation::Update => "update",
+                    Operation::Delete => "delete",
+                    Operation::Action => "action",
+                }),
+            };
+            let host: Box<dyn HostApi + Send> = Box::new(TenantHost::new(
+                tenant,
+                name,
+                w.step.clone(),
+                self.max_find_results,
+                Arc::clone(&fault),
+                log.clone(),
+                outbound::Outbound::new(Arc::clone(&self.outbound), &rec.outbound),
+            ));
+            // What the host says about the call, for the handler's author (and the operator).
+            let note = |level, message: &str| log.write(tenant, name, "host", level, message, &[]);
             // `validate` and the stage's hook run on one instance (one instantiation per request).
             let mut calls = vec![
                 Call::Validate { entity: entity_view(entity), op },
@@ -290,15 +330,29 @@ impl Sandbox {
             if let Some(fault) = fault.get() {
                 return Err(ApiError::internal(&format!("answering handler {name}"), fault));
             }
-            for outcome in outcomes.map_err(|e| call_error(name, e))? {
+            let outcomes = outcomes.map_err(|e| {
+                // Busy and internal errors are the server's, not the handler's doing.
+                if !e.is_server_fault() {
+                    note(LogLevel::Error, &format!("the call failed: {e}"));
+                }
+                call_error(name, e)
+            })?;
+            for outcome in outcomes {
                 match outcome {
                     Outcome::Accepted => {}
                     Outcome::Changes(changes) if changes.is_empty() => {}
                     Outcome::Changes(changes) => {
-                        apply_changes(name, entity, changes)?;
+                        apply_changes(name, entity, changes).inspect_err(|e| note(LogLevel::Error, &e.message))?;
                         changed = true;
                     }
-                    Outcome::Refused(reasons) => return Err(refused(name, reasons)),
+                    Outcome::Refused(reasons) => {
+                        let refusal = refused(name, reasons);
+                        note(
+                            LogLevel::Info,
+                            &format!("refused the request ({}): {}", refusal.status.as_u16(), refusal.message),
+                        );
+                        return Err(refusal);
+                    }
                     Outcome::Applicable(answer) => {
                         let Some(asked) = asked else { continue };
                         // Stored as what does not apply, so that an action added to the kind
@@ -318,10 +372,19 @@ impl Sandbox {
         }
         if !matches!(stage, Stage::Delete) {
             catalog.check_entity(entity).map_err(|e| {
-                ApiError::new(
+                let error = ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     format!("handler {} produced an invalid entity: {e}", names.join(", ")),
-                )
+                );
+                for name in &names {
+                    let log = LogContext {
+                        logs: Arc::clone(&self.logs),
+                        entity: Some(entity.location.clone()),
+                        operation: None,
+                    };
+                    log.write(tenant, name, "host", LogLevel::Error, &error.message, &[]);
+                }
+                error
             })?;
         }
         Ok(())
