@@ -842,7 +842,8 @@ fn a_compile_bomb_is_bounded_and_calls_go_on() {
     let runtime = Runtime::new(config, dir.path()).unwrap();
     let handler = runtime.load(&digest).unwrap();
 
-    let bomb = componentize(&minimal_wat(&bomb_funcs(1000, 20)));
+    // Seconds of compiling, with the optimized code generator of the dev profile too.
+    let bomb = componentize(&minimal_wat(&bomb_funcs(10_000, 20)));
     let (done, finished) = std::sync::mpsc::channel();
     let uploader = {
         let runtime = runtime.clone();
