@@ -171,18 +171,20 @@ async fn absolute_link_targets_naming_this_server_are_resolved() {
 }
 
 /// A listing without `page`/`number` is the first page of the server's page size, never the
-/// whole collection; the answer links the next page in every rendering.
+/// whole collection; the answer links the next page (by cursor) in every rendering.
 #[tokio::test]
 async fn listings_without_a_page_are_one_page_with_a_next_link() {
     let server = TestServer::start_configured(|c| c.max_page_size = 3).await;
     for i in 0..5 {
         expect(&server.json("PUT", &format!("/compute/c{i}"), Some(json!({"kind": COMPUTE}))).await, 201);
     }
-    let next = server.url("/compute/?page=2&number=3");
+    let next = server.url("/compute/?continue=");
     for accept in ["text/uri-list", "text/plain", "text/occi", JSON] {
         let r = server.send("GET", "/compute/", Some(accept), None, None).await;
         expect(&r, 200);
-        assert_eq!(r.header("link"), Some(format!("<{next}>; rel=\"next\"").as_str()), "{accept}: {:?}", r.headers);
+        let link = r.header("link").unwrap_or_default();
+        assert!(link.starts_with(&format!("<{next}")), "{accept}: {:?}", r.headers);
+        assert!(link.ends_with("&number=3>; rel=\"next\""), "{accept}: {:?}", r.headers);
         let listed = match accept {
             JSON => r.json()["resources"].as_array().unwrap().len(),
             "text/occi" => r.headers.get_all("x-occi-location").iter().count(),

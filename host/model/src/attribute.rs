@@ -77,6 +77,10 @@ pub struct AttributeDef {
     pub maximum: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// `"indexed": true`: the store keeps an index of this attribute's values (an ocni
+    /// extension; equality filters on it then cost what they find, not the collection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indexed: Option<bool>,
 }
 
 impl AttributeDef {
@@ -90,12 +94,15 @@ impl AttributeDef {
     pub fn is_required(&self) -> bool {
         self.required.unwrap_or(false)
     }
+    pub fn is_indexed(&self) -> bool {
+        self.indexed.unwrap_or(false)
+    }
     /// Lays `over` on top of `self`: every member `over` states wins.
     pub fn overlay(&mut self, over: &AttributeDef) {
         macro_rules! take {
             ($($f:ident),*) => {$( if over.$f.is_some() { self.$f = over.$f.clone(); } )*};
         }
-        take!(ty, mutable, required, default, pattern, enumeration, minimum, maximum, description);
+        take!(ty, mutable, required, default, pattern, enumeration, minimum, maximum, description, indexed);
     }
 }
 
@@ -198,8 +205,19 @@ pub fn check_attribute_name(name: &str) -> Result<()> {
     }
 }
 
-const DEF_MEMBERS: [&str; 10] =
-    ["type", "mutable", "required", "default", "pattern", "enum", "minimum", "maximum", "description", "title"];
+const DEF_MEMBERS: [&str; 11] = [
+    "type",
+    "mutable",
+    "required",
+    "default",
+    "pattern",
+    "enum",
+    "minimum",
+    "maximum",
+    "description",
+    "title",
+    "indexed",
+];
 
 /// Is this JSON object an attribute definition (rather than a level of the pyOCNI nesting)?
 /// A definition has no object-valued member except `pattern` and `default`.
@@ -274,6 +292,7 @@ fn parse_def(name: &str, obj: &Map<String, Value>) -> Result<AttributeDef> {
             }
             "mutable" => def.mutable = Some(v.as_bool().ok_or_else(|| bad("true or false"))?),
             "required" => def.required = Some(v.as_bool().ok_or_else(|| bad("true or false"))?),
+            "indexed" => def.indexed = Some(v.as_bool().ok_or_else(|| bad("true or false"))?),
             "default" => def.default = Some(v.clone()),
             "pattern" => {
                 if !(v.is_string() || v.is_object()) {

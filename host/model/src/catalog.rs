@@ -25,6 +25,15 @@ static BUILTIN: LazyLock<Vec<Category>> = LazyLock::new(|| {
     out
 });
 
+static BUILTIN_INDEXED: LazyLock<std::collections::BTreeSet<String>> =
+    LazyLock::new(|| BUILTIN.iter().flat_map(|c| c.indexed_attributes()).map(str::to_string).collect());
+
+/// The attributes the built-in categories mark indexed (`occi.core.title`, the `occi.*.state`
+/// attributes, `occi.compute.hostname`): the store indexes them for every tenant.
+pub fn builtin_indexed_attributes() -> &'static std::collections::BTreeSet<String> {
+    &BUILTIN_INDEXED
+}
+
 /// Reads a category file: `{"kinds": [...], "mixins": [...], "actions": [...]}` in either JSON
 /// dialect (a top-level `_notes` member is ignored). Used for the built-ins and for operator
 /// template files.

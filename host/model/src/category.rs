@@ -81,6 +81,10 @@ impl Category {
     pub fn attribute(&self, name: &str) -> Option<&AttributeDef> {
         self.attributes.iter().find(|a| a.name == name)
     }
+    /// The names of the attributes this definition marks `"indexed": true`.
+    pub fn indexed_attributes(&self) -> impl Iterator<Item = &str> {
+        self.attributes.iter().filter(|a| a.is_indexed()).map(|a| a.name.as_str())
+    }
 }
 
 static TERM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$").unwrap());
@@ -287,6 +291,46 @@ mod tests {
         assert!(check_location("compute/").is_err());
         assert!(check_location("/-/x/").is_err());
         assert!(check_location("//").is_err());
+    }
+
+    /// `"indexed": true` marks an attribute in either dialect; the pyOCNI rendering says so, the
+    /// OCCI 1.2 one cannot (its schema allows no other member); the built-ins mark theirs.
+    #[test]
+    fn attributes_are_marked_indexed_in_both_dialects() {
+        use crate::render::{Dialect, render_category};
+        for attrs in [
+            json!({"my.colour": {"type": "string", "indexed": true}, "my.size": {"type": "number"}}),
+            json!({"my": {"colour": {"type": "string", "indexed": true}, "size": {"type": "number"}}}),
+        ] {
+            let m = parse_category(
+                Class::Mixin,
+                &json!({"term": "m", "scheme": "http://e.com/x#", "location": "/m/", "attributes": attrs}),
+            )
+            .unwrap();
+            assert_eq!(m.indexed_attributes().collect::<Vec<_>>(), ["my.colour"]);
+            let py = render_category(&m, Dialect::Pyocni).to_string();
+            assert!(py.contains("\"indexed\":true"), "{py}");
+            assert!(!render_category(&m, Dialect::Occi12).to_string().contains("indexed"));
+        }
+        let bad = parse_category(
+            Class::Mixin,
+            &json!({"term": "m", "scheme": "http://e.com/x#", "location": "/m/",
+                "attributes": {"my.colour": {"indexed": "yes"}}}),
+        );
+        assert!(bad.unwrap_err().to_string().contains("indexed must be true or false"));
+        let builtin: Vec<&str> = crate::catalog::builtin_indexed_attributes().iter().map(String::as_str).collect();
+        assert_eq!(
+            builtin,
+            [
+                "occi.compute.hostname",
+                "occi.compute.state",
+                "occi.core.title",
+                "occi.network.state",
+                "occi.networkinterface.state",
+                "occi.storage.state",
+                "occi.storagelink.state"
+            ]
+        );
     }
 
     #[test]

@@ -26,6 +26,38 @@ pub fn value_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// The key an attribute index files the value `v` under: two values have the same key whenever
+/// [`EntityFilter::matches`] finds them equal (numbers by value, `2` and `2.0` and `0` and `-0`
+/// alike; strings exactly; booleans; null), so an index lookup finds every entity a scan would.
+/// `None` for arrays and objects (not indexed) and for the link ends (matched by path or URL).
+/// Long values are cut: keys stay short, and an index hit is always checked against the entity.
+pub fn index_key(name: &str, v: &Value) -> Option<String> {
+    if name == ATTR_SOURCE || name == ATTR_TARGET {
+        return None;
+    }
+    let mut key = match v {
+        Value::Number(n) => {
+            let f = n.as_f64()?;
+            // -0.0 == 0.0: one key for both.
+            format!("{:?}", if f == 0.0 { 0.0 } else { f })
+        }
+        // JSON text: a string key starts with '"' (no number, boolean or null does) and holds
+        // no NUL (escaped), so it cannot run into the next part of a store key.
+        Value::String(_) | Value::Bool(_) | Value::Null => v.to_string(),
+        Value::Array(_) | Value::Object(_) => return None,
+    };
+    const MAX: usize = 200;
+    if key.len() > MAX {
+        let mut end = MAX;
+        while !key.is_char_boundary(end) {
+            end -= 1;
+        }
+        key.truncate(end);
+        key.push('~');
+    }
+    Some(key)
+}
+
 /// One entity filter.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EntityFilter {
@@ -294,6 +326,39 @@ mod tests {
         assert!(!hits(json!({"source": "http://example.com/compute/b"})));
         assert!(hits(json!({"target": "http://elsewhere.example/n"})));
         assert!(!hits(json!({"target": "/n"})));
+    }
+
+    /// Index keys are equal exactly when the filter finds the values equal (scalars).
+    #[test]
+    fn index_keys_follow_filter_equality() {
+        let vals = [
+            json!(2),
+            json!(2.0),
+            json!(-0.0),
+            json!(0),
+            json!(2.5),
+            json!("2"),
+            json!(""),
+            json!(true),
+            json!(false),
+            json!(null),
+            json!("true"),
+            json!("null"),
+            json!("a\u{0}b"),
+            json!(u64::MAX),
+            json!(18446744073709551615.0),
+        ];
+        for a in &vals {
+            for b in &vals {
+                let (ka, kb) = (index_key("x", a).unwrap(), index_key("x", b).unwrap());
+                assert_eq!(ka == kb, value_eq(a, b), "{a} {b}: {ka} {kb}");
+                assert!(!ka.contains('\0'));
+            }
+        }
+        assert_eq!(index_key("x", &json!([1])), None);
+        assert_eq!(index_key(ATTR_SOURCE, &json!("/a")), None);
+        let long = "é".repeat(300);
+        assert!(index_key("x", &json!(long)).unwrap().len() <= 201);
     }
 
     #[test]

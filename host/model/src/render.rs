@@ -76,6 +76,10 @@ fn render_def(def: &AttributeDef, dialect: Dialect) -> Value {
             if let Some(m) = def.maximum {
                 put(&mut o, "maximum", m);
             }
+            // The OCCI 1.2 schema allows no member of its own: only this dialect says it.
+            if def.is_indexed() {
+                put(&mut o, "indexed", true);
+            }
         }
     }
     Value::Object(o)

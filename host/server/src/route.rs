@@ -65,6 +65,9 @@ pub struct Route {
     /// OCCI 1.2 pagination: `?page=N&number=M` (page counts from 1).
     pub page: Option<u64>,
     pub number: Option<u64>,
+    /// `?continue=TOKEN`: the next page after the one whose `Link: rel="next"` gave the token
+    /// (cursor paging; `number` may go with it, `page` may not).
+    pub cursor: Option<String>,
     /// `?cascade=true` on DELETE of the query interface.
     pub cascade: bool,
     /// `?related=true` on GET of the query interface: a category filter selects the named
@@ -123,6 +126,17 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
     if number_ == Some(0) {
         return Err(RouteError("query parameter number must be at least 1".into()));
     }
+    let cursor = match params.get("continue") {
+        Some(c) if c.is_empty() => {
+            return Err(RouteError("query parameter continue needs the token of a listing's Link rel=\"next\"".into()));
+        }
+        Some(_) if page.is_some() => {
+            return Err(RouteError(
+                "query parameters page and continue do not go together: page by one or the other".into(),
+            ));
+        }
+        other => other.cloned(),
+    };
     let flag = |name: &str| match params.get(name).map(String::as_str) {
         None | Some("false") => Ok(false),
         Some("true") | Some("") => Ok(true),
@@ -153,7 +167,7 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
         Target::Entity(path)
     };
     let allow_outbound = params.get("allow-outbound").cloned();
-    Ok(Route { target, action, page, number: number_, cascade, related, allow_outbound })
+    Ok(Route { target, action, page, number: number_, cursor, cascade, related, allow_outbound })
 }
 
 /// The methods a target allows, and how a 405 names the target. Written once here: the check
@@ -255,6 +269,9 @@ mod tests {
         assert!(route("/a/../b", None).is_err());
         assert!(route("/a/", Some("page=0")).is_err());
         assert!(route("/a/", Some("number=x")).is_err());
+        assert!(route("/a/", Some("continue=")).is_err());
+        assert!(route("/a/", Some("continue=abc&page=2")).is_err());
+        assert_eq!(route("/a/", Some("continue=abc&number=3")).unwrap().cursor.as_deref(), Some("abc"));
         assert!(route("/a", Some("action=")).is_err());
         assert!(route("/a/", Some("cascade=maybe")).is_err());
         let r = route("/a/", Some("page=2&number=10&cascade=true")).unwrap();

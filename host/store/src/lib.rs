@@ -13,13 +13,20 @@
 //!
 //! Tables (keys are `\0`-joined strings, so a prefix range lists one tenant's, one kind's or one
 //! path's entries without touching others; no key part holds a `\0` of its own):
-//! - `meta`: `schema_version` -> version
+//! - `meta`: `schema_version` -> version; `builtin_indexed` -> the built-in indexed attributes
+//!   the attribute index was built for (a build that indexes others rebuilds it at open);
+//!   `cursor_key` -> the hex key that signs listing cursors (made once, at creation)
 //! - `categories`: tenant, category id -> category (JSON)
 //! - `bindings`: tenant, category id -> provider (handler) name
 //! - `entities`: tenant, location -> entity (JSON)
 //! - `by_kind`: tenant, kind id, location -> ()
 //! - `by_mixin`: tenant, mixin id, location -> ()
 //! - `by_end`: tenant, resource location, link location -> () (links by source and by target)
+//! - `by_attr`: tenant, attribute, kind, value key, location -> () (the attribute index: an
+//!   equality lookup of one attribute's value in one kind is one range; the value key is
+//!   `ocni_model::filter::index_key`, equal exactly when a filter finds the values equal)
+//! - `indexed`: tenant, attribute -> () (the attributes the tenant's own categories mark
+//!   `"indexed": true`; the built-in categories' are indexed for every tenant)
 //! - `handlers`: tenant, handler name -> handler record (JSON: digest, size)
 //! - `handler_blobs`: tenant, digest -> the uploaded component bytes (to recompile when the
 //!   compiled cache is gone)
@@ -32,18 +39,24 @@
 //! - `tenants`: tenant name -> tenant record (JSON: creation time, limits)
 //! - `tokens`: token id -> token record (JSON: tenant, SHA-256 of the secret, creation time)
 
+#[cfg(test)]
+mod index_tests;
 mod reads;
 mod step;
 
 use std::path::Path;
 
+use ocni_model::Entity;
+use ocni_model::catalog::builtin_indexed_attributes;
+use ocni_model::filter::index_key;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 pub use reads::{KeyRange, Reads};
 pub use step::{Applied, Step, WriteSet};
 
-/// Version 2 added `counters`, `tenants` and `tokens`; a version 1 store is migrated at open.
-pub const SCHEMA_VERSION: &str = "2";
+/// Version 2 added `counters`, `tenants` and `tokens`; version 3 the attribute index (`by_attr`,
+/// `indexed`). Older stores are migrated at open.
+pub const SCHEMA_VERSION: &str = "3";
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const CATEGORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("categories");
@@ -58,6 +71,8 @@ const HANDLER_KV: TableDefinition<&str, &[u8]> = TableDefinition::new("handler_k
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+const BY_ATTR: TableDefinition<&str, ()> = TableDefinition::new("by_attr");
+const INDEXED: TableDefinition<&str, ()> = TableDefinition::new("indexed");
 
 /// The counter of a tenant's entities (in `counters`).
 const ENTITY_COUNT: &str = "entities";
@@ -108,6 +123,8 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("stored record {key:?} is corrupt: {source}")]
     Corrupt { key: String, source: serde_json::Error },
+    #[error("no randomness for the cursor key: {0}")]
+    Random(String),
     #[error("data directory was written by schema version {found}, this build knows version {SCHEMA_VERSION}")]
     SchemaVersion { found: String },
 }
@@ -177,9 +194,22 @@ pub enum Source<'a> {
     Prefix(&'a str),
 }
 
+/// The attribute index keys of an entity for the attributes in `indexed` (see `by_attr`).
+fn attr_keys<'a>(
+    tenant: &'a str,
+    e: &'a Entity,
+    indexed: &'a std::collections::BTreeSet<String>,
+) -> impl Iterator<Item = String> + 'a {
+    e.attributes.iter().filter(|(name, _)| indexed.contains(name.as_str())).filter_map(move |(name, v)| {
+        let value = index_key(name, v)?;
+        Some(format!("{tenant}\0{name}\0{}\0{value}\0{}", e.kind, e.location))
+    })
+}
+
 /// The database.
 pub struct Store {
     db: Database,
+    cursor_key: [u8; 32],
 }
 
 impl Store {
@@ -190,15 +220,22 @@ impl Store {
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value().to_string());
-            let migrate = match found.as_deref() {
-                None => false,
-                Some(SCHEMA_VERSION) => false,
+            let count = match found.as_deref() {
+                None | Some("2") | Some(SCHEMA_VERSION) => false,
                 Some("1") => true,
                 Some(_) => return Err(StoreError::SchemaVersion { found: found.unwrap_or_default() }),
             };
             meta.insert("schema_version", SCHEMA_VERSION)?;
-            if migrate {
+            if count {
                 count_entities(&txn)?;
+            }
+            // Versions before 3 have no attribute index; a build that indexes other built-in
+            // attributes than the one that built it rebuilds it.
+            let builtin = builtin_indexed_attributes().iter().cloned().collect::<Vec<_>>().join(" ");
+            let built = meta.get("builtin_indexed")?.map(|v| v.value().to_string());
+            if built.as_deref() != Some(builtin.as_str()) {
+                meta.insert("builtin_indexed", builtin.as_str())?;
+                build_attr_index(&txn)?;
             }
             txn.open_table(CATEGORIES)?;
             txn.open_table(BINDINGS)?;
@@ -212,9 +249,30 @@ impl Store {
             txn.open_table(COUNTERS)?;
             txn.open_table(TENANTS)?;
             txn.open_table(TOKENS)?;
+            txn.open_table(BY_ATTR)?;
+            txn.open_table(INDEXED)?;
         }
+        let cursor_key = {
+            let mut meta = txn.open_table(META)?;
+            let stored = meta.get("cursor_key")?.and_then(|v| hex_key(v.value()));
+            match stored {
+                Some(k) => k,
+                None => {
+                    let mut k = [0u8; 32];
+                    getrandom::fill(&mut k).map_err(|e| StoreError::Random(e.to_string()))?;
+                    meta.insert("cursor_key", hex::encode(k).as_str())?;
+                    k
+                }
+            }
+        };
         txn.commit()?;
-        Ok(Store { db })
+        Ok(Store { db, cursor_key })
+    }
+
+    /// A secret of this data directory, made at its creation: the server signs listing
+    /// cursors with it, so that they survive a restart and cannot be forged.
+    pub fn cursor_key(&self) -> &[u8; 32] {
+        &self.cursor_key
     }
 
     pub fn schema_version(&self) -> Result<String> {
@@ -263,6 +321,36 @@ impl Store {
         w.txn.commit()?;
         Ok(())
     }
+}
+
+fn hex_key(s: &str) -> Option<[u8; 32]> {
+    hex::decode(s).ok()?.try_into().ok()
+}
+
+/// Builds the attribute index of every tenant's entities anew (migration to version 3, or
+/// other built-in indexed attributes): the built-in ones and each tenant's `indexed`.
+fn build_attr_index(txn: &redb::WriteTransaction) -> Result<()> {
+    let mut by_attr = txn.open_table(BY_ATTR)?;
+    by_attr.retain(|_, _| false)?;
+    let mut own = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for item in txn.open_table(INDEXED)?.iter()? {
+        let (k, _) = item?;
+        if let Some((tenant, attr)) = k.value().split_once('\0') {
+            own.entry(tenant.to_string()).or_default().insert(attr.to_string());
+        }
+    }
+    let builtin = builtin_indexed_attributes();
+    for item in txn.open_table(ENTITIES)?.iter()? {
+        let (k, v) = item?;
+        let Some((tenant, _)) = k.value().split_once('\0') else { continue };
+        let e: Entity = decode(k.value(), v.value())?;
+        let mut indexed = builtin.clone();
+        indexed.extend(own.get(tenant).into_iter().flatten().cloned());
+        for key in attr_keys(tenant, &e, &indexed) {
+            by_attr.insert(key.as_str(), ())?;
+        }
+    }
+    Ok(())
 }
 
 /// Version 1 to 2: counts every tenant's entities into `counters` (once).
@@ -341,7 +429,7 @@ impl Writer {
         for table in [CATEGORIES, ENTITIES, HANDLERS, HANDLER_BLOBS, HANDLER_KV] {
             self.txn.open_table(table)?.retain_in::<&str, _>(bounds, |_, _| false)?;
         }
-        for table in [BY_KIND, BY_MIXIN, BY_END] {
+        for table in [BY_KIND, BY_MIXIN, BY_END, BY_ATTR, INDEXED] {
             self.txn.open_table(table)?.retain_in::<&str, _>(bounds, |_, _| false)?;
         }
         self.txn.open_table(BINDINGS)?.retain_in::<&str, _>(bounds, |_, _| false)?;
@@ -617,7 +705,7 @@ mod tests {
         }
         all(txn, BINDINGS, &mut out);
         all(txn, COUNTERS, &mut out);
-        for def in [BY_KIND, BY_MIXIN, BY_END] {
+        for def in [BY_KIND, BY_MIXIN, BY_END, BY_ATTR, INDEXED] {
             all(txn, def, &mut out);
         }
         out

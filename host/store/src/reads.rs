@@ -2,8 +2,11 @@
 //! `scan` of a key range) that a read transaction, a write transaction and a [`Step`](crate::Step)
 //! each provide in their own way.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
+use ocni_model::catalog::builtin_indexed_attributes;
+use ocni_model::filter::{EntityFilter, index_key};
 use ocni_model::{Category, Entity};
 #[allow(unused_imports)] // Used by the `Writer` expansion of `raw_over_txn!` (table methods).
 use redb::ReadableTable;
@@ -28,6 +31,8 @@ pub enum Tbl {
     Counters,
     Tenants,
     Tokens,
+    ByAttr,
+    Indexed,
 }
 
 impl Tbl {
@@ -45,6 +50,8 @@ impl Tbl {
             Tbl::Counters => "counters",
             Tbl::Tenants => "tenants",
             Tbl::Tokens => "tokens",
+            Tbl::ByAttr => "by_attr",
+            Tbl::Indexed => "indexed",
         }
     }
 }
@@ -100,6 +107,14 @@ macro_rules! with_def {
             }
             $crate::reads::Tbl::Tokens => {
                 let $def = $crate::TOKENS;
+                $body
+            }
+            $crate::reads::Tbl::ByAttr => {
+                let $def = $crate::BY_ATTR;
+                $body
+            }
+            $crate::reads::Tbl::Indexed => {
+                let $def = $crate::INDEXED;
                 $body
             }
         }
@@ -199,45 +214,167 @@ pub trait Reads: sealed::Raw {
         }
     }
 
+    /// One page of a listing's locations after the location `after` (`None`: from the start),
+    /// in location order: a seek to `after` and a scan of the page, whatever the depth.
+    fn locations_after(
+        &self,
+        tenant: &str,
+        source: Source<'_>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>>
+    where
+        Self: Sized,
+    {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        Listing::of(tenant, source).scan(self, after, &mut |loc| {
+            out.push(loc.to_string());
+            Ok(if out.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+        })?;
+        Ok(out)
+    }
+
     /// The entities of a listing, in location order, until `f` says to stop. Reads one entity
     /// at a time: the cost grows with how far the scan goes, not with the listing.
     fn each_entity(&self, tenant: &str, source: Source<'_>, f: &mut dyn FnMut(Entity) -> ControlFlow<()>) -> Result<()>
     where
         Self: Sized,
     {
-        let (index, prefix) = match source {
-            Source::Kind(kind) => (Some(Tbl::ByKind), format!("{tenant}\0{kind}\0")),
-            Source::Mixin(mixin) => (Some(Tbl::ByMixin), format!("{tenant}\0{mixin}\0")),
-            Source::Prefix(path) => (None, format!("{tenant}\0{path}")),
-        };
-        let range = KeyRange::prefix(&prefix);
-        match index {
-            Some(index) => {
-                // The index gives the locations; each entity is read by its key (outside the
-                // index scan: a step's scan must not be re-entered).
-                let mut batch = Vec::with_capacity(64);
-                let mut skip = 0;
-                loop {
-                    batch.clear();
-                    self.scan_raw(index, &range, skip, &mut |k, _| {
-                        batch.push(k[prefix.len()..].to_string());
-                        Ok(if batch.len() >= 64 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
-                    })?;
-                    skip += batch.len();
-                    for loc in &batch {
-                        if let Some(e) = self.entity(tenant, loc)?
-                            && f(e).is_break()
-                        {
-                            return Ok(());
-                        }
-                    }
-                    if batch.len() < 64 {
-                        return Ok(());
-                    }
-                }
-            }
-            None => self.scan_raw(Tbl::Entities, &range, 0, &mut |k, v| Ok(f(decode(k, v)?))),
+        self.each_entity_after(tenant, source, None, f)
+    }
+
+    /// [`Reads::each_entity`] from the first location after `after`.
+    fn each_entity_after(
+        &self,
+        tenant: &str,
+        source: Source<'_>,
+        after: Option<&str>,
+        f: &mut dyn FnMut(Entity) -> ControlFlow<()>,
+    ) -> Result<()>
+    where
+        Self: Sized,
+    {
+        let listing = Listing::of(tenant, source);
+        if listing.tbl == Tbl::Entities {
+            let Some(range) = listing.range_after(after) else { return Ok(()) };
+            return self.scan_raw(Tbl::Entities, &range, 0, &mut |k, v| Ok(f(decode(k, v)?)));
         }
+        // The index gives the locations; each entity is read by its key (outside the index
+        // scan: a step's scan must not be re-entered).
+        listing.scan_then(self, after, &mut |loc| {
+            Ok(match self.entity(tenant, loc)? {
+                Some(e) => f(e),
+                None => ControlFlow::Continue(()),
+            })
+        })
+    }
+
+    /// The attributes the tenant's attribute index covers: those the built-in categories mark
+    /// indexed and those its own categories do (kept in `indexed` by category writes).
+    fn indexed_attributes(&self, tenant: &str) -> Result<BTreeSet<String>> {
+        let mut set = builtin_indexed_attributes().clone();
+        set.extend(suffixes(self, Tbl::Indexed, &format!("{tenant}\0"), Page::ALL)?);
+        Ok(set)
+    }
+
+    /// The kinds of the tenant's entities that have an indexed `attribute` (a skip scan of the
+    /// index: one seek per kind).
+    fn indexed_kinds(&self, tenant: &str, attribute: &str) -> Result<Vec<String>> {
+        let prefix = format!("{tenant}\0{attribute}\0");
+        let mut range = KeyRange::prefix(&prefix);
+        let mut kinds = Vec::new();
+        loop {
+            let mut next = None;
+            self.scan_raw(Tbl::ByAttr, &range, 0, &mut |k, _| {
+                next = k[prefix.len()..].split('\0').next().map(str::to_string);
+                Ok(ControlFlow::Break(()))
+            })?;
+            let Some(kind) = next else { return Ok(kinds) };
+            match prefix_end(&format!("{prefix}{kind}\0")) {
+                Some(start) => range.start = start,
+                None => range.end = Some(range.start.clone()),
+            }
+            kinds.push(kind);
+            if range.end.as_ref().is_some_and(|end| range.start >= *end) {
+                return Ok(kinds);
+            }
+        }
+    }
+
+    /// An equality filter answered by the attribute index: the entities of `source` after
+    /// `after` that match one of `filters`, in location order, the first `offset` left out, at
+    /// most `limit`. `None` when a filter states no indexed attribute with a scalar value (the
+    /// caller scans). The answer is the scan's: every index hit is checked against the entity,
+    /// and each (filter, kind) stream of the index stops once it has `offset + limit` matches.
+    fn find_indexed(
+        &self,
+        tenant: &str,
+        source: Source<'_>,
+        filters: &[EntityFilter],
+        after: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<Vec<Entity>>>
+    where
+        Self: Sized,
+    {
+        if filters.is_empty() {
+            return Ok(None);
+        }
+        let indexed = self.indexed_attributes(tenant)?;
+        let mut plan = Vec::new();
+        for f in filters {
+            let Some((name, key)) = f
+                .attributes
+                .iter()
+                .filter(|(name, _)| indexed.contains(name.as_str()))
+                .find_map(|(name, v)| Some((name, index_key(name, v)?)))
+            else {
+                return Ok(None);
+            };
+            plan.push((f, name, key));
+        }
+        let want = offset.saturating_add(limit);
+        let mut found = BTreeMap::<String, Entity>::new();
+        if want == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        for (f, name, key) in plan {
+            let kinds = match (&f.kind, source) {
+                (Some(k), Source::Kind(sk)) if k != sk => continue,
+                (Some(k), _) => vec![k.clone()],
+                (None, Source::Kind(sk)) => vec![sk.to_string()],
+                (None, _) => self.indexed_kinds(tenant, name)?,
+            };
+            for kind in kinds {
+                let listing =
+                    Listing { tbl: Tbl::ByAttr, prefix: format!("{tenant}\0{name}\0{kind}\0{key}\0"), loc_at: None };
+                let mut matches = 0;
+                listing.scan_then(self, after, &mut |loc| {
+                    let e = match found.get(loc) {
+                        Some(e) => e.clone(),
+                        None => match self.entity(tenant, loc)? {
+                            Some(e) => e,
+                            None => return Ok(ControlFlow::Continue(())),
+                        },
+                    };
+                    let in_source = match source {
+                        Source::Kind(k) => e.kind == k,
+                        Source::Mixin(m) => e.mixins.iter().any(|x| x == m),
+                        Source::Prefix(p) => e.location.starts_with(p),
+                    };
+                    if in_source && f.matches(&e) {
+                        matches += 1;
+                        found.entry(loc.to_string()).or_insert(e);
+                    }
+                    Ok(if matches >= want { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+                })?;
+            }
+        }
+        Ok(Some(found.into_values().skip(offset).take(limit).collect()))
     }
 
     /// The tenant's handlers, by name.
@@ -304,6 +441,89 @@ pub trait Reads: sealed::Raw {
 }
 
 impl<T: sealed::Raw> Reads for T {}
+
+/// Where a listing's keys are: a table, the prefix of its keys, and where in a key the location
+/// starts (`None`: after the prefix; `Some(n)`: at byte `n`, for `entities`, whose keys are
+/// tenant and location).
+struct Listing {
+    tbl: Tbl,
+    prefix: String,
+    loc_at: Option<usize>,
+}
+
+impl Listing {
+    fn of(tenant: &str, source: Source<'_>) -> Listing {
+        match source {
+            Source::Kind(kind) => Listing { tbl: Tbl::ByKind, prefix: format!("{tenant}\0{kind}\0"), loc_at: None },
+            Source::Mixin(m) => Listing { tbl: Tbl::ByMixin, prefix: format!("{tenant}\0{m}\0"), loc_at: None },
+            Source::Prefix(path) => {
+                Listing { tbl: Tbl::Entities, prefix: format!("{tenant}\0{path}"), loc_at: Some(tenant.len() + 1) }
+            }
+        }
+    }
+
+    fn location<'k>(&self, key: &'k str) -> &'k str {
+        &key[self.loc_at.unwrap_or(self.prefix.len())..]
+    }
+
+    /// The keys after the one of location `after` (all of them without one); `None` when
+    /// there is none.
+    fn range_after(&self, after: Option<&str>) -> Option<KeyRange> {
+        let mut range = KeyRange::prefix(&self.prefix);
+        if let Some(after) = after {
+            // Nothing sorts between a key and the key followed by NUL.
+            let base = &self.prefix[..self.loc_at.unwrap_or(self.prefix.len())];
+            let start = format!("{base}{after}\0");
+            if start > range.start {
+                range.start = start;
+            }
+        }
+        match &range.end {
+            Some(end) if range.start >= *end => None,
+            _ => Some(range),
+        }
+    }
+
+    /// Calls `f` with each location after `after`, in order, until it breaks.
+    fn scan(
+        &self,
+        r: &(impl sealed::Raw + ?Sized),
+        after: Option<&str>,
+        f: &mut dyn FnMut(&str) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let Some(range) = self.range_after(after) else { return Ok(()) };
+        r.scan_raw(self.tbl, &range, 0, &mut |k, _| f(self.location(k)))
+    }
+
+    /// [`Listing::scan`] in batches, `f` called between them (it may read the store: a step's
+    /// scan must not be re-entered).
+    fn scan_then(
+        &self,
+        r: &(impl sealed::Raw + ?Sized),
+        after: Option<&str>,
+        f: &mut dyn FnMut(&str) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        const BATCH: usize = 64;
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut from = after.map(str::to_string);
+        loop {
+            batch.clear();
+            self.scan(r, from.as_deref(), &mut |loc| {
+                batch.push(loc.to_string());
+                Ok(if batch.len() >= BATCH { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+            })?;
+            for loc in &batch {
+                if f(loc)?.is_break() {
+                    return Ok(());
+                }
+            }
+            if batch.len() < BATCH {
+                return Ok(());
+            }
+            from = batch.pop();
+        }
+    }
+}
 
 /// The value of a counter (0 when it was never set).
 pub(crate) fn counter(r: &(impl sealed::Raw + ?Sized), key: &str) -> Result<u64> {

@@ -22,11 +22,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use ocni_model::catalog::builtin_indexed_attributes;
 use ocni_model::{Category, Entity};
 use sha2::{Digest, Sha256};
 
 use crate::reads::{KeyRange, Reads, Tbl, Visit, counter, sealed::Raw, with_def};
-use crate::{CATALOG_GENERATION, ENTITY_COUNT, HandlerRecord, Reader, Result, Writer, encode, key2, key3};
+use crate::{CATALOG_GENERATION, ENTITY_COUNT, HandlerRecord, Reader, Result, Writer, attr_keys, encode, key2, key3};
 
 type Hash = [u8; 32];
 
@@ -105,6 +106,9 @@ pub enum Applied {
 struct State {
     snap: Reader,
     set: WriteSet,
+    /// Tenant -> its indexed attributes, as read by this step (dropped when the step changes
+    /// them): one read of `indexed` per tenant and step, however many entities it writes.
+    indexed: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// A write in preparation. Cloning gives another handle on the same step (a handler's host
@@ -116,7 +120,7 @@ pub struct Step {
 
 impl Step {
     pub(crate) fn new(snap: Reader) -> Step {
-        Step { state: Arc::new(Mutex::new(State { snap, set: WriteSet::default() })) }
+        Step { state: Arc::new(Mutex::new(State { snap, set: WriteSet::default(), indexed: BTreeMap::new() })) }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -168,6 +172,10 @@ impl Step {
                 state.set.touched.insert(tenant.to_string());
             }
         }
+        if tbl == Tbl::Indexed {
+            let tenant = tenant_of(&key).to_string();
+            state.indexed.remove(&tenant);
+        }
         state.set.writes.insert((tbl, key), value);
     }
 
@@ -179,20 +187,94 @@ impl Step {
         *self.lock().set.deltas.entry(key2(tenant, ENTITY_COUNT)).or_default() += delta;
     }
 
+    /// Writes a category; when that changes which attributes the tenant's categories mark
+    /// indexed, the index follows in the same step (see [`Step::sync_indexed`]).
     pub fn put_category(&mut self, tenant: &str, cat: &Category) -> Result<()> {
+        let old: Option<Category> = self.get_raw(Tbl::Categories, &key2(tenant, &cat.id()), |v| {
+            v.map(|v| crate::decode(&key2(tenant, &cat.id()), v)).transpose()
+        })?;
+        let marks = |c: &Category| c.indexed_attributes().map(str::to_string).collect::<BTreeSet<_>>();
+        let changed = old.as_ref().map(marks).unwrap_or_default() != marks(cat);
         self.put_raw(Tbl::Categories, key2(tenant, &cat.id()), Some(encode(cat)));
+        if changed {
+            self.sync_indexed(tenant)?;
+        }
         Ok(())
     }
 
     /// Removes a category and its binding; false when there was no such category.
     pub fn delete_category(&mut self, tenant: &str, id: &str) -> Result<bool> {
         let key = key2(tenant, id);
-        let existed = self.exists(Tbl::Categories, &key)?;
-        if existed {
+        let old: Option<Category> =
+            self.get_raw(Tbl::Categories, &key, |v| v.map(|v| crate::decode(&key, v)).transpose())?;
+        if let Some(old) = &old {
             self.put_raw(Tbl::Categories, key, None);
+            if old.indexed_attributes().next().is_some() {
+                self.sync_indexed(tenant)?;
+            }
         }
         self.set_binding(tenant, id, None)?;
-        Ok(existed)
+        Ok(old.is_some())
+    }
+
+    /// Makes the tenant's attribute index cover exactly the attributes its categories mark
+    /// indexed (besides the built-ins'): an attribute newly marked is indexed for every entity
+    /// of the tenant that has it (a scan of the tenant's entities, in this step, so the index
+    /// is complete from the moment the category is), one no longer marked has its entries
+    /// removed. The step reads the tenant's entities: a concurrent entity write conflicts.
+    fn sync_indexed(&mut self, tenant: &str) -> Result<()> {
+        let builtin = builtin_indexed_attributes();
+        let want: BTreeSet<String> = self
+            .categories(tenant)?
+            .iter()
+            .flat_map(|c| c.indexed_attributes())
+            .filter(|a| !builtin.contains(*a))
+            .map(str::to_string)
+            .collect();
+        let prefix = format!("{tenant}\0");
+        let mut have = BTreeSet::new();
+        self.scan_raw(Tbl::Indexed, &KeyRange::prefix(&prefix), 0, &mut |k, _| {
+            have.insert(k[prefix.len()..].to_string());
+            Ok(ControlFlow::Continue(()))
+        })?;
+        for gone in have.difference(&want) {
+            let entries = format!("{tenant}\0{gone}\0");
+            let mut keys = Vec::new();
+            self.scan_raw(Tbl::ByAttr, &KeyRange::prefix(&entries), 0, &mut |k, _| {
+                keys.push(k.to_string());
+                Ok(ControlFlow::Continue(()))
+            })?;
+            for key in keys {
+                self.put_raw(Tbl::ByAttr, key, None);
+            }
+            self.put_raw(Tbl::Indexed, key2(tenant, gone), None);
+        }
+        let added: BTreeSet<String> = want.difference(&have).cloned().collect();
+        if added.is_empty() {
+            return Ok(());
+        }
+        for a in &added {
+            self.put_raw(Tbl::Indexed, key2(tenant, a), Some(Vec::new()));
+        }
+        let mut keys = Vec::new();
+        self.each_entity(tenant, crate::Source::Prefix("/"), &mut |e| {
+            keys.extend(attr_keys(tenant, &e, &added));
+            ControlFlow::Continue(())
+        })?;
+        for key in keys {
+            self.put_raw(Tbl::ByAttr, key, Some(Vec::new()));
+        }
+        Ok(())
+    }
+
+    /// The tenant's indexed attributes, read once per step.
+    fn indexed_set(&self, tenant: &str) -> Result<BTreeSet<String>> {
+        if let Some(set) = self.lock().indexed.get(tenant) {
+            return Ok(set.clone());
+        }
+        let set = self.indexed_attributes(tenant)?;
+        self.lock().indexed.insert(tenant.to_string(), set.clone());
+        Ok(set)
     }
 
     pub fn set_binding(&mut self, tenant: &str, id: &str, provider: Option<&str>) -> Result<()> {
@@ -249,34 +331,41 @@ impl Step {
 
     /// Writes an entity and keeps the indexes (and the tenant's entity count) in step.
     pub fn put_entity(&mut self, tenant: &str, e: &Entity) -> Result<()> {
+        let indexed = self.indexed_set(tenant)?;
+        let mut old = BTreeSet::new();
         match self.entity(tenant, &e.location)? {
-            Some(prev) => self.unindex(tenant, &prev),
+            Some(prev) => old.extend(Self::index_keys(tenant, &prev, &indexed)),
             None => self.add_to_count(tenant, 1),
         }
         self.put_raw(Tbl::Entities, key2(tenant, &e.location), Some(encode(e)));
-        self.index(tenant, e);
+        // Only what changed: an update that keeps the kind, mixins, ends and indexed values
+        // writes no index entry.
+        let new: BTreeSet<(Tbl, String)> = Self::index_keys(tenant, e, &indexed).into_iter().collect();
+        for gone in old.difference(&new) {
+            self.put_raw(gone.0, gone.1.clone(), None);
+        }
+        for (tbl, key) in new.difference(&old) {
+            self.put_raw(*tbl, key.clone(), Some(Vec::new()));
+        }
         Ok(())
     }
 
-    fn index_keys(tenant: &str, e: &Entity) -> Vec<(Tbl, String)> {
+    fn index_keys(tenant: &str, e: &Entity, indexed: &BTreeSet<String>) -> Vec<(Tbl, String)> {
         let mut keys = vec![(Tbl::ByKind, key3(tenant, &e.kind, &e.location))];
         keys.extend(e.mixins.iter().map(|m| (Tbl::ByMixin, key3(tenant, m, &e.location))));
         keys.extend(
             [e.source(), e.target()].into_iter().flatten().map(|end| (Tbl::ByEnd, key3(tenant, end, &e.location))),
         );
+        keys.extend(attr_keys(tenant, e, indexed).map(|k| (Tbl::ByAttr, k)));
         keys
     }
 
-    fn index(&mut self, tenant: &str, e: &Entity) {
-        for (tbl, key) in Self::index_keys(tenant, e) {
-            self.put_raw(tbl, key, Some(Vec::new()));
-        }
-    }
-
-    fn unindex(&mut self, tenant: &str, e: &Entity) {
-        for (tbl, key) in Self::index_keys(tenant, e) {
+    fn unindex(&mut self, tenant: &str, e: &Entity) -> Result<()> {
+        let indexed = self.indexed_set(tenant)?;
+        for (tbl, key) in Self::index_keys(tenant, e, &indexed) {
             self.put_raw(tbl, key, None);
         }
+        Ok(())
     }
 
     /// Deletes an entity and every link that has it as source or target. Returns the locations
@@ -292,7 +381,7 @@ impl Step {
             }
             let Some(e) = self.entity(tenant, &loc)? else { continue };
             let links = self.links_at(tenant, &loc)?;
-            self.unindex(tenant, &e);
+            self.unindex(tenant, &e)?;
             self.put_raw(Tbl::Entities, key2(tenant, &loc), None);
             self.add_to_count(tenant, -1);
             removed.push(loc);
@@ -309,7 +398,7 @@ impl Raw for Step {
         if let Some(v) = state.set.writes.get(&(tbl, key.to_string())) {
             return f(v.as_deref());
         }
-        let State { snap, set } = &mut *state;
+        let State { snap, set, .. } = &mut *state;
         snap.get_raw(tbl, key, |v| {
             set.reads.push(Read::Point { tbl, key: key.to_string(), digest: point_digest(v) });
             f(v)
@@ -318,7 +407,7 @@ impl Raw for Step {
 
     fn scan_raw(&self, tbl: Tbl, range: &KeyRange, skip: usize, f: &mut Visit<'_>) -> Result<()> {
         let mut state = self.lock();
-        let State { snap, set } = &mut *state;
+        let State { snap, set, .. } = &mut *state;
         let mut own = set
             .writes
             .range((tbl, range.start.clone())..)

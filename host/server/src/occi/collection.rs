@@ -8,19 +8,28 @@ use std::sync::Arc;
 use hyper::{Method, StatusCode};
 use ocni_model::filter::parse_entity_filters;
 use ocni_model::text;
-use ocni_model::{Catalog, Category, Class};
+use ocni_model::{Catalog, Category, Class, Dialect};
 use ocni_store::{Page, Reads, Source, Step};
 
+use super::cursor;
 use super::entity::{act, create_entity, delete_entity, entity_id, parse_action_body, put_mixins};
 use super::{Purpose, body_as, need, prefix, render_entities, render_listing};
 use crate::error::ApiError;
+use crate::negotiate::Format;
 use crate::reply::{R, Reply, Request, created_reply};
 use crate::route::Allowed;
 use crate::services::Services;
 
-/// The page a listing asks for (`page`, `number`); without them, the first page of the
-/// server's page size: a listing never returns more than `max_page_size` entities.
-fn page(s: &Services, req: &Request) -> R<Page> {
+/// How a listing is paged: by offset (`page`, GFD.223) or by cursor (`continue`, or neither).
+enum Paging {
+    Offset(usize),
+    /// After this location (`None`: from the start).
+    After(Option<String>),
+}
+
+/// The page size a listing asks for (`number`); without it, the server's page size: a listing
+/// never returns more than `max_page_size` entities.
+fn page_size(s: &Services, req: &Request) -> R<usize> {
     let max = s.config.max_page_size;
     let number = req.route.number.unwrap_or(max as u64);
     if number > max as u64 {
@@ -29,50 +38,97 @@ fn page(s: &Services, req: &Request) -> R<Page> {
             format!("number={number} is above this server's page size limit of {max}"),
         ));
     }
-    let page = req.route.page.unwrap_or(1);
-    let offset = (page - 1).saturating_mul(number);
-    Ok(Page { offset: usize::try_from(offset).unwrap_or(usize::MAX), limit: number as usize })
+    Ok(number as usize)
 }
 
-/// Lists the locations of one page of `source`, applying a filter body if any. A filtered
-/// listing reads entities one at a time and stops once the page is full. When there is more
-/// after the page, the answer carries `Link: <...?page=N+1&number=M>; rel="next"`.
+/// Lists one page of `source`, applying a filter body if any. When there is more after the
+/// page, the answer carries `Link: <...>; rel="next"`: with `page=N+1` when the client paged
+/// by `page`, else with `continue=TOKEN` (and the pyOCNI JSON rendering, an object, has the
+/// token as its `continue` member too). Cursor pages cost the page at any depth (a seek to the
+/// token's location); an equality filter on an indexed attribute costs what it finds (the
+/// attribute index); other filters read entities one at a time until the page is full.
 fn list(s: &Services, tenant: &str, catalog: &Catalog, req: &Request, path: &str, source: Source<'_>) -> R<Reply> {
-    let page = page(s, req)?;
-    // One more than the page, to know whether there is a next one.
-    let probe = Page { offset: page.offset, limit: page.limit.saturating_add(1) };
-    let r = s.store.read()?;
-    let (mut reply, more) = match body_as(req, Purpose::EntityFilter, catalog)? {
-        None => {
-            let mut locations = r.locations(tenant, source, probe)?;
-            let more = locations.len() > page.limit;
-            locations.truncate(page.limit);
-            (render_listing(&r, tenant, catalog, &locations, req)?, more)
+    let limit = page_size(s, req)?;
+    let filters = match body_as(req, Purpose::EntityFilter, catalog)? {
+        Some(body) => Some(parse_entity_filters(&body)?),
+        None => None,
+    };
+    let filter_text = filters.as_ref().map(|f| format!("{f:?}")).unwrap_or_default();
+    let scope = cursor::Scope { tenant, path, filter: &filter_text };
+    let key = s.store.cursor_key();
+    let paging = match (&req.route.cursor, req.route.page) {
+        (Some(token), _) => Paging::After(Some(cursor::decode(key, &scope, token)?)),
+        (None, Some(page)) => {
+            Paging::Offset(usize::try_from((page - 1).saturating_mul(limit as u64)).unwrap_or(usize::MAX))
         }
-        Some(body) => {
-            let filters = parse_entity_filters(&body)?;
-            let (mut skipped, mut hits) = (0, Vec::new());
-            r.each_entity(tenant, source, &mut |e| {
-                if filters.iter().any(|f| f.matches(&e)) {
-                    if skipped < probe.offset {
-                        skipped += 1;
-                    } else {
-                        hits.push(e);
-                    }
+        (None, None) => Paging::After(None),
+    };
+    let (offset, after) = match &paging {
+        Paging::Offset(o) => (*o, None),
+        Paging::After(a) => (0, a.as_deref()),
+    };
+    // One more than the page, to know whether there is a next one.
+    let probe = limit.saturating_add(1);
+    let r = s.store.read()?;
+    let (mut reply, last, more) = match filters {
+        None => {
+            let mut locations = if offset == 0 {
+                r.locations_after(tenant, source, after, probe)?
+            } else {
+                r.locations(tenant, source, Page { offset, limit: probe })?
+            };
+            let more = locations.len() > limit;
+            locations.truncate(limit);
+            (render_listing(&r, tenant, catalog, &locations, req)?, locations.last().cloned(), more)
+        }
+        Some(filters) => {
+            let mut hits = match r.find_indexed(tenant, source, &filters, after, offset, probe)? {
+                Some(hits) => hits,
+                None => {
+                    let (mut skipped, mut hits) = (0, Vec::new());
+                    r.each_entity_after(tenant, source, after, &mut |e| {
+                        if filters.iter().any(|f| f.matches(&e)) {
+                            if skipped < offset {
+                                skipped += 1;
+                            } else {
+                                hits.push(e);
+                            }
+                        }
+                        if hits.len() >= probe { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                    })?;
+                    hits
                 }
-                if hits.len() >= probe.limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-            })?;
-            let more = hits.len() > page.limit;
-            hits.truncate(page.limit);
-            (render_entities(&r, tenant, catalog, &hits, req)?, more)
+            };
+            let more = hits.len() > limit;
+            hits.truncate(limit);
+            (render_entities(&r, tenant, catalog, &hits, req)?, hits.last().map(|e| e.location.clone()), more)
         }
     };
-    if more && page.limit > 0 {
-        let next = page.offset / page.limit + 2;
-        let url = format!("{}{}?page={next}&number={}", req.base_url, text::location_text(path), page.limit);
+    if more && let Some(last) = last {
+        let base = format!("{}{}", req.base_url, text::location_text(path));
+        let url = match paging {
+            Paging::Offset(offset) => format!("{base}?page={}&number={limit}", offset / limit + 2),
+            Paging::After(_) => {
+                let token = cursor::encode(key, &scope, &last);
+                if req.format == Format::Json(Dialect::Pyocni) {
+                    reply = with_continue(reply, &token);
+                }
+                format!("{base}?continue={token}&number={limit}")
+            }
+        };
         reply.headers.push(("Link", format!("<{url}>; rel=\"next\"")));
     }
     Ok(reply)
+}
+
+/// Adds the `continue` member to a pyOCNI JSON listing (`{"X-OCCI-Location": [...]}`).
+fn with_continue(mut reply: Reply, token: &str) -> Reply {
+    if let Ok(serde_json::Value::Object(mut body)) = serde_json::from_slice(&reply.body) {
+        body.insert("continue".into(), token.into());
+        reply.body = serde_json::to_vec(&body).expect("JSON values serialize");
+        reply.body.push(b'\n');
+    }
+    reply
 }
 
 pub(crate) fn kind_collection(

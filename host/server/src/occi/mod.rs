@@ -6,6 +6,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod collection;
+pub(crate) mod cursor;
 pub(crate) mod entity;
 pub(crate) mod handlers;
 pub(crate) mod query;

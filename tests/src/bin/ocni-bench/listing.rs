@@ -1,7 +1,10 @@
 //! `ocni-bench listing`: does the cost of a collection listing grow with the page or with the
 //! kind's total? One ocni server per size (10,000 and 100,000 computes by default), measured
-//! in interleaved runs: the first, a middle and the last page of 100, and a filtered listing
-//! (an attribute filter body matching the same five entities at every size) with a page.
+//! in interleaved runs: the first, a middle and the last page of 100, by offset (`page=`) and
+//! by cursor (`continue=`, the tokens found by walking the collection once), and a filtered
+//! listing (an attribute filter body matching the same five entities at every size) with a
+//! page, on an indexed attribute (`occi.compute.hostname`) and on one that is not
+//! (`occi.compute.share`, which scans).
 
 use std::sync::Arc;
 
@@ -14,15 +17,53 @@ const PAGE: usize = 100;
 /// Entities the filter matches (all within the smallest size, so every size answers the same).
 const NEEDLES: usize = 5;
 const FILTER: &str = r#"{"resources":[{"attributes":{"occi.compute.hostname":"needle.example"}}]}"#;
+/// The same needles by an attribute no category marks indexed: a scan.
+const SCAN_FILTER: &str = r#"{"resources":[{"attributes":{"occi.compute.share":7}}]}"#;
 
-/// The operations: name, and the request for a kind of `size` entities.
-type Make = fn(usize) -> Req;
-const OPS: [(&str, Make); 4] = [
-    ("first page", |_| Req::get(format!("/compute/?page=1&number={PAGE}"), JSON)),
-    ("middle page", |size| Req::get(format!("/compute/?page={}&number={PAGE}", size / PAGE / 2), JSON)),
-    ("last page", |size| Req::get(format!("/compute/?page={}&number={PAGE}", size.div_ceil(PAGE)), JSON)),
-    ("filtered, first page", |_| Req::with_body(Method::GET, format!("/compute/?page=1&number={PAGE}"), FILTER)),
+/// The operations' names; [`requests`] makes each one's request for one server.
+const OPS: [&str; 8] = [
+    "first page",
+    "middle page",
+    "last page",
+    "cursor first page",
+    "cursor middle page",
+    "cursor last page",
+    "filtered indexed",
+    "filtered scan",
 ];
+
+/// The requests of [`OPS`] for a kind of `size` entities at `addr`.
+fn requests(bench: &Bench, addr: std::net::SocketAddr, size: usize) -> Vec<Req> {
+    let (middle, last) = (size / PAGE / 2, size.div_ceil(PAGE));
+    let next = cursor_pages(bench, addr);
+    // next[i] is the path of page i + 2 (1-based), as the Link of page i + 1 gave it.
+    let cursor = |page: usize| Req::get(next[page - 2].clone(), JSON);
+    vec![
+        Req::get(format!("/compute/?page=1&number={PAGE}"), JSON),
+        Req::get(format!("/compute/?page={middle}&number={PAGE}"), JSON),
+        Req::get(format!("/compute/?page={last}&number={PAGE}"), JSON),
+        Req::get(format!("/compute/?number={PAGE}"), JSON),
+        cursor(middle),
+        cursor(last),
+        Req::with_body(Method::GET, format!("/compute/?number={PAGE}"), FILTER),
+        Req::with_body(Method::GET, format!("/compute/?number={PAGE}"), SCAN_FILTER),
+    ]
+}
+
+/// Walks /compute/ by cursor, `PAGE` at a time (as locations: cheap), and returns the path of
+/// each next page, as the `Link: rel="next"` headers give them.
+fn cursor_pages(bench: &Bench, addr: std::net::SocketAddr) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut path = format!("/compute/?number={PAGE}");
+    loop {
+        let a = bench.expect(addr, Req::get(path, "text/uri-list"), 200);
+        let Some(link) = a.headers.get("link").and_then(|l| l.to_str().ok()) else { return out };
+        let start = link.find("/compute/?continue=").expect("a cursor link");
+        let end = link.find('>').expect("a link");
+        path = link[start..end].to_string();
+        out.push(path.clone());
+    }
+}
 
 pub fn run(bench: &Bench) {
     let connections = bench.opts.connections.unwrap_or(8);
@@ -40,14 +81,21 @@ pub fn run(bench: &Bench) {
             ocni
         })
         .collect();
-    // Each answer must be what the operation means: a full page, or the needles.
-    for (name, make) in OPS {
-        for (ocni, &size) in servers.iter().zip(&sizes) {
-            let a = bench.expect(ocni.addr, make(size), 200);
+    let reqs: Vec<Vec<Req>> = servers.iter().zip(&sizes).map(|(o, &size)| requests(bench, o.addr, size)).collect();
+    // Each answer must be what the operation means: a full page, or the needles; the offset
+    // and cursor pages the same ones.
+    for (i, name) in OPS.iter().enumerate() {
+        for ((ocni, reqs), &size) in servers.iter().zip(&reqs).zip(&sizes) {
+            let addr = ocni.addr;
+            let a = bench.expect(addr, reqs[i].clone(), 200);
             let v: serde_json::Value = serde_json::from_slice(&a.body).expect("a JSON listing");
             let n = v["resources"].as_array().map_or(0, Vec::len);
             let want = if name.starts_with("filtered") { NEEDLES } else { PAGE };
             assert_eq!(n, want, "{name} at {size} entities lists {n} entities");
+            if i < 3 {
+                let c = bench.expect(addr, reqs[i + 3].clone(), 200);
+                assert_eq!(a.body, c.body, "{name} by cursor at {size} entities");
+            }
         }
     }
     let o = &bench.opts;
@@ -56,11 +104,11 @@ pub fn run(bench: &Bench) {
         o.seconds, o.rounds
     );
     let mut results: Vec<(&str, Vec<Run>)> = Vec::new();
-    for (name, make) in OPS {
+    for (i, name) in OPS.into_iter().enumerate() {
         let mut runs: Vec<Vec<Run>> = sizes.iter().map(|_| Vec::new()).collect();
         for round in 0..o.rounds {
-            for ((ocni, &size), runs) in servers.iter().zip(&sizes).zip(&mut runs) {
-                let req = make(size);
+            for (((ocni, &size), runs), reqs) in servers.iter().zip(&sizes).zip(&mut runs).zip(&reqs) {
+                let req = reqs[i].clone();
                 let same: Gen = Arc::new(move |_, _| req.clone());
                 let run = bench.client.block_on(load::load(ocni.addr, same, StatusCode::OK, connections, o.duration()));
                 eprintln!(

@@ -182,7 +182,8 @@ pub fn creates() -> load::Gen {
 }
 
 /// Creates computes `{prefix}{i:07}` for every `i` of `ids` through `POST /compute/` with many
-/// entities per request; those for which `needle` holds get the host name `needle.example`.
+/// entities per request; those for which `needle` holds get the host name `needle.example`
+/// (and `occi.compute.share` 7, not indexed).
 pub fn fill(
     bench: &Bench,
     addr: SocketAddr,
@@ -197,8 +198,13 @@ pub fn fill(
         let resources: Vec<serde_json::Value> = (start..end)
             .map(|i| {
                 let host = if needle(i) { "needle.example".to_string() } else { format!("h{i}.example") };
-                serde_json::json!({"kind": COMPUTE, "id": format!("{prefix}{i:07}"), "attributes": {
-                    "occi.compute.cores": 2, "occi.compute.memory": 4.0, "occi.compute.hostname": host}})
+                let mut e = serde_json::json!({"kind": COMPUTE, "id": format!("{prefix}{i:07}"), "attributes": {
+                    "occi.compute.cores": 2, "occi.compute.memory": 4.0, "occi.compute.hostname": host}});
+                // The needles again, by an attribute that is not indexed.
+                if needle(i) {
+                    e["attributes"]["occi.compute.share"] = 7.into();
+                }
+                e
             })
             .collect();
         let body = serde_json::json!({ "resources": resources }).to_string();
