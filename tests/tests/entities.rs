@@ -610,3 +610,40 @@ async fn uri_list_has_one_url_per_line() {
     let want: Vec<String> = ["c1", "c2", "c3"].iter().map(|id| server.url(&format!("/compute/{id}"))).collect();
     assert_eq!(lines, want.iter().map(String::as_str).collect::<Vec<_>>(), "{}", reply.text);
 }
+
+// ---------------------------------------------------------------------- cached answers
+
+/// The `X-OCCI-Attribute` lines of a text/occi GET of `path`, which must answer 200.
+async fn text_attributes(server: &TestServer, path: &str) -> Vec<String> {
+    let reply = server.send("GET", path, Some("text/occi"), None, None).await;
+    expect(&reply, 200);
+    reply.headers.get_all("X-OCCI-Attribute").iter().map(|v| v.to_str().unwrap().to_string()).collect()
+}
+
+/// A GET answer is served from the answers rendered since the last commit: every write is
+/// visible to the GET that follows its answer, in every rendering, whatever it changed (the
+/// entity itself, a link to it, its deletion).
+#[tokio::test]
+async fn get_answers_follow_every_write_at_once() {
+    let server = TestServer::start().await;
+    compute_and_network(&server).await;
+    let titled = |lines: &[String]| lines.iter().any(|l| l.contains("occi.core.title=\"renamed\""));
+    for _ in 0..2 {
+        assert_eq!(server.get_ok("/compute/vm").await["title"], Value::Null);
+        assert!(!titled(&text_attributes(&server, "/compute/vm").await));
+    }
+    // The entity itself.
+    let update = json!({"kind": COMPUTE, "title": "renamed", "attributes": {}});
+    expect(&server.json("POST", "/compute/vm", Some(update)).await, 201);
+    assert_eq!(server.get_ok("/compute/vm").await["title"], "renamed");
+    let lines = text_attributes(&server, "/compute/vm").await;
+    assert!(titled(&lines), "{lines:?}");
+    // Another entity: a link whose source it is.
+    assert!(server.get_ok("/compute/vm").await["links"].is_null());
+    create(&server, "/networkinterface/", nic("nic1", "/compute/vm", "/network/net")).await;
+    assert_eq!(server.get_ok("/compute/vm").await["links"].as_array().map(Vec::len), Some(1));
+    // Its deletion.
+    expect(&server.json("DELETE", "/compute/vm", None).await, 200);
+    expect(&server.get("/compute/vm").await, 404);
+    expect(&server.send("GET", "/compute/vm", Some("text/occi"), None, None).await, 404);
+}

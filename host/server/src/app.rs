@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use hyper::Method;
 use ocni_model::Class;
 use ocni_store::Store;
 use tokio::sync::Semaphore;
@@ -75,6 +76,12 @@ impl App {
         let s = &self.services;
         if let Target::Admin(path) = &req.route.target {
             return admin::admin(s, path, &req);
+        }
+        if let Target::Entity(path) = &req.route.target
+            && matches!(*req.method, Method::GET | Method::HEAD)
+            && req.route.action.is_none()
+        {
+            return entity::get(s, tenant, path, &req);
         }
         let catalog = s.catalog(tenant)?;
         match &req.route.target {

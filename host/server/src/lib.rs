@@ -16,6 +16,7 @@ mod app;
 mod config;
 pub mod error;
 mod http;
+pub mod logging;
 pub mod negotiate;
 mod occi;
 mod reply;

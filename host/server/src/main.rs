@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use ocni_server::logging::LogWriter;
 use ocni_server::{Secret, ServeArgs};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -253,7 +254,7 @@ fn main() -> anyhow::Result<()> {
         return admin_command(cli.command);
     }
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
@@ -262,8 +263,12 @@ fn main() -> anyhow::Result<()> {
             let admin_token = admin_token(args.admin_token_file.as_deref())?;
             let (listen, allow_unauthenticated_remote) = (args.listen, args.allow_unauthenticated_remote);
             let config = args.into_config(admin_token);
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async move {
+            // Workers write out the buffered log lines when they run out of work (`logging.rs`).
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .on_thread_park(LogWriter::flush_buffered)
+                .build()?;
+            let served = rt.block_on(async move {
                 let app = ocni_server::open(config.clone())
                     .with_context(|| format!("opening data directory {}", config.data_dir.display()))?;
                 let multi = app.tenancy().is_multi_tenant();
@@ -282,7 +287,10 @@ fn main() -> anyhow::Result<()> {
                 ocni_server::serve(listener, app, shutdown_signal()).await;
                 tracing::info!("ocni stopped");
                 Ok(())
-            })
+            });
+            drop(rt);
+            LogWriter::flush_buffered();
+            served
         }
         _ => unreachable!("admin commands return above"),
     }

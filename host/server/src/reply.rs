@@ -13,6 +13,7 @@ use crate::negotiate::Format;
 use crate::route::Route;
 
 /// A finished response, before HTTP framing.
+#[derive(Clone)]
 pub struct Reply {
     pub status: StatusCode,
     pub headers: Vec<(&'static str, String)>,

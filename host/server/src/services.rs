@@ -13,7 +13,7 @@ use ocni_store::{Applied, Reads, Step, Store};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::reply::R;
+use crate::reply::{R, Reply};
 use crate::sandbox::{HandlerIndex, HandlerLogs, Sandbox, Stage, Write, outbound};
 use crate::tenancy::{Tenancy, limit_reached};
 use crate::writer::Writer;
@@ -35,7 +35,23 @@ pub struct Services {
     writer: Writer,
     /// Runs handler calls (see `sandbox/`).
     pub(crate) sandbox: Sandbox,
+    /// Answers to single-entity GETs, as of one count of store commits.
+    rendered: parking_lot::RwLock<Rendered>,
 }
+
+/// Answers to single-entity GETs by tenant, path, rendering and base URL, all rendered from
+/// snapshots taken while the store had committed `commits` times (with the tenant's catalog of
+/// that snapshot). Any commit makes them all stale: the first request that sees a newer count
+/// empties the cache, so a write is visible to every GET after its answer.
+#[derive(Default)]
+struct Rendered {
+    commits: u64,
+    bytes: usize,
+    answers: HashMap<String, Reply>,
+}
+
+/// What the rendered answers may hold in all (their bodies and header values).
+const RENDERED_BYTES: usize = 16 << 20;
 
 /// A tenant's catalog (the built-in categories, the operator's templates and its own) and
 /// handler bindings, as of one catalog generation of the store.
@@ -83,7 +99,16 @@ impl Services {
         let sandbox = Sandbox::start(runtime, &config.runtime, Arc::clone(&store), per_tenant, logs, outbound)
             .map_err(|e| format!("cannot start the handler threads: {e}"))?;
         let writer = Writer::start(Arc::clone(&store)).map_err(|e| format!("cannot start the writer thread: {e}"))?;
-        Ok(Services { store, config, tenancy, base, views: Default::default(), writer, sandbox })
+        Ok(Services {
+            store,
+            config,
+            tenancy,
+            base,
+            views: Default::default(),
+            writer,
+            sandbox,
+            rendered: Default::default(),
+        })
     }
 
     /// The catalog of a tenant (cached).
@@ -110,6 +135,34 @@ impl Services {
             _ => {}
         }
         Ok(view)
+    }
+
+    /// The answer cached under `key` if nothing committed since it was rendered; `commits` is
+    /// [`Store::commits`] read before anything else of the request.
+    pub(crate) fn rendered(&self, key: &str, commits: u64) -> Option<Reply> {
+        let cache = self.rendered.read();
+        if cache.commits != commits {
+            return None;
+        }
+        cache.answers.get(key).cloned()
+    }
+
+    /// Keeps `reply` under `key`: it was rendered from a snapshot taken after the store's
+    /// commit count was `commits`, with that snapshot's catalog.
+    pub(crate) fn keep_rendered(&self, key: String, commits: u64, reply: &Reply) {
+        let mut cache = self.rendered.write();
+        if cache.commits != commits {
+            if commits < cache.commits {
+                // Rendered before a commit another request has seen: stale already.
+                return;
+            }
+            *cache = Rendered { commits, ..Rendered::default() };
+        }
+        let size = key.len() + reply.body.len() + reply.headers.iter().map(|(_, v)| v.len() + 32).sum::<usize>();
+        if cache.bytes + size <= RENDERED_BYTES && !cache.answers.contains_key(&key) {
+            cache.bytes += size;
+            cache.answers.insert(key, reply.clone());
+        }
     }
 
     /// Drops the cached view of a tenant: its catalog generation is now (at least) `generation`.

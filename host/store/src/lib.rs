@@ -210,6 +210,8 @@ fn attr_keys<'a>(
 pub struct Store {
     db: Database,
     cursor_key: [u8; 32],
+    /// Commits since the store was opened (see [`Store::commits`]).
+    commits: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -266,7 +268,7 @@ impl Store {
             }
         };
         txn.commit()?;
-        Ok(Store { db, cursor_key })
+        Ok(Store { db, cursor_key, commits: std::sync::atomic::AtomicU64::new(0) })
     }
 
     /// A secret of this data directory, made at its creation: the server signs listing
@@ -318,8 +320,21 @@ impl Store {
 
     /// Commits a batch durably (redb `Durability::Immediate`: on disk when this returns).
     pub fn commit_batch(&self, w: Writer) -> Result<()> {
-        w.txn.commit()?;
+        let committed = w.txn.commit();
+        // Counted even when the commit failed: a count that moves too often only costs a
+        // cache miss (see `commits`).
+        self.commits.fetch_add(1, std::sync::atomic::Ordering::Release);
+        committed?;
         Ok(())
+    }
+
+    /// How many write transactions have committed (or tried to) since the store was opened;
+    /// every commit goes through [`Store::commit_batch`]. It moves after a commit is on disk and
+    /// before `commit_batch` returns, so before any writer is answered: what was read from a
+    /// snapshot taken after this returned `n` stays current for as long as it returns `n` (the
+    /// server's cache of rendered entities is exact by it).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 

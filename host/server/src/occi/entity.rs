@@ -21,6 +21,31 @@ use crate::route::Allowed;
 use crate::sandbox::{Stage, Write, kind_has_handler};
 use crate::services::Services;
 
+/// GET (or HEAD) of one entity, served from the answers rendered since the last commit when
+/// it is there (see `Services::rendered`); the catalog is the tenant's cached one.
+pub(crate) fn get(s: &Services, tenant: &str, path: &str, req: &Request) -> R<Reply> {
+    if req.body.is_some() {
+        return Err(ApiError::bad("GET on an entity takes no body"));
+    }
+    // First: a commit after this may or may not be in what is rendered next, but the answer
+    // is kept under this count, which that commit makes stale.
+    let commits = s.store.commits();
+    let key = format!("{tenant}\0{path}\0{:?}\0{}", req.format, req.base_url);
+    if let Some(reply) = s.rendered(&key, commits) {
+        return Ok(reply);
+    }
+    let view = s.view(tenant)?;
+    let r = s.store.read()?;
+    let e = r.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
+    let reply = render_entity_reply(&r, tenant, &view.catalog, &e, req.format, &req.base_url)?;
+    // The cached catalog may be older or newer than the snapshot (a catalog write commits,
+    // then drops the cached view): keep only what was rendered with the snapshot's own.
+    if r.catalog_generation(tenant)? == view.generation {
+        s.keep_rendered(key, commits, &reply);
+    }
+    Ok(reply)
+}
+
 pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, req: &Request) -> R<Reply> {
     match (req.method.clone(), &req.route.action) {
         (Method::POST, Some(term)) => {
@@ -43,14 +68,7 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
             Ok(reply)
         }
         (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
-        (Method::GET | Method::HEAD, None) => {
-            if req.body.is_some() {
-                return Err(ApiError::bad("GET on an entity takes no body"));
-            }
-            let r = s.store.read()?;
-            let e = r.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
-            render_entity_reply(&r, tenant, catalog, &e, req.format, &req.base_url)
-        }
+        (Method::GET | Method::HEAD, None) => get(s, tenant, path, req),
         (Method::PUT, None) => {
             let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
             let (created, location) = s.write(tenant, |w, catalog| match w.entity(tenant, path)? {

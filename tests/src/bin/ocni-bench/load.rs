@@ -224,30 +224,33 @@ impl Canned {
 
 /// A hyper server that reads each request (body included, as ocni does) and answers `canned`.
 pub async fn trivial_server(canned: Canned) -> SocketAddr {
-    let canned = Arc::new(canned);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the trivial server");
     let addr = listener.local_addr().expect("its address");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let _ = stream.set_nodelay(true);
-            let canned = Arc::clone(&canned);
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let canned = Arc::clone(&canned);
-                    async move {
-                        let _ = req.into_body().collect().await;
-                        let mut resp = Response::new(Full::new(canned.body.clone()));
-                        *resp.status_mut() = canned.status;
-                        for (k, v) in &canned.headers {
-                            resp.headers_mut().append(k.clone(), v.clone());
-                        }
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
-    });
+    tokio::spawn(serve_canned(listener, canned));
     addr
+}
+
+/// Serves `canned` on every connection `listener` accepts, for ever.
+pub async fn serve_canned(listener: TcpListener, canned: Canned) {
+    let canned = Arc::new(canned);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let canned = Arc::clone(&canned);
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let canned = Arc::clone(&canned);
+                async move {
+                    let _ = req.into_body().collect().await;
+                    let mut resp = Response::new(Full::new(canned.body.clone()));
+                    *resp.status_mut() = canned.status;
+                    for (k, v) in &canned.headers {
+                        resp.headers_mut().append(k.clone(), v.clone());
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
 }

@@ -12,12 +12,17 @@
 //!   ratio of the larger to the smaller: does the cost grow with the page or with the total?
 //! * `handlers`: the cost of one handler call through the runtime directly, and creates over
 //!   HTTP without and with the compute handler bound.
+//! * `serve`: what users run: the `ocni serve` release binary as a child process beside a
+//!   trivial hyper server process, each pinned to core 0, loaded by `wrk` pinned to core 1
+//!   (GETs, durable creates, actions through a handler), alternated over rounds (`binary.rs`).
 //!
 //! Options: `--connections N`, `--seconds S` (per run), `--rounds R` (runs of each operation,
 //! interleaved with the others of its group to cancel drift), `--dir PATH` (where the data
 //! directories go: a durable commit costs what that file system's fsync costs), `--only TEXT`
-//! (`all`: only the operations whose name contains TEXT), `--sizes N,M` (`listing`).
+//! (`all`, `serve`: only the operations whose name contains TEXT), `--sizes N,M` (`listing`),
+//! `--ocni PATH` (`serve`: the binary, by default `ocni` beside this one).
 
+mod binary;
 mod handlers;
 mod listing;
 mod load;
@@ -37,7 +42,8 @@ use crate::load::Req;
 pub use ocni_tests::{COMPUTE, JSON};
 
 const USAGE: &str = "usage: ocni-bench [all|listing|handlers] [--connections N] [--seconds S] [--rounds R] \
-                     [--dir PATH] [--only TEXT] [--sizes N,M]";
+                     [--dir PATH] [--only TEXT] [--sizes N,M]\n       \
+                     ocni-bench serve [--ocni PATH] [--connections N] [--seconds S] [--rounds R] [--dir PATH] [--only TEXT]";
 
 /// The command line.
 pub struct Opts {
@@ -48,6 +54,7 @@ pub struct Opts {
     pub dir: PathBuf,
     pub only: Option<String>,
     pub sizes: Vec<usize>,
+    pub ocni: Option<PathBuf>,
 }
 
 impl Opts {
@@ -60,6 +67,7 @@ impl Opts {
             dir: std::env::temp_dir(),
             only: None,
             sizes: vec![10_000, 100_000],
+            ocni: None,
         };
         let mut it = args.iter();
         let mut first = true;
@@ -87,6 +95,7 @@ impl Opts {
                 }
                 "--dir" => o.dir = PathBuf::from(value()?),
                 "--only" => o.only = Some(value()?),
+                "--ocni" => o.ocni = Some(PathBuf::from(value()?)),
                 "--sizes" => {
                     let v = value()?;
                     o.sizes = v
@@ -101,7 +110,7 @@ impl Opts {
                 _ => return Err(format!("unknown option {a:?}")),
             }
         }
-        if !["all", "listing", "handlers"].contains(&o.mode.as_str()) {
+        if !["all", "listing", "handlers", "serve"].contains(&o.mode.as_str()) {
             return Err(format!("unknown mode {:?}", o.mode));
         }
         Ok(o)
@@ -251,6 +260,11 @@ fn file_system(dir: &Path) -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("trivial") {
+        // The trivial server process of mode `serve`.
+        binary::trivial_main(&args[1..]);
+        return;
+    }
     let opts = match Opts::parse(&args) {
         Ok(o) => o,
         Err(e) => {
@@ -275,6 +289,7 @@ fn main() {
     match bench.opts.mode.as_str() {
         "listing" => listing::run(&bench),
         "handlers" => handlers::run(&bench),
+        "serve" => binary::run(&bench),
         _ => suite::run(&bench),
     }
     // The servers run for ever: stop with the process, not by waiting for them.
