@@ -14,10 +14,7 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 
 use crate::load::{Canned, Req};
-use crate::{Bench, JSON, compute_body};
-
-/// The entity of the GET operations.
-const ONE: &str = "/compute/bench-vm";
+use crate::{Bench, JSON, ONE, compute_body};
 
 /// The CPU lists processes are pinned to: servers, load generator (`None`: fewer than 2 cores).
 fn pins() -> Option<(&'static str, &'static str)> {
@@ -327,16 +324,8 @@ pub fn run(bench: &Bench) {
     wait_listening(addr, "ocni", &mut child);
     let ocni = Proc { child, addr };
 
-    // Fixtures: the GET entity, and one active compute per connection for the actions.
-    bench.expect(addr, Req::with_body(Method::PUT, ONE, compute_body("one")), 201);
-    bench.upload_compute_handler(addr);
-    bench.bind_compute(addr, true);
-    for i in 0..conns {
-        let path = format!("/compute/act-{i}");
-        bench.expect(addr, Req::with_body(Method::PUT, path.as_str(), compute_body(&format!("act-{i}"))), 201);
-        bench.expect(addr, Req::with_body(Method::POST, format!("{path}?action=start"), ""), 200);
-    }
-    bench.bind_compute(addr, false);
+    // Fixtures: the GET entity and one active compute per connection for the actions.
+    bench.computes_for_get_and_actions(addr, conns);
 
     let get = |name, accept| Op {
         name,

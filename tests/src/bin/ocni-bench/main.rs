@@ -166,6 +166,22 @@ impl Bench {
         self.expect(addr, req, 201);
     }
 
+    /// The fixtures the suites share: the compute at [`ONE`] (for GETs), and `conns` active
+    /// computes `/compute/act-{i}`, created through the compute handler and started (one per
+    /// connection, for the actions); the compute kind is left unbound.
+    pub fn computes_for_get_and_actions(&self, addr: SocketAddr, conns: usize) {
+        use hyper::Method;
+        self.expect(addr, Req::with_body(Method::PUT, ONE, compute_body("one")), 201);
+        self.upload_compute_handler(addr);
+        self.bind_compute(addr, true);
+        for i in 0..conns {
+            let path = format!("/compute/act-{i}");
+            self.expect(addr, Req::with_body(Method::PUT, path.as_str(), compute_body(&format!("act-{i}"))), 201);
+            self.expect(addr, Req::with_body(Method::POST, format!("{path}?action=start"), ""), 200);
+        }
+        self.bind_compute(addr, false);
+    }
+
     /// Binds the compute kind to the compute handler, or (`false`) unbinds it.
     pub fn bind_compute(&self, addr: SocketAddr, bound: bool) {
         let local: Vec<&str> = if bound { vec!["compute"] } else { vec![] };
@@ -173,6 +189,9 @@ impl Bench {
         self.expect(addr, Req::with_body(hyper::Method::PUT, "/-/", body.to_string()), 200);
     }
 }
+
+/// The compute every suite GETs.
+pub const ONE: &str = "/compute/bench-vm";
 
 /// A compute create body; `tag` makes it unique.
 pub fn compute_body(tag: &str) -> String {

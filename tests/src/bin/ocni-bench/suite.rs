@@ -7,15 +7,12 @@ use std::sync::Arc;
 use hyper::{Method, StatusCode};
 
 use crate::load::{self, Canned, Gen, Req, Run};
-use crate::{Bench, JSON, compute_body, creates};
+use crate::{Bench, JSON, ONE, creates};
 
 /// Entities in the listed kind collection.
 const COLLECTION: usize = 10_000;
 /// Entities per listed page.
 const PAGE: usize = 100;
-/// The entity of the GET operations.
-const ONE: &str = "/compute/bench-vm";
-
 /// One measured operation.
 struct Op {
     name: &'static str,
@@ -48,17 +45,9 @@ pub fn run(bench: &Bench) {
     let ocni = bench.start_ocni();
     let addr = ocni.addr;
 
-    // Fixtures: the GET entity, one active compute per connection for the actions (created
-    // through the handler, then started), and the rest of the listed collection.
-    bench.expect(addr, Req::with_body(Method::PUT, ONE, compute_body("one")), 201);
-    bench.upload_compute_handler(addr);
-    bench.bind_compute(addr, true);
-    for i in 0..conns {
-        let path = format!("/compute/act-{i}");
-        bench.expect(addr, Req::with_body(Method::PUT, path.as_str(), compute_body(&format!("act-{i}"))), 201);
-        bench.expect(addr, Req::with_body(Method::POST, format!("{path}?action=start"), ""), 200);
-    }
-    bench.bind_compute(addr, false);
+    // Fixtures: the GET entity, one active compute per connection for the actions, and the
+    // rest of the listed collection.
+    bench.computes_for_get_and_actions(addr, conns);
     let fill = COLLECTION.saturating_sub(1 + conns);
     eprintln!("filling /compute/ to {COLLECTION} entities");
     crate::fill(bench, addr, "list-", 0..fill, |_| false);
