@@ -18,6 +18,18 @@ if [ ! -d guests/js/node_modules/@bytecodealliance/componentize-js ] ||
   npm ci --prefix guests/js --no-audit --no-fund
 fi
 
+# The WebDAV example's end-to-end test (tests/tests/webdav.rs) runs its walkthrough against a real
+# nginx (its dav module): Debian's nginx-light. Installed here when missing and apt-get can.
+if ! command -v nginx >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing nginx (nginx-light) for the WebDAV example's test" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null ||
+      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null; }
+  else
+    echo "warning: nginx is not installed (Debian: apt-get install nginx-light); the WebDAV example's test will fail" >&2
+  fi
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

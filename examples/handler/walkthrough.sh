@@ -23,7 +23,6 @@ WASM="$TARGET_DIR/wasm32-wasip2/release/orders.wasm"
 
 KIND='http://example.com/occi/shop#order'
 JSON='application/occi+json'
-MAX_LINES=25
 
 for tool in curl cargo rustup; do
     if ! command -v "$tool" >/dev/null 2>&1; then
@@ -32,11 +31,8 @@ for tool in curl cargo rustup; do
     fi
 done
 
-TMP_DIR="$(mktemp -d)"
-trap 'rm -rf "$TMP_DIR"' EXIT
-BODY="$TMP_DIR/body"
-HEADERS="$TMP_DIR/headers"
-ERR="$TMP_DIR/err"
+# step, check and summary (and $TMP_DIR, removed on exit).
+source "$SCRIPT_DIR/../lib/steps.sh"
 
 # --- 1. Build the component -----------------------------------------------------------------
 
@@ -53,59 +49,6 @@ echo "built $WASM ($(wc -c <"$WASM") bytes)"
 echo
 
 # --- helpers --------------------------------------------------------------------------------
-
-passed=0
-failed=0
-failed_steps=()
-LOCATION=""
-
-# Prints the response body indented, pretty-printed when it is JSON and python3 is there.
-print_body() {
-    local pretty="$TMP_DIR/pretty" total
-    if [[ ! -s "$BODY" ]]; then
-        echo "    (empty body)"
-        return
-    fi
-    if ! { command -v python3 >/dev/null 2>&1 && python3 -m json.tool "$BODY" >"$pretty" 2>/dev/null; }; then
-        cp "$BODY" "$pretty"
-        [[ -n "$(tail -c 1 "$pretty")" ]] && echo >>"$pretty"
-    fi
-    total="$(wc -l <"$pretty")"
-    head -n "$MAX_LINES" "$pretty" | sed 's/^/    /'
-    if ((total > MAX_LINES)); then
-        echo "    ... ($((total - MAX_LINES)) more lines)"
-    fi
-}
-
-# step NAME EXPECTED_STATUS METHOD PATH [curl arguments...]
-# Sends the request, prints status and body, counts a pass or a failure, and keeps the
-# response's Location header (as a path) in $LOCATION.
-step() {
-    local name="$1" expected="$2" method="$3" path="$4" status
-    shift 4
-    : >"$BODY"
-    : >"$HEADERS"
-    status="$(curl -sS -g -o "$BODY" -D "$HEADERS" -w '%{http_code}' -X "$method" \
-        -H "Accept: $JSON" "$@" "$BASE_URL$path" 2>"$ERR")" || status="${status:-000}"
-    LOCATION="$(sed -n 's/^[Ll]ocation: *//p' "$HEADERS" | tr -d '\r' | head -n 1)"
-    LOCATION="${LOCATION#"$BASE_URL"}"
-
-    echo "-- $name"
-    echo "   $method $path -> $status"
-    if [[ "$status" == "000" ]]; then
-        sed 's/^/    /' "$ERR"
-    else
-        print_body
-    fi
-    if [[ "$status" == "$expected" ]]; then
-        passed=$((passed + 1))
-    else
-        echo "    FAIL: expected $expected, got $status"
-        failed=$((failed + 1))
-        failed_steps+=("$name")
-    fi
-    echo
-}
 
 # order ITEM QUANTITY: the body of a create in OCCI 1.2 JSON.
 order() {
@@ -157,11 +100,4 @@ step "the orders, numbered 1 and 2 (the refused create used up no number)" 200 G
 
 # --- summary --------------------------------------------------------------------------------
 
-if ((failed > 0)); then
-    echo "failed steps:"
-    printf '  %s\n' "${failed_steps[@]}"
-fi
-echo "$passed passed, $failed failed"
-if ((failed > 0)); then
-    exit 1
-fi
+summary
