@@ -15,9 +15,10 @@ if (!source || !output) {
 const here = dirname(fileURLToPath(import.meta.url));
 const sourcePath = resolve(source);
 const outputPath = resolve(output);
-// The engine sees this folder as its root: a handler's relative imports (`../ocni.js`) resolve
-// inside it.
-process.chdir(here);
+// The engine resolves a handler's relative imports (`../ocni.js`) against the working folder:
+// the repository's root, so that handlers anywhere in it (guests/js/handlers, examples/handler)
+// reach the SDK.
+process.chdir(resolve(here, '../..'));
 const { component } = await componentize({
   sourcePath,
   witPath: resolve(here, '../../wit'),
