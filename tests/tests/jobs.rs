@@ -261,7 +261,8 @@ async fn the_jobs_of_one_entity_run_one_at_a_time_in_order() {
     assert_eq!(backend.hits(), 3);
     assert_eq!(backend.most_in_flight.load(Ordering::SeqCst), 1, "two jobs of one entity ran at once");
     assert_eq!(*backend.jobs.lock().unwrap(), jobs, "not in submission order");
-    let names: Vec<Value> = server.get_ok("/-/jobs").await["jobs"].as_array().unwrap().iter().map(|j| j["name"].clone()).collect();
+    let names: Vec<Value> =
+        server.get_ok("/-/jobs").await["jobs"].as_array().unwrap().iter().map(|j| j["name"].clone()).collect();
     assert_eq!(names, [json!("refresh"), json!("refresh"), json!("provision")], "newest first");
 }
 

@@ -211,8 +211,7 @@ fn attempt(s: &Services, open: &OpenJob) -> R<()> {
     // 2. Run.
     let view = s.view(tenant)?;
     let limits = s.tenancy.call_limits(tenant);
-    let outcome =
-        s.sandbox.run_job(tenant, &view.catalog, &view.handlers, limits, &job, &entity, max_attempts)?;
+    let outcome = s.sandbox.run_job(tenant, &view.catalog, &view.handlers, limits, &job, &entity, max_attempts)?;
     // 3. The result, in a write of its own.
     let why = match outcome {
         JobOutcome::Done { changes, inapplicable } => {
@@ -237,8 +236,7 @@ fn attempt(s: &Services, open: &OpenJob) -> R<()> {
                         current.last_error = None;
                     }
                 }
-                w.put_job(tenant, &current)
-                    .map_err(ApiError::from)
+                w.put_job(tenant, &current).map_err(ApiError::from)
             });
             match done {
                 Ok(()) => {
@@ -296,7 +294,8 @@ fn fail(s: &Services, tenant: &str, job: &JobRecord, entity: &ocni_model::Entity
                         e.inapplicable = None;
                         w.put_entity(tenant, &e)?;
                     } else {
-                        let note = format!("job {}: the changes of failed() are not a valid entity; left as is", job.id);
+                        let note =
+                            format!("job {}: the changes of failed() are not a valid entity; left as is", job.id);
                         s.sandbox.job_note(tenant, job, LogLevel::Error, &note);
                     }
                 }

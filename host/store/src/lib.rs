@@ -1065,7 +1065,8 @@ mod tests {
         });
         let r = store.read().unwrap();
         assert_eq!(r.open_jobs_of("t", "/e/a").unwrap(), ["01", "02"]);
-        let open: Vec<String> = r.open_jobs(100).unwrap().into_iter().map(|j| format!("{}{}{}", j.tenant, j.entity, j.id)).collect();
+        let open: Vec<String> =
+            r.open_jobs(100).unwrap().into_iter().map(|j| format!("{}{}{}", j.tenant, j.entity, j.id)).collect();
         assert_eq!(open, ["t/e/a01", "t/e/a02", "t/e/b03", "u/e/a04"]);
         assert_eq!(r.newest_jobs("t", 2).unwrap().iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["03", "02"]);
         assert_eq!(r.job("u", "01").unwrap(), None, "another tenant's job is not there");

@@ -12,8 +12,8 @@ use ocni_model::{Category, Entity};
 use redb::ReadableTable;
 
 use crate::{
-    ENTITY_COUNT, HandlerRecord, JobRecord, Page, Result, Source, StoreError, TenantRecord, TokenRecord, decode, key2, key3,
-    prefix_end,
+    ENTITY_COUNT, HandlerRecord, JobRecord, Page, Result, Source, StoreError, TenantRecord, TokenRecord, decode, key2,
+    key3, prefix_end,
 };
 
 /// The tables, as the raw primitives name them.

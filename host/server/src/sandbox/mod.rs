@@ -18,8 +18,8 @@ use std::sync::Arc;
 use hyper::StatusCode;
 use ocni_model::{Catalog, Entity};
 use ocni_runtime::{
-    AttributeView, Call, CallError, CallLimits, ChangeView, HostApi, JobView, LogLevel, Operation, Outcome, RefusalView,
-    Runtime, RuntimeError, UploadError,
+    AttributeView, Call, CallError, CallLimits, ChangeView, HostApi, JobView, LogLevel, Operation, Outcome,
+    RefusalView, Runtime, RuntimeError, UploadError,
 };
 use ocni_store::{HandlerRecord, JobRecord, Reads, Step, Store};
 use serde_json::Value;
