@@ -158,6 +158,8 @@ fn work(s: &Services, rx: &Mutex<Receiver<OpenJob>>, running: &Mutex<Running>) {
             // The store or the writer failed (not the handler): the job stays as it is and is
             // tried again later.
             tracing::error!(tenant = open.tenant, job = open.id, error = %e.message, "a job attempt could not finish");
+            // Not at once: what failed is likely to fail again right away.
+            std::thread::sleep(Duration::from_secs(1));
         }
         let mut run = running.lock().unwrap_or_else(PoisonError::into_inner);
         run.entities.remove(&(open.tenant.clone(), open.entity.clone()));
