@@ -3,8 +3,17 @@
 // The import names carry the WIT package version (wit/handler.wit): a new version changes them
 // here only. Handlers import it (`import { ... } from "./ocni.js"`); build.mjs bundles it into the component.
 
-import * as kvStore from 'ocni:handler/kv@0.1.2';
-import { write } from 'ocni:handler/log@0.1.2';
+import * as kvStore from 'ocni:handler/kv@0.1.3';
+import { write } from 'ocni:handler/log@0.1.3';
+import { submit } from 'ocni:handler/jobs@0.1.3';
+
+/**
+ * Submits a job (WIT 0.1.3) for the entity of this create or action call: returns its id;
+ * throws the host's reason when it may not. The module's `jobRunner.run(job)` runs it later.
+ */
+export function submitJob(name, payload) {
+  return submit(name, payload);
+}
 
 /** The plain JavaScript value of a WIT `value` (a JSON array or object is parsed). */
 export function plain(value) {
@@ -76,4 +85,19 @@ export const kv = {
   },
   delete: (key) => kvStore.delete(key),
   keys: (prefix) => kvStore.keys(prefix),
+};
+
+/**
+ * The `job-runner` export every handler module must have since WIT 0.1.3 (componentize-js
+ * wants each export of the world). Re-export it (`export { jobRunner } from '../ocni.js'`)
+ * when the handler submits no jobs: `run` fails and `failed` changes nothing. A handler that
+ * submits jobs (`submitJob`) exports its own `{ run(job) { return changes }, failed(job, reason) }`.
+ */
+export const jobRunner = {
+  run(job) {
+    throw `this handler does not run jobs (job ${job.name})`;
+  },
+  failed(_job, _reason) {
+    return [];
+  },
 };

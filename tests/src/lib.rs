@@ -102,6 +102,19 @@ impl TestServer {
         }
     }
 
+    /// A client of a server running elsewhere (another process) at `base` (`http://host:port`);
+    /// stopping it does nothing.
+    pub fn remote(base: &str) -> TestServer {
+        TestServer {
+            base: base.to_string(),
+            data: PathBuf::new(),
+            shutdown: None,
+            task: None,
+            _dir: None,
+            client: reqwest::Client::new(),
+        }
+    }
+
     /// Stops the server (waiting until it has closed its database) and starts a new one on the
     /// same data directory.
     pub async fn restart(mut self) -> TestServer {

@@ -112,3 +112,6 @@ export const actions = {
     });
   },
 };
+
+// No jobs: the SDK's job-runner (WIT 0.1.3).
+export { jobRunner } from '../ocni.js';

@@ -1,7 +1,7 @@
 //! Write ocni handlers in plain Rust.
 //!
 //! An ocni handler is a WebAssembly component that a tenant uploads for its kinds and mixins.
-//! It targets the WIT world `ocni:handler/handler-world@0.1.2` (`wit/handler.wit` in the ocni
+//! It targets the WIT world `ocni:handler/handler-world@0.1.3` (`wit/handler.wit` in the ocni
 //! repository): the server calls its exports to validate entities and to drive their lifecycle
 //! and actions, and the handler may call back into the server through the `log`, `query` and `kv`
 //! imports. This crate hides the generated bindings behind:
@@ -12,7 +12,8 @@
 //!   export;
 //! * the shared types ([`Entity`], [`Value`], [`Attribute`], [`Operation`], [`Refusal`],
 //!   [`Change`]) with helpers such as [`Entity::attr_str`] and [`Refusal::invalid`];
-//! * the host interfaces as plain functions: [`log`], [`query`], [`kv`] and [`outbound`].
+//! * the host interfaces as plain functions: [`log`], [`query`], [`kv`], [`outbound`] and
+//!   [`jobs`] (long operations: [`Handler::run_job`] runs them).
 //!
 //! ```no_run
 //! use ocni_handler_sdk::{Change, Entity, Handler, Operation, Refusal, log};
@@ -67,9 +68,12 @@ pub mod __bindings {
 
 use __bindings::exports::ocni::handler::actions as action_exports;
 use __bindings::exports::ocni::handler::handler as exports;
+use __bindings::exports::ocni::handler::job_runner as job_exports;
 use __bindings::ocni::handler as imports;
 
 pub use imports::types::{Attribute, Change, Entity, Operation, Refusal, Value};
+/// One attempt at a job (see [`Handler::run_job`]).
+pub use job_exports::Job;
 
 /// The attribute holding a link's source location.
 pub const ATTR_SOURCE: &str = "occi.core.source";
@@ -124,6 +128,31 @@ pub trait Handler {
         let _ = entity;
         actions
     }
+
+    /// Runs one attempt at a job that this handler submitted with [`jobs::submit`] (WIT
+    /// 0.1.3), after the request committed: on a fresh instance, with the server's job
+    /// deadline (30 s by default) and the handler's [`outbound`] capability; [`kv`] is
+    /// read-only. `Ok` carries the changes for the entity (written by the host, as a hook's);
+    /// `Err` fails the attempt: the host tries again after a backoff, then calls
+    /// [`Handler::job_failed`]. Attempts may repeat (at least once): keep backend requests
+    /// idempotent (key them by [`Job::id`] or the entity id). The default fails: a handler
+    /// that submits jobs implements this.
+    fn run_job(job: Job) -> Result<Vec<Change>, String> {
+        Err(format!("this handler does not run jobs (job {:?})", job.name))
+    }
+
+    /// The changes that put the entity in its error state once the last attempt at `job`
+    /// failed (`reason`: the last failure). The default sets every `occi.*.state` attribute
+    /// the entity has (`occi.compute.state`, `occi.storage.state`...) to `"error"`.
+    fn job_failed(job: Job, reason: String) -> Vec<Change> {
+        let _ = reason;
+        job.entity
+            .attributes
+            .iter()
+            .filter(|a| a.name.starts_with("occi.") && a.name.ends_with(".state"))
+            .map(|a| Change::set(a.name.clone(), "error"))
+            .collect()
+    }
 }
 
 /// Makes a type implementing [`Handler`] the export of the component. Use it once, at the
@@ -169,6 +198,15 @@ impl<H: Handler> exports::Guest for Export<H> {
 impl<H: Handler> action_exports::Guest for Export<H> {
     fn applicable(entity: Entity, actions: Vec<String>) -> Vec<String> {
         H::applicable(entity, actions)
+    }
+}
+
+impl<H: Handler> job_exports::Guest for Export<H> {
+    fn run(job: Job) -> Result<Vec<Change>, String> {
+        H::run_job(job)
+    }
+    fn failed(job: Job, reason: String) -> Vec<Change> {
+        H::job_failed(job, reason)
     }
 }
 
@@ -539,6 +577,22 @@ pub mod outbound {
                 Error::Failed(m) => format!("failed: {m}"),
             }
         }
+    }
+}
+
+/// Long operations (since WIT 0.1.3): from a create or an action (its `validate` or hook),
+/// ask the host to run a job for the entity once the request has committed; the client gets
+/// 202 Accepted. The host then calls [`Handler::run_job`] with it. Typical use: the hook sets a
+/// transitional state (`"pending"`) and submits; the job talks to the backend and returns the
+/// final state.
+pub mod jobs {
+    use super::imports::jobs as host;
+
+    /// Submits a job named `name` with `payload` (any text, e.g. JSON) for the entity of this
+    /// call: its id, or why not (not a create's or an action's call, more than 4 jobs in one
+    /// call, 16 unfinished for the entity, a name over 64 characters or a payload over 64 KiB).
+    pub fn submit(name: &str, payload: &str) -> Result<String, String> {
+        host::submit(name, payload)
     }
 }
 

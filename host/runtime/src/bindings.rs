@@ -1,4 +1,4 @@
-//! The one `bindgen!` site: host bindings of `ocni:handler/handler-world@0.1.2` (from the
+//! The one `bindgen!` site: host bindings of `ocni:handler/handler-world@0.1.3` (from the
 //! workspace's `wit/` directory), and conversions between the generated types and the plain
 //! mirrors in [`crate::types`].
 //!
@@ -6,17 +6,18 @@
 //! inner `Result` (where the WIT has one) is what the guest sees.
 //!
 //! The generated `HandlerWorldPre` is not used: it requires every export of the world, and the
-//! `actions` export (since 0.1.1) is optional. [`Exports`] looks the exports up one interface
-//! at a time instead. Imports and exports match by semver (`0.1.0`, `0.1.1` and `0.1.2` are
-//! compatible), so a component built against 0.1.0 links against this host as it is; the
-//! `outbound` import (since 0.1.2) is offered to every component and used by those that import it.
+//! `actions` (since 0.1.1) and `job-runner` (since 0.1.3) exports are optional. [`Exports`]
+//! looks the exports up one interface at a time instead. Imports and exports match by semver
+//! (`0.1.0` to `0.1.3` are compatible), so a component built against 0.1.0 links against this
+//! host as it is; the `outbound` (since 0.1.2) and `jobs` (since 0.1.3) imports are offered to
+//! every component and used by those that import them.
 
 use wasmtime::AsContextMut;
 use wasmtime::component::{Instance, InstancePre};
 
 use crate::types::{
-    AttributeView, ChangeView, EntityView, FilterView, HttpRequest, HttpResponse, LogLevel, Operation, OutboundError,
-    RefusalView, ValueView,
+    AttributeView, ChangeView, EntityView, FilterView, HttpRequest, HttpResponse, JobView, LogLevel, Operation,
+    OutboundError, RefusalView, ValueView,
 };
 
 wasmtime::component::bindgen!({
@@ -25,20 +26,24 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-use self::exports::ocni::handler::{actions, handler};
+use self::exports::ocni::handler::{actions, handler, job_runner};
 pub(crate) use self::ocni::handler::types::Operation as WitOperation;
 pub(crate) use self::ocni::handler::types::{Attribute, Change, Entity, Refusal, Value};
 use self::ocni::handler::{log::Level, outbound, query::Filter};
 
 /// The name the optional `actions` interface is exported under (any `0.1.x` matches).
-const ACTIONS_EXPORT: &str = "ocni:handler/actions@0.1.2";
+const ACTIONS_EXPORT: &str = "ocni:handler/actions@0.1.3";
+/// The name the optional `job-runner` interface is exported under (since 0.1.3).
+const JOB_RUNNER_EXPORT: &str = "ocni:handler/job-runner@0.1.3";
 
-/// Where a component's exports are: `handler` (required) and `actions` (optional, since
-/// 0.1.1), found once per component so that a call only loads them from its instance.
+/// Where a component's exports are: `handler` (required), `actions` (optional, since 0.1.1)
+/// and `job-runner` (optional, since 0.1.3), found once per component so that a call only
+/// loads them from its instance.
 #[derive(Clone)]
 pub(crate) struct Exports {
     handler: handler::GuestIndices,
     actions: Option<actions::GuestIndices>,
+    job_runner: Option<job_runner::GuestIndices>,
 }
 
 impl Exports {
@@ -51,7 +56,26 @@ impl Exports {
             Some(_) => Some(actions::GuestIndices::new(pre)?),
             None => None,
         };
-        Ok(Exports { handler, actions })
+        let job_runner = match pre.component().get_export_index(None, JOB_RUNNER_EXPORT) {
+            Some(_) => Some(job_runner::GuestIndices::new(pre)?),
+            None => None,
+        };
+        Ok(Exports { handler, actions, job_runner })
+    }
+
+    /// Whether the component exports `job-runner`.
+    pub(crate) fn has_job_runner(&self) -> bool {
+        self.job_runner.is_some()
+    }
+
+    /// The `job-runner` functions of `instance` (type-checked here), if the component exports
+    /// them.
+    pub(crate) fn job_runner(
+        &self,
+        store: impl AsContextMut,
+        instance: &Instance,
+    ) -> wasmtime::Result<Option<job_runner::Guest>> {
+        self.job_runner.as_ref().map(|j| j.load(store, instance)).transpose()
     }
 
     /// Whether the component exports `actions`.
@@ -184,6 +208,19 @@ impl FilterView {
             mixin: filter.mixin,
             attributes: filter.attributes.into_iter().map(AttributeView::from).collect(),
             limit: filter.limit.min(max),
+        }
+    }
+}
+
+impl From<JobView> for job_runner::Job {
+    fn from(j: JobView) -> job_runner::Job {
+        job_runner::Job {
+            id: j.id,
+            name: j.name,
+            payload: j.payload,
+            entity: j.entity.into(),
+            attempt: j.attempt,
+            max_attempts: j.max_attempts,
         }
     }
 }

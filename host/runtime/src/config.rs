@@ -58,6 +58,10 @@ pub struct RuntimeConfig {
     /// Largest wasm stack, in bytes (`Config::max_wasm_stack`). Calls run on the caller's thread,
     /// which needs this much plus about 1 MiB of stack. Default 512 KiB.
     pub max_wasm_stack: usize,
+    /// Wall-clock time of one attempt at a job (`job-runner.run`, since WIT 0.1.3): a call
+    /// with [`CallLimits::job`] set gets this deadline instead of [`RuntimeConfig::deadline`].
+    /// Default 30 s.
+    pub job_deadline: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -79,6 +83,7 @@ impl Default for RuntimeConfig {
             max_console_bytes: 4 << 10,
             max_find_results: 1000,
             max_wasm_stack: 512 << 10,
+            job_deadline: Duration::from_secs(30),
         }
     }
 }
@@ -92,13 +97,18 @@ pub struct CallLimits {
     pub deadline: Option<Duration>,
     /// Largest size of each linear memory, instead of [`RuntimeConfig::max_memory_bytes`].
     pub max_memory_bytes: Option<usize>,
+    /// The call is an attempt at a job: its deadline is [`RuntimeConfig::job_deadline`] (and
+    /// `deadline` above is ignored).
+    pub job: bool,
 }
 
 impl RuntimeConfig {
     /// The configuration of one call: this one with `limits` applied (never raised).
     pub(crate) fn limited(&self, limits: CallLimits) -> RuntimeConfig {
         let mut config = self.clone();
-        if let Some(d) = limits.deadline {
+        if limits.job {
+            config.deadline = self.job_deadline.max(Duration::from_millis(1));
+        } else if let Some(d) = limits.deadline {
             config.deadline = d.min(self.deadline).max(Duration::from_millis(1));
         }
         if let Some(m) = limits.max_memory_bytes {
@@ -110,8 +120,8 @@ impl RuntimeConfig {
     /// Refuses values the engine or the pool cannot honour.
     pub(crate) fn check(&self) -> Result<(), RuntimeError> {
         let bad = |what: &str| Err(RuntimeError::Config(what.to_string()));
-        if self.deadline.is_zero() {
-            return bad("deadline must be positive");
+        if self.deadline.is_zero() || self.job_deadline.is_zero() {
+            return bad("deadline and job_deadline must be positive");
         }
         if self.fuel == Some(0) {
             return bad("fuel must be positive when set");

@@ -21,7 +21,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCli, WasiCliView};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::ocni::handler::{kv, log, outbound, query, types};
+use crate::bindings::ocni::handler::{jobs, kv, log, outbound, query, types};
 use crate::bindings::{Entity, HandlerWorld};
 use crate::config::RuntimeConfig;
 use crate::types::{FilterView, HostApi, LogLevel};
@@ -297,6 +297,12 @@ impl outbound::Host for StoreData {
     }
 }
 
+impl jobs::Host for StoreData {
+    fn submit(&mut self, name: String, payload: String) -> wasmtime::Result<Result<String, String>> {
+        Ok(self.host.submit_job(&name, &payload))
+    }
+}
+
 /// `HasData` projection to the store's resource table, for `wasi:io`.
 struct IoTable;
 
@@ -354,6 +360,7 @@ pub(crate) fn refused_import(name: &str) -> Option<ImportRefusal> {
         "ocni:handler/query",
         "ocni:handler/kv",
         "ocni:handler/outbound",
+        "ocni:handler/jobs",
         "wasi:io/error",
         "wasi:io/poll",
         "wasi:io/streams",
@@ -382,7 +389,7 @@ pub(crate) fn refused_import(name: &str) -> Option<ImportRefusal> {
     } else if interface.starts_with("wasi:") {
         (2, "which handlers are not given (of WASI only wasi:io and wasi:cli stdio, environment and exit are offered)")
     } else {
-        (2, "which is not part of ocni:handler/handler-world@0.1.2")
+        (2, "which is not part of ocni:handler/handler-world@0.1.3")
     };
     Some(ImportRefusal { rank, reason })
 }

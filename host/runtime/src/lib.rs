@@ -1,5 +1,5 @@
 //! The only crate that knows wasmtime: runs tenants' WebAssembly handler components (the
-//! `ocni:handler/handler-world@0.1.2` world in the workspace's `wit/handler.wit`) sandboxed, for
+//! `ocni:handler/handler-world@0.1.3` world in the workspace's `wit/handler.wit`) sandboxed, for
 //! kind and mixin validation and lifecycle and action logic.
 //!
 //! - [`Runtime::compile`] accepts an upload (off the request path: a worker thread bounded by a
@@ -34,8 +34,8 @@ pub use crate::config::{CallLimits, EPOCH_TICK, RuntimeConfig};
 pub use crate::error::{CallError, RuntimeError, UploadError};
 pub use crate::runtime::{Compiled, Handler, Runtime};
 pub use crate::types::{
-    AttributeView, Call, ChangeView, EntityView, FilterView, HostApi, HostFault, HttpRequest, HttpResponse, LogLevel,
-    NullHost, Operation, OutboundError, Outcome, RefusalView, ValueView,
+    AttributeView, Call, ChangeView, EntityView, FilterView, HostApi, HostFault, HttpRequest, HttpResponse, JobView,
+    LogLevel, NullHost, Operation, OutboundError, Outcome, RefusalView, ValueView,
 };
 
 #[cfg(test)]

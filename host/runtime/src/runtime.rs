@@ -74,6 +74,12 @@ impl Handler {
     pub fn has_actions(&self) -> bool {
         self.exports.has_actions()
     }
+
+    /// Whether the component exports the optional `job-runner` interface (since 0.1.3): only
+    /// then may it submit jobs, and does [`Call::Job`] call into it.
+    pub fn has_job_runner(&self) -> bool {
+        self.exports.has_job_runner()
+    }
 }
 
 impl fmt::Debug for Handler {
@@ -365,6 +371,9 @@ impl Runtime {
         };
         exports.handler(&mut store, &instance).map_err(|e| UploadError::World(format!("export `handler`: {e:#}")))?;
         exports.actions(&mut store, &instance).map_err(|e| UploadError::World(format!("export `actions`: {e:#}")))?;
+        exports
+            .job_runner(&mut store, &instance)
+            .map_err(|e| UploadError::World(format!("export `job-runner`: {e:#}")))?;
         Ok(())
     }
 
@@ -469,6 +478,26 @@ fn run_one(
                 Some(exported) => Outcome::Applicable(Some(
                     exported.call_applicable(&mut *store, &entity.into(), &actions).map_err(Failure::Call)?,
                 )),
+            }
+        }
+        Call::Job { job } => match handler.exports.job_runner(&mut *store, instance).map_err(Failure::Call)? {
+            None => Outcome::Failed("the handler does not export job-runner (WIT 0.1.3)".into()),
+            Some(runner) => match runner.call_run(&mut *store, &job.into()).map_err(Failure::Call)? {
+                Ok(changes) => Outcome::Changes(changes.into_iter().map(ChangeView::from).collect()),
+                Err(reason) => Outcome::Failed(reason),
+            },
+        },
+        Call::JobFailed { job, reason } => {
+            match handler.exports.job_runner(&mut *store, instance).map_err(Failure::Call)? {
+                None => Outcome::Changes(Vec::new()),
+                Some(runner) => Outcome::Changes(
+                    runner
+                        .call_failed(&mut *store, &job.into(), &reason)
+                        .map_err(Failure::Call)?
+                        .into_iter()
+                        .map(ChangeView::from)
+                        .collect(),
+                ),
             }
         }
     };

@@ -453,7 +453,11 @@ fn per_call_limits_are_tighter_never_looser() {
     let runtime = Runtime::new(config, dir.path()).unwrap();
     let handler = handler(&runtime);
     let limited = |deadline_ms: u64, memory: usize, behaviour: usize| {
-        let limits = CallLimits { deadline: Some(Duration::from_millis(deadline_ms)), max_memory_bytes: Some(memory) };
+        let limits = CallLimits {
+            deadline: Some(Duration::from_millis(deadline_ms)),
+            max_memory_bytes: Some(memory),
+            job: false,
+        };
         let (host, _) = TestHost::boxed();
         call_one(&runtime, &handler, host, validate(behaviour), limits).0
     };
@@ -1018,4 +1022,37 @@ fn an_actions_export_of_the_wrong_type_is_refused() {
     .replace("@0.1.0", "@0.1.1");
     let refused = runtime.compile(&componentize_011(&wat, Some(&wit))).unwrap_err();
     assert!(matches!(&refused, UploadError::World(m) if m.contains("export `actions`")), "{refused:?}");
+}
+
+/// A component built against the released 0.1.2 WIT (before jobs) still links and runs, has
+/// no `job-runner`, and an attempt at a job on it fails cleanly instead of trapping.
+#[test]
+fn a_component_of_0_1_2_links_and_runs_no_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(dir.path());
+    let wit =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit/released/0.1.2/handler.wit"))
+            .unwrap();
+    assert!(wit.contains("package ocni:handler@0.1.2;") && !wit.contains("job-runner"));
+    // `applicable` answers the empty list (pointer and length 0 at 1024).
+    let params = "i32 ".repeat(12);
+    let applicable = format!(
+        r#"(func (export "ocni:handler/actions@0.1.0#applicable") (param {params}) (result i32) (i32.const 1024))"#
+    );
+    let wat = minimal_wat(&applicable).replace("@0.1.0", "@0.1.2");
+    let compiled = runtime.compile(&componentize_011(&wat, Some(&wit))).unwrap();
+    let handler = runtime.load(&compiled.digest).unwrap();
+    assert!(handler.has_actions() && !handler.has_job_runner());
+    assert_eq!(call(&runtime, &handler, validate(0)).0, Ok(Outcome::Accepted));
+    let job = crate::JobView {
+        id: "j".into(),
+        name: "n".into(),
+        payload: String::new(),
+        entity: entity(0),
+        attempt: 1,
+        max_attempts: 1,
+    };
+    let limits = CallLimits { job: true, ..CallLimits::default() };
+    let (outcome, _) = runtime.call_each(&handler, Box::new(NullHost), vec![Call::Job { job }], limits);
+    assert!(matches!(outcome.as_deref(), Ok([Outcome::Failed(m)]) if m.contains("job-runner")), "{outcome:?}");
 }

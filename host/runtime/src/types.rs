@@ -1,4 +1,4 @@
-//! Plain Rust mirrors of the `ocni:handler@0.1.2` WIT types, the calls a handler serves and what
+//! Plain Rust mirrors of the `ocni:handler@0.1.3` WIT types, the calls a handler serves and what
 //! it answers, and [`HostApi`], the host side of the imports a handler sees. Callers never see the
 //! `bindgen!` types.
 
@@ -186,6 +186,39 @@ pub enum Call {
         /// The ids (`scheme#term`) of the actions the entity's kind offers.
         actions: Vec<String>,
     },
+    /// `job-runner.run(job)` (optional export, since 0.1.3): one attempt at a job. Answered by
+    /// [`Outcome::Changes`] (it succeeded) or [`Outcome::Failed`] (it returned an error, or the
+    /// component exports no `job-runner`).
+    Job {
+        /// The job, with the entity as the attempt sees it.
+        job: JobView,
+    },
+    /// `job-runner.failed(job, reason)`: the changes that put the entity in its error state
+    /// once the job's last attempt failed. Answered by [`Outcome::Changes`] (none when the
+    /// component exports no `job-runner`).
+    JobFailed {
+        /// The job, as its last attempt saw it.
+        job: JobView,
+        /// Why the last attempt failed.
+        reason: String,
+    },
+}
+
+/// One attempt at a job (WIT `job-runner.job`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    /// The job's id.
+    pub id: String,
+    /// The name given to `jobs.submit`.
+    pub name: String,
+    /// The payload given to `jobs.submit`.
+    pub payload: String,
+    /// The entity the job belongs to, as the attempt sees it.
+    pub entity: EntityView,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    /// The most attempts the job gets.
+    pub max_attempts: u32,
 }
 
 impl Call {
@@ -198,6 +231,8 @@ impl Call {
             Call::Delete { .. } => "on-delete",
             Call::Action { .. } => "on-action",
             Call::Applicable { .. } => "applicable",
+            Call::Job { .. } => "run",
+            Call::JobFailed { .. } => "failed",
         }
     }
 }
@@ -217,6 +252,8 @@ pub enum Outcome {
     /// (the caller keeps those it asked about), or `None` when the component does not export
     /// `actions` (one built against 0.1.0): it has no say, every action applies.
     Applicable(Option<Vec<String>>),
+    /// The answer to [`Call::Job`] when the attempt failed: the handler's reason.
+    Failed(String),
 }
 
 /// The host side of the imports a handler sees (`log`, `query`, `kv`, `outbound`), for one call.
@@ -251,6 +288,12 @@ pub trait HostApi {
     fn http(&mut self, request: HttpRequest, deadline: std::time::Instant) -> Result<HttpResponse, OutboundError> {
         let _ = deadline;
         Err(OutboundError::Denied(format!("{}: this host offers no outbound HTTP", request.url)))
+    }
+    /// A job the guest asks for (`jobs.submit`, since 0.1.3), for the entity of the call:
+    /// its id, or why not (the reason reaches the guest). By default no call may submit.
+    fn submit_job(&mut self, name: &str, payload: &str) -> Result<String, String> {
+        let _ = (name, payload);
+        Err("this call cannot submit jobs".to_string())
     }
 }
 

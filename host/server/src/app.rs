@@ -11,7 +11,8 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::occi::{admin, collection, entity, handlers, query};
+use crate::jobs::JobRunner;
+use crate::occi::{admin, collection, entity, handlers, jobs, query};
 use crate::reply::{R, Reply, Request};
 use crate::route::{self, Allowed, Target};
 use crate::services::Services;
@@ -19,7 +20,10 @@ use crate::tenancy::Tenancy;
 
 /// Shared server state (one per server, behind an `Arc`).
 pub struct App {
-    services: Services,
+    /// Runs the jobs handlers submit; dropped first (it waits for the attempts under way, then
+    /// lets go of the services).
+    _jobs: JobRunner,
+    services: Arc<Services>,
     /// Writes being prepared, all tenants together (`Config::max_concurrent_writes`).
     write_slots: Arc<Semaphore>,
     /// Reads that may be large (listings, the query interface) running at once, all tenants
@@ -32,8 +36,12 @@ impl App {
     pub fn new(store: Store, runtime: ocni_runtime::Runtime, config: Config) -> Result<App, String> {
         let writes = config.max_concurrent_writes.max(1);
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let services = Arc::new(Services::start(store, runtime, config)?);
+        let jobs =
+            JobRunner::start(Arc::clone(&services)).map_err(|e| format!("cannot start the job runner thread: {e}"))?;
         Ok(App {
-            services: Services::start(store, runtime, config)?,
+            _jobs: jobs,
+            services,
             write_slots: Arc::new(Semaphore::new(writes)),
             listing_slots: Arc::new(Semaphore::new(cores)),
         })
@@ -94,6 +102,7 @@ impl App {
             Target::Entity(path) => entity::entity(s, tenant, &catalog, path, &req),
             Target::Handlers(name) => handlers::handlers(s, tenant, name.as_deref(), &req),
             Target::HandlerLog(name) => handlers::handler_log(s, tenant, name, &req),
+            Target::Jobs(id) => jobs::jobs(s, tenant, id.as_deref(), &req),
             Target::Admin(_) => Err(ApiError::not_found("the admin API is not part of a tenant's API")),
         }
     }

@@ -32,6 +32,13 @@ pub const DEFAULT_OUTBOUND_REQUESTS: u32 = 8;
 pub const DEFAULT_OUTBOUND_BYTES_OUT: usize = 256 << 10;
 /// Response body bytes one handler call may receive by default.
 pub const DEFAULT_OUTBOUND_BYTES_IN: usize = 256 << 10;
+/// Attempts a failing job gets after its first (`--handler-job-retries`).
+pub const DEFAULT_JOB_RETRIES: u32 = 3;
+/// Wait before a job's first retry; doubled for each later one, at most [`MAX_JOB_BACKOFF`]
+/// (`--handler-job-backoff-ms`).
+pub const DEFAULT_JOB_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts at a job.
+pub const MAX_JOB_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Shortest admin token accepted at start.
 pub const MIN_ADMIN_TOKEN: usize = 16;
@@ -118,6 +125,11 @@ pub struct Config {
     pub handler_outbound_requests: u32,
     pub handler_outbound_bytes_out: usize,
     pub handler_outbound_bytes_in: usize,
+    /// How many times a failing job is attempted again (the deadline of an attempt is
+    /// `runtime.job_deadline`).
+    pub handler_job_retries: u32,
+    /// The wait before a job's first retry, doubled for each later one.
+    pub handler_job_backoff: Duration,
 }
 
 impl Config {
@@ -144,6 +156,8 @@ impl Config {
             handler_outbound_requests: DEFAULT_OUTBOUND_REQUESTS,
             handler_outbound_bytes_out: DEFAULT_OUTBOUND_BYTES_OUT,
             handler_outbound_bytes_in: DEFAULT_OUTBOUND_BYTES_IN,
+            handler_job_retries: DEFAULT_JOB_RETRIES,
+            handler_job_backoff: DEFAULT_JOB_BACKOFF,
         }
     }
 }
@@ -281,6 +295,16 @@ pub struct ServeArgs {
     /// Response body bytes one handler call may receive.
     #[arg(long, default_value_t = DEFAULT_OUTBOUND_BYTES_IN)]
     pub handler_outbound_bytes_in: usize,
+    /// Wall-clock limit of one attempt at a job (a handler's long operation), in milliseconds.
+    #[arg(long, default_value_t = RuntimeConfig::default().job_deadline.as_millis() as u64)]
+    pub handler_job_timeout_ms: u64,
+    /// How many times a failing job is attempted again before it ends `failed`.
+    #[arg(long, default_value_t = DEFAULT_JOB_RETRIES)]
+    pub handler_job_retries: u32,
+    /// Wait before a failed job's first retry, in milliseconds; doubled for each later one
+    /// (at most 300 s).
+    #[arg(long, default_value_t = DEFAULT_JOB_BACKOFF.as_millis() as u64)]
+    pub handler_job_backoff_ms: u64,
 }
 
 impl ServeArgs {
@@ -309,6 +333,9 @@ impl ServeArgs {
         config.handler_outbound_requests = self.handler_outbound_requests;
         config.handler_outbound_bytes_out = self.handler_outbound_bytes_out;
         config.handler_outbound_bytes_in = self.handler_outbound_bytes_in;
+        config.runtime.job_deadline = Duration::from_millis(self.handler_job_timeout_ms);
+        config.handler_job_retries = self.handler_job_retries;
+        config.handler_job_backoff = Duration::from_millis(self.handler_job_backoff_ms);
         config
     }
 }
@@ -348,6 +375,9 @@ mod tests {
         assert_eq!(flags.handler_outbound_requests, config.handler_outbound_requests);
         assert_eq!(flags.handler_outbound_bytes_out, config.handler_outbound_bytes_out);
         assert_eq!(flags.handler_outbound_bytes_in, config.handler_outbound_bytes_in);
+        assert_eq!(flags.runtime.job_deadline, config.runtime.job_deadline);
+        assert_eq!(flags.handler_job_retries, config.handler_job_retries);
+        assert_eq!(flags.handler_job_backoff, config.handler_job_backoff);
         assert_eq!(TenantDefaults::default().max_entities, 100_000);
     }
 

@@ -5,7 +5,9 @@
 //!
 //! - `http.rs`: the accept loop, framing, negotiation, authentication, limits, logging;
 //! - `app.rs`: [`App`], which routes an authenticated request to its operation;
-//! - `occi/`: the operations (query interface, collections, entities, handler uploads, admin);
+//! - `jobs.rs`: the job runner (handlers' long operations), over the services;
+//! - `occi/`: the operations (query interface, collections, entities, handler uploads, jobs,
+//!   admin);
 //! - `services.rs`: what operations are served with (store, view cache, the write loop);
 //! - `sandbox/` (handler runs), `writer.rs` (the writer thread), `tenancy.rs` (modes, tokens,
 //!   limits);
@@ -16,6 +18,7 @@ mod app;
 mod config;
 pub mod error;
 mod http;
+mod jobs;
 pub mod logging;
 pub mod negotiate;
 mod occi;

@@ -130,3 +130,22 @@ pub(crate) fn created_reply(base: &str, locations: &[String], format: Format) ->
     }
     reply
 }
+
+/// The answer of a write whose handlers submitted jobs (WIT 0.1.3): `reply` as it would have
+/// been, with status 202 Accepted, `Location` the entity acted on (when it names none yet) and
+/// one `Link: <.../-/jobs/{id}>; rel="monitor"` per job submitted.
+pub(crate) fn accepted(mut reply: Reply, base: &str, entity: Option<&str>, jobs: &[String]) -> Reply {
+    if jobs.is_empty() {
+        return reply;
+    }
+    reply.status = StatusCode::ACCEPTED;
+    if let Some(entity) = entity
+        && !reply.headers.iter().any(|(k, _)| *k == "Location")
+    {
+        reply.headers.push(("Location", text::location_text(&format!("{base}{entity}"))));
+    }
+    for id in jobs {
+        reply.headers.push(("Link", format!("<{base}/-/jobs/{id}>; rel=\"monitor\"")));
+    }
+    reply
+}

@@ -20,6 +20,8 @@ pub enum Target {
     Handlers(Option<String>),
     /// `/-/handlers/{name}/log`: a handler's recent log lines and failures.
     HandlerLog(String),
+    /// `/-/jobs` or `/-/jobs/` (`None`), `/-/jobs/{id}`: the tenant's jobs.
+    Jobs(Option<String>),
     /// `/-/admin/...`: the admin API (tenants, tokens, limits).
     Admin(AdminPath),
 }
@@ -159,6 +161,13 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
                 _ => return Err(RouteError(format!("{path:?}: handler names contain no '/'"))),
             },
         }
+    } else if path == "/-/jobs" || path == "/-/jobs/" {
+        Target::Jobs(None)
+    } else if let Some(id) = path.strip_prefix("/-/jobs/") {
+        match id.strip_suffix('/').unwrap_or(id) {
+            id if !id.contains('/') => Target::Jobs(Some(id.to_string())),
+            _ => return Err(RouteError(format!("{path:?}: job ids contain no '/'"))),
+        }
     } else if let Some(rest) = path.strip_prefix("/-/admin/") {
         Target::Admin(AdminPath::parse(rest))
     } else if path.ends_with('/') {
@@ -195,6 +204,8 @@ impl Allowed {
     pub const HANDLER_LIST: Allowed = Allowed { what: "the handler list", methods: "GET, HEAD" };
     pub const HANDLER: Allowed = Allowed { what: "a handler", methods: "GET, HEAD, PUT, DELETE" };
     pub const HANDLER_LOG: Allowed = Allowed { what: "a handler's log", methods: "GET, HEAD" };
+    pub const JOB_LIST: Allowed = Allowed { what: "the job list", methods: "GET, HEAD" };
+    pub const JOB: Allowed = Allowed { what: "a job", methods: "GET, HEAD" };
     pub const TENANTS: Allowed = Allowed { what: "the tenant list", methods: "GET, HEAD, POST" };
     pub const TENANT: Allowed = Allowed { what: "a tenant", methods: "GET, HEAD, DELETE" };
     pub const TOKENS: Allowed = Allowed { what: "a tenant's tokens", methods: "GET, HEAD, POST" };
@@ -226,6 +237,8 @@ pub fn allowed(target: &Target, collection: Option<Class>) -> Option<Allowed> {
         Target::Handlers(None) => Allowed::HANDLER_LIST,
         Target::Handlers(Some(_)) => Allowed::HANDLER,
         Target::HandlerLog(_) => Allowed::HANDLER_LOG,
+        Target::Jobs(None) => Allowed::JOB_LIST,
+        Target::Jobs(Some(_)) => Allowed::JOB,
         Target::Admin(path) => match path {
             AdminPath::Tenants => Allowed::TENANTS,
             AdminPath::Tenant(_) => Allowed::TENANT,
@@ -253,6 +266,10 @@ mod tests {
         assert!(route("/-/handlers/a/b", None).is_err());
         assert_eq!(route("/-/handlers/compute/log", None).unwrap().target, Target::HandlerLog("compute".into()));
         assert!(route("/-/handlers/a/b/log", None).is_err());
+        assert_eq!(route("/-/jobs", None).unwrap().target, Target::Jobs(None));
+        assert_eq!(route("/-/jobs/", None).unwrap().target, Target::Jobs(None));
+        assert_eq!(route("/-/jobs/0192-ab", None).unwrap().target, Target::Jobs(Some("0192-ab".into())));
+        assert!(route("/-/jobs/a/b", None).is_err());
         let admin = |p: &str| route(p, None).unwrap().target;
         assert_eq!(admin("/-/admin/tenants/a"), Target::Admin(AdminPath::Tenant("a".into())));
         assert_eq!(admin("/-/admin/tenants/"), Target::Admin(AdminPath::Tenants));

@@ -14,7 +14,7 @@ use ocni_store::{Applied, Reads, Step, Store};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::reply::{R, Reply};
-use crate::sandbox::{HandlerIndex, HandlerLogs, Sandbox, Stage, Write, outbound};
+use crate::sandbox::{HandlerIndex, HandlerLogs, Sandbox, Signal, Stage, Write, outbound};
 use crate::tenancy::{Tenancy, limit_reached};
 use crate::writer::Writer;
 
@@ -37,6 +37,8 @@ pub struct Services {
     pub(crate) sandbox: Sandbox,
     /// Answers to single-entity GETs, as of one count of store commits.
     rendered: parking_lot::RwLock<Rendered>,
+    /// Wakes the job runner (`jobs.rs`) when a write that submitted jobs has committed.
+    pub(crate) jobs: Arc<Signal>,
 }
 
 /// Answers to single-entity GETs by tenant, path, rendering and base URL, all rendered from
@@ -108,6 +110,7 @@ impl Services {
             writer,
             sandbox,
             rendered: Default::default(),
+            jobs: Arc::default(),
         })
     }
 
@@ -239,6 +242,7 @@ impl Services {
                 Err(e) => return Err(e),
             };
             attempts += 1;
+            let submitted = !w.jobs().is_empty();
             // Handler calls are over: the slot goes before waiting for the commit.
             let set = w.into_step().finish();
             if set.is_empty() {
@@ -248,6 +252,9 @@ impl Services {
                 Applied::Done { generations } => {
                     for (t, g) in generations {
                         self.forget_view(&t, g);
+                    }
+                    if submitted {
+                        self.jobs.wake();
                     }
                     return Ok(out);
                 }

@@ -108,6 +108,7 @@ impl Limits {
         ocni_runtime::CallLimits {
             deadline: Some(std::time::Duration::from_millis(self.handler_deadline_ms)),
             max_memory_bytes: Some(usize::try_from(self.handler_memory_mib << 20).unwrap_or(usize::MAX)),
+            job: false,
         }
     }
 }

@@ -194,7 +194,8 @@ fn marking_an_attribute_indexed_conflicts_with_a_concurrent_entity_write() {
     assert_eq!(indexed(&r, "t", Source::Kind(COMPUTE), &f, None, 0, 10), Some(vec!["/c/1".into(), "/c/2".into()]));
 }
 
-/// A version 2 store (no attribute index) opens as version 3 with the index of what it holds.
+/// A version 2 store (no attribute index, no jobs) opens as the current version with the index
+/// of what it holds and empty job tables.
 #[test]
 fn a_version_2_store_is_migrated_with_its_attribute_index() {
     let dir = tempfile::tempdir().unwrap();
@@ -212,6 +213,8 @@ fn a_version_2_store_is_migrated_with_its_attribute_index() {
         let txn = store.db.begin_write().unwrap();
         txn.delete_table(crate::BY_ATTR).unwrap();
         txn.delete_table(crate::INDEXED).unwrap();
+        txn.delete_table(crate::JOBS).unwrap();
+        txn.delete_table(crate::JOBS_OPEN).unwrap();
         {
             let mut meta = txn.open_table(crate::META).unwrap();
             meta.insert("schema_version", "2").unwrap();
@@ -220,8 +223,9 @@ fn a_version_2_store_is_migrated_with_its_attribute_index() {
         txn.commit().unwrap();
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), "3");
+    assert_eq!(store.schema_version().unwrap(), crate::SCHEMA_VERSION);
     let r = store.read().unwrap();
+    assert!(r.open_jobs(10).unwrap().is_empty());
     let f = parse_entity_filters(&json!({"attributes": {STATE: "active"}})).unwrap();
     assert_eq!(
         indexed(&r, "t", Source::Kind(COMPUTE), &f, None, 0, 10),

@@ -31,6 +31,10 @@
 //! - `handler_blobs`: tenant, digest -> the uploaded component bytes (to recompile when the
 //!   compiled cache is gone)
 //! - `handler_kv`: tenant, handler name, key -> value (the handlers' private key-value stores)
+//! - `jobs`: tenant, job id -> job record (JSON: entity, handler, name, payload, state,
+//!   attempts, last error, times); ids are UUIDv7, so a tenant's jobs are in submission order
+//! - `jobs_open`: tenant, entity location, job id -> () (the jobs not finished yet: the job
+//!   runner's queue, an entity's jobs in submission order; kept by `Step::put_job`)
 //! - `counters`: tenant, counter name -> count (`entities`: the tenant's entities, kept in step
 //!   by `put_entity` and `delete_entity`, so a limit check is no scan; `catalog_generation`:
 //!   bumped by every write to the tenant's categories, bindings or handlers)
@@ -51,12 +55,13 @@ use ocni_model::catalog::builtin_indexed_attributes;
 use ocni_model::filter::index_key;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-pub use reads::{KeyRange, Reads};
+pub use reads::{KeyRange, OpenJob, Reads};
 pub use step::{Applied, Step, WriteSet};
 
 /// Version 2 added `counters`, `tenants` and `tokens`; version 3 the attribute index (`by_attr`,
-/// `indexed`). Older stores are migrated at open.
-pub const SCHEMA_VERSION: &str = "3";
+/// `indexed`); version 4 the jobs (`jobs`, `jobs_open`: new tables, nothing to convert). Older
+/// stores are migrated at open.
+pub const SCHEMA_VERSION: &str = "4";
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const CATEGORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("categories");
@@ -73,6 +78,8 @@ const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 const BY_ATTR: TableDefinition<&str, ()> = TableDefinition::new("by_attr");
 const INDEXED: TableDefinition<&str, ()> = TableDefinition::new("indexed");
+const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("jobs");
+const JOBS_OPEN: TableDefinition<&str, ()> = TableDefinition::new("jobs_open");
 
 /// The counter of a tenant's entities (in `counters`).
 const ENTITY_COUNT: &str = "entities";
@@ -91,6 +98,62 @@ pub struct HandlerRecord {
     /// set them at upload (checked against the server's patterns then and at every request).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbound: Vec<String>,
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for its turn (its entity's earlier jobs, a free runner, the backoff).
+    Pending,
+    /// An attempt has started (and, after a crash, is started again).
+    Running,
+    /// An attempt succeeded and its changes were written.
+    Succeeded,
+    /// Every attempt failed.
+    Failed,
+    /// Its entity was deleted before it could finish.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job is over (it leaves `jobs_open`).
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A job as stored (see `jobs`): work a handler asked for, for one entity of its tenant.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobRecord {
+    /// UUIDv7: jobs sort by submission.
+    pub id: String,
+    /// The location of the entity it belongs to.
+    pub entity: String,
+    /// The handler that submitted it, and runs it.
+    pub handler: String,
+    pub name: String,
+    pub payload: String,
+    pub state: JobState,
+    /// Attempts started so far.
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Unix times in milliseconds: submitted, last changed, and not to be attempted before.
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    #[serde(default)]
+    pub not_before_ms: u64,
 }
 
 /// A tenant as stored. Limits are the ones set for it (by name, e.g. `max_entities`); the server
@@ -223,7 +286,7 @@ impl Store {
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value().to_string());
             let count = match found.as_deref() {
-                None | Some("2") | Some(SCHEMA_VERSION) => false,
+                None | Some("2") | Some("3") | Some(SCHEMA_VERSION) => false,
                 Some("1") => true,
                 Some(_) => return Err(StoreError::SchemaVersion { found: found.unwrap_or_default() }),
             };
@@ -253,6 +316,8 @@ impl Store {
             txn.open_table(TOKENS)?;
             txn.open_table(BY_ATTR)?;
             txn.open_table(INDEXED)?;
+            txn.open_table(JOBS)?;
+            txn.open_table(JOBS_OPEN)?;
         }
         let cursor_key = {
             let mut meta = txn.open_table(META)?;
@@ -393,6 +458,18 @@ impl Reader {
         &self.txn
     }
 
+    /// The tenant's newest jobs, newest first, at most `limit`.
+    pub fn newest_jobs(&self, tenant: &str, limit: usize) -> Result<Vec<JobRecord>> {
+        let range = KeyRange::prefix(&format!("{tenant}\0"));
+        let t = self.txn.open_table(JOBS)?;
+        let mut out = Vec::new();
+        for item in t.range::<&str>(range.bounds())?.rev().take(limit) {
+            let (k, v) = item?;
+            out.push(decode(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
     /// The tenant's catalog generation (see `step.rs`): a catalog read with this snapshot is
     /// current for as long as the generation stays.
     pub fn catalog_generation(&self, tenant: &str) -> Result<u64> {
@@ -444,9 +521,10 @@ impl Writer {
         for table in [CATEGORIES, ENTITIES, HANDLERS, HANDLER_BLOBS, HANDLER_KV] {
             self.txn.open_table(table)?.retain_in::<&str, _>(bounds, |_, _| false)?;
         }
-        for table in [BY_KIND, BY_MIXIN, BY_END, BY_ATTR, INDEXED] {
+        for table in [BY_KIND, BY_MIXIN, BY_END, BY_ATTR, INDEXED, JOBS_OPEN] {
             self.txn.open_table(table)?.retain_in::<&str, _>(bounds, |_, _| false)?;
         }
+        self.txn.open_table(JOBS)?.retain_in::<&str, _>(bounds, |_, _| false)?;
         self.txn.open_table(BINDINGS)?.retain_in::<&str, _>(bounds, |_, _| false)?;
         self.txn.open_table(COUNTERS)?.retain_in::<&str, _>(bounds, |_, _| false)?;
         let ids: Vec<String> = self.tokens()?.into_iter().filter(|t| t.tenant == tenant).map(|t| t.id).collect();
@@ -960,6 +1038,48 @@ mod tests {
         fresh.expect_generation("t", 1);
         fresh.kv_set("t", "h", "k", b"v").unwrap();
         assert_eq!(store.commit_step(fresh).unwrap(), Applied::Done { generations: vec![] });
+    }
+
+    #[test]
+    fn jobs_stay_queued_until_they_end_and_go_with_their_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let job = |id: &str, entity: &str, state: JobState| JobRecord {
+            id: id.into(),
+            entity: entity.into(),
+            handler: "h".into(),
+            name: "n".into(),
+            payload: String::new(),
+            state,
+            attempts: 0,
+            last_error: None,
+            created_ms: 1,
+            updated_ms: 1,
+            not_before_ms: 0,
+        };
+        write(&store, |w| {
+            w.put_job("t", &job("01", "/e/a", JobState::Pending))?;
+            w.put_job("t", &job("02", "/e/a", JobState::Pending))?;
+            w.put_job("t", &job("03", "/e/b", JobState::Running))?;
+            w.put_job("u", &job("04", "/e/a", JobState::Pending))
+        });
+        let r = store.read().unwrap();
+        assert_eq!(r.open_jobs_of("t", "/e/a").unwrap(), ["01", "02"]);
+        let open: Vec<String> =
+            r.open_jobs(100).unwrap().into_iter().map(|j| format!("{}{}{}", j.tenant, j.entity, j.id)).collect();
+        assert_eq!(open, ["t/e/a01", "t/e/a02", "t/e/b03", "u/e/a04"]);
+        assert_eq!(r.newest_jobs("t", 2).unwrap().iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["03", "02"]);
+        assert_eq!(r.job("u", "01").unwrap(), None, "another tenant's job is not there");
+        drop(r);
+        write(&store, |w| w.put_job("t", &job("01", "/e/a", JobState::Succeeded)));
+        let r = store.read().unwrap();
+        assert_eq!(r.open_jobs_of("t", "/e/a").unwrap(), ["02"]);
+        assert_eq!(r.job("t", "01").unwrap().unwrap().state, JobState::Succeeded);
+        drop(r);
+        store.write(|w| w.delete_tenant("t").map(drop)).unwrap();
+        let r = store.read().unwrap();
+        assert_eq!(r.open_jobs(100).unwrap().len(), 1);
+        assert!(r.newest_jobs("t", 10).unwrap().is_empty());
     }
 
     #[test]

@@ -12,8 +12,8 @@ use ocni_model::{Category, Entity};
 use redb::ReadableTable;
 
 use crate::{
-    ENTITY_COUNT, HandlerRecord, Page, Result, Source, StoreError, TenantRecord, TokenRecord, decode, key2, key3,
-    prefix_end,
+    ENTITY_COUNT, HandlerRecord, JobRecord, Page, Result, Source, StoreError, TenantRecord, TokenRecord, decode, key2,
+    key3, prefix_end,
 };
 
 /// The tables, as the raw primitives name them.
@@ -33,6 +33,8 @@ pub enum Tbl {
     Tokens,
     ByAttr,
     Indexed,
+    Jobs,
+    JobsOpen,
 }
 
 impl Tbl {
@@ -52,6 +54,8 @@ impl Tbl {
             Tbl::Tokens => "tokens",
             Tbl::ByAttr => "by_attr",
             Tbl::Indexed => "indexed",
+            Tbl::Jobs => "jobs",
+            Tbl::JobsOpen => "jobs_open",
         }
     }
 }
@@ -115,6 +119,14 @@ macro_rules! with_def {
             }
             $crate::reads::Tbl::Indexed => {
                 let $def = $crate::INDEXED;
+                $body
+            }
+            $crate::reads::Tbl::Jobs => {
+                let $def = $crate::JOBS;
+                $body
+            }
+            $crate::reads::Tbl::JobsOpen => {
+                let $def = $crate::JOBS_OPEN;
                 $body
             }
         }
@@ -405,6 +417,31 @@ pub trait Reads: sealed::Raw {
             .collect())
     }
 
+    /// A job of the tenant.
+    fn job(&self, tenant: &str, id: &str) -> Result<Option<JobRecord>> {
+        let key = key2(tenant, id);
+        self.get_raw(Tbl::Jobs, &key, |v| v.map(|v| decode(&key, v)).transpose())
+    }
+
+    /// The ids of the unfinished jobs of one entity, in submission order.
+    fn open_jobs_of(&self, tenant: &str, entity: &str) -> Result<Vec<String>> {
+        suffixes(self, Tbl::JobsOpen, &key3(tenant, entity, ""), Page::ALL)
+    }
+
+    /// Every unfinished job of every tenant, by tenant, entity and submission, at most
+    /// `limit` (the job runner's queue).
+    fn open_jobs(&self, limit: usize) -> Result<Vec<OpenJob>> {
+        let mut out = Vec::new();
+        self.scan_raw(Tbl::JobsOpen, &KeyRange { start: String::new(), end: None }, 0, &mut |k, _| {
+            let mut parts = k.splitn(3, '\0');
+            if let (Some(tenant), Some(rest)) = (parts.next(), parts.next().zip(parts.next())) {
+                out.push(OpenJob { tenant: tenant.to_string(), entity: rest.0.to_string(), id: rest.1.to_string() });
+            }
+            Ok(if out.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+        })?;
+        Ok(out)
+    }
+
     /// How many entities the tenant has (a counter, not a scan).
     fn entity_count(&self, tenant: &str) -> Result<u64> {
         counter(self, &key2(tenant, ENTITY_COUNT))
@@ -441,6 +478,14 @@ pub trait Reads: sealed::Raw {
 }
 
 impl<T: sealed::Raw> Reads for T {}
+
+/// An unfinished job, as the runner's queue lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OpenJob {
+    pub tenant: String,
+    pub entity: String,
+    pub id: String,
+}
 
 /// Where a listing's keys are: a table, the prefix of its keys, and where in a key the location
 /// starts (`None`: after the prefix; `Some(n)`: at byte `n`, for `entities`, whose keys are

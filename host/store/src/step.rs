@@ -27,7 +27,9 @@ use ocni_model::{Category, Entity};
 use sha2::{Digest, Sha256};
 
 use crate::reads::{KeyRange, Reads, Tbl, Visit, counter, sealed::Raw, with_def};
-use crate::{CATALOG_GENERATION, ENTITY_COUNT, HandlerRecord, Reader, Result, Writer, attr_keys, encode, key2, key3};
+use crate::{
+    CATALOG_GENERATION, ENTITY_COUNT, HandlerRecord, JobRecord, Reader, Result, Writer, attr_keys, encode, key2, key3,
+};
 
 type Hash = [u8; 32];
 
@@ -326,6 +328,15 @@ impl Step {
 
     pub fn kv_delete(&mut self, tenant: &str, handler: &str, key: &str) -> Result<()> {
         self.put_raw(Tbl::HandlerKv, key3(tenant, handler, key), None);
+        Ok(())
+    }
+
+    /// Writes a job record, and keeps it in the runner's queue (`jobs_open`) while it is not
+    /// finished.
+    pub fn put_job(&mut self, tenant: &str, job: &JobRecord) -> Result<()> {
+        self.put_raw(Tbl::Jobs, key2(tenant, &job.id), Some(encode(job)));
+        let open = key3(tenant, &job.entity, &job.id);
+        self.put_raw(Tbl::JobsOpen, open, (!job.state.is_final()).then(Vec::new));
         Ok(())
     }
 

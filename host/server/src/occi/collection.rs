@@ -16,7 +16,7 @@ use super::entity::{act, create_entity, delete_entity, entity_id, parse_action_b
 use super::{Purpose, body_as, need, prefix, render_entities, render_listing};
 use crate::error::ApiError;
 use crate::negotiate::Format;
-use crate::reply::{R, Reply, Request, created_reply};
+use crate::reply::{R, Reply, Request, accepted, created_reply};
 use crate::route::Allowed;
 use crate::services::Services;
 
@@ -168,10 +168,12 @@ pub(crate) fn kind_collection(
                     create_entity(s, w, tenant, catalog, &req.base_url, &input, &location, &eid, &mut created)
                         .map_err(|e| prefix(e, &place))?;
                 }
-                Ok(created)
+                Ok((created, w.jobs().to_vec()))
             })?;
-            tracing::info!(tenant, kind = %id, count = created.len(), "entities created");
-            Ok(created_reply(&req.base_url, &created, req.format))
+            let (created, jobs) = created;
+            tracing::info!(tenant, kind = %id, count = created.len(), jobs = jobs.len(), "entities created");
+            // Work continues as jobs: 202 (the `Location` is the first entity created).
+            Ok(accepted(created_reply(&req.base_url, &created, req.format), &req.base_url, None, &jobs))
         }
         (Method::DELETE, None) => {
             if req.body.is_some() {
@@ -325,8 +327,9 @@ fn collection_action(
             let next = act(s, w, tenant, catalog, &e, term, given.as_deref(), &params).map_err(|e| prefix(e, loc))?;
             w.put_entity(tenant, &next)?;
         }
-        Ok(locations.len())
+        Ok((locations.len(), w.jobs().to_vec()))
     })?;
-    tracing::info!(tenant, action = term, count, "collection action");
-    Ok(Reply::new(StatusCode::OK))
+    let (count, jobs) = count;
+    tracing::info!(tenant, action = term, count, jobs = jobs.len(), "collection action");
+    Ok(accepted(Reply::new(StatusCode::OK), &req.base_url, None, &jobs))
 }

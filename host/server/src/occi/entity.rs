@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::{Purpose, body_as, links_from, need, not_found, prefix, render_one};
 use crate::error::ApiError;
 use crate::negotiate::Format;
-use crate::reply::{R, Reply, Request, created_reply, json_reply, text_reply};
+use crate::reply::{R, Reply, Request, accepted, created_reply, json_reply, text_reply};
 use crate::route::Allowed;
 use crate::sandbox::{Stage, Write, kind_has_handler};
 use crate::services::Services;
@@ -62,7 +62,8 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
                     }
                     _ => Reply::new(StatusCode::OK),
                 };
-                Ok(reply)
+                // Work continues as jobs: 202 with the entity's location.
+                Ok(accepted(reply, &req.base_url, Some(path), w.jobs()))
             })?;
             tracing::info!(tenant, location = path, action = term, "action");
             Ok(reply)
@@ -71,11 +72,11 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
         (Method::GET | Method::HEAD, None) => get(s, tenant, path, req),
         (Method::PUT, None) => {
             let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
-            let (created, location) = s.write(tenant, |w, catalog| match w.entity(tenant, path)? {
+            let (created, location, jobs) = s.write(tenant, |w, catalog| match w.entity(tenant, path)? {
                 Some(old) => {
                     let base = &req.base_url;
                     update(s, w, tenant, catalog, base, &old, &input, |old, input| catalog.replace_entity(old, input))?;
-                    Ok((false, path.to_string()))
+                    Ok((false, path.to_string(), Vec::new()))
                 }
                 None => {
                     let last = path.rsplit('/').next().unwrap_or("");
@@ -89,11 +90,11 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
                     }
                     let mut created = Vec::new();
                     create_entity(s, w, tenant, catalog, &req.base_url, &input, path, &eid, &mut created)?;
-                    Ok((true, path.to_string()))
+                    Ok((true, path.to_string(), w.jobs().to_vec()))
                 }
             })?;
-            tracing::info!(tenant, location = %location, created, "entity put");
-            Ok(created_reply(&req.base_url, &[location], req.format))
+            tracing::info!(tenant, location = %location, created, jobs = jobs.len(), "entity put");
+            Ok(accepted(created_reply(&req.base_url, &[location], req.format), &req.base_url, None, &jobs))
         }
         (Method::POST, None) => {
             let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;

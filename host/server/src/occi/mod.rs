@@ -9,6 +9,7 @@ pub(crate) mod collection;
 pub(crate) mod cursor;
 pub(crate) mod entity;
 pub(crate) mod handlers;
+pub(crate) mod jobs;
 pub(crate) mod query;
 
 use std::borrow::Cow;

@@ -13,6 +13,7 @@ use ocni_runtime::{
 use ocni_store::{Reads, Source, Step};
 use serde_json::Value;
 
+use super::jobs::Submissions;
 use super::logs::{HandlerLogs, LogLine};
 use super::outbound::Outbound;
 
@@ -73,6 +74,10 @@ pub(super) struct TenantHost {
     log: LogContext,
     /// The call's outbound HTTP capability (allow-list, limits left).
     outbound: Outbound,
+    /// The jobs the call submits (`jobs.submit`), or why it may not.
+    jobs: Submissions,
+    /// A job's attempt: `kv` writes are refused (its result is its changes, written apart).
+    kv_read_only: bool,
 }
 
 /// Where a call's log lines go besides the operator's log: the handler's ring, tagged with the
@@ -137,7 +142,21 @@ impl TenantHost {
             max_find_results,
             log,
             outbound,
+            jobs: Submissions::closed("only a create's or an action's calls may submit jobs"),
+            kv_read_only: false,
         }
+    }
+
+    /// Lets the call submit jobs into `jobs` (or tells it why not).
+    pub(super) fn with_jobs(mut self, jobs: Submissions) -> TenantHost {
+        self.jobs = jobs;
+        self
+    }
+
+    /// Makes `kv` read-only (a job's attempt).
+    pub(super) fn read_only_kv(mut self) -> TenantHost {
+        self.kv_read_only = true;
+        self
     }
 
     /// A storage failure: remembered for the request, and a trap for the guest.
@@ -195,6 +214,9 @@ impl HostApi for TenantHost {
     }
 
     fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+        if self.kv_read_only {
+            return Err("kv is read-only in a job: a job's result is its attribute changes".to_string());
+        }
         if key.is_empty() || key.len() > MAX_KV_KEY {
             return Err(format!("keys are 1 to {MAX_KV_KEY} bytes"));
         }
@@ -205,6 +227,11 @@ impl HostApi for TenantHost {
     }
 
     fn kv_delete(&mut self, key: &str) {
+        if self.kv_read_only {
+            let message = format!("kv.delete({key:?}) ignored: kv is read-only in a job");
+            self.log.write(&self.tenant, &self.handler, "host", LogLevel::Warn, &message, &[]);
+            return;
+        }
         if let Err(e) = self.step.kv_delete(&self.tenant, &self.handler, key) {
             self.fault(e);
         }
@@ -212,6 +239,16 @@ impl HostApi for TenantHost {
 
     fn kv_keys(&mut self, prefix: &str) -> Result<Vec<String>, HostFault> {
         self.step.kv_keys(&self.tenant, &self.handler, prefix, MAX_KV_KEYS_LISTED).map_err(|e| self.fault(e))
+    }
+
+    fn submit_job(&mut self, name: &str, payload: &str) -> Result<String, String> {
+        let result = self.jobs.submit(name, payload);
+        let (level, message) = match &result {
+            Ok(id) => (LogLevel::Debug, format!("job {id} ({name}) submitted")),
+            Err(why) => (LogLevel::Warn, format!("job {name:?} refused: {why}")),
+        };
+        self.log.write(&self.tenant, &self.handler, "host", level, &message, &[]);
+        result
     }
 
     fn http(&mut self, request: HttpRequest, deadline: std::time::Instant) -> Result<HttpResponse, OutboundError> {

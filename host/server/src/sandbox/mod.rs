@@ -7,6 +7,7 @@
 //! handler index and its call limits.
 
 mod host;
+pub mod jobs;
 mod logs;
 pub mod outbound;
 mod threads;
@@ -17,10 +18,10 @@ use std::sync::Arc;
 use hyper::StatusCode;
 use ocni_model::{Catalog, Entity};
 use ocni_runtime::{
-    AttributeView, Call, CallError, CallLimits, ChangeView, HostApi, LogLevel, Operation, Outcome, RefusalView,
-    Runtime, RuntimeError, UploadError,
+    AttributeView, Call, CallError, CallLimits, ChangeView, HostApi, JobView, LogLevel, Operation, Outcome,
+    RefusalView, Runtime, RuntimeError, UploadError,
 };
-use ocni_store::{HandlerRecord, Reads, Step, Store};
+use ocni_store::{HandlerRecord, JobRecord, Reads, Step, Store};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -28,6 +29,7 @@ use crate::error::ApiError;
 use crate::reply::R;
 pub use host::entity_view;
 use host::{LogContext, TenantHost, value_of, value_view};
+pub use jobs::Signal;
 pub use logs::{HandlerLogs, LogLine};
 
 /// The provider name of pyOCNI's no-op backend: binding it means "no handler".
@@ -40,12 +42,20 @@ pub struct Write {
     slot: Option<OwnedSemaphorePermit>,
     /// Set by a handler call that found no free slot: the write is prepared again with one.
     wants_slot: bool,
+    /// The ids of the jobs this write's handler calls submitted (stored in its step).
+    jobs: Vec<String>,
 }
 
 impl Write {
     /// A write over `step`, holding `slot` if its last attempt had to wait for one.
     pub(crate) fn new(step: Step, slot: Option<OwnedSemaphorePermit>) -> Write {
-        Write { step, slot, wants_slot: false }
+        Write { step, slot, wants_slot: false, jobs: Vec::new() }
+    }
+
+    /// The ids of the jobs this write's handlers submitted: written with it, run once it
+    /// commits (the request answers 202).
+    pub(crate) fn jobs(&self) -> &[String] {
+        &self.jobs
     }
 
     /// Whether a handler call found the tenant's slots taken (the write must wait for one).
@@ -274,15 +284,26 @@ impl Sandbox {
                     Operation::Action => "action",
                 }),
             };
-            let host: Box<dyn HostApi + Send> = Box::new(TenantHost::new(
-                tenant,
-                name,
-                w.step.clone(),
-                self.max_find_results,
-                Arc::clone(&fault),
-                log.clone(),
-                outbound::Outbound::new(Arc::clone(&self.outbound), &rec.outbound),
-            ));
+            // A create's or an action's calls may submit jobs, if the component can run them.
+            let submissions = match stage {
+                Stage::Create | Stage::Action { .. } if handler.has_job_runner() => jobs::Submissions::open(),
+                Stage::Create | Stage::Action { .. } => {
+                    jobs::Submissions::closed("the component does not export job-runner (WIT 0.1.3)")
+                }
+                _ => jobs::Submissions::closed("only a create's or an action's calls may submit jobs"),
+            };
+            let host: Box<dyn HostApi + Send> = Box::new(
+                TenantHost::new(
+                    tenant,
+                    name,
+                    w.step.clone(),
+                    self.max_find_results,
+                    Arc::clone(&fault),
+                    log.clone(),
+                    outbound::Outbound::new(Arc::clone(&self.outbound), &rec.outbound),
+                )
+                .with_jobs(submissions.clone()),
+            );
             // What the host says about the call, for the handler's author (and the operator).
             let note = |level, message: &str| log.write(tenant, name, "host", level, message, &[]);
             // `validate` and the stage's hook run on one instance (one instantiation per request).
@@ -363,6 +384,25 @@ impl Sandbox {
                         };
                         entity.inapplicable = Some(excluded);
                     }
+                    Outcome::Failed(_) => {}
+                }
+            }
+            // The jobs it submitted go into the same step as the entity.
+            let submitted = submissions.records(&entity.location, name);
+            if !submitted.is_empty() {
+                let open = w.open_jobs_of(tenant, &entity.location)?.len();
+                if open + submitted.len() > jobs::MAX_OPEN_JOBS_PER_ENTITY {
+                    let message = format!(
+                        "{} has {open} unfinished jobs (at most {} are allowed): wait for them to end",
+                        entity.location,
+                        jobs::MAX_OPEN_JOBS_PER_ENTITY
+                    );
+                    note(LogLevel::Warn, &message);
+                    return Err(ApiError::conflict(message));
+                }
+                for job in submitted {
+                    w.put_job(tenant, &job)?;
+                    w.jobs.push(job.id);
                 }
             }
         }
@@ -391,6 +431,159 @@ impl Sandbox {
     }
 }
 
+/// How an attempt at a job ended.
+pub(crate) enum JobOutcome {
+    /// `run` answered these changes; `inapplicable` is the kind handler's `applicable` answer
+    /// on the entity with them (what to store, as after a hook), if it was asked.
+    Done { changes: Vec<ChangeView>, inapplicable: Option<Vec<String>> },
+    /// The attempt failed (the handler's error, a trap, the deadline, no such handler).
+    Failed(String),
+}
+
+impl Sandbox {
+    /// One attempt at `job` (`job-runner.run`) on a fresh instance of the handler that
+    /// submitted it, with the job deadline, the handler's outbound capability and a read-only
+    /// view of what has committed. Every failure is written to the handler's log.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_job(
+        &self,
+        tenant: &str,
+        catalog: &Catalog,
+        index: &HandlerIndex,
+        limits: CallLimits,
+        job: &JobRecord,
+        entity: &Entity,
+        max_attempts: u32,
+    ) -> R<JobOutcome> {
+        let view = job_view(job, entity, max_attempts);
+        let mut calls = vec![Call::Job { job: view }];
+        // The kind's handler says which actions apply once the job's changes are in.
+        let kind_handler = bound_to(&index.bindings, entity).first() == Some(&job.handler)
+            && kind_has_handler(&index.bindings, &entity.kind);
+        let actions = if kind_handler { catalog.kind_actions(&entity.kind) } else { Vec::new() };
+        if !actions.is_empty() {
+            calls.push(Call::Applicable { entity: entity_view(entity), actions: actions.clone() });
+        }
+        let limits = CallLimits { job: true, ..limits };
+        let note = |message: &str| self.job_note(tenant, job, LogLevel::Error, message);
+        let outcomes = match self.call_job(tenant, index, job, calls, limits)? {
+            Ok(outcomes) => outcomes,
+            Err(why) => {
+                note(&format!("job {} ({}) attempt {} failed: {why}", job.id, job.name, job.attempts));
+                return Ok(JobOutcome::Failed(why));
+            }
+        };
+        let (mut changes, mut inapplicable) = (Vec::new(), None);
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Failed(why) => {
+                    note(&format!("job {} ({}) attempt {} failed: {why}", job.id, job.name, job.attempts));
+                    return Ok(JobOutcome::Failed(why));
+                }
+                Outcome::Changes(c) => changes = c,
+                Outcome::Applicable(answer) => {
+                    inapplicable = Some(match answer {
+                        None => Vec::new(),
+                        Some(applies) => actions.iter().filter(|a| !applies.contains(a)).cloned().collect(),
+                    })
+                }
+                Outcome::Accepted | Outcome::Refused(_) => {}
+            }
+        }
+        Ok(JobOutcome::Done { changes, inapplicable })
+    }
+
+    /// `job-runner.failed` once the last attempt at `job` failed: the changes that put the
+    /// entity in its error state (none when the call fails: that is logged).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn job_failed(
+        &self,
+        tenant: &str,
+        index: &HandlerIndex,
+        limits: CallLimits,
+        job: &JobRecord,
+        entity: &Entity,
+        max_attempts: u32,
+        reason: &str,
+    ) -> R<Vec<ChangeView>> {
+        let calls = vec![Call::JobFailed { job: job_view(job, entity, max_attempts), reason: reason.to_string() }];
+        match self.call_job(tenant, index, job, calls, limits)? {
+            Ok(outcomes) => Ok(outcomes
+                .into_iter()
+                .find_map(|o| match o {
+                    Outcome::Changes(c) => Some(c),
+                    _ => None,
+                })
+                .unwrap_or_default()),
+            Err(why) => {
+                self.job_note(tenant, job, LogLevel::Error, &format!("job {}: failed() itself failed: {why}", job.id));
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// A line about `job` in its handler's log (and the operator's).
+    pub(crate) fn job_note(&self, tenant: &str, job: &JobRecord, level: LogLevel, message: &str) {
+        let log = LogContext { logs: Arc::clone(&self.logs), entity: Some(job.entity.clone()), operation: Some("job") };
+        log.write(tenant, &job.handler, "host", level, message, &[]);
+    }
+
+    /// Runs `calls` of `job`'s handler; `Err` is the attempt's failure (not the server's).
+    fn call_job(
+        &self,
+        tenant: &str,
+        index: &HandlerIndex,
+        job: &JobRecord,
+        calls: Vec<Call>,
+        limits: CallLimits,
+    ) -> R<Result<Vec<Outcome>, String>> {
+        let Some(rec) = index.records.get(&job.handler) else {
+            return Ok(Err(format!("handler {:?} no longer exists", job.handler)));
+        };
+        let step = self.store.step()?;
+        let handler = self.load_handler(&step, tenant, rec)?;
+        if !handler.has_job_runner() {
+            return Ok(Err(format!("handler {:?} does not export job-runner (WIT 0.1.3)", job.handler)));
+        }
+        let fault = Arc::new(std::sync::OnceLock::new());
+        let log = LogContext { logs: Arc::clone(&self.logs), entity: Some(job.entity.clone()), operation: Some("job") };
+        let host: Box<dyn HostApi + Send> = Box::new(
+            TenantHost::new(
+                tenant,
+                &job.handler,
+                step,
+                self.max_find_results,
+                Arc::clone(&fault),
+                log,
+                outbound::Outbound::new(Arc::clone(&self.outbound), &rec.outbound),
+            )
+            .with_jobs(jobs::Submissions::closed("a job cannot submit jobs"))
+            .read_only_kv(),
+        );
+        let runtime = self.runtime.clone();
+        let (outcomes, host) = self
+            .threads
+            .run(move || runtime.call_each(&handler, host, calls, limits))
+            .map_err(|e| ApiError::internal(&format!("calling handler {}", job.handler), e))?;
+        drop(host);
+        if let Some(fault) = fault.get() {
+            return Ok(Err(format!("the host could not answer: {fault}")));
+        }
+        Ok(outcomes.map_err(|e| e.to_string()))
+    }
+}
+
+fn job_view(job: &JobRecord, entity: &Entity, max_attempts: u32) -> JobView {
+    JobView {
+        id: job.id.clone(),
+        name: job.name.clone(),
+        payload: job.payload.clone(),
+        entity: entity_view(entity),
+        attempt: job.attempts,
+        max_attempts,
+    }
+}
+
 fn refused(name: &str, reasons: Vec<RefusalView>) -> ApiError {
     let conflict = reasons.iter().any(|r| matches!(r, RefusalView::Conflict(_)));
     let details: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
@@ -403,7 +596,8 @@ fn refused(name: &str, reasons: Vec<RefusalView>) -> ApiError {
     }
 }
 
-fn apply_changes(name: &str, e: &mut Entity, changes: Vec<ChangeView>) -> R<()> {
+/// Applies a handler's attribute changes to `e` (never its id or link ends).
+pub(crate) fn apply_changes(name: &str, e: &mut Entity, changes: Vec<ChangeView>) -> R<()> {
     for change in changes {
         let attr = match &change {
             ChangeView::Set(a) => a.name.as_str(),
