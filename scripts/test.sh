@@ -30,6 +30,19 @@ if ! command -v nginx >/dev/null; then
   fi
 fi
 
+# The Python guests (guests/python) are built by the tests with componentize-py, from PyPI, at
+# the version and hashes guests/python/requirements.txt pins, in a virtual environment of their
+# own (guests/python/.venv); Python 3.9 or later with the venv module must be on the PATH.
+if [ ! -x guests/python/.venv/bin/componentize-py ] ||
+  [ guests/python/requirements.txt -nt guests/python/.venv/installed ]; then
+  echo "installing the Python guest toolchain (componentize-py in guests/python/.venv)" >&2
+  rm -rf guests/python/.venv
+  python3 -m venv guests/python/.venv
+  guests/python/.venv/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+    -r guests/python/requirements.txt
+  touch guests/python/.venv/installed
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

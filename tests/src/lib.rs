@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 pub mod conformance;
 pub mod js_guests;
 mod occi_schema;
+pub mod py_guests;
 
 pub use occi_schema::validate_occi_json;
 

@@ -238,7 +238,7 @@ async fn limits_are_set_partially_and_checked() {
     assert_eq!(
         defaults,
         json!({"max_entities": 100000, "max_categories": 1000, "max_category_attributes": 256,
-               "max_catalog_bytes": 4 << 20, "max_handlers": 32, "max_handler_bytes": 16 << 20,
+               "max_catalog_bytes": 4 << 20, "max_handlers": 32, "max_handler_bytes": 32 << 20,
                "handler_deadline_ms": 100, "handler_memory_mib": 32, "max_body_bytes": 1 << 20, "requests_per_second": 1000})
     );
     let r = limits(json!({"max_entities": 1, "max_handlers": 2})).await;

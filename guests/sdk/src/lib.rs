@@ -46,11 +46,13 @@
 //!
 //! Besides the `ocni:handler` interfaces, the standard library makes every `wasm32-wasip2`
 //! component import `wasi:cli/{environment, exit, stdin, stdout, stderr, terminal-*}` and
-//! `wasi:io/{error, poll, streams}`; the server links those against an empty WASI context (a
-//! panic message goes to a bounded stderr). Anything else is refused at upload: `std::fs`
-//! (`wasi:filesystem`), `std::net` (`wasi:sockets`), `std::time::{Instant, SystemTime}`
-//! (`wasi:clocks`), and `std::collections::HashMap::new()`, whose hasher seed comes from
-//! `wasi:random/insecure-seed` (use `BTreeMap`, or `HashMap::with_hasher` with a fixed hasher).
+//! `wasi:io/{error, poll, streams}`, and more as it is used: `wasi:clocks` (`std::time`),
+//! `wasi:random` (`std::collections::HashMap::new()` seeds its hasher from it),
+//! `wasi:filesystem` (`std::fs`), `wasi:sockets` (`std::net`). The server links all of them
+//! against a locked-down context: no environment or arguments, a panic message to a bounded
+//! stderr, real clocks (a sleep ends at the call's deadline), random numbers, no preopened
+//! directory (every file operation fails) and no socket or name lookup (denied). Anything else
+//! (`wasi:http`) is refused at upload.
 
 use std::fmt;
 

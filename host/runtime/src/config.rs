@@ -41,7 +41,8 @@ pub struct RuntimeConfig {
     /// Longest time an upload's compilation may take. Default 120 s (a JavaScript guest, with
     /// its engine inside, takes about 20 s of one core).
     pub compile_timeout: Duration,
-    /// Largest upload accepted by [`Runtime::compile`](crate::Runtime::compile). Default 16 MiB.
+    /// Largest upload accepted by [`Runtime::compile`](crate::Runtime::compile). Default 32 MiB
+    /// (a Python guest, CPython inside, is about 18 MB).
     pub max_component_bytes: usize,
     /// Calls that may run at once; further calls wait (at most their deadline) for a free slot.
     /// Sizes the pooling allocator. Default 64.
@@ -77,7 +78,7 @@ impl Default for RuntimeConfig {
             max_log_bytes: 64 << 10,
             max_hostcall_bytes: 1 << 20,
             compile_timeout: Duration::from_secs(120),
-            max_component_bytes: 16 << 20,
+            max_component_bytes: 32 << 20,
             max_concurrent_calls: 64,
             max_concurrent_compiles: 2,
             max_console_bytes: 4 << 10,

@@ -1,24 +1,39 @@
-//! What a call's `Store` holds ([`StoreData`]: the caller's [`HostApi`], a WASI context with
-//! nothing in it, the resource limiter, the log budget, the console buffer), the host side of the
+//! What a call's `Store` holds ([`StoreData`]: the caller's [`HostApi`], a locked-down WASI
+//! context, the resource limiter, the log budget, the console buffer), the host side of the
 //! handler world's imports, and the [`Linker`] that offers exactly those imports.
 //!
-//! WASI is offered only as far as Rust's `std` needs it on `wasm32-wasip2`: `wasi:io` (error,
-//! poll, streams) and `wasi:cli` (empty environment and arguments, closed stdin, stdout and
-//! stderr into a small bounded buffer, no terminal, `exit`). Nothing else: no `wasi:filesystem`,
-//! no `wasi:sockets`, no `wasi:random` and no `wasi:clocks`, so a handler's answer depends only on
-//! its input, its queries and its key-value store. (The monotonic clock would also let a guest
-//! block the host thread in `poll`, where the epoch deadline cannot stop it.)
+//! WASI 0.2 is linked as far as guest runtimes need it (Rust's `std`, CPython from
+//! componentize-py), against a context that gives nothing away:
+//!
+//! - `wasi:io` (error, poll, streams) and `wasi:cli`: empty environment and arguments, no
+//!   initial directory, closed stdin, stdout and stderr into a small bounded buffer
+//!   ([`Console`], reported with a failed call), no terminal, `exit`;
+//! - `wasi:clocks`: the real wall clock, and a monotonic clock whose timers ([`BoundedClock`])
+//!   never outlast the call's deadline, so that `poll` on a long sleep returns at the deadline
+//!   and the epoch check then stops the guest (the guest runs on the host thread; a sleep the
+//!   host honoured would hold it past the deadline, where no epoch check can reach);
+//! - `wasi:random`: random bytes (at most [`MAX_RANDOM_BYTES`] a call) and seeds (std's
+//!   `HashMap::new()` asks for one);
+//! - `wasi:filesystem`: the interfaces, with no preopened directory: there is no descriptor to
+//!   open a file from, so every path fails;
+//! - `wasi:sockets`: the interfaces, with TCP, UDP and name lookups denied: creating a socket
+//!   or resolving a name fails at once. Handlers reach the network only through
+//!   `ocni:handler/outbound`.
+//!
+//! Nothing else (`wasi:http`, unknown interfaces) links: such a component is refused at upload.
 
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCli, WasiCliView};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::ocni::handler::{jobs, kv, log, outbound, query, types};
@@ -28,6 +43,10 @@ use crate::types::{FilterView, HostApi, LogLevel};
 
 /// Live resource handles (WASI streams, pollables) a call may hold at once.
 pub(crate) const MAX_HANDLES: usize = 1000;
+
+/// Most bytes one `wasi:random` `get-random-bytes` call may ask for (the host allocates them
+/// before the guest's memory limit applies); more traps the call. CPython asks for 256 at a time.
+pub(crate) const MAX_RANDOM_BYTES: u64 = 64 << 10;
 
 /// The data of one call's `Store`.
 pub(crate) struct StoreData {
@@ -49,9 +68,15 @@ impl StoreData {
     /// Fresh data for one call served by `host`, with `config`'s limits.
     pub(crate) fn new(host: Box<dyn HostApi + Send>, config: &RuntimeConfig) -> StoreData {
         let console = Console::new(config.max_console_bytes);
-        // Defaults: no environment, no arguments, no preopens, stdin closed, no sockets.
+        // Defaults: no environment, no arguments, no preopens, stdin closed, every socket
+        // address denied, no name lookups. Sockets are denied outright on top of that.
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(console.clone()).stderr(console.clone());
+        wasi.stdout(console.clone())
+            .stderr(console.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .max_random_size(MAX_RANDOM_BYTES);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_HANDLES);
         StoreData {
@@ -314,12 +339,85 @@ fn io_table(data: &mut StoreData) -> &mut ResourceTable {
     &mut data.table
 }
 
+/// The `wasi:clocks/monotonic-clock` a call sees: nanoseconds since the process started its
+/// first call, and timers that end at the call's deadline at the latest.
+pub(crate) struct BoundedClock<'a> {
+    table: &'a mut ResourceTable,
+    deadline: Instant,
+}
+
+impl HasData for BoundedClock<'static> {
+    type Data<'a> = BoundedClock<'a>;
+}
+
+fn bounded_clock(data: &mut StoreData) -> BoundedClock<'_> {
+    BoundedClock { table: &mut data.table, deadline: data.deadline }
+}
+
+/// The origin of the guests' monotonic clock.
+fn clock_origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+impl BoundedClock<'_> {
+    /// A pollable ready at `when`, or at the call's deadline if that comes first.
+    fn subscribe(&mut self, when: Instant) -> wasmtime::Result<wasmtime::component::Resource<DynPollable>> {
+        let until = when.min(self.deadline);
+        let timer = self.table.push(Timer { until: tokio::time::Instant::from_std(until) })?;
+        wasmtime_wasi_io::poll::subscribe(self.table, timer)
+    }
+}
+
+impl monotonic_clock::Host for BoundedClock<'_> {
+    fn now(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
+        Ok(u64::try_from(clock_origin().elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<monotonic_clock::Duration> {
+        Ok(1)
+    }
+
+    fn subscribe_instant(
+        &mut self,
+        when: monotonic_clock::Instant,
+    ) -> wasmtime::Result<wasmtime::component::Resource<DynPollable>> {
+        // Past the deadline is as good as never: the call ends there.
+        let when = clock_origin().checked_add(Duration::from_nanos(when)).unwrap_or(self.deadline);
+        self.subscribe(when)
+    }
+
+    fn subscribe_duration(
+        &mut self,
+        duration: monotonic_clock::Duration,
+    ) -> wasmtime::Result<wasmtime::component::Resource<DynPollable>> {
+        let when = Instant::now().checked_add(Duration::from_nanos(duration)).unwrap_or(self.deadline);
+        self.subscribe(when)
+    }
+}
+
+/// A monotonic-clock timer (see [`BoundedClock`]).
+struct Timer {
+    until: tokio::time::Instant,
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Timer {
+    async fn ready(&mut self) {
+        tokio::time::sleep_until(self.until).await;
+    }
+}
+
 /// The linker every handler is instantiated with: the handler world's imports plus the WASI
 /// subset described in the module documentation. Anything else a component imports fails
 /// `instantiate_pre`.
 pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StoreData>> {
-    use wasmtime_wasi::p2::bindings::cli;
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
     use wasmtime_wasi::p2::bindings::sync::io as sync_io;
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets, sync};
+    use wasmtime_wasi::random::WasiRandom;
+    use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 
     let mut linker = Linker::<StoreData>::new(engine);
     let l = &mut linker;
@@ -340,6 +438,29 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Store
     cli::terminal_stdin::add_to_linker::<StoreData, WasiCli>(l, cli)?;
     cli::terminal_stdout::add_to_linker::<StoreData, WasiCli>(l, cli)?;
     cli::terminal_stderr::add_to_linker::<StoreData, WasiCli>(l, cli)?;
+
+    clocks::wall_clock::add_to_linker::<StoreData, WasiClocks>(l, <StoreData as WasiClocksView>::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<StoreData, BoundedClock<'static>>(l, bounded_clock)?;
+
+    fn random(data: &mut StoreData) -> &mut wasmtime_wasi::random::WasiRandomCtx {
+        data.wasi.random()
+    }
+    random::random::add_to_linker::<StoreData, WasiRandom>(l, random)?;
+    random::insecure::add_to_linker::<StoreData, WasiRandom>(l, random)?;
+    random::insecure_seed::add_to_linker::<StoreData, WasiRandom>(l, random)?;
+
+    let fs = <StoreData as WasiFilesystemView>::filesystem;
+    filesystem::preopens::add_to_linker::<StoreData, WasiFilesystem>(l, fs)?;
+    sync::filesystem::types::add_to_linker::<StoreData, WasiFilesystem>(l, fs)?;
+
+    let net = <StoreData as WasiSocketsView>::sockets;
+    sockets::instance_network::add_to_linker::<StoreData, WasiSockets>(l, net)?;
+    sockets::network::add_to_linker::<StoreData, WasiSockets>(l, &Default::default(), net)?;
+    sockets::ip_name_lookup::add_to_linker::<StoreData, WasiSockets>(l, net)?;
+    sockets::tcp_create_socket::add_to_linker::<StoreData, WasiSockets>(l, net)?;
+    sync::sockets::tcp::add_to_linker::<StoreData, WasiSockets>(l, net)?;
+    sync::sockets::udp_create_socket::add_to_linker::<StoreData, WasiSockets>(l, net)?;
+    sync::sockets::udp::add_to_linker::<StoreData, WasiSockets>(l, net)?;
     Ok(linker)
 }
 
@@ -374,20 +495,28 @@ pub(crate) fn refused_import(name: &str) -> Option<ImportRefusal> {
         "wasi:cli/terminal-stdin",
         "wasi:cli/terminal-stdout",
         "wasi:cli/terminal-stderr",
+        "wasi:clocks/wall-clock",
+        "wasi:clocks/monotonic-clock",
+        "wasi:random/random",
+        "wasi:random/insecure",
+        "wasi:random/insecure-seed",
+        "wasi:filesystem/types",
+        "wasi:filesystem/preopens",
+        "wasi:sockets/network",
+        "wasi:sockets/instance-network",
+        "wasi:sockets/ip-name-lookup",
+        "wasi:sockets/tcp",
+        "wasi:sockets/tcp-create-socket",
+        "wasi:sockets/udp",
+        "wasi:sockets/udp-create-socket",
     ];
     if OFFERED.contains(&interface) {
         return None;
     }
-    let (rank, reason) = if interface.starts_with("wasi:filesystem/") {
-        (0, "but handlers get no filesystem")
-    } else if interface.starts_with("wasi:sockets/") || interface.starts_with("wasi:http/") {
+    let (rank, reason) = if interface.starts_with("wasi:http/") {
         (0, "but handlers get no network access beyond ocni:handler/outbound (HTTP to allowed origins)")
-    } else if interface.starts_with("wasi:clocks/") {
-        (1, "but handlers get no clocks (std::time); their answers must depend on their input only")
-    } else if interface.starts_with("wasi:random/") {
-        (1, "but handlers get no randomness (std's HashMap::new() needs it: use BTreeMap or a fixed hasher)")
     } else if interface.starts_with("wasi:") {
-        (2, "which handlers are not given (of WASI only wasi:io and wasi:cli stdio, environment and exit are offered)")
+        (1, "which handlers are not given (of WASI 0.2: io, cli, clocks, random, filesystem, sockets)")
     } else {
         (2, "which is not part of ocni:handler/handler-world@0.1.3")
     };

@@ -14,10 +14,10 @@
 //! Sandbox: one engine with the pooling allocator; a wall-clock deadline per call (epoch
 //! interruption, 10 ms ticks), optional fuel; per-memory, table, instance and memory-count
 //! limits; a bound on data the guest passes to the host (hostcall fuel); a log budget per call;
-//! no filesystem, sockets, clocks, randomness, environment or stdio passthrough (outbound HTTP
-//! only through the `outbound` import, which the caller's [`HostApi::http`] decides): of WASI only
-//! `wasi:io` and `wasi:cli` (empty environment and arguments, closed stdin, stdout and stderr
-//! into a small bounded buffer, `exit`) are linked, against an empty context.
+//! WASI 0.2 (what Rust's std and CPython import) against a locked-down context: no environment,
+//! arguments or stdio passthrough, no preopened directory, sockets and name lookups denied,
+//! clocks whose timers end at the call's deadline, random numbers (outbound HTTP only through
+//! the `outbound` import, which the caller's [`HostApi::http`] decides).
 //! The cache directory must be writable by the server only: artifacts in it are loaded as
 //! trusted native code.
 

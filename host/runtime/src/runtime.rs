@@ -143,8 +143,8 @@ impl Runtime {
     /// Accepts an upload: checks it is a binary component within the size limit, compiles it in
     /// a worker thread bounded by `compile_timeout` (unless this digest is already in memory or
     /// in the cache directory), checks it is a component of `ocni:handler/handler-world@0.1.x`
-    /// whose imports the runtime offers (anything importing `wasi:filesystem`, `wasi:sockets`
-    /// or other unknown imports is refused with the reason) and that it instantiates within the
+    /// whose imports the runtime offers (anything importing `wasi:http` or other unknown
+    /// imports is refused with the reason) and that it instantiates within the
     /// limits, then writes the compiled artifact to
     /// `cache_dir/<sha256>-<engine hash>.cwasm` and keeps the handler in memory.
     ///

@@ -42,7 +42,7 @@ use crate::load::Req;
 pub use ocni_tests::{COMPUTE, JSON};
 
 const USAGE: &str = "usage: ocni-bench [all|listing|handlers] [--connections N] [--seconds S] [--rounds R] \
-                     [--dir PATH] [--only TEXT] [--sizes N,M]\n       \
+                     [--dir PATH] [--only TEXT] [--sizes N,M] [--compute WASM]\n       \
                      ocni-bench serve [--ocni PATH] [--connections N] [--seconds S] [--rounds R] [--dir PATH] [--only TEXT]";
 
 /// The command line.
@@ -55,6 +55,9 @@ pub struct Opts {
     pub only: Option<String>,
     pub sizes: Vec<usize>,
     pub ocni: Option<PathBuf>,
+    /// A compute handler component to measure instead of the Rust one (`guests/handlers/compute`),
+    /// such as the JavaScript or Python build of the same handler.
+    pub compute: Option<PathBuf>,
 }
 
 impl Opts {
@@ -68,6 +71,7 @@ impl Opts {
             only: None,
             sizes: vec![10_000, 100_000],
             ocni: None,
+            compute: None,
         };
         let mut it = args.iter();
         let mut first = true;
@@ -96,6 +100,7 @@ impl Opts {
                 "--dir" => o.dir = PathBuf::from(value()?),
                 "--only" => o.only = Some(value()?),
                 "--ocni" => o.ocni = Some(PathBuf::from(value()?)),
+                "--compute" => o.compute = Some(PathBuf::from(value()?)),
                 "--sizes" => {
                     let v = value()?;
                     o.sizes = v
@@ -158,9 +163,17 @@ impl Bench {
         self.client.block_on(load::expect(addr, &req, status))
     }
 
+    /// The compute handler's component: `--compute`, else the Rust one.
+    pub fn compute_wasm(&self) -> Vec<u8> {
+        match &self.opts.compute {
+            Some(path) => std::fs::read(path).unwrap_or_else(|e| panic!("--compute {}: {e}", path.display())),
+            None => std::fs::read(ocni_tests::guests::COMPUTE).expect("the compute guest is built by tests/build.rs"),
+        }
+    }
+
     /// Uploads the compute handler (as `compute`).
     pub fn upload_compute_handler(&self, addr: SocketAddr) {
-        let wasm = std::fs::read(ocni_tests::guests::COMPUTE).expect("the compute guest is built by tests/build.rs");
+        let wasm = self.compute_wasm();
         let req =
             Req { content_type: "application/wasm", ..Req::with_body(hyper::Method::PUT, "/-/handlers/compute", wasm) };
         self.expect(addr, req, 201);

@@ -193,11 +193,11 @@ pub fn run(bench: &Bench) {
         );
     }
     if bench.opts.only.is_none() || ops.iter().any(|(op, _, _)| op.handler) {
-        let (p50, p99) = crate::handlers::call_cost(false);
+        let (p50, p99) = crate::handlers::call_cost(&bench.compute_wasm(), false);
         println!(
             "one handler call through the runtime directly (fresh instance + validate): p50 {p50:.1} us, p99 {p99:.1} us"
         );
-        let (p50, p99) = crate::handlers::call_cost(true);
+        let (p50, p99) = crate::handlers::call_cost(&bench.compute_wasm(), true);
         println!(
             "the calls of one create through the runtime directly (fresh instance + validate + on-create): p50 {p50:.1} us, p99 {p99:.1} us"
         );
