@@ -78,3 +78,5 @@ export const actions = {
     return actions.filter((a) => actionScheme(a) !== ACTIONS || open);
   },
 };
+
+export { jobRunner } from '../../guests/js/ocni.js';

@@ -183,3 +183,15 @@ class Actions(exports.Actions):
 
     def applicable(self, entity: Entity, actions: List[str]) -> List[str]:
         return actions
+
+
+class JobRunner(exports.JobRunner):
+    """The `job-runner` export (WIT 0.1.3) every handler module must have: componentize-py wants
+    each export of the world. Its default runs no job (`run` fails) and changes nothing when one
+    failed; a handler that submits jobs subclasses it."""
+
+    def run(self, job) -> List:
+        raise Err(f"this handler does not run jobs (job {job.name})")
+
+    def failed(self, job, reason: str) -> List:
+        return []

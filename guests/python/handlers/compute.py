@@ -119,3 +119,7 @@ class Actions(ocni.Actions):
             except ocni.Err:
                 pass
         return result
+
+
+class JobRunner(ocni.JobRunner):
+    """Runs no jobs: the default of the SDK."""

@@ -35,3 +35,7 @@ class Handler(ocni.Handler):
 
 class Actions(ocni.Actions):
     pass
+
+
+class JobRunner(ocni.JobRunner):
+    """Runs no jobs: the default of the SDK."""
