@@ -4,7 +4,7 @@
 //     npm ci --prefix guests/js
 //     node guests/js/build.mjs examples/handler/orders.js orders.wasm
 //
-// and upload orders.wasm as the Rust one (or run `HANDLER=js examples/handler/walkthrough.sh`).
+// and upload orders.wasm as the Rust one (`WASM=orders.wasm examples/handler/walkthrough.sh`).
 
 import { actionScheme, actionTerm, attr, conflict, invalid, kv, log, other, plain, set } from '../../guests/js/ocni.js';
 

@@ -19,7 +19,8 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MANIFEST="$SCRIPT_DIR/Cargo.toml"
 KIND_JSON="$SCRIPT_DIR/order-kind.json"
 TARGET_DIR="${CARGO_TARGET_DIR:-$SCRIPT_DIR/target}"
-WASM="$TARGET_DIR/wasm32-wasip2/release/orders.wasm"
+WASM_GIVEN="${WASM:-}"
+WASM="${WASM:-$TARGET_DIR/wasm32-wasip2/release/orders.wasm}"
 
 KIND='http://example.com/occi/shop#order'
 JSON='application/occi+json'
@@ -36,11 +37,16 @@ source "$SCRIPT_DIR/../lib/steps.sh"
 
 # --- 1. Build the component -----------------------------------------------------------------
 
-echo "== build the handler"
-if ! rustup target list --installed | grep -qx wasm32-wasip2; then
-    rustup target add wasm32-wasip2
+# WASM=path/to/orders.wasm uploads a component built elsewhere (orders.js, say) instead.
+if [[ -n "${WASM_GIVEN:-}" ]]; then
+    echo "== the handler: $WASM"
+else
+    echo "== build the handler"
+    if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+        rustup target add wasm32-wasip2
+    fi
+    cargo build --release --target wasm32-wasip2 --manifest-path "$MANIFEST"
 fi
-cargo build --release --target wasm32-wasip2 --manifest-path "$MANIFEST"
 if [[ ! -r "$WASM" ]]; then
     echo "error: the build did not produce $WASM" >&2
     exit 2
