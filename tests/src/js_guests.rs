@@ -22,8 +22,14 @@ fn js_dir() -> PathBuf {
 /// The path of the component built from `guests/js/handlers/{name}.js`, building it if needed.
 /// Panics, saying what to do, when Node.js or the toolchain is missing or the build fails.
 pub fn component(name: &str) -> String {
+    component_from(&js_dir().join("handlers").join(format!("{name}.js")), name)
+}
+
+/// The path of the component built from the JavaScript handler at `source` (anywhere in the
+/// repository: its imports of the SDK are relative), named `name`, building it if needed.
+pub fn component_from(source: &Path, name: &str) -> String {
     let dir = js_dir();
-    let source = dir.join("handlers").join(format!("{name}.js"));
+    let source = source.to_path_buf();
     let inputs = [
         source.clone(),
         dir.join("ocni.js"),
