@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+mod cached_build;
 pub mod conformance;
 pub mod js_guests;
 mod occi_schema;

@@ -188,6 +188,16 @@ async fn setup(server: &TestServer, origin: &str) {
     expect(&server.json("POST", "/-/", Some(kind)).await, 200);
 }
 
+/// An in-memory WebDAV server, and an ocni server with the webdav handler allowed to reach it
+/// and the folder kind defined; the WebDAV server's origin.
+async fn started() -> (Backend, TestServer, String) {
+    let dav = Backend::start().await;
+    let server = server().await;
+    let origin = dav.origin();
+    setup(&server, &origin).await;
+    (dav, server, origin)
+}
+
 async fn create(server: &TestServer, id: &str, name: &str, origin: &str) -> Reply {
     let body = json!({"kind": FOLDER, "id": id, "attributes": {"dav.folder.name": name, "dav.folder.server": origin}});
     server.json("POST", "/folders/", Some(body)).await
@@ -200,10 +210,7 @@ async fn put(server: &TestServer, id: &str, file: &str, content: &str) -> Reply 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_backend_leaves_nothing_half_done() {
-    let dav = Backend::start().await;
-    let server = server().await;
-    let origin = dav.origin();
-    setup(&server, &origin).await;
+    let (dav, server, origin) = started().await;
 
     // The backend answers MKCOL with an error: no entity, no folder, and the client is told.
     dav.fail("MKCOL", 507);
@@ -276,10 +283,7 @@ async fn a_failing_backend_leaves_nothing_half_done() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_folder_is_taken_over_only_by_the_entity_that_made_it() {
-    let dav = Backend::start().await;
-    let server = server().await;
-    let origin = dav.origin();
-    setup(&server, &origin).await;
+    let (dav, server, origin) = started().await;
 
     expect(&create(&server, "x", "shared", &origin).await, 201);
     // Someone else's folder (another entity's marker): a conflict, and it stays untouched.
@@ -304,10 +308,7 @@ async fn an_existing_folder_is_taken_over_only_by_the_entity_that_made_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_names_and_forbidden_servers_are_refused_before_any_request() {
-    let dav = Backend::start().await;
-    let server = server().await;
-    let origin = dav.origin();
-    setup(&server, &origin).await;
+    let (dav, server, origin) = started().await;
 
     let r = create(&server, "s", "a/b", &origin).await;
     expect_error(&r, 400, &["dav.folder.name", "'/' is not allowed"]);
