@@ -9,11 +9,14 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use ocni_model::Dialect;
 use ocni_runtime::RuntimeConfig;
+pub use ocni_store::EtcdTarget;
 
 /// Largest request body accepted by default, in bytes.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// Largest `number` a paged listing may ask for by default (and a listing's page without one).
 pub const DEFAULT_MAX_PAGE_SIZE: usize = 1000;
+/// etcd's own default `--max-txn-ops`.
+pub const DEFAULT_MAX_TXN_OPS: usize = 128;
 /// Writes prepared at once by default (`Config::max_concurrent_writes`).
 pub const DEFAULT_MAX_CONCURRENT_WRITES: usize = 256;
 /// How long a request's headers may take by default.
@@ -84,7 +87,14 @@ pub fn default_handler_calls_per_tenant() -> usize {
 /// Server settings (from the command line, or set by tests).
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The compiled component cache, and the database unless `store` names an etcd cluster.
     pub data_dir: PathBuf,
+    /// An etcd cluster to keep the data in, shared by every node given the same one; `None`:
+    /// redb in `data_dir`.
+    pub store: Option<EtcdTarget>,
+    /// Most operations (compares, or writes) one etcd transaction may carry: the cluster's
+    /// `--max-txn-ops` (etcd's default 128). A write that needs more is refused with 413.
+    pub max_txn_ops: usize,
     /// Scheme and authority for absolute URLs (`http://example.com:8090`); when unset, taken
     /// from the request's Host header.
     pub base_url: Option<String>,
@@ -137,6 +147,8 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
         Config {
             data_dir: data_dir.into(),
+            store: None,
+            max_txn_ops: DEFAULT_MAX_TXN_OPS,
             base_url: None,
             max_body: DEFAULT_MAX_BODY,
             default_dialect: Dialect::Occi12,
@@ -222,9 +234,17 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8090")]
     pub listen: SocketAddr,
-    /// Data directory (database and caches).
+    /// Data directory (database and caches; with --store, the compiled component cache only).
     #[arg(long, default_value = "./ocni-data")]
     pub data: PathBuf,
+    /// Keep the data in an etcd cluster instead of redb in --data: several nodes given the same
+    /// cluster and prefix serve the same tenants (default prefix /ocni).
+    #[arg(long, value_name = "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]")]
+    pub store: Option<EtcdTarget>,
+    /// With --store: the most operations one etcd transaction may carry (the cluster's own
+    /// --max-txn-ops); a write that needs more is refused with 413.
+    #[arg(long, default_value_t = DEFAULT_MAX_TXN_OPS)]
+    pub max_txn_ops: usize,
     /// Scheme and authority of absolute URLs in answers (default: from the Host header).
     #[arg(long)]
     pub base_url: Option<String>,
@@ -312,6 +332,8 @@ impl ServeArgs {
     /// `admin_token_file` or the environment).
     pub fn into_config(self, admin_token: Option<Secret>) -> Config {
         let mut config = Config::new(self.data);
+        config.store = self.store;
+        config.max_txn_ops = self.max_txn_ops;
         config.admin_token = admin_token;
         config.base_url = self.base_url;
         config.max_body = self.max_body;

@@ -36,7 +36,8 @@ use ocni_store::Store;
 pub use crate::app::App;
 pub use crate::config::Secret;
 pub use crate::config::{
-    Config, DEFAULT_MAX_CONCURRENT_WRITES, JsonDialect, ServeArgs, TenantDefaults, default_handler_calls_per_tenant,
+    Config, DEFAULT_MAX_CONCURRENT_WRITES, EtcdTarget, JsonDialect, ServeArgs, TenantDefaults,
+    default_handler_calls_per_tenant,
 };
 pub use crate::http::{SERVER, serve};
 pub use crate::tenancy::DEFAULT_TENANT;
@@ -44,6 +45,9 @@ pub use crate::tenancy::DEFAULT_TENANT;
 /// Opens the data directory and builds the shared state.
 pub fn open(config: Config) -> anyhow::Result<Arc<App>> {
     std::fs::create_dir_all(&config.data_dir)?;
+    if let Some(target) = &config.store {
+        anyhow::bail!("--store {target}: the etcd engine is not built yet");
+    }
     let store = Store::open(&config.data_dir.join("ocni.redb"))?;
     // Compiled handler components live next to the database, keyed by digest.
     let runtime = ocni_runtime::Runtime::new(config.runtime.clone(), &config.data_dir.join("components"))?;

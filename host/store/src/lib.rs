@@ -43,6 +43,7 @@
 //! - `tenants`: tenant name -> tenant record (JSON: creation time, limits)
 //! - `tokens`: token id -> token record (JSON: tenant, SHA-256 of the secret, creation time)
 
+mod etcd;
 #[cfg(test)]
 mod index_tests;
 mod reads;
@@ -55,6 +56,7 @@ use ocni_model::catalog::builtin_indexed_attributes;
 use ocni_model::filter::index_key;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+pub use etcd::target::EtcdTarget;
 pub use reads::{KeyRange, OpenJob, Reads};
 pub use step::{Applied, Step, WriteSet};
 

@@ -1,0 +1,3 @@
+//! The etcd engine (see `Store::open_etcd`).
+
+pub mod target;
