@@ -379,8 +379,15 @@ async fn javascript_handlers_pass_the_rust_handlers_cases() {
     })
     .await
     .unwrap();
-    // Compiled by the test build's (unoptimized) wasmtime, perhaps beside other tests.
-    let server = TestServer::start_configured(|c| c.runtime.compile_timeout = Duration::from_secs(600)).await;
+    // Compiled by the test build's (unoptimized) wasmtime, perhaps beside other tests. Every call
+    // (and the upload's probe) instantiates StarlingMonkey, which that build's wasmtime does in
+    // tens of ms on an idle machine and past 100 ms on a loaded 2-core CI machine (a CI run
+    // refused the upload so): a 1 s deadline, as for the Python handlers below.
+    let server = TestServer::start_configured(|c| {
+        c.runtime.compile_timeout = Duration::from_secs(600);
+        c.runtime.deadline = Duration::from_secs(1);
+    })
+    .await;
     upload_ok(&server, "compute", &compute).await;
     upload_ok(&server, "counter", &counter).await;
     compute_case(&server, "compute").await;
