@@ -47,6 +47,17 @@ impl App {
         })
     }
 
+    /// Waits until this node's reads see every write acknowledged before (by any node, on a
+    /// shared store), and the tenancy with them; nothing to wait for on redb.
+    pub(crate) async fn sync(&self) -> R<()> {
+        let s = &self.services;
+        if s.store.is_batched() {
+            return Ok(());
+        }
+        s.store.sync().await?;
+        s.tenancy.refresh(&s.store, &s.config)
+    }
+
     pub fn config(&self) -> &Config {
         &self.services.config
     }

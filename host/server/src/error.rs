@@ -62,6 +62,14 @@ impl From<ModelError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal("store failure", e)
+        match e {
+            // Not the server's bug: the cluster has no quorum (or this node cannot follow it).
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "store unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the store is unavailable: {why}; try again"))
+                    .with_header("Retry-After", "1".to_string())
+            }
+            e => ApiError::internal("store failure", e),
+        }
     }
 }

@@ -191,6 +191,9 @@ async fn respond(
         }
     }
     let base_url = base_url(app.config().base_url.as_deref(), req.headers().get(header::HOST))?;
+    // On a shared store, this node first catches up with every write acknowledged anywhere
+    // (and with the tenants and tokens those changed).
+    app.sync().await?;
     // Who it is comes first (before the body is read): the admin, or a tenant, which then has
     // a request rate and a body size of its own.
     let auth = req.headers().get(header::AUTHORIZATION);

@@ -45,10 +45,10 @@ pub use crate::tenancy::DEFAULT_TENANT;
 /// Opens the data directory and builds the shared state.
 pub fn open(config: Config) -> anyhow::Result<Arc<App>> {
     std::fs::create_dir_all(&config.data_dir)?;
-    if let Some(target) = &config.store {
-        anyhow::bail!("--store {target}: the etcd engine is not built yet");
-    }
-    let store = Store::open(&config.data_dir.join("ocni.redb"))?;
+    let store = match &config.store {
+        Some(target) => Store::open_etcd(target, config.max_txn_ops)?,
+        None => Store::open(&config.data_dir.join("ocni.redb"))?,
+    };
     // Compiled handler components live next to the database, keyed by digest.
     let runtime = ocni_runtime::Runtime::new(config.runtime.clone(), &config.data_dir.join("components"))?;
     Ok(Arc::new(App::new(store, runtime, config).map_err(anyhow::Error::msg)?))

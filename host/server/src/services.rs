@@ -120,11 +120,22 @@ impl Services {
     }
 
     /// The catalog and handlers of a tenant as last committed (cached by catalog generation).
+    /// On a shared store (etcd) other nodes change catalogs too: a cached view is checked
+    /// against the generation in this node's copy (a map lookup) before it is used.
     pub(crate) fn view(&self, tenant: &str) -> R<Arc<TenantView>> {
-        if let Some(v) = self.views.read().get(tenant).and_then(|s| s.view.clone()) {
-            return Ok(v);
-        }
-        let r = self.store.read()?;
+        let shared = !self.store.is_batched();
+        let cached = self.views.read().get(tenant).and_then(|s| s.view.clone());
+        let r = match cached {
+            Some(v) if !shared => return Ok(v),
+            Some(v) => {
+                let r = self.store.read()?;
+                if r.catalog_generation(tenant)? == v.generation {
+                    return Ok(v);
+                }
+                r
+            }
+            None => self.store.read()?,
+        };
         let generation = r.catalog_generation(tenant)?;
         let catalog = Arc::new(self.base.clone().with(r.categories(tenant)?));
         let handlers = Arc::new(HandlerIndex::read(&r, tenant)?);
@@ -132,12 +143,19 @@ impl Services {
         let mut views = self.views.write();
         let slot = views.entry(tenant.to_string()).or_default();
         match &slot.view {
+            // The generation of the newest copy (a tenant deleted and made again starts at 0).
+            _ if shared => slot.view = Some(Arc::clone(&view)),
             // Another request read a view at least as new meanwhile.
             Some(v) if v.generation >= generation => return Ok(Arc::clone(v)),
             _ if generation >= slot.min_generation => slot.view = Some(Arc::clone(&view)),
             _ => {}
         }
         Ok(view)
+    }
+
+    /// Applies a finished step (see [`Writer::submit`]); blocking.
+    pub(crate) fn commit(&self, set: ocni_store::WriteSet) -> R<Applied> {
+        self.writer.submit(set)
     }
 
     /// The answer cached under `key` if nothing committed since it was rendered; `commits` is
@@ -248,7 +266,7 @@ impl Services {
             if set.is_empty() {
                 return Ok(out);
             }
-            match self.writer.submit(set).map_err(|e| ApiError::internal("committing a write", e))? {
+            match self.writer.submit(set)? {
                 Applied::Done { generations } => {
                     for (t, g) in generations {
                         self.forget_view(&t, g);
@@ -267,6 +285,7 @@ impl Services {
                     last = format!("{table} {key:?}");
                 }
                 Applied::Limit { tenant, max } => return Err(limit_reached(&tenant, max, "entities")),
+                Applied::TooLarge { needed, max } => return Err(too_many_ops(needed, max)),
             }
         }
         let mut e = ApiError::new(
@@ -278,4 +297,16 @@ impl Services {
         e.headers.push(("Retry-After", "1".to_string()));
         Err(e)
     }
+}
+
+/// 413 for a write larger than one etcd transaction may be.
+pub(crate) fn too_many_ops(needed: usize, max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "this write needs {needed} operations in one transaction and the store allows {max} (ocni serve \
+             --max-txn-ops, at most etcd's own --max-txn-ops); nothing was written: split it into smaller requests \
+             (fewer entities per collection request or delete)"
+        ),
+    )
 }

@@ -305,28 +305,40 @@ pub struct Tenancy {
     /// token id -> (tenant, SHA-256 of the secret)
     tokens: RwLock<HashMap<String, (String, [u8; 32])>>,
     tenants: RwLock<HashMap<String, Arc<TenantState>>>,
+    /// On a shared store, [`Store::admin_changes`] when the maps above were last read from it.
+    loaded: Mutex<Option<u64>>,
 }
 
 impl Tenancy {
     /// Loads the tenants and tokens of the store and decides the mode.
     pub fn load(store: &Store, config: &Config) -> Result<Tenancy, String> {
-        let r = store.read().map_err(|e| e.to_string())?;
-        let records = r.tenants().map_err(|e| e.to_string())?;
-        let mut tokens = HashMap::new();
-        for t in r.tokens().map_err(|e| e.to_string())? {
-            let hash = unhex32(&t.secret_sha256).ok_or_else(|| format!("stored token {} is corrupt", t.id))?;
-            tokens.insert(t.id, (t.tenant, hash));
-        }
-        let tenants = records
-            .iter()
-            .map(|t| (t.name.clone(), Arc::new(TenantState::new(&t.name, Limits::of(&t.limits, config)))))
-            .collect();
+        let changes = store.admin_changes();
+        let (tokens, tenants) = read_tenancy(store, config, &HashMap::new())?;
         Ok(Tenancy {
-            multi: config.admin_token.is_some() || !records.is_empty(),
+            multi: config.admin_token.is_some() || !tenants.is_empty(),
             admin: config.admin_token.as_ref().map(|s| sha256(s.expose())),
             tokens: RwLock::new(tokens),
             tenants: RwLock::new(tenants),
+            loaded: Mutex::new(changes),
         })
+    }
+
+    /// On a shared store (etcd), reads the tenants and tokens again when another node (or
+    /// this one) changed them since they were read: a token issued or revoked on any node
+    /// counts on every node from its next request. Rate buckets of tenants whose limits did
+    /// not change are kept (the rate is per node).
+    pub fn refresh(&self, store: &Store, config: &Config) -> R<()> {
+        let Some(changes) = store.admin_changes() else { return Ok(()) };
+        let mut loaded = self.loaded.lock();
+        if *loaded == Some(changes) {
+            return Ok(());
+        }
+        let known = self.tenants.read().clone();
+        let (tokens, tenants) = read_tenancy(store, config, &known).map_err(|e| ApiError::internal("tenancy", e))?;
+        *self.tokens.write() = tokens;
+        *self.tenants.write() = tenants;
+        *loaded = Some(changes);
+        Ok(())
     }
 
     /// Whether requests need a tenant's token (else: local mode, one implicit tenant).
@@ -424,6 +436,30 @@ impl Tenancy {
     pub(crate) fn revoke_token(&self, id: &str) {
         self.tokens.write().remove(id);
     }
+}
+
+type Tokens = HashMap<String, (String, [u8; 32])>;
+type Tenants = HashMap<String, Arc<TenantState>>;
+
+/// The tokens and tenants of the store (a tenant in `known` with the same limits keeps its
+/// state).
+fn read_tenancy(store: &Store, config: &Config, known: &Tenants) -> Result<(Tokens, Tenants), String> {
+    let r = store.read().map_err(|e| e.to_string())?;
+    let mut tokens = HashMap::new();
+    for t in r.tokens().map_err(|e| e.to_string())? {
+        let hash = unhex32(&t.secret_sha256).ok_or_else(|| format!("stored token {} is corrupt", t.id))?;
+        tokens.insert(t.id, (t.tenant, hash));
+    }
+    let mut tenants = HashMap::new();
+    for t in r.tenants().map_err(|e| e.to_string())? {
+        let limits = Limits::of(&t.limits, config);
+        let state = match known.get(&t.name) {
+            Some(s) if s.limits == limits => Arc::clone(s),
+            _ => Arc::new(TenantState::new(&t.name, limits)),
+        };
+        tenants.insert(t.name, state);
+    }
+    Ok((tokens, tenants))
 }
 
 /// Limits checked while a write is prepared.

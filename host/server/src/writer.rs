@@ -1,4 +1,5 @@
-//! The one writer: applies prepared steps ([`ocni_store::WriteSet`]) in arrival order as steps
+//! The writer of a redb store (on etcd, each request applies its own step: see
+//! [`Writer::Direct`]). The one writer of redb applies prepared steps ([`ocni_store::WriteSet`]) in arrival order as steps
 //! of a shared redb transaction (a batch), and commits the batch durably when no step is
 //! waiting (or it holds [`MAX_STEPS`] steps, or has been open [`MAX_OPEN`]); only then are its
 //! steps answered. Concurrent writers thus share one fsync, and a write is acknowledged only
@@ -17,6 +18,9 @@ use std::time::{Duration, Instant};
 use ocni_store::{Applied, Store, WriteSet};
 use tokio::sync::oneshot;
 
+use crate::error::ApiError;
+use crate::reply::R;
+
 /// Most steps in one batch: bounds how long the first request of a busy batch waits.
 const MAX_STEPS: usize = 512;
 /// Longest a batch stays open while steps keep arriving.
@@ -31,15 +35,24 @@ struct Job {
     reply: oneshot::Sender<Outcome>,
 }
 
-/// The handle on the writer thread: [`Writer::submit`] hands it a step.
-pub(crate) struct Writer {
+/// Where [`Writer::submit`] hands a step.
+pub(crate) enum Writer {
+    /// The writer thread of a redb store.
+    Thread(WriterThread),
+    /// A store whose steps are applied by whoever prepared them, in parallel (etcd: one
+    /// transaction each, ordered and checked by the cluster).
+    Direct(Arc<Store>),
+}
+
+/// The handle on the writer thread.
+pub(crate) struct WriterThread {
     jobs: Mutex<Option<Sender<Job>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Dropping the handle stops the writer once it has answered every job sent before, and waits
 /// for it: the writer's handle on the store is gone when the drop returns.
-impl Drop for Writer {
+impl Drop for WriterThread {
     fn drop(&mut self) {
         self.jobs.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(thread) = self.thread.take()
@@ -51,17 +64,29 @@ impl Drop for Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread of `store`. It ends once the handle is dropped (and every job
-    /// sent before has been answered).
+    /// Starts the writer of `store`: a thread for a batched store (it ends once the handle is
+    /// dropped and every job sent before has been answered), none for another.
     pub(crate) fn start(store: Arc<Store>) -> std::io::Result<Writer> {
+        if !store.is_batched() {
+            return Ok(Writer::Direct(store));
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new().name("ocni-writer".into()).spawn(move || run(&store, rx))?;
-        Ok(Writer { jobs: Mutex::new(Some(tx)), thread: Some(thread) })
+        Ok(Writer::Thread(WriterThread { jobs: Mutex::new(Some(tx)), thread: Some(thread) }))
     }
 
-    /// Applies `set` and waits (blocking: call it off the async executor) for its batch to
-    /// commit.
-    pub(crate) fn submit(&self, set: WriteSet) -> Outcome {
+    /// Applies `set` and waits (blocking: call it off the async executor) until it is durable
+    /// (its batch committed, or its etcd transaction).
+    pub(crate) fn submit(&self, set: WriteSet) -> R<Applied> {
+        match self {
+            Writer::Thread(t) => t.submit(set).map_err(|e| ApiError::internal("committing a write", e)),
+            Writer::Direct(store) => Ok(store.commit_set(set)?),
+        }
+    }
+}
+
+impl WriterThread {
+    fn submit(&self, set: WriteSet) -> Outcome {
         let (reply, answer) = oneshot::channel();
         let sent = {
             let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);

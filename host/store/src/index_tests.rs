@@ -210,7 +210,7 @@ fn a_version_2_store_is_migrated_with_its_attribute_index() {
             Ok(())
         });
         // What version 2 left: no index tables, no marker.
-        let txn = store.db.begin_write().unwrap();
+        let txn = store.db().unwrap().begin_write().unwrap();
         txn.delete_table(crate::BY_ATTR).unwrap();
         txn.delete_table(crate::INDEXED).unwrap();
         txn.delete_table(crate::JOBS).unwrap();

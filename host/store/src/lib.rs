@@ -50,6 +50,7 @@ mod reads;
 mod step;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use ocni_model::Entity;
 use ocni_model::catalog::builtin_indexed_attributes;
@@ -192,6 +193,9 @@ pub enum StoreError {
     Random(String),
     #[error("data directory was written by schema version {found}, this build knows version {SCHEMA_VERSION}")]
     SchemaVersion { found: String },
+    /// The store cannot be reached, or not in time (etcd without quorum): worth retrying.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 macro_rules! from_redb {
@@ -271,15 +275,35 @@ fn attr_keys<'a>(
     })
 }
 
+/// The storage engine under a [`Store`].
+enum Engine {
+    /// One embedded redb file: writes are applied in batches by one writer.
+    Redb(Database),
+    /// An etcd cluster shared with other nodes: each write is a transaction of its own.
+    Etcd(Arc<etcd::Etcd>),
+}
+
 /// The database.
 pub struct Store {
-    db: Database,
+    engine: Engine,
     cursor_key: [u8; 32],
     /// Commits since the store was opened (see [`Store::commits`]).
     commits: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
+    /// Connects to an etcd cluster (see `etcd/mod.rs`): the store shared by every node given
+    /// the same target. `max_txn_ops` is the most operations (and compares) one write may put
+    /// in one etcd transaction: etcd's own `--max-txn-ops` (128 by default) or less.
+    pub fn open_etcd(target: &EtcdTarget, max_txn_ops: usize) -> Result<Store> {
+        let etcd = etcd::Etcd::open(target, max_txn_ops)?;
+        Ok(Store {
+            cursor_key: etcd.cursor_key,
+            engine: Engine::Etcd(Arc::new(etcd)),
+            commits: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
     /// Opens (or creates) the database file, creating tables and recording the schema version.
     pub fn open(path: &Path) -> Result<Store> {
         let db = Database::create(path)?;
@@ -335,7 +359,45 @@ impl Store {
             }
         };
         txn.commit()?;
-        Ok(Store { db, cursor_key, commits: std::sync::atomic::AtomicU64::new(0) })
+        Ok(Store { engine: Engine::Redb(db), cursor_key, commits: std::sync::atomic::AtomicU64::new(0) })
+    }
+
+    fn db(&self) -> Result<&Database> {
+        match &self.engine {
+            Engine::Redb(db) => Ok(db),
+            Engine::Etcd(_) => Err(StoreError::Unavailable("a write batch on the etcd engine (a bug)".into())),
+        }
+    }
+
+    /// Whether writes go through one writer in batches ([`Store::begin_batch`]; redb), or each
+    /// is applied on its own, from any thread ([`Store::commit_step`]; etcd).
+    pub fn is_batched(&self) -> bool {
+        matches!(self.engine, Engine::Redb(_))
+    }
+
+    /// Waits until reads on this node see every write acknowledged (by any node) before the
+    /// call; nothing to wait for on redb, where this process is the only writer. An error is
+    /// [`StoreError::Unavailable`]: the cluster has no quorum, or this node cannot follow it.
+    pub fn sync(&self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let etcd = match &self.engine {
+            Engine::Etcd(e) => Some(e.sync()),
+            Engine::Redb(_) => None,
+        };
+        async move {
+            match etcd {
+                Some(wait) => wait.await,
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// A number that moves whenever a tenant record or a token changes, where other nodes may
+    /// change them (etcd): caches of them compare it. `None` on redb (only this process writes).
+    pub fn admin_changes(&self) -> Option<u64> {
+        match &self.engine {
+            Engine::Etcd(e) => Some(e.snapshot().admin_changes),
+            Engine::Redb(_) => None,
+        }
     }
 
     /// A secret of this data directory, made at its creation: the server signs listing
@@ -345,14 +407,18 @@ impl Store {
     }
 
     pub fn schema_version(&self) -> Result<String> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let meta = txn.open_table(META)?;
         Ok(meta.get("schema_version")?.map(|v| v.value().to_string()).unwrap_or_default())
     }
 
-    /// A consistent read-only view of what has committed.
+    /// A consistent read-only view of what has committed (on etcd: of this node's copy; see
+    /// [`Store::sync`]).
     pub fn read(&self) -> Result<Reader> {
-        Ok(Reader { txn: self.db.begin_read()? })
+        Ok(match &self.engine {
+            Engine::Redb(db) => Reader(ReadInner::Redb(RedbRead { txn: db.begin_read()? })),
+            Engine::Etcd(e) => Reader(ReadInner::Etcd { snap: e.snapshot(), etcd: Arc::clone(e) }),
+        })
     }
 
     /// Starts preparing a write on a snapshot of what has committed.
@@ -360,29 +426,30 @@ impl Store {
         Ok(Step::new(self.read()?))
     }
 
-    /// Applies one step in a transaction of its own, committed durably when it applied.
+    /// Applies one step in a transaction of its own, committed durably when it applied
+    /// (blocking; on redb it waits for the batch being written, if any).
     pub fn commit_step(&self, step: Step) -> Result<Applied> {
+        self.commit_set(step.finish())
+    }
+
+    /// [`Store::commit_step`] of a finished step.
+    pub fn commit_set(&self, set: WriteSet) -> Result<Applied> {
+        if let Engine::Etcd(e) = &self.engine {
+            return e.apply(set);
+        }
         let mut w = self.begin_batch()?;
-        let applied = w.apply(step.finish())?;
+        let applied = w.apply(set)?;
         if matches!(applied, Applied::Done { .. }) {
             self.commit_batch(w)?;
         }
         Ok(applied)
     }
 
-    /// Runs `f` in one write transaction (administration), committed durably only if `f`
-    /// returns Ok. It waits for the batch being written, if any.
-    pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut Writer) -> Result<T, E>) -> Result<T, E> {
-        let mut w = self.begin_batch().map_err(E::from)?;
-        let v = f(&mut w)?;
-        self.commit_batch(w)?;
-        Ok(v)
-    }
-
-    /// Opens a batch: a write transaction that steps are applied to in turn. Commit it with
-    /// [`Store::commit_batch`]; dropping it aborts every step.
+    /// Opens a batch (redb only: see [`Store::is_batched`]): a write transaction that steps
+    /// are applied to in turn. Commit it with [`Store::commit_batch`]; dropping it aborts
+    /// every step.
     pub fn begin_batch(&self) -> Result<Writer> {
-        Ok(Writer { txn: self.db.begin_write()? })
+        Ok(Writer { txn: self.db()?.begin_write()? })
     }
 
     /// Commits a batch durably (redb `Durability::Immediate`: on disk when this returns).
@@ -400,8 +467,12 @@ impl Store {
     /// before `commit_batch` returns, so before any writer is answered: what was read from a
     /// snapshot taken after this returned `n` stays current for as long as it returns `n` (the
     /// server's cache of rendered entities is exact by it).
+    /// On etcd, the revision of this node's copy, which moves with every write of any node.
     pub fn commits(&self) -> u64 {
-        self.commits.load(std::sync::atomic::Ordering::Acquire)
+        match &self.engine {
+            Engine::Etcd(e) => e.revision() as u64,
+            Engine::Redb(_) => self.commits.load(std::sync::atomic::Ordering::Acquire),
+        }
     }
 }
 
@@ -450,24 +521,52 @@ fn count_entities(txn: &redb::WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// A read transaction: a snapshot of what had committed when it began.
-pub struct Reader {
+/// A snapshot of what had committed when it was taken: a redb read transaction, or this
+/// node's copy of an etcd store at one revision.
+pub struct Reader(ReadInner);
+
+enum ReadInner {
+    Redb(RedbRead),
+    Etcd { snap: Arc<etcd::mirror::Snapshot>, etcd: Arc<etcd::Etcd> },
+}
+
+/// A redb read transaction.
+struct RedbRead {
     txn: redb::ReadTransaction,
 }
 
-impl Reader {
+impl RedbRead {
     pub(crate) fn txn(&self) -> &redb::ReadTransaction {
         &self.txn
+    }
+}
+
+impl Reader {
+    /// The snapshot, when it is one of etcd's (a step compares its reads against it).
+    pub(crate) fn etcd_snapshot(&self) -> Option<Arc<etcd::mirror::Snapshot>> {
+        match &self.0 {
+            ReadInner::Etcd { snap, .. } => Some(Arc::clone(snap)),
+            ReadInner::Redb(_) => None,
+        }
     }
 
     /// The tenant's newest jobs, newest first, at most `limit`.
     pub fn newest_jobs(&self, tenant: &str, limit: usize) -> Result<Vec<JobRecord>> {
         let range = KeyRange::prefix(&format!("{tenant}\0"));
-        let t = self.txn.open_table(JOBS)?;
         let mut out = Vec::new();
-        for item in t.range::<&str>(range.bounds())?.rev().take(limit) {
-            let (k, v) = item?;
-            out.push(decode(k.value(), v.value())?);
+        match &self.0 {
+            ReadInner::Redb(r) => {
+                let t = r.txn.open_table(JOBS)?;
+                for item in t.range::<&str>(range.bounds())?.rev().take(limit) {
+                    let (k, v) = item?;
+                    out.push(decode(k.value(), v.value())?);
+                }
+            }
+            ReadInner::Etcd { snap, .. } => {
+                for (k, e) in snap.range(reads::Tbl::Jobs, &range).rev().take(limit) {
+                    out.push(decode(k, &e.value)?);
+                }
+            }
         }
         Ok(out)
     }
@@ -488,54 +587,6 @@ pub struct Writer {
 impl Writer {
     pub(crate) fn txn(&self) -> &WriteTransaction {
         &self.txn
-    }
-
-    pub fn put_tenant(&mut self, tenant: &TenantRecord) -> Result<()> {
-        self.txn.open_table(TENANTS)?.insert(tenant.name.as_str(), encode(tenant).as_slice())?;
-        Ok(())
-    }
-
-    pub fn put_token(&mut self, token: &TokenRecord) -> Result<()> {
-        self.txn.open_table(TOKENS)?.insert(token.id.as_str(), encode(token).as_slice())?;
-        Ok(())
-    }
-
-    /// Removes a token of `tenant`; false when the tenant has no token with this id.
-    pub fn delete_token(&mut self, tenant: &str, id: &str) -> Result<bool> {
-        let mut t = self.txn.open_table(TOKENS)?;
-        let owned = match t.get(id)? {
-            Some(v) => decode::<TokenRecord>(id, v.value())?.tenant == tenant,
-            None => false,
-        };
-        if owned {
-            t.remove(id)?;
-        }
-        Ok(owned)
-    }
-
-    /// Removes a tenant and everything it owns: its record, tokens, categories, bindings,
-    /// entities and their indexes, handlers, component bytes, key-value data and counters.
-    /// Returns the ids of the tokens removed. A step of this tenant prepared before conflicts
-    /// (it read the tenant's record) and is not applied.
-    pub fn delete_tenant(&mut self, tenant: &str) -> Result<Vec<String>> {
-        let range = KeyRange::prefix(&format!("{tenant}\0"));
-        let bounds = range.bounds();
-        for table in [CATEGORIES, ENTITIES, HANDLERS, HANDLER_BLOBS, HANDLER_KV] {
-            self.txn.open_table(table)?.retain_in::<&str, _>(bounds, |_, _| false)?;
-        }
-        for table in [BY_KIND, BY_MIXIN, BY_END, BY_ATTR, INDEXED, JOBS_OPEN] {
-            self.txn.open_table(table)?.retain_in::<&str, _>(bounds, |_, _| false)?;
-        }
-        self.txn.open_table(JOBS)?.retain_in::<&str, _>(bounds, |_, _| false)?;
-        self.txn.open_table(BINDINGS)?.retain_in::<&str, _>(bounds, |_, _| false)?;
-        self.txn.open_table(COUNTERS)?.retain_in::<&str, _>(bounds, |_, _| false)?;
-        let ids: Vec<String> = self.tokens()?.into_iter().filter(|t| t.tenant == tenant).map(|t| t.id).collect();
-        let mut tokens = self.txn.open_table(TOKENS)?;
-        for id in &ids {
-            tokens.remove(id.as_str())?;
-        }
-        self.txn.open_table(TENANTS)?.remove(tenant)?;
-        Ok(ids)
     }
 }
 
@@ -612,13 +663,18 @@ mod tests {
         assert_eq!(step.entity("t", "/compute/a").unwrap().as_ref(), Some(&vm), "a step sees its own writes");
         drop(step);
         assert!(store.read().unwrap().entity("t", "/compute/a").unwrap().is_none());
-        // An administration write whose closure fails commits nothing.
-        let r: Result<(), StoreError> = store.write(|w| {
-            w.put_tenant(&TenantRecord { name: "t".into(), created: 1, limits: Default::default() })?;
-            Err(StoreError::SchemaVersion { found: "refused".into() })
-        });
-        assert!(r.is_err());
+        // So does an administration step, and a step that conflicts.
+        let mut admin = store.step().unwrap();
+        admin.put_tenant(&TenantRecord { name: "t".into(), created: 1, limits: Default::default() }).unwrap();
+        drop(admin);
         assert!(store.read().unwrap().tenant("t").unwrap().is_none());
+        let stale = store.step().unwrap();
+        assert!(stale.tenant("t").unwrap().is_none());
+        write(&store, |w| w.put_tenant(&TenantRecord { name: "t".into(), created: 2, limits: Default::default() }));
+        let mut stale = stale;
+        stale.put_tenant(&TenantRecord { name: "t".into(), created: 3, limits: Default::default() }).unwrap();
+        assert!(matches!(store.commit_step(stale).unwrap(), Applied::Conflict { table: "tenants", .. }));
+        assert_eq!(store.read().unwrap().tenant("t").unwrap().unwrap().created, 2);
     }
 
     #[test]
@@ -704,12 +760,10 @@ mod tests {
         };
         // "a" and "ab": a prefix of a name must not catch the other tenant's keys.
         for t in ["a", "ab"] {
-            store
-                .write(|w| {
-                    w.put_tenant(&TenantRecord { name: t.into(), created: 1, limits: Default::default() })?;
-                    w.put_token(&token(&format!("{t}-1"), t))
-                })
-                .unwrap();
+            write(&store, |w| {
+                w.put_tenant(&TenantRecord { name: t.into(), created: 1, limits: Default::default() })?;
+                w.put_token(&token(&format!("{t}-1"), t))
+            });
             write(&store, |w| {
                 w.put_category(t, &mixin)?;
                 w.set_binding(t, &mixin.id(), Some("h"))?;
@@ -719,8 +773,9 @@ mod tests {
                 Ok(())
             });
         }
-        assert!(!store.write(|w| w.delete_token("ab", "a-1")).unwrap(), "not ab's token");
-        let removed = store.write(|w| w.delete_tenant("a")).unwrap();
+        let mut step = store.step().unwrap();
+        assert!(!step.delete_token("ab", "a-1").unwrap(), "not ab's token");
+        let removed = write(&store, |w| w.delete_tenant("a"));
         assert_eq!(removed, vec!["a-1"]);
         let r = store.read().unwrap();
         assert!(r.tenant("a").unwrap().is_none());
@@ -754,7 +809,7 @@ mod tests {
                 Ok(())
             });
             // Make it look like version 1: no counters, the old version.
-            let txn = store.db.begin_write().unwrap();
+            let txn = store.db().unwrap().begin_write().unwrap();
             txn.open_table(COUNTERS).unwrap().retain(|_, _| false).unwrap();
             txn.open_table(META).unwrap().insert("schema_version", "1").unwrap();
             txn.commit().unwrap();
@@ -873,7 +928,7 @@ mod tests {
     }
 
     fn snapshot(store: &Store) -> Vec<(String, String, Vec<u8>)> {
-        dump(&store.db.begin_write().unwrap())
+        dump(&store.db().unwrap().begin_write().unwrap())
     }
 
     proptest::proptest! {
@@ -913,7 +968,9 @@ mod tests {
                     proptest::prop_assert_eq!(&together, &snapshot(&serial));
                 }
                 Applied::Conflict { .. } => proptest::prop_assert_eq!(&together, &after_first),
-                Applied::Limit { .. } => proptest::prop_assert!(false, "no cap was set"),
+                Applied::Limit { .. } | Applied::TooLarge { .. } => {
+                    proptest::prop_assert!(false, "no cap was set, redb has no operation limit")
+                }
             }
         }
     }
@@ -1078,7 +1135,7 @@ mod tests {
         assert_eq!(r.open_jobs_of("t", "/e/a").unwrap(), ["02"]);
         assert_eq!(r.job("t", "01").unwrap().unwrap().state, JobState::Succeeded);
         drop(r);
-        store.write(|w| w.delete_tenant("t").map(drop)).unwrap();
+        write(&store, |w| w.delete_tenant("t"));
         let r = store.read().unwrap();
         assert_eq!(r.open_jobs(100).unwrap().len(), 1);
         assert!(r.newest_jobs("t", 10).unwrap().is_empty());

@@ -38,6 +38,30 @@ pub enum Tbl {
 }
 
 impl Tbl {
+    const ALL: [Tbl; 16] = [
+        Tbl::Categories,
+        Tbl::Bindings,
+        Tbl::Entities,
+        Tbl::ByKind,
+        Tbl::ByMixin,
+        Tbl::ByEnd,
+        Tbl::Handlers,
+        Tbl::HandlerBlobs,
+        Tbl::HandlerKv,
+        Tbl::Counters,
+        Tbl::Tenants,
+        Tbl::Tokens,
+        Tbl::ByAttr,
+        Tbl::Indexed,
+        Tbl::Jobs,
+        Tbl::JobsOpen,
+    ];
+
+    /// The table of a name (as [`Tbl::name`] gives it).
+    pub(crate) fn from_name(name: &str) -> Option<Tbl> {
+        Tbl::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Tbl::Categories => "categories",
@@ -639,8 +663,29 @@ macro_rules! raw_over_txn {
         }
     };
 }
-raw_over_txn!(crate::Reader);
+raw_over_txn!(crate::RedbRead);
 raw_over_txn!(crate::Writer);
+
+impl sealed::Raw for crate::Reader {
+    fn get_raw<T>(&self, tbl: Tbl, key: &str, f: impl FnOnce(Option<&[u8]>) -> Result<T>) -> Result<T> {
+        match &self.0 {
+            crate::ReadInner::Redb(r) => r.get_raw(tbl, key, f),
+            // The table holds a manifest; the component's bytes are in chunks of their own.
+            crate::ReadInner::Etcd { snap, etcd } if tbl == Tbl::HandlerBlobs => match snap.entry(tbl, key) {
+                Some(e) => f(Some(&etcd.blob(&e.value)?)),
+                None => f(None),
+            },
+            crate::ReadInner::Etcd { snap, .. } => snap.get_raw(tbl, key, f),
+        }
+    }
+
+    fn scan_raw(&self, tbl: Tbl, range: &KeyRange, skip: usize, f: &mut Visit<'_>) -> Result<()> {
+        match &self.0 {
+            crate::ReadInner::Redb(r) => r.scan_raw(tbl, range, skip, f),
+            crate::ReadInner::Etcd { snap, .. } => snap.scan_raw(tbl, range, skip, f),
+        }
+    }
+}
 
 /// The bytes of a value of the table `def` (the redb encoding: a u64 as 8 little-endian bytes).
 pub(crate) fn value_bytes<'a, V: redb::Value + 'static>(

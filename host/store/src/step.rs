@@ -26,20 +26,28 @@ use ocni_model::catalog::builtin_indexed_attributes;
 use ocni_model::{Category, Entity};
 use sha2::{Digest, Sha256};
 
+use crate::etcd::mirror::Snapshot;
 use crate::reads::{KeyRange, Reads, Tbl, Visit, counter, sealed::Raw, with_def};
 use crate::{
-    CATALOG_GENERATION, ENTITY_COUNT, HandlerRecord, JobRecord, Reader, Result, Writer, attr_keys, encode, key2, key3,
+    CATALOG_GENERATION, ENTITY_COUNT, HandlerRecord, JobRecord, Reader, Result, TenantRecord, TokenRecord, Writer,
+    attr_keys, encode, key2, key3,
 };
 
 type Hash = [u8; 32];
 
 /// One read of the snapshot, to be checked when the step is applied.
 #[derive(Debug)]
-enum Read {
+pub(crate) enum Read {
     Point {
         tbl: Tbl,
         key: String,
         digest: Hash,
+    },
+    /// A value the step expects (not read from its snapshot: a catalog generation).
+    Value {
+        tbl: Tbl,
+        key: String,
+        value: Option<Vec<u8>>,
     },
     /// Entries of `range` up to and including `stop` (the whole range when `None`).
     Range {
@@ -77,20 +85,28 @@ fn tenant_of(key: &str) -> &str {
 /// What a prepared step hands to the writer: what it read (to check) and what it writes.
 #[derive(Debug, Default)]
 pub struct WriteSet {
-    reads: Vec<Read>,
-    writes: BTreeMap<(Tbl, String), Option<Vec<u8>>>,
+    pub(crate) reads: Vec<Read>,
+    pub(crate) writes: BTreeMap<(Tbl, String), Option<Vec<u8>>>,
+    /// Ranges removed whole (before `writes`): a tenant's keys when it is deleted.
+    pub(crate) range_deletes: Vec<(Tbl, KeyRange)>,
     /// Counter key -> change (the tenants' entity counts).
-    deltas: BTreeMap<String, i64>,
+    pub(crate) deltas: BTreeMap<String, i64>,
     /// Counter key -> (tenant, most allowed after this step).
-    caps: BTreeMap<String, (String, u64)>,
+    pub(crate) caps: BTreeMap<String, (String, u64)>,
     /// Tenants whose categories, bindings or handlers this step changes.
-    touched: BTreeSet<String>,
+    pub(crate) touched: BTreeSet<String>,
+    /// The snapshot the step read (etcd: its reads are compared by revision against it).
+    pub(crate) snap: Option<Arc<Snapshot>>,
 }
 
 impl WriteSet {
     /// Does this step write nothing (then there is nothing to apply)?
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.deltas.values().all(|d| *d == 0)
+        self.writes.is_empty() && self.range_deletes.is_empty() && self.deltas.values().all(|d| *d == 0)
+    }
+
+    fn deleted(&self, tbl: Tbl, key: &str) -> bool {
+        self.range_deletes.iter().any(|(t, r)| *t == tbl && r.contains(key))
     }
 }
 
@@ -103,6 +119,9 @@ pub enum Applied {
     Conflict { table: &'static str, key: String },
     /// The step would take a tenant's entity count above its cap: nothing was written.
     Limit { tenant: String, max: u64 },
+    /// The step needs more operations in one transaction than the store allows (etcd's
+    /// `--max-txn-ops`): nothing was written.
+    TooLarge { needed: usize, max: usize },
 }
 
 struct State {
@@ -132,7 +151,10 @@ impl Step {
 
     /// The write set, to hand to [`Writer::apply`]; the step (every handle of it) is empty after.
     pub fn finish(self) -> WriteSet {
-        std::mem::take(&mut self.lock().set)
+        let mut state = self.lock();
+        let mut set = std::mem::take(&mut state.set);
+        set.snap = state.snap.etcd_snapshot();
+        set
     }
 
     /// Has this step changed the categories, bindings or handlers of `tenant`?
@@ -143,11 +165,10 @@ impl Step {
     /// The step holds only if the tenant's catalog generation is still `generation` when it
     /// is applied (the catalog the step was prepared with is the current one).
     pub fn expect_generation(&self, tenant: &str, generation: u64) {
-        let value = (generation != 0).then(|| generation.to_le_bytes());
-        let read = Read::Point {
+        let read = Read::Value {
             tbl: Tbl::Counters,
             key: key2(tenant, CATALOG_GENERATION),
-            digest: point_digest(value.as_ref().map(|v| v.as_slice())),
+            value: (generation != 0).then(|| generation.to_le_bytes().to_vec()),
         };
         self.lock().set.reads.push(read);
     }
@@ -403,11 +424,80 @@ impl Step {
     }
 }
 
+/// The tables whose keys start with the tenant's name.
+const TENANT_TABLES: [Tbl; 14] = [
+    Tbl::Categories,
+    Tbl::Bindings,
+    Tbl::Entities,
+    Tbl::ByKind,
+    Tbl::ByMixin,
+    Tbl::ByEnd,
+    Tbl::Handlers,
+    Tbl::HandlerBlobs,
+    Tbl::HandlerKv,
+    Tbl::Counters,
+    Tbl::ByAttr,
+    Tbl::Indexed,
+    Tbl::Jobs,
+    Tbl::JobsOpen,
+];
+
+/// Administration: tenants and their tokens.
+impl Step {
+    pub fn put_tenant(&mut self, tenant: &TenantRecord) -> Result<()> {
+        self.put_raw(Tbl::Tenants, tenant.name.clone(), Some(encode(tenant)));
+        Ok(())
+    }
+
+    pub fn put_token(&mut self, token: &TokenRecord) -> Result<()> {
+        self.put_raw(Tbl::Tokens, token.id.clone(), Some(encode(token)));
+        Ok(())
+    }
+
+    /// Removes a token of `tenant`; false when the tenant has no token with this id.
+    pub fn delete_token(&mut self, tenant: &str, id: &str) -> Result<bool> {
+        let owned = self
+            .get_raw(Tbl::Tokens, id, |v| v.map(|v| crate::decode::<TokenRecord>(id, v)).transpose())?
+            .is_some_and(|t| t.tenant == tenant);
+        if owned {
+            self.put_raw(Tbl::Tokens, id.to_string(), None);
+        }
+        Ok(owned)
+    }
+
+    /// Removes a tenant and everything it owns: its record, tokens, categories, bindings,
+    /// entities and their indexes, handlers, component bytes, key-value data, jobs and
+    /// counters (one range per table). Returns the ids of the tokens removed. A step of this
+    /// tenant prepared before conflicts (it read the tenant's record) and is not applied.
+    pub fn delete_tenant(&mut self, tenant: &str) -> Result<Vec<String>> {
+        let ids: Vec<String> = self.tokens()?.into_iter().filter(|t| t.tenant == tenant).map(|t| t.id).collect();
+        let range = KeyRange::prefix(&format!("{tenant}\0"));
+        {
+            let mut state = self.lock();
+            for tbl in TENANT_TABLES {
+                state.set.writes.retain(|(t, k), _| *t != tbl || !range.contains(k));
+                state.set.range_deletes.push((tbl, range.clone()));
+            }
+            state.set.touched.remove(tenant);
+            state.set.deltas.retain(|k, _| !range.contains(k));
+            state.set.caps.retain(|k, _| !range.contains(k));
+        }
+        for id in &ids {
+            self.put_raw(Tbl::Tokens, id.clone(), None);
+        }
+        self.put_raw(Tbl::Tenants, tenant.to_string(), None);
+        Ok(ids)
+    }
+}
+
 impl Raw for Step {
     fn get_raw<T>(&self, tbl: Tbl, key: &str, f: impl FnOnce(Option<&[u8]>) -> Result<T>) -> Result<T> {
         let mut state = self.lock();
         if let Some(v) = state.set.writes.get(&(tbl, key.to_string())) {
             return f(v.as_deref());
+        }
+        if state.set.deleted(tbl, key) {
+            return f(None);
         }
         let State { snap, set, .. } = &mut *state;
         snap.get_raw(tbl, key, |v| {
@@ -419,6 +509,7 @@ impl Raw for Step {
     fn scan_raw(&self, tbl: Tbl, range: &KeyRange, skip: usize, f: &mut Visit<'_>) -> Result<()> {
         let mut state = self.lock();
         let State { snap, set, .. } = &mut *state;
+        let gone: Vec<KeyRange> = set.range_deletes.iter().filter(|(t, _)| *t == tbl).map(|(_, r)| r.clone()).collect();
         let mut own = set
             .writes
             .range((tbl, range.start.clone())..)
@@ -450,10 +541,12 @@ impl Raw for Step {
                 }
             }
             entry_digest(&mut hash, k, v);
-            // The step's own write of this key hides the snapshot's.
+            // The step's own write of this key hides the snapshot's, and so does its removal
+            // of a range that holds the key.
             let value = match own.next_if(|(ok, _)| *ok == k) {
                 Some((_, None)) => return Ok(ControlFlow::Continue(())),
                 Some((_, Some(ov))) => ov,
+                None if gone.iter().any(|r| r.contains(k)) => return Ok(ControlFlow::Continue(())),
                 None => v,
             };
             emit(k, value, &mut stop)
@@ -481,6 +574,7 @@ impl Writer {
                 Read::Point { tbl, key, digest } => {
                     (*tbl, key, self.get_raw(*tbl, key, |v| Ok(point_digest(v)))? == *digest)
                 }
+                Read::Value { tbl, key, value } => (*tbl, key, self.get_raw(*tbl, key, |v| Ok(v == value.as_deref()))?),
                 Read::Range { tbl, range, stop, digest } => {
                     let bounded = match stop {
                         // Up to and including `stop`: nothing sorts between `stop` and `stop\0`.
@@ -504,6 +598,11 @@ impl Writer {
             if delta > 0 && counter(self, key)?.saturating_add_signed(delta) > *max {
                 return Ok(Applied::Limit { tenant: tenant.clone(), max: *max });
             }
+        }
+        for (tbl, range) in &set.range_deletes {
+            with_def!(*tbl, def => {
+                self.txn().open_table(def)?.retain_in::<&str, _>(range.bounds(), |_, _| false)?;
+            });
         }
         for ((tbl, key), value) in &set.writes {
             with_def!(*tbl, def => put_bytes(self.txn(), def, key, value.as_deref())?);

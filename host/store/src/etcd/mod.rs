@@ -1,3 +1,722 @@
-//! The etcd engine (see `Store::open_etcd`).
+//! The etcd engine: the store's tables as keys of an etcd cluster, shared by every node.
+//!
+//! - Keys: `{prefix}/t/{table}/{key}` for the tables (the key as the redb engine has it, `\0`
+//!   separators included), `{prefix}/meta/{name}` (schema version, cursor key),
+//!   `{prefix}/blob/{digest}/{n}` (uploaded components in chunks of [`CHUNK`] bytes, under
+//!   etcd's request size limit: the `handler_blobs` table holds a manifest), and
+//!   `{prefix}/txn/{id}` (a marker each write transaction puts, on a lease, so that a write
+//!   whose answer was lost is recognised when it is sent again).
+//! - Reads: every node keeps a copy of the tables ([`Snapshot`]), listed once and then kept
+//!   current by a watch (relisted when the watch was compacted away). A request first waits
+//!   until the copy holds the cluster's current revision ([`Etcd::sync`]: one linearizable read
+//!   of a revision, then the watch catching up), so that a write acknowledged by any node is
+//!   seen by any later request on any node; every read of the request then comes from one
+//!   snapshot.
+//! - Writes: a prepared step becomes one etcd transaction ([`Etcd::apply`]) whose compares
+//!   are the `mod_revision`s of what the step read, taken from its snapshot; a compare that
+//!   fails is a conflict (the request is prepared again). A transaction whose outcome is
+//!   unknown (a timeout, a leader lost) is sent again as it was, within [`WRITE_BUDGET`]: its
+//!   marker says whether the first one committed. Entity counts are not stored (each node
+//!   derives them from its copy), so creates of one tenant do not conflict on a counter.
 
+pub(crate) mod mirror;
 pub mod target;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
+};
+use tokio::sync::{Notify, watch};
+
+use crate::reads::{KeyRange, Tbl};
+use crate::step::{Applied, Read, WriteSet};
+use crate::{CATALOG_GENERATION, ENTITY_COUNT, Result, SCHEMA_VERSION, StoreError, key2};
+use mirror::{Entry, Snapshot};
+pub use target::EtcdTarget;
+
+/// How long one etcd request may take before it is given up (and, for a write, sent again).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a write keeps trying (a leader election takes about a second) before it answers
+/// that the store is unavailable.
+const WRITE_BUDGET: Duration = Duration::from_secs(10);
+/// How long a request waits for this node's copy to catch up with the cluster.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening the store keeps trying to reach the cluster.
+const OPEN_BUDGET: Duration = Duration::from_secs(15);
+/// Bytes of a component per etcd key (etcd refuses requests above 1.5 MiB by default).
+const CHUNK: usize = 1 << 20;
+/// Keys per request of the initial listing.
+const LIST_PAGE: i64 = 2000;
+/// Lifetime of the lease write markers are put with (they matter for a few seconds).
+const MARKER_TTL: i64 = 600;
+
+/// The etcd keys of one store (one prefix).
+#[derive(Clone, Debug)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn tables(&self) -> String {
+        format!("{}/t/", self.prefix)
+    }
+
+    fn key(&self, tbl: Tbl, key: &str) -> Vec<u8> {
+        format!("{}/t/{}/{key}", self.prefix, tbl.name()).into_bytes()
+    }
+
+    /// The end of a range of `tbl` (`None`: the end of the table; `0` follows `/`).
+    fn end(&self, tbl: Tbl, end: Option<&str>) -> Vec<u8> {
+        match end {
+            Some(e) => self.key(tbl, e),
+            None => format!("{}/t/{}0", self.prefix, tbl.name()).into_bytes(),
+        }
+    }
+
+    fn meta(&self, name: &str) -> String {
+        format!("{}/meta/{name}", self.prefix)
+    }
+
+    fn blob(&self, digest: &str, n: usize) -> String {
+        format!("{}/blob/{digest}/{n:05}", self.prefix)
+    }
+
+    fn marker(&self, id: &str) -> String {
+        format!("{}/txn/{id}", self.prefix)
+    }
+
+    /// The table and key of an etcd key under [`Keys::tables`].
+    fn parse(&self, key: &[u8]) -> Option<(Tbl, String)> {
+        let key = std::str::from_utf8(key).ok()?.strip_prefix(&self.tables())?;
+        let (table, rest) = key.split_once('/')?;
+        Some((Tbl::from_name(table)?, rest.to_string()))
+    }
+}
+
+/// What the `handler_blobs` table holds for a component on etcd.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    digest: String,
+    size: usize,
+    chunks: usize,
+}
+
+/// The copy of the tables and who waits for it.
+struct Shared {
+    snap: RwLock<Arc<Snapshot>>,
+    /// The revision of `snap`, for those who wait for one.
+    rev: watch::Sender<i64>,
+    /// Asks the watch for a progress report (when a wanted revision is not in sight: writes
+    /// outside the watched keys move the revision too).
+    progress: Notify,
+}
+
+impl Shared {
+    fn current(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snap.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn publish(&self, snap: &Snapshot) {
+        *self.snap.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(snap.clone());
+        self.rev.send_replace(snap.rev);
+    }
+
+    /// Waits until the copy holds revision `rev`, at most `limit`.
+    async fn wait_for(&self, rev: i64, limit: Duration) -> Result<()> {
+        let mut rx = self.rev.subscribe();
+        let started = Instant::now();
+        loop {
+            match tokio::time::timeout(Duration::from_millis(50), rx.wait_for(|r| *r >= rev)).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(_)) => return Err(StoreError::Unavailable("the etcd watch has stopped".into())),
+                Err(_) if started.elapsed() >= limit => {
+                    return Err(StoreError::Unavailable(format!(
+                        "this node's copy of the store did not catch up with etcd revision {rev} within {} s",
+                        limit.as_secs_f64()
+                    )));
+                }
+                Err(_) => self.progress.notify_one(),
+            }
+        }
+    }
+}
+
+/// An open etcd store.
+pub(crate) struct Etcd {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    client: Client,
+    keys: Keys,
+    shared: Arc<Shared>,
+    target: String,
+    max_txn_ops: usize,
+    /// The lease write markers are put with, and when it was granted.
+    lease: Mutex<Option<(i64, Instant)>>,
+    pub cursor_key: [u8; 32],
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        // Never blocks (the store may be dropped on an async worker): the watch task and the
+        // client's connections end with the runtime.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn unavailable(target: &str, what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("etcd at {target}: {what}: {e}"))
+}
+
+/// Whether an etcd error may go away by itself (a member down, a leader being elected, a
+/// timeout), so that the request is worth sending again.
+fn transient(e: &etcd_client::Error) -> bool {
+    match e {
+        // InvalidArgument, PermissionDenied, ResourceExhausted, FailedPrecondition, OutOfRange,
+        // Unauthenticated: sending it again gets the same answer.
+        etcd_client::Error::GRpcStatus(s) => !matches!(s.code() as i32, 3 | 7 | 8 | 9 | 11 | 16),
+        etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => false,
+        _ => true,
+    }
+}
+
+/// Runs `f` on the etcd runtime and waits for it (from any thread that may block).
+fn block_on<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    f: impl Future<Output = T> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv().map_err(|_| StoreError::Unavailable("the etcd client has stopped".into()))
+}
+
+/// Calls `f` until it succeeds, fails for good, or `budget` is spent (each call limited to
+/// [`REQUEST_TIMEOUT`]).
+async fn retrying<T, F, Fut>(budget: Duration, mut f: F) -> std::result::Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+{
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(25);
+    loop {
+        let last = match tokio::time::timeout(REQUEST_TIMEOUT, f()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if !transient(&e) => return Err(e.to_string()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", REQUEST_TIMEOUT.as_secs_f64()),
+        };
+        if started.elapsed() + pause >= budget {
+            return Err(last);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(400));
+    }
+}
+
+fn options() -> ConnectOptions {
+    ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(1))
+        .with_timeout(REQUEST_TIMEOUT)
+        .with_keep_alive(Duration::from_secs(1), Duration::from_secs(1))
+        .with_keep_alive_while_idle(true)
+        .with_require_leader(true)
+}
+
+impl Etcd {
+    /// Connects, checks (or records) the schema version, lists the tables and starts the
+    /// watch that keeps them current.
+    pub(crate) fn open(target: &EtcdTarget, max_txn_ops: usize) -> Result<Etcd> {
+        let name = target.to_string();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ocni-etcd")
+            .enable_all()
+            .build()
+            .map_err(|e| unavailable(&name, "cannot start its client thread", e))?;
+        let handle = runtime.handle().clone();
+        let keys = Keys { prefix: target.prefix.clone() };
+        let endpoints = target.endpoints.clone();
+        let client = block_on(&handle, async move { Client::connect(endpoints, Some(options())).await })?
+            .map_err(|e| unavailable(&name, "cannot connect", e))?;
+        let cursor_key = block_on(&handle, init_meta(client.clone(), keys.clone()))?.map_err(|e| match e {
+            Init::Etcd(e) => unavailable(&name, "cannot read the store's version", e),
+            Init::Schema(found) => StoreError::SchemaVersion { found },
+            Init::Corrupt(what) => StoreError::Unavailable(format!("etcd at {name}: {what}")),
+        })?;
+        let first = block_on(&handle, {
+            let (client, keys) = (client.clone(), keys.clone());
+            async move { retrying(OPEN_BUDGET, || list(client.clone(), keys.clone())).await }
+        })?
+        .map_err(|e| unavailable(&name, "cannot list the store", e))?;
+        let (rev, _) = watch::channel(first.rev);
+        let shared = Arc::new(Shared { snap: RwLock::new(Arc::new(first.clone())), rev, progress: Notify::new() });
+        handle.spawn(follow(client.clone(), keys.clone(), Arc::clone(&shared), first, name.clone()));
+        Ok(Etcd {
+            runtime: Some(runtime),
+            handle,
+            client,
+            keys,
+            shared,
+            target: name,
+            max_txn_ops,
+            lease: Mutex::new(None),
+            cursor_key,
+        })
+    }
+
+    /// The newest snapshot of this node's copy (no waiting).
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.current()
+    }
+
+    /// Waits until this node's copy holds every write acknowledged before the call (by any
+    /// node): one linearizable read of the cluster's revision, then the watch catching up.
+    pub(crate) fn sync(&self) -> impl Future<Output = Result<()>> + Send + 'static {
+        let (client, shared, target) = (self.client.clone(), Arc::clone(&self.shared), self.target.clone());
+        let key = self.keys.meta("schema_version");
+        let asked = self.handle.spawn(async move {
+            retrying(SYNC_TIMEOUT, || {
+                let (mut kv, key) = (client.kv_client(), key.clone());
+                async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
+            })
+            .await
+        });
+        async move {
+            let rev = match asked.await {
+                Ok(Ok(resp)) => resp.header().map_or(0, |h| h.revision()),
+                Ok(Err(e)) => return Err(unavailable(&target, "no quorum answered", e)),
+                Err(_) => return Err(StoreError::Unavailable("the etcd client has stopped".into())),
+            };
+            shared.wait_for(rev, SYNC_TIMEOUT).await
+        }
+    }
+
+    /// The revision of this node's copy: what was read from a snapshot at revision `n` stays
+    /// current for as long as this returns `n` (the server's cache of rendered answers).
+    pub(crate) fn revision(&self) -> i64 {
+        *self.shared.rev.borrow()
+    }
+
+    /// The bytes of a component, from its manifest.
+    pub(crate) fn blob(&self, manifest: &[u8]) -> Result<Vec<u8>> {
+        let m: Manifest = serde_json::from_slice(manifest)
+            .map_err(|source| StoreError::Corrupt { key: "handler_blobs manifest".into(), source })?;
+        let keys: Vec<String> = (0..m.chunks).map(|n| self.keys.blob(&m.digest, n)).collect();
+        let client = self.client.clone();
+        let chunks = block_on(&self.handle, async move {
+            let mut out = Vec::new();
+            for key in keys {
+                let resp = retrying(WRITE_BUDGET, || {
+                    let (mut kv, key) = (client.kv_client(), key.clone());
+                    async move { kv.get(key, None).await }
+                })
+                .await?;
+                match resp.kvs().first() {
+                    Some(kv) => out.push(kv.value().to_vec()),
+                    None => return Err(format!("chunk {key} is missing")),
+                }
+            }
+            Ok(out)
+        })?
+        .map_err(|e| unavailable(&self.target, "cannot read a component", e))?;
+        let bytes = chunks.concat();
+        if bytes.len() != m.size {
+            return Err(StoreError::Unavailable(format!(
+                "etcd at {}: component {} has {} bytes, its manifest says {}",
+                self.target,
+                m.digest,
+                bytes.len(),
+                m.size
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Stores a component's chunks (idempotent: keyed by digest) and returns its manifest.
+    fn put_blob(&self, digest: &str, bytes: &[u8]) -> Result<Vec<u8>> {
+        let chunks: Vec<(String, Vec<u8>)> =
+            bytes.chunks(CHUNK).enumerate().map(|(n, c)| (self.keys.blob(digest, n), c.to_vec())).collect();
+        let manifest = Manifest { digest: digest.to_string(), size: bytes.len(), chunks: chunks.len() };
+        let client = self.client.clone();
+        block_on(&self.handle, async move {
+            for (key, value) in chunks {
+                retrying(WRITE_BUDGET, || {
+                    let (mut kv, key, value) = (client.kv_client(), key.clone(), value.clone());
+                    async move { kv.put(key, value, None).await }
+                })
+                .await?;
+            }
+            Ok::<_, String>(())
+        })?
+        .map_err(|e| unavailable(&self.target, "cannot store a component", e))?;
+        Ok(serde_json::to_vec(&manifest).expect("manifests serialize"))
+    }
+
+    /// A lease for write markers, granted anew when half its life is gone.
+    fn marker_lease(&self) -> Result<i64> {
+        let mut lease = self.lease.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((id, at)) = *lease
+            && at.elapsed() < Duration::from_secs(MARKER_TTL as u64 / 2)
+        {
+            return Ok(id);
+        }
+        let client = self.client.clone();
+        let granted = block_on(&self.handle, async move {
+            retrying(WRITE_BUDGET, || {
+                let mut leases = client.lease_client();
+                async move { leases.grant(MARKER_TTL, None).await }
+            })
+            .await
+        })?
+        .map_err(|e| unavailable(&self.target, "cannot grant a lease", e))?;
+        *lease = Some((granted.id(), Instant::now()));
+        Ok(granted.id())
+    }
+
+    /// Applies a prepared step as one etcd transaction (see the module documentation).
+    pub(crate) fn apply(&self, set: WriteSet) -> Result<Applied> {
+        let snap = set.snap.clone().unwrap_or_else(|| self.snapshot());
+        let latest = self.snapshot();
+        let k = &self.keys;
+        // Compares, one per key or range (a step may read one key many times).
+        let mut compares: BTreeMap<(Vec<u8>, Vec<u8>), Compare> = BTreeMap::new();
+        for read in &set.reads {
+            match read {
+                Read::Point { tbl, key, .. } => {
+                    if *tbl == Tbl::Counters && key.ends_with(&format!("\0{ENTITY_COUNT}")) {
+                        // Derived from the entities on etcd (no key): caps check it.
+                        continue;
+                    }
+                    let ek = k.key(*tbl, key);
+                    let rev = snap.rev_of(*tbl, key);
+                    compares
+                        .entry((ek.clone(), Vec::new()))
+                        .or_insert_with(|| Compare::mod_revision(ek, CompareOp::Equal, rev));
+                }
+                Read::Value { tbl, key, value } => {
+                    let ek = k.key(*tbl, key);
+                    let c = match value {
+                        Some(v) => Compare::value(ek.clone(), CompareOp::Equal, v.clone()),
+                        None => Compare::version(ek.clone(), CompareOp::Equal, 0),
+                    };
+                    compares.insert((ek, b"=".to_vec()), c);
+                }
+                Read::Range { tbl, range, stop, .. } => {
+                    let end = match stop {
+                        Some(s) => Some(format!("{s}\0")),
+                        None => range.end.clone(),
+                    };
+                    let (start, stop_key) = (k.key(*tbl, &range.start), k.end(*tbl, end.as_deref()));
+                    // Nothing in the range written since the snapshot...
+                    compares.entry((start.clone(), stop_key.clone())).or_insert_with(|| {
+                        Compare::mod_revision(start.clone(), CompareOp::Less, snap.rev + 1).with_range(stop_key)
+                    });
+                    // ...and nothing of it deleted: every key it held is still at its revision.
+                    let seen = KeyRange { start: range.start.clone(), end };
+                    for (key, e) in snap.range(*tbl, &seen) {
+                        let ek = k.key(*tbl, key);
+                        compares
+                            .entry((ek.clone(), Vec::new()))
+                            .or_insert_with(|| Compare::mod_revision(ek, CompareOp::Equal, e.rev));
+                    }
+                }
+            }
+        }
+        // Entity caps, against the newest copy (see ARCHITECTURE.md: soft across nodes).
+        for (key, (tenant, max)) in &set.caps {
+            let delta = set.deltas.get(key).copied().unwrap_or(0);
+            if delta > 0 && latest.entity_count(tenant).saturating_add_signed(delta) > *max {
+                return Ok(Applied::Limit { tenant: tenant.clone(), max: *max });
+            }
+        }
+        let mut ops = Vec::new();
+        for (tbl, range) in &set.range_deletes {
+            let (start, end) = (k.key(*tbl, &range.start), k.end(*tbl, range.end.as_deref()));
+            ops.push(TxnOp::delete(start, Some(DeleteOptions::new().with_range(end))));
+        }
+        for ((tbl, key), value) in &set.writes {
+            let ek = k.key(*tbl, key);
+            match value {
+                Some(v) if *tbl == Tbl::HandlerBlobs => {
+                    let digest = key.split('\0').nth(1).unwrap_or_default();
+                    ops.push(TxnOp::put(ek, self.put_blob(digest, v)?, None));
+                }
+                Some(v) => ops.push(TxnOp::put(ek, v.clone(), None)),
+                None => ops.push(TxnOp::delete(ek, None)),
+            }
+        }
+        let mut generations = Vec::new();
+        for tenant in &set.touched {
+            let gk = key2(tenant, CATALOG_GENERATION);
+            let g = crate::reads::counter(&*latest, &gk)? + 1;
+            let ek = k.key(Tbl::Counters, &gk);
+            compares.insert(
+                (ek.clone(), b"g".to_vec()),
+                Compare::mod_revision(ek.clone(), CompareOp::Equal, latest.rev_of(Tbl::Counters, &gk)),
+            );
+            ops.push(TxnOp::put(ek, g.to_le_bytes().to_vec(), None));
+            generations.push((tenant.clone(), g));
+        }
+        if ops.is_empty() {
+            return Ok(Applied::Done { generations });
+        }
+        let needed = compares.len().max(ops.len()) + 1;
+        if needed > self.max_txn_ops {
+            return Ok(Applied::TooLarge { needed, max: self.max_txn_ops });
+        }
+        let marker = k.marker(&uuid::Uuid::new_v4().to_string());
+        let lease = self.marker_lease()?;
+        let mut compares: Vec<Compare> = compares.into_values().collect();
+        compares.push(Compare::version(marker.clone(), CompareOp::Equal, 0));
+        ops.push(TxnOp::put(marker.clone(), Vec::new(), Some(PutOptions::new().with_lease(lease))));
+        let txn = Txn::new().when(compares).and_then(ops).or_else(vec![TxnOp::get(marker, None)]);
+        let client = self.client.clone();
+        let resp = block_on(&self.handle, async move {
+            retrying(WRITE_BUDGET, || {
+                let (mut kv, txn) = (client.kv_client(), txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await
+        })?
+        .map_err(|e| {
+            if e.contains("too many operations") {
+                StoreError::Unavailable(format!(
+                    "etcd at {} refused a transaction of {needed} operations: its --max-txn-ops is lower than \
+                     ocni's --max-txn-ops ({}); lower ocni's",
+                    self.target, self.max_txn_ops
+                ))
+            } else {
+                StoreError::Unavailable(format!(
+                    "etcd at {}: the write was not confirmed within {} s ({e}); it may or may not have been applied",
+                    self.target,
+                    WRITE_BUDGET.as_secs()
+                ))
+            }
+        })?;
+        let rev = resp.header().map_or(0, |h| h.revision());
+        let committed = resp.succeeded()
+            || resp.op_responses().iter().any(|r| matches!(r, TxnOpResponse::Get(g) if !g.kvs().is_empty()));
+        // This node's later reads see what was just written (or what it conflicted with).
+        if let Err(e) = block_on(&self.handle, {
+            let shared = Arc::clone(&self.shared);
+            async move { shared.wait_for(rev, SYNC_TIMEOUT).await }
+        })? {
+            tracing::warn!(error = %e, "a write's revision did not reach this node's copy in time");
+        }
+        if committed {
+            return Ok(Applied::Done { generations });
+        }
+        Ok(self.conflict(&set, &snap))
+    }
+
+    /// Which read of a step that did not apply has changed (for the message and the caller).
+    fn conflict(&self, set: &WriteSet, snap: &Snapshot) -> Applied {
+        let latest = self.snapshot();
+        let named = |tbl: Tbl, key: &str| Applied::Conflict { table: tbl.name(), key: key.replace('\0', " ") };
+        for tenant in &set.touched {
+            let gk = key2(tenant, CATALOG_GENERATION);
+            if latest.rev_of(Tbl::Counters, &gk) != snap.rev_of(Tbl::Counters, &gk) {
+                return named(Tbl::Counters, &gk);
+            }
+        }
+        for read in &set.reads {
+            match read {
+                Read::Point { tbl, key, .. } => {
+                    if latest.rev_of(*tbl, key) != snap.rev_of(*tbl, key) {
+                        return named(*tbl, key);
+                    }
+                }
+                Read::Value { tbl, key, value } => {
+                    if latest.entry(*tbl, key).map(|e| e.value.to_vec()) != *value {
+                        return named(*tbl, key);
+                    }
+                }
+                Read::Range { tbl, range, .. } => {
+                    let now: BTreeSet<(&String, i64)> = latest.range(*tbl, range).map(|(k, e)| (k, e.rev)).collect();
+                    let then: BTreeSet<(&String, i64)> = snap.range(*tbl, range).map(|(k, e)| (k, e.rev)).collect();
+                    if now != then {
+                        return named(*tbl, &range.start);
+                    }
+                }
+            }
+        }
+        // Changed and changed back, or not yet in this node's copy.
+        Applied::Conflict { table: "etcd", key: "a key this write read".into() }
+    }
+}
+
+enum Init {
+    Etcd(String),
+    Schema(String),
+    Corrupt(String),
+}
+
+/// Records the schema version and the cursor key of a new store, or reads them.
+async fn init_meta(client: Client, keys: Keys) -> std::result::Result<[u8; 32], Init> {
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh).map_err(|e| Init::Corrupt(format!("no randomness for the cursor key: {e}")))?;
+    let (version, cursor) = (keys.meta("schema_version"), keys.meta("cursor_key"));
+    let txn = Txn::new()
+        .when(vec![Compare::version(version.clone(), CompareOp::Equal, 0)])
+        .and_then(vec![
+            TxnOp::put(version.clone(), SCHEMA_VERSION, None),
+            TxnOp::put(cursor.clone(), hex::encode(fresh), None),
+        ])
+        .or_else(vec![TxnOp::get(version, None), TxnOp::get(cursor, None)]);
+    let resp = retrying(OPEN_BUDGET, || {
+        let (mut kv, txn) = (client.kv_client(), txn.clone());
+        async move { kv.txn(txn).await }
+    })
+    .await
+    .map_err(Init::Etcd)?;
+    if resp.succeeded() {
+        return Ok(fresh);
+    }
+    let values: Vec<Option<Vec<u8>>> = resp
+        .op_responses()
+        .into_iter()
+        .map(|r| match r {
+            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+            _ => None,
+        })
+        .collect();
+    let found = values.first().cloned().flatten().map(|v| String::from_utf8_lossy(&v).into_owned());
+    if found.as_deref() != Some(SCHEMA_VERSION) {
+        return Err(Init::Schema(found.unwrap_or_default()));
+    }
+    values
+        .get(1)
+        .cloned()
+        .flatten()
+        .and_then(|v| crate::hex_key(&String::from_utf8_lossy(&v)))
+        .ok_or_else(|| Init::Corrupt("the store's cursor key is missing or corrupt".into()))
+}
+
+/// Every table key at one revision.
+async fn list(client: Client, keys: Keys) -> std::result::Result<Snapshot, etcd_client::Error> {
+    let mut kv = client.kv_client();
+    let prefix = keys.tables();
+    let end = format!("{}/t0", keys.prefix);
+    let mut snap = Snapshot::default();
+    let mut from = prefix.into_bytes();
+    let mut rev = 0;
+    loop {
+        let mut options = GetOptions::new().with_range(end.clone()).with_limit(LIST_PAGE);
+        if rev > 0 {
+            options = options.with_revision(rev);
+        }
+        let resp = kv.get(from.clone(), Some(options)).await?;
+        if rev == 0 {
+            rev = resp.header().map_or(0, |h| h.revision());
+        }
+        for item in resp.kvs() {
+            if let Some((tbl, key)) = keys.parse(item.key()) {
+                snap.set(tbl, &key, Some(Entry { value: Arc::from(item.value()), rev: item.mod_revision() }));
+            }
+        }
+        match resp.kvs().last() {
+            Some(last) if resp.more() => {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            _ => break,
+        }
+    }
+    snap.rev = rev;
+    Ok(snap)
+}
+
+/// Keeps `shared` current: watches the tables from the snapshot's revision on, relisting
+/// when the watch's history was compacted away, reconnecting (with a pause) when it broke.
+async fn follow(client: Client, keys: Keys, shared: Arc<Shared>, mut snap: Snapshot, target: String) {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let options = WatchOptions::new()
+            .with_range(format!("{}/t0", keys.prefix))
+            .with_start_revision(snap.rev + 1)
+            .with_progress_notify();
+        let mut stream = match client.watch_client().watch(keys.tables(), Some(options)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(etcd = %target, error = %e, "cannot watch the store; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let mut relist = false;
+        loop {
+            let msg = tokio::select! {
+                msg = stream.message() => msg,
+                () = shared.progress.notified() => {
+                    if stream.request_progress().await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let resp = match msg {
+                Ok(Some(resp)) => resp,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(etcd = %target, error = %e, "the store's watch broke; watching again");
+                    break;
+                }
+            };
+            pause = Duration::from_millis(50);
+            if resp.compact_revision() > 0 {
+                tracing::warn!(etcd = %target, compacted = resp.compact_revision(), "the watch fell behind a compaction; listing the store again");
+                relist = true;
+                break;
+            }
+            if resp.canceled() {
+                tracing::warn!(etcd = %target, reason = resp.cancel_reason(), "the watch was cancelled; watching again");
+                break;
+            }
+            if resp.events().is_empty() {
+                // A progress report: every event up to its revision has been sent.
+                if !resp.created()
+                    && let Some(h) = resp.header()
+                    && h.revision() > snap.rev
+                {
+                    snap.rev = h.revision();
+                    shared.publish(&snap);
+                }
+                continue;
+            }
+            for event in resp.events() {
+                let Some(kv) = event.kv() else { continue };
+                let Some((tbl, key)) = keys.parse(kv.key()) else { continue };
+                let entry = match event.event_type() {
+                    EventType::Put => Some(Entry { value: Arc::from(kv.value()), rev: kv.mod_revision() }),
+                    EventType::Delete => None,
+                };
+                snap.set(tbl, &key, entry);
+                snap.rev = snap.rev.max(kv.mod_revision());
+            }
+            shared.publish(&snap);
+        }
+        if relist {
+            match retrying(Duration::from_secs(5), || list(client.clone(), keys.clone())).await {
+                Ok(mut fresh) => {
+                    // Tenants and tokens may have changed meanwhile: their caches reload.
+                    fresh.admin_changes = snap.admin_changes + 1;
+                    snap = fresh;
+                    shared.publish(&snap);
+                }
+                Err(e) => tracing::warn!(etcd = %target, error = %e, "cannot list the store; trying again"),
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,133 @@
+//! A node's copy of the store's tables as etcd holds them, kept current by a watch: every read
+//! of the etcd engine is served from a [`Snapshot`] of it, at one etcd revision.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use imbl::{HashMap, OrdMap};
+
+use crate::reads::sealed::Raw;
+use crate::reads::{KeyRange, Tbl, Visit};
+use crate::{ENTITY_COUNT, Result};
+
+/// One key's value and the etcd revision that last wrote it.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub value: Arc<[u8]>,
+    pub rev: i64,
+}
+
+/// The tables at one etcd revision. Cloning is cheap (persistent maps sharing structure), so a
+/// reader keeps its snapshot for as long as it likes while the watch moves on.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Snapshot {
+    /// Every change up to and including this revision is in the snapshot.
+    pub rev: i64,
+    tables: OrdMap<Tbl, OrdMap<String, Entry>>,
+    /// Tenant -> its entities (derived from `entities`: the etcd engine keeps no counter
+    /// key, so that concurrent creates of a tenant do not conflict on one).
+    counts: HashMap<String, u64>,
+    /// Moves whenever a tenant record or a token changes (caches of them compare it).
+    pub admin_changes: u64,
+}
+
+impl Snapshot {
+    pub fn entry(&self, tbl: Tbl, key: &str) -> Option<&Entry> {
+        self.tables.get(&tbl)?.get(key)
+    }
+
+    /// The revision that last wrote `key` (0: not there), as etcd's `mod_revision` compares it.
+    pub fn rev_of(&self, tbl: Tbl, key: &str) -> i64 {
+        self.entry(tbl, key).map_or(0, |e| e.rev)
+    }
+
+    pub fn entity_count(&self, tenant: &str) -> u64 {
+        self.counts.get(tenant).copied().unwrap_or(0)
+    }
+
+    /// The entries of `range`, in key order.
+    pub fn range<'a>(
+        &'a self,
+        tbl: Tbl,
+        range: &'a KeyRange,
+    ) -> impl DoubleEndedIterator<Item = (&'a String, &'a Entry)> {
+        self.tables.get(&tbl).into_iter().flat_map(move |t| t.range::<_, str>(range.bounds()))
+    }
+
+    /// Sets (or, with `None`, removes) one key, as a watch event or a listing says.
+    pub fn set(&mut self, tbl: Tbl, key: &str, entry: Option<Entry>) {
+        let present = entry.is_some();
+        let table = self.tables.entry(tbl).or_default();
+        let existed = match entry {
+            Some(e) => table.insert(key.to_string(), e).is_some(),
+            None => table.remove(key).is_some(),
+        };
+        match tbl {
+            Tbl::Entities => {
+                let tenant = key.split('\0').next().unwrap_or_default();
+                let n = self.counts.get(tenant).copied().unwrap_or(0);
+                let n = match (existed, present) {
+                    (false, true) => n + 1,
+                    (true, false) => n.saturating_sub(1),
+                    _ => n,
+                };
+                self.counts.insert(tenant.to_string(), n);
+            }
+            Tbl::Tenants | Tbl::Tokens => self.admin_changes += 1,
+            _ => {}
+        }
+    }
+}
+
+impl Raw for Snapshot {
+    fn get_raw<T>(&self, tbl: Tbl, key: &str, f: impl FnOnce(Option<&[u8]>) -> Result<T>) -> Result<T> {
+        if tbl == Tbl::Counters
+            && let Some(tenant) = key.strip_suffix(ENTITY_COUNT).and_then(|t| t.strip_suffix('\0'))
+        {
+            let n = self.entity_count(tenant);
+            return f((n > 0).then(|| n.to_le_bytes()).as_ref().map(|b| b.as_slice()));
+        }
+        f(self.entry(tbl, key).map(|e| &*e.value))
+    }
+
+    fn scan_raw(&self, tbl: Tbl, range: &KeyRange, skip: usize, f: &mut Visit<'_>) -> Result<()> {
+        for (k, e) in self.range(tbl, range).skip(skip) {
+            if f(k, &e.value)? == ControlFlow::Break(()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(v: &str, rev: i64) -> Option<Entry> {
+        Some(Entry { value: Arc::from(v.as_bytes()), rev })
+    }
+
+    #[test]
+    fn counts_follow_entities_and_snapshots_stay() {
+        let mut s = Snapshot::default();
+        s.set(Tbl::Entities, "t\0/a", entry("1", 2));
+        s.set(Tbl::Entities, "t\0/b", entry("1", 3));
+        let before = s.clone();
+        s.set(Tbl::Entities, "t\0/a", entry("2", 4));
+        s.set(Tbl::Entities, "u\0/a", entry("1", 5));
+        s.set(Tbl::Entities, "t\0/b", None);
+        s.set(Tbl::Entities, "t\0/zzz", None);
+        assert_eq!((s.entity_count("t"), s.entity_count("u"), before.entity_count("t")), (1, 1, 2));
+        assert_eq!((s.rev_of(Tbl::Entities, "t\0/a"), before.rev_of(Tbl::Entities, "t\0/a")), (4, 2));
+        assert_eq!(s.rev_of(Tbl::Entities, "t\0/b"), 0);
+        let all = KeyRange::prefix("t\0");
+        let keys: Vec<&String> = before.range(Tbl::Entities, &all).map(|(k, _)| k).collect();
+        assert_eq!(keys, ["t\0/a", "t\0/b"]);
+        let n = s.get_raw(Tbl::Counters, "t\0entities", |v| Ok(v.map(|b| b.to_vec()))).unwrap();
+        assert_eq!(n, Some(1u64.to_le_bytes().to_vec()));
+        let admin = s.admin_changes;
+        s.set(Tbl::Tokens, "id", entry("{}", 6));
+        assert_eq!(s.admin_changes, admin + 1);
+    }
+}
