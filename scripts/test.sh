@@ -4,6 +4,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages the build and the tests need: protoc (the etcd-client crate compiles etcd's
+# protocol at build time) and etcd (the end-to-end tests run a second time against a 3-member
+# etcd cluster, and tests/tests/cluster.rs kills and restarts members). Installed here when
+# missing and apt-get can.
+packages=()
+command -v protoc >/dev/null || packages+=(protobuf-compiler)
+command -v etcd >/dev/null || packages+=(etcd-server)
+command -v etcdctl >/dev/null || packages+=(etcd-client)
+if [ ${#packages[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing ${packages[*]} (protoc for the etcd client, etcd for the tests against it)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}" >/dev/null ||
+      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}" >/dev/null; }
+  else
+    echo "warning: ${packages[*]} not installed (Debian: apt-get install protobuf-compiler etcd-server etcd-client); the build needs protoc, the etcd tests need etcd" >&2
+  fi
+fi
+
 # The end-to-end tests build the guest components in guests/ for wasm32-wasip2 (tests/build.rs).
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -x wasm32-wasip2 >/dev/null; then
   echo "installing the Rust target wasm32-wasip2 for the guest components" >&2
@@ -44,7 +62,15 @@ if [ ! -x guests/python/.venv/bin/componentize-py ] ||
 fi
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+etcd_dir=""
+cleanup() {
+  if [ -n "$etcd_dir" ]; then
+    scripts/etcd-cluster.sh stop "$etcd_dir" || true
+    rm -rf "$etcd_dir"
+  fi
+  rm -f "$log"
+}
+trap cleanup EXIT
 
 cargo test --workspace --locked "$@" 2>&1 | tee -a "$log"
 
@@ -53,6 +79,19 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 guest_target="${CARGO_TARGET_DIR:-$PWD/target}/guests"
 (cd guests && CARGO_TARGET_DIR="$guest_target" cargo test --locked --target "$host" "$@") 2>&1 | tee -a "$log"
 
-# One closing line for the whole run (every harness above prints its own "test result" lines).
+# The end-to-end tests again, against a 3-member etcd cluster on loopback (the harness reads
+# OCNI_TEST_STORE; every test server keeps its data under a key prefix of its own, and tests of
+# redb specifics skip themselves).
+if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
+  etcd_dir=$(mktemp -d)
+  scripts/etcd-cluster.sh start "$etcd_dir" 3 >/dev/null
+  echo "running the end-to-end tests against etcd ($(cat "$etcd_dir/url"))" >&2
+  OCNI_TEST_STORE="$(cat "$etcd_dir/url")" cargo test -p ocni-tests --locked "$@" 2>&1 | tee -a "$log"
+else
+  echo "warning: etcd is not installed; the end-to-end tests did not run against the etcd engine" >&2
+fi
+
+# One closing line for the whole run, every run above counted (each harness prints its own
+# "test result" lines).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 mod cached_build;
 pub mod conformance;
+pub mod etcd;
 pub mod js_guests;
 mod occi_schema;
 pub mod py_guests;
