@@ -31,11 +31,25 @@ pub const COMPUTE_ACTION: &str = "http://schemas.ogf.org/occi/infrastructure/com
 /// The admin token of [`TestServer::start_multi_tenant`].
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
+/// The etcd store `OCNI_TEST_STORE` names, under a key prefix no other test server uses.
+pub fn test_store() -> Option<ocni_server::EtcdTarget> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let url = std::env::var("OCNI_TEST_STORE").ok().filter(|u| !u.is_empty())?;
+    let mut target: ocni_server::EtcdTarget =
+        url.parse().unwrap_or_else(|e| panic!("OCNI_TEST_STORE is not an etcd store URL: {e}"));
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    target.prefix = format!("{}/test-{}-{nanos}-{n}", target.prefix, std::process::id());
+    Some(target)
+}
+
 /// A running server. Dropping it stops the server (the data directory lives as long as the
 /// `TempDir` given to or made by [`TestServer::start`]).
 pub struct TestServer {
     pub base: String,
     pub data: PathBuf,
+    /// The etcd store it keeps its data in (`None`: redb in `data`).
+    pub store: Option<ocni_server::EtcdTarget>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _dir: Option<Arc<tempfile::TempDir>>,
@@ -75,17 +89,38 @@ impl TestServer {
     }
 
     /// Starts a server on a fresh data directory, with the configuration `configure` makes of
-    /// the default one.
+    /// the default one. With `OCNI_TEST_STORE=etcd://...` in the environment (`scripts/test.sh`
+    /// runs the end-to-end tests so a second time), its store is that etcd cluster, under a key
+    /// prefix of its own.
     pub async fn start_configured(configure: impl FnOnce(&mut Config)) -> TestServer {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let mut config = Config::new(dir.path().join("data"));
+        config.store = test_store();
+        if config.store.is_some() {
+            // The test cluster's own --max-txn-ops (scripts/test.sh sets both): tests that
+            // create a thousand entities in one request are about listings, not about etcd.
+            if let Some(n) = std::env::var("OCNI_TEST_MAX_TXN_OPS").ok().and_then(|n| n.parse().ok()) {
+                config.max_txn_ops = n;
+            }
+        }
         configure(&mut config);
         Self::start_with(config, Some(dir)).await
+    }
+
+    /// [`TestServer::start_configured`] on redb whatever the environment says: for tests of
+    /// what only the embedded engine does (its file, its group commit).
+    pub async fn start_redb(configure: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_configured(|config| {
+            config.store = None;
+            configure(config);
+        })
+        .await
     }
 
     /// Starts a server with this configuration.
     pub async fn start_with(config: Config, dir: Option<Arc<tempfile::TempDir>>) -> TestServer {
         let data = config.data_dir.clone();
+        let store = config.store.clone();
         // `stop` returns once the previous server has closed the database.
         let app = ocni_server::open(config.clone())
             .unwrap_or_else(|e| panic!("server cannot open its data directory: {e:#}"));
@@ -98,6 +133,7 @@ impl TestServer {
         TestServer {
             base: format!("http://{addr}"),
             data,
+            store,
             shutdown: Some(tx),
             task: Some(task),
             _dir: dir,
@@ -111,6 +147,7 @@ impl TestServer {
         TestServer {
             base: base.to_string(),
             data: PathBuf::new(),
+            store: None,
             shutdown: None,
             task: None,
             _dir: None,
@@ -123,8 +160,20 @@ impl TestServer {
     pub async fn restart(mut self) -> TestServer {
         let dir = self._dir.take();
         let data = self.data.clone();
+        let store = self.store.clone();
         self.stop().await;
-        Self::start_with(Config::new(&data), dir).await
+        let mut config = Config::new(&data);
+        config.store = store;
+        Self::start_with(config, dir).await
+    }
+
+    /// Opens the store the server keeps its data in (stop a redb server first: its file has
+    /// one owner at a time).
+    pub fn open_store(&self) -> ocni_store::Store {
+        match &self.store {
+            Some(target) => ocni_store::Store::open_etcd(target, ocni_server::DEFAULT_MAX_TXN_OPS).unwrap(),
+            None => ocni_store::Store::open(&self.data.join("ocni.redb")).unwrap(),
+        }
     }
 
     pub async fn stop(&mut self) {

@@ -118,7 +118,7 @@ async fn stored_locations_with_line_breaks_are_rendered_escaped() {
     expect(&server.json("PUT", "/compute/ok", Some(json!({"kind": COMPUTE}))).await, 201);
     server.stop().await;
     {
-        let store = ocni_store::Store::open(&server.data.join("ocni.redb")).unwrap();
+        let store = server.open_store();
         let catalog = ocni_model::Catalog::builtin();
         let input = ocni_model::parse_entity_input(&json!({"kind": COMPUTE})).unwrap();
         let mut old = catalog.create_entity(&input, "/compute/x", "x").unwrap();

@@ -18,7 +18,11 @@
 //!    with a backoff, or after the last one `failed` with the changes of `job-runner.failed`.
 //!
 //! A job left `running` by a process that died is claimed again at start: runs are at least
-//! once. Stopping the runner (the server shutting down) waits for the attempts under way.
+//! once. On a shared store (etcd, several nodes) a `running` job may be another node's: it is
+//! claimed again only once its attempt should long be over ([`claim_after`]). Each node's
+//! dispatcher is woken by its own writes (and looks at the queue every [`IDLE_WAKE`]), so a
+//! job usually runs on the node that took the request that submitted it. Stopping the runner
+//! (the server shutting down) waits for the attempts under way.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, Sender};
@@ -40,6 +44,16 @@ use crate::services::Services;
 const QUEUE_SCAN: usize = 100_000;
 /// The dispatcher looks at the queue at least this often (a missed wake-up costs no more).
 const IDLE_WAKE: Duration = Duration::from_secs(30);
+
+/// When a job left `running` may be claimed again (Unix ms), or `None` when at once: on a
+/// shared store, another node may be running it, until its job deadline (and a margin) passed.
+fn claim_after(s: &Services, job: &JobRecord) -> Option<u64> {
+    if job.state != JobState::Running || s.store.is_batched() {
+        return None;
+    }
+    let lease = s.config.runtime.job_deadline + Duration::from_secs(10);
+    Some(job.updated_ms.saturating_add(lease.as_millis() as u64))
+}
 
 /// How many jobs run at once, all tenants together: one per core, at least 2.
 fn workers() -> usize {
@@ -137,8 +151,9 @@ fn next_jobs(
             continue;
         }
         let Some(job) = r.job(&open.tenant, &open.id)? else { continue };
-        if job.not_before_ms > now {
-            due = Some(due.map_or(job.not_before_ms, |d| d.min(job.not_before_ms)));
+        let not_before = job.not_before_ms.max(claim_after(s, &job).unwrap_or(0));
+        if not_before > now {
+            due = Some(due.map_or(not_before, |d| d.min(not_before)));
             continue;
         }
         run.entities.insert(key);
@@ -187,7 +202,7 @@ fn attempt(s: &Services, open: &OpenJob) -> R<()> {
     // 1. Claim (a pending job, or one left running by a process that died).
     let claimed = s.write(tenant, |w, _| {
         let Some(mut job) = w.job(tenant, &open.id)? else { return Ok(None) };
-        if job.state.is_final() {
+        if job.state.is_final() || claim_after(s, &job).is_some_and(|t| t > now_ms()) {
             return Ok(None);
         }
         job.updated_ms = now_ms();

@@ -36,7 +36,7 @@ use ocni_store::Store;
 pub use crate::app::App;
 pub use crate::config::Secret;
 pub use crate::config::{
-    Config, DEFAULT_MAX_CONCURRENT_WRITES, EtcdTarget, JsonDialect, ServeArgs, TenantDefaults,
+    Config, DEFAULT_MAX_CONCURRENT_WRITES, DEFAULT_MAX_TXN_OPS, EtcdTarget, JsonDialect, ServeArgs, TenantDefaults,
     default_handler_calls_per_tenant,
 };
 pub use crate::http::{SERVER, serve};

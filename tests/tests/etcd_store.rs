@@ -1,0 +1,159 @@
+//! The etcd engine of the store, below the HTTP layer: two stores on one cluster and prefix
+//! stand for two ocni nodes. Conflicts are found by `mod_revision` compares (a key changed, a
+//! range grown or shrunk, a catalog generation moved), creates of one tenant do not conflict,
+//! a tenant goes by range deletes, components larger than one etcd request round-trip in
+//! chunks, and a write larger than one transaction may be is refused whole.
+
+use ocni_model::{Catalog, Entity, parse_entity_input};
+use ocni_store::{Applied, EtcdTarget, HandlerRecord, Page, Reads, Store, TenantRecord, TokenRecord};
+use ocni_tests::COMPUTE;
+use ocni_tests::etcd::EtcdCluster;
+use serde_json::json;
+
+fn vm(c: &Catalog, loc: &str, title: &str) -> Entity {
+    let v = json!({"kind": COMPUTE, "attributes": {"occi.core.title": title}});
+    c.create_entity(&parse_entity_input(&v).unwrap(), loc, loc.rsplit('/').next().unwrap()).unwrap()
+}
+
+/// Two stores ("nodes") on a fresh prefix of `cluster`, with room for `ops` per transaction.
+fn nodes(cluster: &EtcdCluster, prefix: &str, ops: usize) -> (Store, Store) {
+    let target: EtcdTarget = format!("{}/{prefix}", cluster.url()).parse().unwrap();
+    (Store::open_etcd(&target, ops).unwrap(), Store::open_etcd(&target, ops).unwrap())
+}
+
+fn done(a: Applied) {
+    assert!(matches!(a, Applied::Done { .. }), "{a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_steps_conflict_on_what_they_read_and_only_on_that() {
+    let cluster = EtcdCluster::start(1).await;
+    let (a, b) = nodes(&cluster, "conflicts", 128);
+    let c = Catalog::builtin();
+    let mut s = a.step().unwrap();
+    s.put_entity("t", &vm(&c, "/compute/1", "one")).unwrap();
+    s.put_entity("t", &vm(&c, "/compute/2", "two")).unwrap();
+    done(a.commit_step(s).unwrap());
+
+    // Node B sees A's acknowledged write once synced.
+    b.sync().await.unwrap();
+    assert_eq!(b.read().unwrap().by_kind("t", COMPUTE, Page::ALL).unwrap(), ["/compute/1", "/compute/2"]);
+    assert_eq!(b.read().unwrap().entity_count("t").unwrap(), 2);
+
+    // Two updates of one entity prepared side by side, on two nodes: the second conflicts.
+    let (mut on_a, mut on_b) = (a.step().unwrap(), b.step().unwrap());
+    for (s, title) in [(&mut on_a, "from a"), (&mut on_b, "from b")] {
+        assert!(s.entity("t", "/compute/1").unwrap().is_some());
+        s.put_entity("t", &vm(&c, "/compute/1", title)).unwrap();
+    }
+    done(a.commit_step(on_a).unwrap());
+    assert_eq!(b.commit_step(on_b).unwrap(), Applied::Conflict { table: "entities", key: "t /compute/1".into() });
+
+    // Creates of other entities of the same tenant and kind, on both nodes: no conflict (the
+    // entity count is no key), and the counts follow.
+    let (mut on_a, mut on_b) = (a.step().unwrap(), b.step().unwrap());
+    on_a.put_entity("t", &vm(&c, "/compute/3", "three")).unwrap();
+    on_b.put_entity("t", &vm(&c, "/compute/4", "four")).unwrap();
+    done(a.commit_step(on_a).unwrap());
+    done(b.commit_step(on_b).unwrap());
+    a.sync().await.unwrap();
+    assert_eq!(a.read().unwrap().entity_count("t").unwrap(), 4);
+
+    // A listing read conflicts with a member added since, and with one removed since.
+    for change in ["add", "remove"] {
+        b.sync().await.unwrap();
+        let lister = b.step().unwrap();
+        let n = lister.by_kind("t", COMPUTE, Page::ALL).unwrap().len();
+        let mut lister = lister;
+        lister.kv_set("t", "h", "seen", &[n as u8]).unwrap();
+        let mut other = a.step().unwrap();
+        match change {
+            "add" => other.put_entity("t", &vm(&c, "/compute/5", "five")).map(drop).unwrap(),
+            _ => assert_eq!(other.delete_entity("t", "/compute/2").unwrap(), ["/compute/2"]),
+        }
+        done(a.commit_step(other).unwrap());
+        let applied = b.commit_step(lister).unwrap();
+        assert!(matches!(applied, Applied::Conflict { table: "by_kind", .. }), "{change}: {applied:?}");
+    }
+    b.sync().await.unwrap();
+    assert_eq!(b.read().unwrap().kv_get("t", "h", "seen").unwrap(), None, "no conflicting step wrote");
+
+    // A catalog change moves the tenant's generation; a step that expects the old one conflicts.
+    b.sync().await.unwrap();
+    let g = b.read().unwrap().catalog_generation("t").unwrap();
+    let stale = b.step().unwrap();
+    stale.expect_generation("t", g);
+    let mut bind = a.step().unwrap();
+    bind.set_binding("t", COMPUTE, Some("h")).unwrap();
+    assert_eq!(a.commit_step(bind).unwrap(), Applied::Done { generations: vec![("t".into(), g + 1)] });
+    let mut stale = stale;
+    stale.kv_set("t", "h", "k", b"v").unwrap();
+    assert!(matches!(b.commit_step(stale).unwrap(), Applied::Conflict { table: "counters", .. }));
+    b.sync().await.unwrap();
+    let fresh = b.step().unwrap();
+    fresh.expect_generation("t", g + 1);
+    let mut fresh = fresh;
+    fresh.kv_set("t", "h", "k", b"v").unwrap();
+    done(b.commit_step(fresh).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_tenant_deletes_are_range_deletes_and_components_come_in_chunks() {
+    let cluster = EtcdCluster::start(1).await;
+    let (a, b) = nodes(&cluster, "tenants", 128);
+    let c = Catalog::builtin();
+    // 2.5 MiB: three chunks, each under etcd's 1.5 MiB request limit.
+    let component: Vec<u8> = (0..2_621_440u32).map(|i| (i % 251) as u8).collect();
+    let record = |name: &str| HandlerRecord {
+        name: name.into(),
+        digest: "d1".into(),
+        size: component.len() as u64,
+        ..Default::default()
+    };
+    for t in ["a", "ab"] {
+        let mut s = a.step().unwrap();
+        s.put_tenant(&TenantRecord { name: t.into(), created: 1, limits: Default::default() }).unwrap();
+        s.put_token(&TokenRecord { id: format!("{t}-1"), tenant: t.into(), secret_sha256: "00".into(), created: 1 })
+            .unwrap();
+        s.put_entity(t, &vm(&c, "/compute/1", t)).unwrap();
+        s.put_handler(t, &record("h"), &component).unwrap();
+        s.kv_set(t, "h", "k", b"v").unwrap();
+        done(a.commit_step(s).unwrap());
+    }
+    b.sync().await.unwrap();
+    let blob = b.read().unwrap().handler_blob("ab", "d1").unwrap();
+    assert_eq!(blob.as_deref(), Some(&component[..]), "node B reads the component A stored");
+
+    let mut s = b.step().unwrap();
+    assert_eq!(s.delete_tenant("a").unwrap(), ["a-1"]);
+    done(b.commit_step(s).unwrap());
+    a.sync().await.unwrap();
+    let r = a.read().unwrap();
+    assert!(r.tenant("a").unwrap().is_none());
+    assert!(r.entity("a", "/compute/1").unwrap().is_none());
+    assert!(r.handlers("a").unwrap().is_empty());
+    assert!(r.kv_get("a", "h", "k").unwrap().is_none());
+    assert_eq!(r.entity_count("a").unwrap(), 0);
+    assert_eq!(r.tokens().unwrap().iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["ab-1"]);
+    assert!(r.entity("ab", "/compute/1").unwrap().is_some(), "a prefix of a name leaves the other tenant");
+    assert_eq!(r.kv_get("ab", "h", "k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_writes_larger_than_a_transaction_are_refused_whole() {
+    let cluster = EtcdCluster::start(1).await;
+    let (a, _b) = nodes(&cluster, "large", 16);
+    let c = Catalog::builtin();
+    let mut s = a.step().unwrap();
+    for i in 0..20 {
+        s.put_entity("t", &vm(&c, &format!("/compute/{i}"), "x")).unwrap();
+    }
+    let applied = a.commit_step(s).unwrap();
+    assert!(matches!(applied, Applied::TooLarge { max: 16, needed } if needed > 16), "{applied:?}");
+    a.sync().await.unwrap();
+    assert_eq!(a.read().unwrap().entity_count("t").unwrap(), 0, "nothing of it was written");
+    // A write within the limit goes through.
+    let mut s = a.step().unwrap();
+    s.put_entity("t", &vm(&c, "/compute/x", "x")).unwrap();
+    done(a.commit_step(s).unwrap());
+}
