@@ -157,3 +157,39 @@ async fn etcd_writes_larger_than_a_transaction_are_refused_whole() {
     s.put_entity("t", &vm(&c, "/compute/x", "x")).unwrap();
     done(a.commit_step(s).unwrap());
 }
+
+/// A step that read more keys than a transaction may compare is checked table by table (one
+/// compare over the span of its reads): it applies when nothing it read changed, and a deletion
+/// among what it read (a tombstone written) still makes it conflict.
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_steps_that_read_many_keys_are_checked_by_span() {
+    let cluster = EtcdCluster::start(1).await;
+    let (a, b) = nodes(&cluster, "wide", 16);
+    let c = Catalog::builtin();
+    for chunk in 0..10 {
+        let mut s = a.step().unwrap();
+        // Four operations an entity (itself, its kind and two indexed attributes).
+        for i in 0..3 {
+            s.put_entity("t", &vm(&c, &format!("/compute/{chunk}{i}"), "x")).unwrap();
+        }
+        done(a.commit_step(s).unwrap());
+    }
+    let read_all = |store: &Store| {
+        let s = store.step().unwrap();
+        let locations = s.by_kind("t", COMPUTE, Page::ALL).unwrap();
+        assert_eq!(locations.len(), 30, "more reads than the 16 compares a transaction may hold");
+        for loc in &locations {
+            assert!(s.entity("t", loc).unwrap().is_some());
+        }
+        let mut s = s;
+        s.kv_set("t", "h", "read", b"30").unwrap();
+        s
+    };
+    b.sync().await.unwrap();
+    done(b.commit_step(read_all(&b)).unwrap());
+    let wide = read_all(&b);
+    let mut del = a.step().unwrap();
+    assert_eq!(del.delete_entity("t", "/compute/71").unwrap(), ["/compute/71"]);
+    done(a.commit_step(del).unwrap());
+    assert!(matches!(b.commit_step(wide).unwrap(), Applied::Conflict { .. }));
+}

@@ -563,7 +563,7 @@ impl Reader {
                 }
             }
             ReadInner::Etcd { snap, .. } => {
-                for (k, e) in snap.range(reads::Tbl::Jobs, &range).rev().take(limit) {
+                for (k, e) in snap.range(reads::Tbl::Jobs, &range).filter(|(_, e)| e.live).rev().take(limit) {
                     out.push(decode(k, &e.value)?);
                 }
             }

@@ -671,7 +671,7 @@ impl sealed::Raw for crate::Reader {
         match &self.0 {
             crate::ReadInner::Redb(r) => r.get_raw(tbl, key, f),
             // The table holds a manifest; the component's bytes are in chunks of their own.
-            crate::ReadInner::Etcd { snap, etcd } if tbl == Tbl::HandlerBlobs => match snap.entry(tbl, key) {
+            crate::ReadInner::Etcd { snap, etcd } if tbl == Tbl::HandlerBlobs => match snap.live(tbl, key) {
                 Some(e) => f(Some(&etcd.blob(&e.value)?)),
                 None => f(None),
             },

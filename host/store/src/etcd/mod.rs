@@ -33,10 +33,10 @@ use etcd_client::{
 };
 use tokio::sync::{Notify, watch};
 
-use crate::reads::{KeyRange, Tbl};
+use crate::reads::Tbl;
 use crate::step::{Applied, Read, WriteSet};
 use crate::{CATALOG_GENERATION, ENTITY_COUNT, Result, SCHEMA_VERSION, StoreError, key2};
-use mirror::{Entry, Snapshot};
+use mirror::{Entry, Snapshot, encode};
 pub use target::EtcdTarget;
 
 /// How long one etcd request may take before it is given up (and, for a write, sent again).
@@ -260,6 +260,7 @@ impl Etcd {
         let (rev, _) = watch::channel(first.rev);
         let shared = Arc::new(Shared { snap: RwLock::new(Arc::new(first.clone())), rev, progress: Notify::new() });
         handle.spawn(follow(client.clone(), keys.clone(), Arc::clone(&shared), first, name.clone()));
+        handle.spawn(collect(client.clone(), keys.clone(), Arc::clone(&shared), max_txn_ops));
         Ok(Etcd {
             runtime: Some(runtime),
             handle,
@@ -405,7 +406,7 @@ impl Etcd {
                 Read::Value { tbl, key, value } => {
                     let ek = k.key(*tbl, key);
                     let c = match value {
-                        Some(v) => Compare::value(ek.clone(), CompareOp::Equal, v.clone()),
+                        Some(v) => Compare::value(ek.clone(), CompareOp::Equal, encode(Some(v))),
                         None => Compare::version(ek.clone(), CompareOp::Equal, 0),
                     };
                     compares.insert((ek, b"=".to_vec()), c);
@@ -416,20 +417,20 @@ impl Etcd {
                         None => range.end.clone(),
                     };
                     let (start, stop_key) = (k.key(*tbl, &range.start), k.end(*tbl, end.as_deref()));
-                    // Nothing in the range written since the snapshot...
+                    // Nothing in the range written since the snapshot (a deletion is the write
+                    // of a tombstone).
                     compares.entry((start.clone(), stop_key.clone())).or_insert_with(|| {
                         Compare::mod_revision(start.clone(), CompareOp::Less, snap.rev + 1).with_range(stop_key)
                     });
-                    // ...and nothing of it deleted: every key it held is still at its revision.
-                    let seen = KeyRange { start: range.start.clone(), end };
-                    for (key, e) in snap.range(*tbl, &seen) {
-                        let ek = k.key(*tbl, key);
-                        compares
-                            .entry((ek.clone(), Vec::new()))
-                            .or_insert_with(|| Compare::mod_revision(ek, CompareOp::Equal, e.rev));
-                    }
                 }
             }
+        }
+        // Too many to send: one compare per table instead, over the span of its reads (nothing
+        // in it written since the snapshot). Stricter (a write next to what was read conflicts
+        // too), never looser.
+        let room = self.max_txn_ops.saturating_sub(1 + set.touched.len());
+        if compares.len() > room {
+            compares = coarse(k, &set.reads, snap.rev);
         }
         // Entity caps, against the newest copy (see ARCHITECTURE.md: soft across nodes).
         for (key, (tenant, max)) in &set.caps {
@@ -448,10 +449,12 @@ impl Etcd {
             match value {
                 Some(v) if *tbl == Tbl::HandlerBlobs => {
                     let digest = key.split('\0').nth(1).unwrap_or_default();
-                    ops.push(TxnOp::put(ek, self.put_blob(digest, v)?, None));
+                    ops.push(TxnOp::put(ek, encode(Some(&self.put_blob(digest, v)?)), None));
                 }
-                Some(v) => ops.push(TxnOp::put(ek, v.clone(), None)),
-                None => ops.push(TxnOp::delete(ek, None)),
+                Some(v) => ops.push(TxnOp::put(ek, encode(Some(v)), None)),
+                // Not there in the snapshot (live or not): nothing to delete.
+                None if snap.rev_of(*tbl, key) == 0 && latest.rev_of(*tbl, key) == 0 => {}
+                None => ops.push(TxnOp::put(ek, encode(None), None)),
             }
         }
         let mut generations = Vec::new();
@@ -463,7 +466,7 @@ impl Etcd {
                 (ek.clone(), b"g".to_vec()),
                 Compare::mod_revision(ek.clone(), CompareOp::Equal, latest.rev_of(Tbl::Counters, &gk)),
             );
-            ops.push(TxnOp::put(ek, g.to_le_bytes().to_vec(), None));
+            ops.push(TxnOp::put(ek, encode(Some(&g.to_le_bytes())), None));
             generations.push((tenant.clone(), g));
         }
         if ops.is_empty() {
@@ -554,6 +557,73 @@ impl Etcd {
     }
 }
 
+/// One compare per table read: nothing written since `rev` from its first key read to its last.
+fn coarse(k: &Keys, reads: &[Read], rev: i64) -> BTreeMap<(Vec<u8>, Vec<u8>), Compare> {
+    // Table -> (lowest start, highest end; `None`: the end of the table).
+    let mut spans: BTreeMap<Tbl, (String, Option<String>)> = BTreeMap::new();
+    for read in reads {
+        let (tbl, start, end) = match read {
+            Read::Point { tbl, key, .. } | Read::Value { tbl, key, .. } => {
+                (*tbl, key.clone(), Some(format!("{key}\0")))
+            }
+            Read::Range { tbl, range, stop, .. } => {
+                (*tbl, range.start.clone(), stop.as_ref().map(|s| format!("{s}\0")).or_else(|| range.end.clone()))
+            }
+        };
+        let span = spans.entry(tbl).or_insert_with(|| (start.clone(), end.clone()));
+        if start < span.0 {
+            span.0 = start;
+        }
+        span.1 = match (span.1.take(), end) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+    }
+    spans
+        .into_iter()
+        .map(|(tbl, (start, end))| {
+            let (from, to) = (k.key(tbl, &start), k.end(tbl, end.as_deref()));
+            ((from.clone(), to.clone()), Compare::mod_revision(from, CompareOp::Less, rev + 1).with_range(to))
+        })
+        .collect()
+}
+
+/// How often a node removes old tombstones.
+const COLLECT_EVERY: Duration = Duration::from_secs(20);
+
+/// Removes tombstones at least one [`COLLECT_EVERY`] old, each only if it is still the
+/// tombstone this node saw (every node does this; the transactions of all but one fail). A
+/// step that read a tombstone it then finds gone conflicts and is prepared again, which is
+/// why they are kept a while.
+async fn collect(client: Client, keys: Keys, shared: Arc<Shared>, max_txn_ops: usize) {
+    let batch = (max_txn_ops / 2).max(1);
+    let mut old_rev = 0;
+    loop {
+        tokio::time::sleep(COLLECT_EVERY + Duration::from_millis(u64::from(rand_jitter()))).await;
+        let snap = shared.current();
+        for chunk in snap.tombstones(old_rev, usize::MAX).chunks(batch) {
+            let compares: Vec<Compare> = chunk
+                .iter()
+                .map(|(rev, tbl, key)| Compare::mod_revision(keys.key(*tbl, key), CompareOp::Equal, *rev))
+                .collect();
+            let deletes: Vec<TxnOp> =
+                chunk.iter().map(|(_, tbl, key)| TxnOp::delete(keys.key(*tbl, key), None)).collect();
+            let txn = Txn::new().when(compares).and_then(deletes);
+            if let Err(e) = tokio::time::timeout(REQUEST_TIMEOUT, client.kv_client().txn(txn)).await {
+                tracing::debug!(error = %e, "removing tombstones timed out");
+            }
+        }
+        old_rev = snap.rev;
+    }
+}
+
+/// Up to a second, so that nodes started together do not collect together.
+fn rand_jitter() -> u16 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    u16::from_le_bytes(b) % 1000
+}
+
 enum Init {
     Etcd(String),
     Schema(String),
@@ -620,7 +690,7 @@ async fn list(client: Client, keys: Keys) -> std::result::Result<Snapshot, etcd_
         }
         for item in resp.kvs() {
             if let Some((tbl, key)) = keys.parse(item.key()) {
-                snap.set(tbl, &key, Some(Entry { value: Arc::from(item.value()), rev: item.mod_revision() }));
+                snap.set(tbl, &key, Some(Entry::decode(item.value(), item.mod_revision())));
             }
         }
         match resp.kvs().last() {
@@ -697,7 +767,7 @@ async fn follow(client: Client, keys: Keys, shared: Arc<Shared>, mut snap: Snaps
                 let Some(kv) = event.kv() else { continue };
                 let Some((tbl, key)) = keys.parse(kv.key()) else { continue };
                 let entry = match event.event_type() {
-                    EventType::Put => Some(Entry { value: Arc::from(kv.value()), rev: kv.mod_revision() }),
+                    EventType::Put => Some(Entry::decode(kv.value(), kv.mod_revision())),
                     EventType::Delete => None,
                 };
                 snap.set(tbl, &key, entry);
