@@ -3,15 +3,19 @@
 //! - Keys: `{prefix}/t/{table}/{key}` for the tables (the key as the redb engine has it, `\0`
 //!   separators included), `{prefix}/meta/{name}` (schema version, cursor key),
 //!   `{prefix}/blob/{digest}/{n}` (uploaded components in chunks of [`CHUNK`] bytes, under
-//!   etcd's request size limit: the `handler_blobs` table holds a manifest), and
-//!   `{prefix}/txn/{id}` (a marker each write transaction puts, on a lease, so that a write
-//!   whose answer was lost is recognised when it is sent again).
+//!   etcd's request size limit: the `handler_blobs` table holds a manifest),
+//!   `{prefix}/t/~txn/{id}` (a marker each write transaction puts, on a lease, so that a write
+//!   whose answer was lost is recognised when it is sent again) and `{prefix}/t/~sync` (see
+//!   below). Table values start with a byte that says value or tombstone (`mirror.rs`).
 //! - Reads: every node keeps a copy of the tables ([`Snapshot`]), listed once and then kept
 //!   current by a watch (relisted when the watch was compacted away). A request first waits
 //!   until the copy holds the cluster's current revision ([`Etcd::sync`]: one linearizable read
 //!   of a revision, then the watch catching up), so that a write acknowledged by any node is
 //!   seen by any later request on any node; every read of the request then comes from one
-//!   snapshot.
+//!   snapshot. The copy's revision moves only with the events the watch brings, never with
+//!   progress reports (etcd 3.4 before 3.4.25 may send a requested one ahead of events, etcd
+//!   issue 15220): when the revision to reach was made by writes the watch does not see (other
+//!   prefixes), the node writes `~sync` and waits for that event instead ([`catch_up`]).
 //! - Writes: a prepared step becomes one etcd transaction ([`Etcd::apply`]) whose compares
 //!   are the `mod_revision`s of what the step read, taken from its snapshot; a compare that
 //!   fails is a conflict (the request is prepared again). A transaction whose outcome is
@@ -31,7 +35,7 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
     TxnOpResponse, WatchOptions,
 };
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::reads::Tbl;
 use crate::step::{Applied, Read, WriteSet};
@@ -86,8 +90,15 @@ impl Keys {
         format!("{}/blob/{digest}/{n:05}", self.prefix)
     }
 
+    /// Under the watched keys (so that the watch sees every revision a write makes), in no
+    /// table.
     fn marker(&self, id: &str) -> String {
-        format!("{}/txn/{id}", self.prefix)
+        format!("{}/t/~txn/{id}", self.prefix)
+    }
+
+    /// The key a node writes to make the watch bring it a revision (see [`catch_up`]).
+    fn barrier(&self) -> String {
+        format!("{}/t/~sync", self.prefix)
     }
 
     /// The table and key of an etcd key under [`Keys::tables`].
@@ -111,9 +122,6 @@ struct Shared {
     snap: RwLock<Arc<Snapshot>>,
     /// The revision of `snap`, for those who wait for one.
     rev: watch::Sender<i64>,
-    /// Asks the watch for a progress report (when a wanted revision is not in sight: writes
-    /// outside the watched keys move the revision too).
-    progress: Notify,
 }
 
 impl Shared {
@@ -126,24 +134,37 @@ impl Shared {
         self.rev.send_replace(snap.rev);
     }
 
-    /// Waits until the copy holds revision `rev`, at most `limit`.
-    async fn wait_for(&self, rev: i64, limit: Duration) -> Result<()> {
+    /// Waits until the copy holds revision `rev`, at most `limit`; false when it did not.
+    async fn wait_for(&self, rev: i64, limit: Duration) -> bool {
         let mut rx = self.rev.subscribe();
-        let started = Instant::now();
-        loop {
-            match tokio::time::timeout(Duration::from_millis(50), rx.wait_for(|r| *r >= rev)).await {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(_)) => return Err(StoreError::Unavailable("the etcd watch has stopped".into())),
-                Err(_) if started.elapsed() >= limit => {
-                    return Err(StoreError::Unavailable(format!(
-                        "this node's copy of the store did not catch up with etcd revision {rev} within {} s",
-                        limit.as_secs_f64()
-                    )));
-                }
-                Err(_) => self.progress.notify_one(),
-            }
-        }
+        matches!(tokio::time::timeout(limit, rx.wait_for(|r| *r >= rev)).await, Ok(Ok(_)))
     }
+}
+
+/// How long a node waits for the watch to bring a revision before it writes `~sync`.
+const BARRIER_AFTER: Duration = Duration::from_millis(25);
+
+/// Waits until the copy holds revision `rev` (see the module documentation).
+async fn catch_up(client: Client, keys: Keys, shared: Arc<Shared>, target: String, rev: i64) -> Result<()> {
+    if shared.wait_for(rev, BARRIER_AFTER).await {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let barrier = keys.barrier();
+    let put = retrying(SYNC_TIMEOUT, || {
+        let (mut kv, key) = (client.kv_client(), barrier.clone());
+        async move { kv.put(key, Vec::new(), None).await }
+    })
+    .await
+    .map_err(|e| unavailable(&target, "no quorum answered", e))?;
+    let at = put.header().map_or(rev, |h| h.revision()).max(rev);
+    if shared.wait_for(at, SYNC_TIMEOUT.saturating_sub(started.elapsed())).await {
+        return Ok(());
+    }
+    Err(StoreError::Unavailable(format!(
+        "etcd at {target}: this node's copy of the store did not reach revision {at} within {} s",
+        SYNC_TIMEOUT.as_secs()
+    )))
 }
 
 /// An open etcd store.
@@ -258,7 +279,7 @@ impl Etcd {
         })?
         .map_err(|e| unavailable(&name, "cannot list the store", e))?;
         let (rev, _) = watch::channel(first.rev);
-        let shared = Arc::new(Shared { snap: RwLock::new(Arc::new(first.clone())), rev, progress: Notify::new() });
+        let shared = Arc::new(Shared { snap: RwLock::new(Arc::new(first.clone())), rev });
         handle.spawn(follow(client.clone(), keys.clone(), Arc::clone(&shared), first, name.clone()));
         handle.spawn(collect(client.clone(), keys.clone(), Arc::clone(&shared), max_txn_ops));
         Ok(Etcd {
@@ -283,22 +304,19 @@ impl Etcd {
     /// node): one linearizable read of the cluster's revision, then the watch catching up.
     pub(crate) fn sync(&self) -> impl Future<Output = Result<()>> + Send + 'static {
         let (client, shared, target) = (self.client.clone(), Arc::clone(&self.shared), self.target.clone());
+        let keys = self.keys.clone();
         let key = self.keys.meta("schema_version");
         let asked = self.handle.spawn(async move {
-            retrying(SYNC_TIMEOUT, || {
+            let resp = retrying(SYNC_TIMEOUT, || {
                 let (mut kv, key) = (client.kv_client(), key.clone());
                 async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
             })
             .await
+            .map_err(|e| unavailable(&target, "no quorum answered", e))?;
+            let rev = resp.header().map_or(0, |h| h.revision());
+            catch_up(client, keys, shared, target, rev).await
         });
-        async move {
-            let rev = match asked.await {
-                Ok(Ok(resp)) => resp.header().map_or(0, |h| h.revision()),
-                Ok(Err(e)) => return Err(unavailable(&target, "no quorum answered", e)),
-                Err(_) => return Err(StoreError::Unavailable("the etcd client has stopped".into())),
-            };
-            shared.wait_for(rev, SYNC_TIMEOUT).await
-        }
+        async move { asked.await.map_err(|_| StoreError::Unavailable("the etcd client has stopped".into()))? }
     }
 
     /// The revision of this node's copy: what was read from a snapshot at revision `n` stays
@@ -509,10 +527,13 @@ impl Etcd {
         let committed = resp.succeeded()
             || resp.op_responses().iter().any(|r| matches!(r, TxnOpResponse::Get(g) if !g.kvs().is_empty()));
         // This node's later reads see what was just written (or what it conflicted with).
-        if let Err(e) = block_on(&self.handle, {
-            let shared = Arc::clone(&self.shared);
-            async move { shared.wait_for(rev, SYNC_TIMEOUT).await }
-        })? {
+        let caught_up = block_on(&self.handle, {
+            let (client, keys, shared, target) =
+                (self.client.clone(), self.keys.clone(), Arc::clone(&self.shared), self.target.clone());
+            catch_up(client, keys, shared, target, rev)
+        })?;
+        if let Err(e) = caught_up {
+            // Not the write's failure: it is in etcd; this node's next request waits again.
             tracing::warn!(error = %e, "a write's revision did not reach this node's copy in time");
         }
         if committed {
@@ -710,10 +731,7 @@ async fn list(client: Client, keys: Keys) -> std::result::Result<Snapshot, etcd_
 async fn follow(client: Client, keys: Keys, shared: Arc<Shared>, mut snap: Snapshot, target: String) {
     let mut pause = Duration::from_millis(50);
     loop {
-        let options = WatchOptions::new()
-            .with_range(format!("{}/t0", keys.prefix))
-            .with_start_revision(snap.rev + 1)
-            .with_progress_notify();
+        let options = WatchOptions::new().with_range(format!("{}/t0", keys.prefix)).with_start_revision(snap.rev + 1);
         let mut stream = match client.watch_client().watch(keys.tables(), Some(options)).await {
             Ok(s) => s,
             Err(e) => {
@@ -725,16 +743,7 @@ async fn follow(client: Client, keys: Keys, shared: Arc<Shared>, mut snap: Snaps
         };
         let mut relist = false;
         loop {
-            let msg = tokio::select! {
-                msg = stream.message() => msg,
-                () = shared.progress.notified() => {
-                    if stream.request_progress().await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            let resp = match msg {
+            let resp = match stream.message().await {
                 Ok(Some(resp)) => resp,
                 Ok(None) => break,
                 Err(e) => {
@@ -753,25 +762,20 @@ async fn follow(client: Client, keys: Keys, shared: Arc<Shared>, mut snap: Snaps
                 break;
             }
             if resp.events().is_empty() {
-                // A progress report: every event up to its revision has been sent.
-                if !resp.created()
-                    && let Some(h) = resp.header()
-                    && h.revision() > snap.rev
-                {
-                    snap.rev = h.revision();
-                    shared.publish(&snap);
-                }
+                // The watch's creation (no progress reports are asked for: see the module
+                // documentation).
                 continue;
             }
             for event in resp.events() {
                 let Some(kv) = event.kv() else { continue };
+                // Markers and `~sync` are in no table, but their revisions count.
+                snap.rev = snap.rev.max(kv.mod_revision());
                 let Some((tbl, key)) = keys.parse(kv.key()) else { continue };
                 let entry = match event.event_type() {
                     EventType::Put => Some(Entry::decode(kv.value(), kv.mod_revision())),
                     EventType::Delete => None,
                 };
                 snap.set(tbl, &key, entry);
-                snap.rev = snap.rev.max(kv.mod_revision());
             }
             shared.publish(&snap);
         }
