@@ -107,16 +107,6 @@ impl TestServer {
         Self::start_with(config, Some(dir)).await
     }
 
-    /// [`TestServer::start_configured`] on redb whatever the environment says: for tests of
-    /// what only the embedded engine does (its file, its group commit).
-    pub async fn start_redb(configure: impl FnOnce(&mut Config)) -> TestServer {
-        Self::start_configured(|config| {
-            config.store = None;
-            configure(config);
-        })
-        .await
-    }
-
     /// Starts a server with this configuration.
     pub async fn start_with(config: Config, dir: Option<Arc<tempfile::TempDir>>) -> TestServer {
         let data = config.data_dir.clone();

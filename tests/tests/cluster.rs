@@ -515,12 +515,6 @@ async fn two_nodes_on_three_etcd_members_lose_no_acknowledged_write() {
     if std::env::var_os(CHILD_DIR).is_some() {
         return;
     }
-    // It starts a cluster of its own: once per run of scripts/test.sh is enough (the second run,
-    // against the shared cluster, sets OCNI_TEST_STORE).
-    if std::env::var_os("OCNI_TEST_STORE").is_some() {
-        println!("cluster: skipped with OCNI_TEST_STORE (this test starts its own etcd cluster)");
-        return;
-    }
     let on_redb = std::env::var_os("OCNI_CLUSTER_ON_REDB").is_some();
     let test_started = Instant::now();
     let mut etcd = EtcdCluster::start(3).await;

@@ -35,7 +35,7 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
     TxnOpResponse, WatchOptions,
 };
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::reads::Tbl;
 use crate::step::{Applied, Read, WriteSet};
@@ -43,8 +43,14 @@ use crate::{CATALOG_GENERATION, ENTITY_COUNT, Result, SCHEMA_VERSION, StoreError
 use mirror::{Entry, Snapshot, encode};
 pub use target::EtcdTarget;
 
-/// How long one etcd request may take before it is given up (and, for a write, sent again).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one etcd request may take before it is given up (and, for a write, sent again):
+/// a proposal sent to a follower just as the leader died waits for an election that etcd
+/// starts only after its 1 s election timeout, so past about a second another try (perhaps
+/// through another member) does better than waiting.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
+/// The longest pause between two tries (of a request, or of watching again): short, so that
+/// a node notices a new leader within a tenth of a second of its election.
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(100);
 /// How long a write keeps trying (a leader election takes about a second) before it answers
 /// that the store is unavailable.
 const WRITE_BUDGET: Duration = Duration::from_secs(10);
@@ -178,7 +184,42 @@ pub(crate) struct Etcd {
     max_txn_ops: usize,
     /// The lease write markers are put with, and when it was granted.
     lease: Mutex<Option<(i64, Instant)>>,
+    /// The calls of [`Etcd::sync`] waiting for a revision read.
+    reads: Arc<Mutex<RevisionReads>>,
     pub cursor_key: [u8; 32],
+}
+
+/// Who waits for the cluster's revision (see [`Etcd::sync`]).
+#[derive(Default)]
+struct RevisionReads {
+    in_flight: bool,
+    waiting: Vec<oneshot::Sender<std::result::Result<i64, String>>>,
+}
+
+/// Reads the cluster's revision for the calls waiting, round after round, until none waits.
+async fn read_revisions(client: Client, reads: Arc<Mutex<RevisionReads>>, key: String, target: String) {
+    loop {
+        let waiting = {
+            let mut r = reads.lock().unwrap_or_else(PoisonError::into_inner);
+            if r.waiting.is_empty() {
+                r.in_flight = false;
+                return;
+            }
+            std::mem::take(&mut r.waiting)
+        };
+        let rev = retrying(SYNC_TIMEOUT, || {
+            let (mut kv, key) = (client.kv_client(), key.clone());
+            async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
+        })
+        .await
+        .map(|resp| resp.header().map_or(0, |h| h.revision()));
+        if let Err(e) = &rev {
+            tracing::warn!(etcd = %target, error = %e, waiting = waiting.len(), "no revision read");
+        }
+        for w in waiting {
+            let _ = w.send(rev.clone());
+        }
+    }
 }
 
 impl Drop for Etcd {
@@ -239,7 +280,7 @@ where
             return Err(last);
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(400));
+        pause = (pause * 2).min(RETRY_PAUSE_MAX);
     }
 }
 
@@ -291,6 +332,7 @@ impl Etcd {
             target: name,
             max_txn_ops,
             lease: Mutex::new(None),
+            reads: Arc::default(),
             cursor_key,
         })
     }
@@ -301,22 +343,32 @@ impl Etcd {
     }
 
     /// Waits until this node's copy holds every write acknowledged before the call (by any
-    /// node): one linearizable read of the cluster's revision, then the watch catching up.
+    /// node): a linearizable read of the cluster's revision, then the watch catching up.
+    /// Concurrent calls share reads: one read is in flight at a time, and it answers every call
+    /// that arrived before it was sent (a read sent earlier could miss a write acknowledged
+    /// after it was sent but before the call), so a node sends at most one read per round trip
+    /// however many requests it serves.
     pub(crate) fn sync(&self) -> impl Future<Output = Result<()>> + Send + 'static {
-        let (client, shared, target) = (self.client.clone(), Arc::clone(&self.shared), self.target.clone());
-        let keys = self.keys.clone();
-        let key = self.keys.meta("schema_version");
-        let asked = self.handle.spawn(async move {
-            let resp = retrying(SYNC_TIMEOUT, || {
-                let (mut kv, key) = (client.kv_client(), key.clone());
-                async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
-            })
-            .await
-            .map_err(|e| unavailable(&target, "no quorum answered", e))?;
-            let rev = resp.header().map_or(0, |h| h.revision());
+        let (answer, answered) = oneshot::channel();
+        let start = {
+            let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+            reads.waiting.push(answer);
+            !std::mem::replace(&mut reads.in_flight, true)
+        };
+        if start {
+            let key = self.keys.meta("schema_version");
+            self.handle.spawn(read_revisions(self.client.clone(), Arc::clone(&self.reads), key, self.target.clone()));
+        }
+        let (client, keys, shared, target) =
+            (self.client.clone(), self.keys.clone(), Arc::clone(&self.shared), self.target.clone());
+        let caught_up = self.handle.spawn(async move {
+            let rev = answered
+                .await
+                .map_err(|_| StoreError::Unavailable("the etcd client has stopped".into()))?
+                .map_err(|e| unavailable(&target, "no quorum answered", e))?;
             catch_up(client, keys, shared, target, rev).await
         });
-        async move { asked.await.map_err(|_| StoreError::Unavailable("the etcd client has stopped".into()))? }
+        async move { caught_up.await.map_err(|_| StoreError::Unavailable("the etcd client has stopped".into()))? }
     }
 
     /// The revision of this node's copy: what was read from a snapshot at revision `n` stays
@@ -737,7 +789,7 @@ async fn follow(client: Client, keys: Keys, shared: Arc<Shared>, mut snap: Snaps
             Err(e) => {
                 tracing::warn!(etcd = %target, error = %e, "cannot watch the store; trying again");
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(1));
+                pause = (pause * 2).min(RETRY_PAUSE_MAX);
                 continue;
             }
         };
@@ -791,6 +843,6 @@ async fn follow(client: Client, keys: Keys, shared: Arc<Shared>, mut snap: Snaps
             }
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
+        pause = (pause * 2).min(RETRY_PAUSE_MAX);
     }
 }

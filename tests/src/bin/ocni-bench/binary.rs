@@ -35,13 +35,13 @@ fn pinned(cpus: Option<&str>, program: &Path) -> Command {
 }
 
 /// A free loopback port (bound then released: the child binds it next).
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     let l = StdListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("its address")
 }
 
 /// Waits until something accepts connections on `addr`; panics with `what` after 20 s.
-fn wait_listening(addr: SocketAddr, what: &str, child: &mut Child) {
+pub(crate) fn wait_listening(addr: SocketAddr, what: &str, child: &mut Child) {
     let until = Instant::now() + Duration::from_secs(20);
     while StdStream::connect(addr).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
@@ -53,9 +53,9 @@ fn wait_listening(addr: SocketAddr, what: &str, child: &mut Child) {
 }
 
 /// A child process, killed when dropped.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct Proc {
+    pub child: Child,
+    pub addr: SocketAddr,
 }
 
 impl Proc {
@@ -92,12 +92,12 @@ struct Op {
 
 /// What one wrk run reported.
 #[derive(Clone, Debug, Default)]
-struct Wrk {
-    rps: f64,
-    p50_us: f64,
-    p99_us: f64,
+pub(crate) struct Wrk {
+    pub rps: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
     /// Answers that were not the expected status, and socket errors.
-    errors: u64,
+    pub errors: u64,
 }
 
 /// wrk's durations (`790.00us`, `1.20ms`, `2.00s`) in microseconds.
@@ -160,7 +160,7 @@ end
 
 /// A wrk script of creates of fresh computes, titles and host names unique per run (`{tag}`
 /// is replaced by the run's tag).
-fn create_script() -> String {
+pub(crate) fn create_script() -> String {
     let body = compute_body("%s").replace('"', "\\\"");
     format!(
         r#"local n = 0
@@ -191,31 +191,71 @@ end
 
 /// Runs wrk against `addr` for `op`.
 fn run_wrk(bench: &Bench, op: &Op, addr: SocketAddr, tag: &str, scripts: &Path) -> Wrk {
+    let load = Load { connections: op.connections, script: op.script.as_deref(), accept: op.accept, pin: true };
+    wrk(bench, &load, addr, tag, scripts).spawn_and_wait()
+}
+
+/// One wrk load: `connections`, a Lua script (else a GET of [`ONE`] with `Accept: accept`),
+/// pinned to the load generator's CPU or not.
+pub(crate) struct Load<'a> {
+    pub connections: usize,
+    pub script: Option<&'a str>,
+    pub accept: &'a str,
+    pub pin: bool,
+}
+
+/// A wrk command, ready to run.
+pub(crate) struct WrkCmd(Command);
+
+impl WrkCmd {
+    /// Runs it and reads what it reported.
+    pub fn spawn_and_wait(self) -> Wrk {
+        self.spawn().wait()
+    }
+
+    pub fn spawn(mut self) -> WrkRun {
+        let child = self.0.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap_or_else(|e| {
+            panic!("cannot run wrk ({e}): install it (Debian: apt-get install -y wrk)");
+        });
+        WrkRun(child)
+    }
+}
+
+/// A wrk process running.
+pub(crate) struct WrkRun(Child);
+
+impl WrkRun {
+    pub fn wait(self) -> Wrk {
+        let out = self.0.wait_with_output().expect("wrk's output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "wrk failed: {text}");
+        let w = parse_wrk(&text);
+        assert!(w.rps > 0.0, "wrk reported no throughput:\n{text}");
+        w
+    }
+}
+
+/// The wrk command of `load` against `addr` (its script written under `scripts`, named by `tag`).
+pub(crate) fn wrk(bench: &Bench, load: &Load<'_>, addr: SocketAddr, tag: &str, scripts: &Path) -> WrkCmd {
     let secs = bench.opts.seconds.round().max(1.0) as u64;
-    let mut cmd = pinned(pins().map(|p| p.1), Path::new("wrk"));
+    let mut cmd = pinned(pins().filter(|_| load.pin).map(|p| p.1), Path::new("wrk"));
     cmd.args(["-t1", "--latency", "--timeout", "10s"])
-        .arg(format!("-c{}", op.connections))
+        .arg(format!("-c{}", load.connections))
         .arg(format!("-d{secs}s"))
         .arg("-H")
-        .arg(format!("Accept: {}", op.accept));
-    if let Some(script) = &op.script {
+        .arg(format!("Accept: {}", load.accept));
+    if let Some(script) = load.script {
         let file = scripts.join(format!("{tag}.lua"));
         std::fs::write(&file, script.replace("{tag}", tag)).expect("write a wrk script");
         cmd.arg("-s").arg(file);
     }
-    let url = if op.script.is_some() { format!("http://{addr}/") } else { format!("http://{addr}{ONE}") };
-    let out = cmd.arg(url).stderr(Stdio::inherit()).output().unwrap_or_else(|e| {
-        panic!("cannot run wrk ({e}): install it (Debian: apt-get install -y wrk)");
-    });
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "wrk failed: {text}");
-    let w = parse_wrk(&text);
-    assert!(w.rps > 0.0, "wrk reported no throughput:\n{text}");
-    w
+    let url = if load.script.is_some() { format!("http://{addr}/") } else { format!("http://{addr}{ONE}") };
+    cmd.arg(url);
+    WrkCmd(cmd)
 }
 
 /// The `ocni` binary beside this one (both are built into `target/release`).
-fn ocni_binary(given: Option<&Path>) -> PathBuf {
+pub(crate) fn ocni_binary(given: Option<&Path>) -> PathBuf {
     let path = given
         .map(Path::to_path_buf)
         .unwrap_or_else(|| std::env::current_exe().expect("this binary's path").with_file_name("ocni"));

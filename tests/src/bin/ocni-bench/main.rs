@@ -15,6 +15,8 @@
 //! * `serve`: what users run: the `ocni serve` release binary as a child process beside a
 //!   trivial hyper server process, each pinned to core 0, loaded by `wrk` pinned to core 1
 //!   (GETs, durable creates, actions through a handler), alternated over rounds (`binary.rs`).
+//! * `etcd`: the etcd engine beside redb: GET and durable creates on a redb node, on one node
+//!   of a 3-member etcd cluster and on two nodes at once (`cluster.rs`).
 //!
 //! Options: `--connections N`, `--seconds S` (per run), `--rounds R` (runs of each operation,
 //! interleaved with the others of its group to cancel drift), `--dir PATH` (where the data
@@ -23,6 +25,7 @@
 //! `--ocni PATH` (`serve`: the binary, by default `ocni` beside this one).
 
 mod binary;
+mod cluster;
 mod handlers;
 mod listing;
 mod load;
@@ -43,7 +46,8 @@ pub use ocni_tests::{COMPUTE, JSON};
 
 const USAGE: &str = "usage: ocni-bench [all|listing|handlers] [--connections N] [--seconds S] [--rounds R] \
                      [--dir PATH] [--only TEXT] [--sizes N,M] [--compute WASM]\n       \
-                     ocni-bench serve [--ocni PATH] [--connections N] [--seconds S] [--rounds R] [--dir PATH] [--only TEXT]";
+                     ocni-bench serve [--ocni PATH] [--connections N] [--seconds S] [--rounds R] [--dir PATH] [--only TEXT]\n       \
+                     ocni-bench etcd [--ocni PATH] [--connections N] [--seconds S] [--rounds R] [--dir PATH]";
 
 /// The command line.
 pub struct Opts {
@@ -115,7 +119,7 @@ impl Opts {
                 _ => return Err(format!("unknown option {a:?}")),
             }
         }
-        if !["all", "listing", "handlers", "serve"].contains(&o.mode.as_str()) {
+        if !["all", "listing", "handlers", "serve", "etcd"].contains(&o.mode.as_str()) {
             return Err(format!("unknown mode {:?}", o.mode));
         }
         Ok(o)
@@ -322,6 +326,7 @@ fn main() {
         "listing" => listing::run(&bench),
         "handlers" => handlers::run(&bench),
         "serve" => binary::run(&bench),
+        "etcd" => cluster::run_all(&bench),
         _ => suite::run(&bench),
     }
     // The servers run for ever: stop with the process, not by waiting for them.
