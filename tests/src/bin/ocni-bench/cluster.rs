@@ -71,6 +71,13 @@ fn run(bench: &Bench, target: Target, load: &Load<'_>, nodes: &[SocketAddr; 3], 
     }
 }
 
+/// One round's req/s of an operation on each target.
+struct Sample {
+    redb: f64,
+    one: f64,
+    two: f64,
+}
+
 pub fn run_all(bench: &Bench) {
     let conns = bench.opts.connections.unwrap_or(64);
     let dir = tempfile::Builder::new()
@@ -114,7 +121,7 @@ pub fn run_all(bench: &Bench) {
         "1n/redb",
         "2n/redb"
     );
-    let mut ratios: Vec<(String, Vec<(f64, f64, f64, f64, f64)>)> =
+    let mut ratios: Vec<(String, Vec<Sample>)> =
         ops.iter().map(|(name, l)| (format!("{name} at {} connections", l.connections), Vec::new())).collect();
     for round in 0..o.rounds {
         for (n, (name, load)) in ops.iter().enumerate() {
@@ -140,23 +147,23 @@ pub fn run_all(bench: &Bench) {
                 one.rps / r.rps.max(1e-9),
                 two.rps / r.rps.max(1e-9)
             );
-            ratios[n].1.push((r.rps, one.rps, two.rps, one.p50_us, two.p50_us));
+            ratios[n].1.push(Sample { redb: r.rps, one: one.rps, two: two.rps });
         }
     }
     println!();
     for (name, runs) in &ratios {
-        let median = |f: &dyn Fn(&(f64, f64, f64, f64, f64)) -> f64| {
+        let median = |f: &dyn Fn(&Sample) -> f64| {
             let mut v: Vec<f64> = runs.iter().map(f).collect();
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
         println!(
             "{name}: medians redb {:.0} req/s, 1 etcd node {:.0} req/s ({:.3} of redb), 2 etcd nodes {:.0} req/s ({:.3} of redb)",
-            median(&|r| r.0),
-            median(&|r| r.1),
-            median(&|r| r.1 / r.0.max(1e-9)),
-            median(&|r| r.2),
-            median(&|r| r.2 / r.0.max(1e-9)),
+            median(&|r| r.redb),
+            median(&|r| r.one),
+            median(&|r| r.one / r.redb.max(1e-9)),
+            median(&|r| r.two),
+            median(&|r| r.two / r.redb.max(1e-9)),
         );
     }
     drop((redb, a, b));
