@@ -1,6 +1,7 @@
 //! Nodes on an etcd store, end to end: without a quorum every route answers 503 with a message
-//! that says so (no hang, no 500) and the node recovers by itself when the quorum is back; and
-//! a tenant's request rate is counted per node (documented in the README).
+//! that says so (no hang, no 500) and the node recovers by itself when the quorum is back; a
+//! node whose watch was cut off across a compaction lists the store again; and a tenant's
+//! request rate is counted per node (documented in the README).
 
 use std::time::{Duration, Instant};
 
@@ -73,5 +74,60 @@ async fn request_rates_are_counted_per_node() {
         }
         // A full bucket of 3 per second on each node: B's is its own, A's requests took none.
         assert_eq!(statuses, [200, 200, 200, 429], "node {name}");
+    }
+}
+
+/// A node whose watch was cut off while the cluster moved on and compacted its history lists
+/// the store again: node A, given only member m0, is cut off by m0's death; node B (on m1)
+/// writes, and the history is compacted; when m0 is back, A serves what B wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_cut_off_across_a_compaction_lists_the_store_again() {
+    let mut cluster = EtcdCluster::start(3).await;
+    let url = cluster.url();
+    let hosts: Vec<&str> = url.trim_start_matches("etcd://").split(',').collect();
+    let only = |i: usize, c: &mut ocni_server::Config| {
+        c.store = Some(format!("etcd://{}/relist", hosts[i]).parse().unwrap());
+    };
+    let a = TestServer::start_configured(|c| only(0, c)).await;
+    let b = TestServer::start_configured(|c| only(1, c)).await;
+    expect(&a.json("PUT", "/compute/before", Some(json!({"kind": COMPUTE}))).await, 201);
+    expect(&b.get("/compute/before").await, 200);
+
+    cluster.kill(0);
+    for i in 0..20 {
+        expect(&b.json("PUT", &format!("/compute/b{i}"), Some(json!({"kind": COMPUTE}))).await, 201);
+    }
+    expect(&b.json("DELETE", "/compute/before", None).await, 200);
+    // Compact the history up to now, so that A's watch cannot resume where it stopped.
+    let http = reqwest::Client::new();
+    let gateway = format!("http://{}/v3", hosts[1]);
+    let range: serde_json::Value = http
+        .post(format!("{gateway}/kv/range"))
+        .body(json!({"key": "AA=="}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let revision = range["header"]["revision"].as_str().unwrap().to_string();
+    let compacted = http
+        .post(format!("{gateway}/kv/compaction"))
+        .body(json!({"revision": revision, "physical": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(compacted.status().is_success(), "compaction: {}", compacted.text().await.unwrap());
+
+    cluster.restart(0).await;
+    let started = Instant::now();
+    loop {
+        let r = a.send("GET", "/compute/", Some("text/uri-list"), None, None).await;
+        if r.status == 200 && r.text.lines().count() == 20 {
+            assert!(!r.text.contains("/compute/before"), "the deletion is seen too: {}", r.text);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "A did not catch up: {} {}", r.status, r.text);
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
