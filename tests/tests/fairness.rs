@@ -43,7 +43,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_tenant_does_not_slow_another_tenants_writes() {
     // The default handler deadline (100 ms): A's every call runs for all of it.
-    let server = TestServer::start_multi_tenant(|_| {}).await;
+    // On redb whatever OCNI_TEST_STORE says: the bound is on ocni's scheduling of one tenant's
+    // handler calls against another's writes. On the 2-core test machine an etcd store's three
+    // members run beside the server, and A's looping calls then take the CPU from them (a run
+    // on etcd measured B's p99 at 3.2x, another passed): the figure would measure that sharing.
+    let server = TestServer::start_multi_tenant(|c| c.store = None).await;
     let a = server.create_tenant("alpha", None).await;
     let b = server.create_tenant("beta", None).await;
     expect(&a.upload("loop", guests::LOOP).await, 201);
