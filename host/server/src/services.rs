@@ -237,9 +237,11 @@ impl Services {
             let view = self.view(tenant)?;
             let step = self.store.step()?;
             step.expect_generation(tenant, view.generation);
-            if self.tenancy.is_multi_tenant() {
-                // Read, so that a deletion of the tenant since makes the step conflict.
-                step.tenant(tenant)?;
+            // Read, so that a deletion of the tenant after this snapshot makes the step
+            // conflict; one before it (another node's, not yet in this node's tenancy) refuses
+            // the write here.
+            if self.tenancy.is_multi_tenant() && step.tenant(tenant)?.is_none() {
+                return Err(crate::tenancy::deleted_tenant());
             }
             let mut w = Write::new(step, slot.take());
             let out = match f(&mut w, &view.catalog) {

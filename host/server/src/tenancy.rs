@@ -403,10 +403,10 @@ impl Tenancy {
         self.tenants.read().get(tenant).map(|t| t.limits.clone())
     }
 
-    /// On the writer thread: refuses a write of a tenant deleted since its request was
-    /// authenticated (it would leave data behind that nobody owns). Tenants are created and
-    /// deleted only by admin jobs of the same thread, which update this map before the next
-    /// job runs, so it agrees with the store here.
+    /// Refuses a write of a tenant deleted since its request was authenticated (it would leave
+    /// data behind that nobody owns). A first check: the step of a multi-tenant write also reads
+    /// the tenant's record, so a deletion that this map has not seen yet (another node's, on
+    /// etcd) makes it conflict, and its retry is refused here.
     pub fn check_live(&self, tenant: &str) -> R<()> {
         if self.multi && !self.tenants.read().contains_key(tenant) {
             return Err(invalid(REALM, NOT_VALID));
@@ -516,6 +516,11 @@ impl Tenancy {
     pub(crate) fn call_limits(&self, tenant: &str) -> ocni_runtime::CallLimits {
         self.limits(tenant).map(|l| l.call_limits()).unwrap_or_default()
     }
+}
+
+/// 401 for a request whose tenant was deleted while it was served.
+pub(crate) fn deleted_tenant() -> ApiError {
+    invalid(REALM, NOT_VALID)
 }
 
 pub(crate) fn limit_reached(tenant: &str, limit: u64, what: &str) -> ApiError {

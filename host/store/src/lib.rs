@@ -1,15 +1,17 @@
-//! The only crate that knows redb: ocni's persistent state (categories, handler bindings,
-//! entities and their indexes), every key scoped by tenant.
+//! The only crate that knows a storage engine: ocni's persistent state (categories, handler
+//! bindings, entities and their indexes), every key scoped by tenant, in redb (embedded, the
+//! default) or in an etcd cluster shared by several nodes (`etcd/`; [`Store::open_etcd`]).
 //!
 //! Reads: [`Store::read`] gives a committed snapshot ([`Reader`]); every read operation is a
 //! method of the [`Reads`] trait, the same over a snapshot, a write transaction and a [`Step`].
+//! On etcd, [`Store::sync`] first brings the node's copy up to every acknowledged write.
 //!
 //! Writes are optimistic (see `step.rs`): a request prepares a [`Step`] against a snapshot, in
-//! parallel with any other, and hands its [`WriteSet`] to the one writer, which applies it as a
-//! step of a batch ([`Store::begin_batch`], [`Writer::apply`], [`Store::commit_batch`]: one
-//! durable commit, one fsync, for the whole batch) unless something it read has changed since
-//! its snapshot. Only a [`Step`] can change the tenants' data; a [`Writer`] applies steps and
-//! holds the server-level (administration) writes.
+//! parallel with any other. On redb it hands its [`WriteSet`] to the one writer, which applies
+//! it as a step of a batch ([`Store::begin_batch`], [`Writer::apply`], [`Store::commit_batch`]:
+//! one durable commit, one fsync, for the whole batch) unless something it read has changed
+//! since its snapshot; on etcd it is one transaction whose compares check the same
+//! ([`Store::commit_set`]). Only a [`Step`] can change data, administration included.
 //!
 //! Tables (keys are `\0`-joined strings, so a prefix range lists one tenant's, one kind's or one
 //! path's entries without touching others; no key part holds a `\0` of its own):
