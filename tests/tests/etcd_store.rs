@@ -193,3 +193,47 @@ async fn etcd_steps_that_read_many_keys_are_checked_by_span() {
     done(a.commit_step(del).unwrap());
     assert!(matches!(b.commit_step(wide).unwrap(), Applied::Conflict { .. }));
 }
+
+/// The keys under `prefix` of the store at `target`, read with `etcdctl`.
+fn etcd_keys(cluster: &EtcdCluster, prefix: &str) -> Vec<String> {
+    let endpoints = cluster.url().trim_start_matches("etcd://").to_string();
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", &endpoints, "get", prefix, "--prefix", "--keys-only"])
+        .output()
+        .expect("etcdctl runs (Debian: etcd-client)");
+    assert!(out.status.success(), "etcdctl: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+/// A component no handler uses any more has its chunks removed (two collection rounds, about
+/// 40 s, later); the one still used keeps them.
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_chunks_of_components_no_handler_uses_are_removed() {
+    let cluster = EtcdCluster::start(1).await;
+    let (a, _b) = nodes(&cluster, "chunks", 128);
+    let old: Vec<u8> = (0..1_500_000u32).map(|i| (i % 253) as u8).collect();
+    let new: Vec<u8> = (0..1_200_000u32).map(|i| (i % 241) as u8).collect();
+    let record = |digest: &str, size: usize| HandlerRecord {
+        name: "h".into(),
+        digest: digest.into(),
+        size: size as u64,
+        ..Default::default()
+    };
+    let mut s = a.step().unwrap();
+    s.put_handler("t", &record("dold", old.len()), &old).unwrap();
+    done(a.commit_step(s).unwrap());
+    assert_eq!(etcd_keys(&cluster, "/chunks/blob/dold/").len(), 2, "1.5 MB in chunks of 1 MiB");
+    // The handler gets other bytes: the old manifest goes, its chunks are no one's.
+    let mut s = a.step().unwrap();
+    s.put_handler("t", &record("dnew", new.len()), &new).unwrap();
+    done(a.commit_step(s).unwrap());
+    let started = std::time::Instant::now();
+    while !etcd_keys(&cluster, "/chunks/blob/dold/").is_empty() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(90), "the old chunks are still there");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    assert_eq!(etcd_keys(&cluster, "/chunks/blob/dnew/").len(), 2);
+    a.sync().await.unwrap();
+    assert_eq!(a.read().unwrap().handler_blob("t", "dnew").unwrap().as_deref(), Some(&new[..]));
+}

@@ -94,7 +94,17 @@ impl Keys {
     }
 
     fn blob(&self, digest: &str, n: usize) -> String {
-        format!("{}/blob/{digest}/{n:05}", self.prefix)
+        format!("{}{digest}/{n:05}", self.blobs())
+    }
+
+    fn blobs(&self) -> String {
+        format!("{}/blob/", self.prefix)
+    }
+
+    /// The digest of a chunk's key.
+    fn blob_digest<'a>(&self, key: &'a [u8]) -> Option<&'a str> {
+        let rest = std::str::from_utf8(key).ok()?.strip_prefix(&self.blobs())?;
+        rest.split_once('/').map(|(digest, _)| digest)
     }
 
     /// Under the watched keys (so that the watch sees every revision a write makes), in no
@@ -520,7 +530,17 @@ impl Etcd {
             match value {
                 Some(v) if *tbl == Tbl::HandlerBlobs => {
                     let digest = key.split('\0').nth(1).unwrap_or_default();
-                    ops.push(TxnOp::put(ek, encode(Some(&self.put_blob(digest, v)?)), None));
+                    let manifest = self.put_blob(digest, v)?;
+                    // The chunks are still there when the manifest lands (`collect` removes
+                    // chunks no manifest names; a step whose chunks went is prepared again).
+                    for n in 0..v.len().div_ceil(CHUNK) {
+                        let chunk = k.blob(digest, n);
+                        compares.insert(
+                            (chunk.clone().into_bytes(), b"c".to_vec()),
+                            Compare::version(chunk, CompareOp::Greater, 0),
+                        );
+                    }
+                    ops.push(TxnOp::put(ek, encode(Some(&manifest)), None));
                 }
                 Some(v) => ops.push(TxnOp::put(ek, encode(Some(v)), None)),
                 // Not there in the snapshot (live or not): nothing to delete.
@@ -674,7 +694,18 @@ async fn collect(client: Client, keys: Keys, shared: Arc<Shared>, max_txn_ops: u
     let mut old_rev = 0;
     loop {
         tokio::time::sleep(COLLECT_EVERY + Duration::from_millis(u64::from(rand_jitter()))).await;
+        // Chunks only with a copy known to hold every manifest written so far.
+        let mut kv = client.kv_client();
+        let current = kv.get(keys.meta("schema_version"), Some(GetOptions::new().with_count_only())).await;
+        let rev = current.ok().and_then(|r| r.header().map(|h| h.revision()));
+        let synced = match rev {
+            Some(rev) => catch_up(client.clone(), keys.clone(), Arc::clone(&shared), String::new(), rev).await.is_ok(),
+            None => false,
+        };
         let snap = shared.current();
+        if synced {
+            collect_chunks(&client, &keys, &snap, old_rev).await;
+        }
         for chunk in snap.tombstones(old_rev, usize::MAX).chunks(batch) {
             let compares: Vec<Compare> = chunk
                 .iter()
@@ -688,6 +719,54 @@ async fn collect(client: Client, keys: Keys, shared: Arc<Shared>, max_txn_ops: u
             }
         }
         old_rev = snap.rev;
+    }
+}
+
+/// Removes the chunks of components that no `handler_blobs` manifest of `snap` names and that
+/// were last written at or before `old_rev` (a collection period ago: an upload writes its
+/// manifest within seconds of its chunks, and its transaction compares that they are there).
+/// `snap` must be current, or a manifest just written elsewhere would be missed (see
+/// [`collect`]). Each digest goes in a transaction that compares every
+/// chunk's revision, so a chunk written again meanwhile (the same bytes uploaded again) stays.
+async fn collect_chunks(client: &Client, keys: &Keys, snap: &Snapshot, old_rev: i64) {
+    if old_rev == 0 {
+        return;
+    }
+    let mut kv = client.kv_client();
+    let start = keys.blobs();
+    let end = format!("{}/blob0", keys.prefix);
+    let listed = match kv.get(start, Some(GetOptions::new().with_range(end).with_keys_only())).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list component chunks");
+            return;
+        }
+    };
+    let all = crate::reads::KeyRange { start: String::new(), end: None };
+    let named: BTreeSet<&str> = snap
+        .range(Tbl::HandlerBlobs, &all)
+        .filter(|(_, e)| e.live)
+        .filter_map(|(key, _)| key.split('\0').nth(1))
+        .collect();
+    let mut unnamed: BTreeMap<&str, Vec<(Vec<u8>, i64)>> = BTreeMap::new();
+    for item in listed.kvs() {
+        if let Some(digest) = keys.blob_digest(item.key())
+            && !named.contains(digest)
+        {
+            unnamed.entry(digest).or_default().push((item.key().to_vec(), item.mod_revision()));
+        }
+    }
+    for (digest, chunks) in unnamed {
+        if chunks.iter().any(|(_, rev)| *rev > old_rev) {
+            continue;
+        }
+        let compares: Vec<Compare> =
+            chunks.iter().map(|(key, rev)| Compare::mod_revision(key.clone(), CompareOp::Equal, *rev)).collect();
+        let deletes: Vec<TxnOp> = chunks.iter().map(|(key, _)| TxnOp::delete(key.clone(), None)).collect();
+        match tokio::time::timeout(REQUEST_TIMEOUT, kv.txn(Txn::new().when(compares).and_then(deletes))).await {
+            Ok(Ok(r)) if r.succeeded() => tracing::debug!(digest, chunks = chunks.len(), "component chunks removed"),
+            _ => {}
+        }
     }
 }
 
