@@ -88,6 +88,11 @@ const JOBS_OPEN: TableDefinition<&str, ()> = TableDefinition::new("jobs_open");
 
 /// The counter of a tenant's entities (in `counters`).
 const ENTITY_COUNT: &str = "entities";
+
+/// The tenant whose entity counter `key` (of `counters`) is, if it is one.
+fn entity_count_tenant(key: &str) -> Option<&str> {
+    key.strip_suffix(ENTITY_COUNT)?.strip_suffix('\0')
+}
 /// The counter bumped by every change of a tenant's categories, bindings or handlers.
 const CATALOG_GENERATION: &str = "catalog_generation";
 
@@ -367,7 +372,7 @@ impl Store {
     fn db(&self) -> Result<&Database> {
         match &self.engine {
             Engine::Redb(db) => Ok(db),
-            Engine::Etcd(_) => Err(StoreError::Unavailable("a write batch on the etcd engine (a bug)".into())),
+            Engine::Etcd(_) => Err(StoreError::Unavailable("a redb-only operation on the etcd engine (a bug)".into())),
         }
     }
 
@@ -375,6 +380,12 @@ impl Store {
     /// is applied on its own, from any thread ([`Store::commit_step`]; etcd).
     pub fn is_batched(&self) -> bool {
         matches!(self.engine, Engine::Redb(_))
+    }
+
+    /// Whether other processes (nodes) write the same store (etcd): what this process caches
+    /// of it must be checked against the store, not only kept by its own writes.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.engine, Engine::Etcd(_))
     }
 
     /// Waits until reads on this node see every write acknowledged (by any node) before the

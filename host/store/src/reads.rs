@@ -38,7 +38,7 @@ pub enum Tbl {
 }
 
 impl Tbl {
-    const ALL: [Tbl; 16] = [
+    pub(crate) const ALL: [Tbl; 16] = [
         Tbl::Categories,
         Tbl::Bindings,
         Tbl::Entities,
@@ -56,6 +56,11 @@ impl Tbl {
         Tbl::Jobs,
         Tbl::JobsOpen,
     ];
+
+    /// Whether the table is server-wide (keyed by tenant name or token id), not a tenant's.
+    pub(crate) fn is_admin(self) -> bool {
+        matches!(self, Tbl::Tenants | Tbl::Tokens)
+    }
 
     /// The table of a name (as [`Tbl::name`] gives it).
     pub(crate) fn from_name(name: &str) -> Option<Tbl> {

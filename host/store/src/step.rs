@@ -58,6 +58,15 @@ pub(crate) enum Read {
     },
 }
 
+/// The part of `range` a range read visited: up to and including `stop` (nothing sorts
+/// between `stop` and `stop\0`), the whole range without one.
+pub(crate) fn visited(range: &KeyRange, stop: Option<&str>) -> KeyRange {
+    match stop {
+        Some(s) => KeyRange { start: range.start.clone(), end: Some(format!("{s}\0")) },
+        None => range.clone(),
+    }
+}
+
 fn point_digest(value: Option<&[u8]>) -> Hash {
     let mut h = Sha256::new();
     match value {
@@ -424,24 +433,6 @@ impl Step {
     }
 }
 
-/// The tables whose keys start with the tenant's name.
-const TENANT_TABLES: [Tbl; 14] = [
-    Tbl::Categories,
-    Tbl::Bindings,
-    Tbl::Entities,
-    Tbl::ByKind,
-    Tbl::ByMixin,
-    Tbl::ByEnd,
-    Tbl::Handlers,
-    Tbl::HandlerBlobs,
-    Tbl::HandlerKv,
-    Tbl::Counters,
-    Tbl::ByAttr,
-    Tbl::Indexed,
-    Tbl::Jobs,
-    Tbl::JobsOpen,
-];
-
 /// Administration: tenants and their tokens.
 impl Step {
     pub fn put_tenant(&mut self, tenant: &TenantRecord) -> Result<()> {
@@ -474,7 +465,8 @@ impl Step {
         let range = KeyRange::prefix(&format!("{tenant}\0"));
         {
             let mut state = self.lock();
-            for tbl in TENANT_TABLES {
+            // Every table but the server-wide ones has keys that start with the tenant.
+            for tbl in Tbl::ALL.into_iter().filter(|t| !t.is_admin()) {
                 state.set.writes.retain(|(t, k), _| *t != tbl || !range.contains(k));
                 state.set.range_deletes.push((tbl, range.clone()));
             }
@@ -576,13 +568,8 @@ impl Writer {
                 }
                 Read::Value { tbl, key, value } => (*tbl, key, self.get_raw(*tbl, key, |v| Ok(v == value.as_deref()))?),
                 Read::Range { tbl, range, stop, digest } => {
-                    let bounded = match stop {
-                        // Up to and including `stop`: nothing sorts between `stop` and `stop\0`.
-                        Some(s) => KeyRange { start: range.start.clone(), end: Some(format!("{s}\0")) },
-                        None => range.clone(),
-                    };
                     let mut hash = Sha256::new();
-                    self.scan_raw(*tbl, &bounded, 0, &mut |k, v| {
+                    self.scan_raw(*tbl, &visited(range, stop.as_deref()), 0, &mut |k, v| {
                         entry_digest(&mut hash, k, v);
                         Ok(ControlFlow::Continue(()))
                     })?;

@@ -8,7 +8,7 @@ use imbl::{HashMap, OrdMap, OrdSet};
 
 use crate::reads::sealed::Raw;
 use crate::reads::{KeyRange, Tbl, Visit};
-use crate::{ENTITY_COUNT, Result};
+use crate::{Result, entity_count_tenant};
 
 /// One key's value and the etcd revision that last wrote it. A deleted key stays a while as a
 /// tombstone (`live` false): etcd's compares see no deletion, only writes, so the etcd engine
@@ -134,7 +134,7 @@ impl Snapshot {
 impl Raw for Snapshot {
     fn get_raw<T>(&self, tbl: Tbl, key: &str, f: impl FnOnce(Option<&[u8]>) -> Result<T>) -> Result<T> {
         if tbl == Tbl::Counters
-            && let Some(tenant) = key.strip_suffix(ENTITY_COUNT).and_then(|t| t.strip_suffix('\0'))
+            && let Some(tenant) = entity_count_tenant(key)
         {
             let n = self.entity_count(tenant);
             return f((n > 0).then(|| n.to_le_bytes()).as_ref().map(|b| b.as_slice()));

@@ -38,8 +38,8 @@ use etcd_client::{
 use tokio::sync::{oneshot, watch};
 
 use crate::reads::Tbl;
-use crate::step::{Applied, Read, WriteSet};
-use crate::{CATALOG_GENERATION, ENTITY_COUNT, Result, SCHEMA_VERSION, StoreError, key2};
+use crate::step::{Applied, Read, WriteSet, visited};
+use crate::{CATALOG_GENERATION, Result, SCHEMA_VERSION, StoreError, entity_count_tenant, key2};
 use mirror::{Entry, Snapshot, encode};
 pub use target::EtcdTarget;
 
@@ -77,15 +77,20 @@ impl Keys {
         format!("{}/t/", self.prefix)
     }
 
+    /// The end of the range of keys that start with `prefix`.
+    fn end_of(prefix: &str) -> String {
+        crate::prefix_end(prefix).expect("key prefixes end in ASCII")
+    }
+
     fn key(&self, tbl: Tbl, key: &str) -> Vec<u8> {
         format!("{}/t/{}/{key}", self.prefix, tbl.name()).into_bytes()
     }
 
-    /// The end of a range of `tbl` (`None`: the end of the table; `0` follows `/`).
+    /// The end of a range of `tbl` (`None`: the end of the table).
     fn end(&self, tbl: Tbl, end: Option<&str>) -> Vec<u8> {
         match end {
             Some(e) => self.key(tbl, e),
-            None => format!("{}/t/{}0", self.prefix, tbl.name()).into_bytes(),
+            None => Keys::end_of(&format!("{}/t/{}/", self.prefix, tbl.name())).into_bytes(),
         }
     }
 
@@ -161,37 +166,64 @@ impl Shared {
 /// How long a node waits for the watch to bring a revision before it writes `~sync`.
 const BARRIER_AFTER: Duration = Duration::from_millis(25);
 
-/// Waits until the copy holds revision `rev` (see the module documentation).
-async fn catch_up(client: Client, keys: Keys, shared: Arc<Shared>, target: String, rev: i64) -> Result<()> {
-    if shared.wait_for(rev, BARRIER_AFTER).await {
-        return Ok(());
+/// What the engine and its tasks share: the client, the keys, this node's copy, and the
+/// store's name (for messages). Cheap to clone.
+#[derive(Clone)]
+struct Link {
+    client: Client,
+    keys: Keys,
+    shared: Arc<Shared>,
+    target: String,
+}
+
+impl Link {
+    fn unavailable(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
+        unavailable(&self.target, what, e)
     }
-    let started = Instant::now();
-    let barrier = keys.barrier();
-    let put = retrying(SYNC_TIMEOUT, || {
-        let (mut kv, key) = (client.kv_client(), barrier.clone());
-        async move { kv.put(key, Vec::new(), None).await }
-    })
-    .await
-    .map_err(|e| unavailable(&target, "no quorum answered", e))?;
-    let at = put.header().map_or(rev, |h| h.revision()).max(rev);
-    if shared.wait_for(at, SYNC_TIMEOUT.saturating_sub(started.elapsed())).await {
-        return Ok(());
+
+    /// The cluster's current revision: a linearizable read (of no key's value).
+    async fn revision(&self) -> std::result::Result<i64, etcd_client::Error> {
+        let options = GetOptions::new().with_count_only();
+        let resp = self.client.kv_client().get(self.keys.meta("schema_version"), Some(options)).await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
     }
-    Err(StoreError::Unavailable(format!(
-        "etcd at {target}: this node's copy of the store did not reach revision {at} within {} s",
-        SYNC_TIMEOUT.as_secs()
-    )))
+
+    /// Waits until the copy holds revision `rev` (see the module documentation).
+    async fn catch_up(&self, rev: i64) -> Result<()> {
+        if self.shared.wait_for(rev, BARRIER_AFTER).await {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let put = retrying(SYNC_TIMEOUT, || {
+            let (mut kv, key) = (self.client.kv_client(), self.keys.barrier());
+            async move { kv.put(key, Vec::new(), None).await }
+        })
+        .await
+        .map_err(|e| self.unavailable("no quorum answered", e))?;
+        let at = put.header().map_or(rev, |h| h.revision()).max(rev);
+        if self.shared.wait_for(at, SYNC_TIMEOUT.saturating_sub(started.elapsed())).await {
+            return Ok(());
+        }
+        Err(self.unavailable(
+            "this node's copy of the store did not catch up",
+            format!("revision {at} not reached within {} s", SYNC_TIMEOUT.as_secs()),
+        ))
+    }
+}
+
+/// A transaction that deletes `keys` if each is still at its revision.
+fn delete_unchanged(keys: impl Iterator<Item = (Vec<u8>, i64)>) -> Txn {
+    let (compares, deletes): (Vec<Compare>, Vec<TxnOp>) = keys
+        .map(|(key, rev)| (Compare::mod_revision(key.clone(), CompareOp::Equal, rev), TxnOp::delete(key, None)))
+        .unzip();
+    Txn::new().when(compares).and_then(deletes)
 }
 
 /// An open etcd store.
 pub(crate) struct Etcd {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
-    client: Client,
-    keys: Keys,
-    shared: Arc<Shared>,
-    target: String,
+    link: Link,
     max_txn_ops: usize,
     /// The lease write markers are put with, and when it was granted.
     lease: Mutex<Option<(i64, Instant)>>,
@@ -208,7 +240,7 @@ struct RevisionReads {
 }
 
 /// Reads the cluster's revision for the calls waiting, round after round, until none waits.
-async fn read_revisions(client: Client, reads: Arc<Mutex<RevisionReads>>, key: String, target: String) {
+async fn read_revisions(link: Link, reads: Arc<Mutex<RevisionReads>>) {
     loop {
         let waiting = {
             let mut r = reads.lock().unwrap_or_else(PoisonError::into_inner);
@@ -218,14 +250,9 @@ async fn read_revisions(client: Client, reads: Arc<Mutex<RevisionReads>>, key: S
             }
             std::mem::take(&mut r.waiting)
         };
-        let rev = retrying(SYNC_TIMEOUT, || {
-            let (mut kv, key) = (client.kv_client(), key.clone());
-            async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
-        })
-        .await
-        .map(|resp| resp.header().map_or(0, |h| h.revision()));
+        let rev = retrying(SYNC_TIMEOUT, || link.revision()).await;
         if let Err(e) = &rev {
-            tracing::warn!(etcd = %target, error = %e, waiting = waiting.len(), "no revision read");
+            tracing::warn!(etcd = %link.target, error = %e, waiting = waiting.len(), "no revision read");
         }
         for w in waiting {
             let _ = w.send(rev.clone());
@@ -332,15 +359,13 @@ impl Etcd {
         .map_err(|e| unavailable(&name, "cannot list the store", e))?;
         let (rev, _) = watch::channel(first.rev);
         let shared = Arc::new(Shared { snap: RwLock::new(Arc::new(first.clone())), rev });
-        handle.spawn(follow(client.clone(), keys.clone(), Arc::clone(&shared), first, name.clone()));
-        handle.spawn(collect(client.clone(), keys.clone(), Arc::clone(&shared), max_txn_ops));
+        let link = Link { client, keys, shared, target: name };
+        handle.spawn(follow(link.clone(), first));
+        handle.spawn(collect(link.clone(), max_txn_ops));
         Ok(Etcd {
             runtime: Some(runtime),
             handle,
-            client,
-            keys,
-            shared,
-            target: name,
+            link,
             max_txn_ops,
             lease: Mutex::new(None),
             reads: Arc::default(),
@@ -350,7 +375,7 @@ impl Etcd {
 
     /// The newest snapshot of this node's copy (no waiting).
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
-        self.shared.current()
+        self.link.shared.current()
     }
 
     /// Waits until this node's copy holds every write acknowledged before the call (by any
@@ -367,17 +392,15 @@ impl Etcd {
             !std::mem::replace(&mut reads.in_flight, true)
         };
         if start {
-            let key = self.keys.meta("schema_version");
-            self.handle.spawn(read_revisions(self.client.clone(), Arc::clone(&self.reads), key, self.target.clone()));
+            self.handle.spawn(read_revisions(self.link.clone(), Arc::clone(&self.reads)));
         }
-        let (client, keys, shared, target) =
-            (self.client.clone(), self.keys.clone(), Arc::clone(&self.shared), self.target.clone());
+        let link = self.link.clone();
         let caught_up = self.handle.spawn(async move {
             let rev = answered
                 .await
                 .map_err(|_| StoreError::Unavailable("the etcd client has stopped".into()))?
-                .map_err(|e| unavailable(&target, "no quorum answered", e))?;
-            catch_up(client, keys, shared, target, rev).await
+                .map_err(|e| link.unavailable("no quorum answered", e))?;
+            link.catch_up(rev).await
         });
         async move { caught_up.await.map_err(|_| StoreError::Unavailable("the etcd client has stopped".into()))? }
     }
@@ -385,15 +408,15 @@ impl Etcd {
     /// The revision of this node's copy: what was read from a snapshot at revision `n` stays
     /// current for as long as this returns `n` (the server's cache of rendered answers).
     pub(crate) fn revision(&self) -> i64 {
-        *self.shared.rev.borrow()
+        *self.link.shared.rev.borrow()
     }
 
     /// The bytes of a component, from its manifest.
     pub(crate) fn blob(&self, manifest: &[u8]) -> Result<Vec<u8>> {
         let m: Manifest = serde_json::from_slice(manifest)
             .map_err(|source| StoreError::Corrupt { key: "handler_blobs manifest".into(), source })?;
-        let keys: Vec<String> = (0..m.chunks).map(|n| self.keys.blob(&m.digest, n)).collect();
-        let client = self.client.clone();
+        let keys: Vec<String> = (0..m.chunks).map(|n| self.link.keys.blob(&m.digest, n)).collect();
+        let client = self.link.client.clone();
         let chunks = block_on(&self.handle, async move {
             let mut out = Vec::new();
             for key in keys {
@@ -409,26 +432,23 @@ impl Etcd {
             }
             Ok(out)
         })?
-        .map_err(|e| unavailable(&self.target, "cannot read a component", e))?;
+        .map_err(|e| self.link.unavailable("cannot read a component", e))?;
         let bytes = chunks.concat();
         if bytes.len() != m.size {
-            return Err(StoreError::Unavailable(format!(
-                "etcd at {}: component {} has {} bytes, its manifest says {}",
-                self.target,
-                m.digest,
-                bytes.len(),
-                m.size
-            )));
+            let sizes = format!("{} bytes, its manifest says {}", bytes.len(), m.size);
+            return Err(self.link.unavailable(&format!("component {}", m.digest), sizes));
         }
         Ok(bytes)
     }
 
-    /// Stores a component's chunks (idempotent: keyed by digest) and returns its manifest.
-    fn put_blob(&self, digest: &str, bytes: &[u8]) -> Result<Vec<u8>> {
+    /// Stores a component's chunks (idempotent: keyed by digest); returns its manifest and the
+    /// chunks' keys.
+    fn put_blob(&self, digest: &str, bytes: &[u8]) -> Result<(Vec<u8>, Vec<String>)> {
         let chunks: Vec<(String, Vec<u8>)> =
-            bytes.chunks(CHUNK).enumerate().map(|(n, c)| (self.keys.blob(digest, n), c.to_vec())).collect();
+            bytes.chunks(CHUNK).enumerate().map(|(n, c)| (self.link.keys.blob(digest, n), c.to_vec())).collect();
         let manifest = Manifest { digest: digest.to_string(), size: bytes.len(), chunks: chunks.len() };
-        let client = self.client.clone();
+        let names = chunks.iter().map(|(key, _)| key.clone()).collect();
+        let client = self.link.client.clone();
         block_on(&self.handle, async move {
             for (key, value) in chunks {
                 retrying(WRITE_BUDGET, || {
@@ -439,8 +459,8 @@ impl Etcd {
             }
             Ok::<_, String>(())
         })?
-        .map_err(|e| unavailable(&self.target, "cannot store a component", e))?;
-        Ok(serde_json::to_vec(&manifest).expect("manifests serialize"))
+        .map_err(|e| self.link.unavailable("cannot store a component", e))?;
+        Ok((serde_json::to_vec(&manifest).expect("manifests serialize"), names))
     }
 
     /// A lease for write markers, granted anew when half its life is gone.
@@ -451,7 +471,7 @@ impl Etcd {
         {
             return Ok(id);
         }
-        let client = self.client.clone();
+        let client = self.link.client.clone();
         let granted = block_on(&self.handle, async move {
             retrying(WRITE_BUDGET, || {
                 let mut leases = client.lease_client();
@@ -459,7 +479,7 @@ impl Etcd {
             })
             .await
         })?
-        .map_err(|e| unavailable(&self.target, "cannot grant a lease", e))?;
+        .map_err(|e| self.link.unavailable("cannot grant a lease", e))?;
         *lease = Some((granted.id(), Instant::now()));
         Ok(granted.id())
     }
@@ -468,13 +488,13 @@ impl Etcd {
     pub(crate) fn apply(&self, set: WriteSet) -> Result<Applied> {
         let snap = set.snap.clone().unwrap_or_else(|| self.snapshot());
         let latest = self.snapshot();
-        let k = &self.keys;
+        let k = &self.link.keys;
         // Compares, one per key or range (a step may read one key many times).
         let mut compares: BTreeMap<(Vec<u8>, Vec<u8>), Compare> = BTreeMap::new();
         for read in &set.reads {
             match read {
                 Read::Point { tbl, key, .. } => {
-                    if *tbl == Tbl::Counters && key.ends_with(&format!("\0{ENTITY_COUNT}")) {
+                    if *tbl == Tbl::Counters && entity_count_tenant(key).is_some() {
                         // Derived from the entities on etcd (no key): caps check it.
                         continue;
                     }
@@ -493,11 +513,8 @@ impl Etcd {
                     compares.insert((ek, b"=".to_vec()), c);
                 }
                 Read::Range { tbl, range, stop, .. } => {
-                    let end = match stop {
-                        Some(s) => Some(format!("{s}\0")),
-                        None => range.end.clone(),
-                    };
-                    let (start, stop_key) = (k.key(*tbl, &range.start), k.end(*tbl, end.as_deref()));
+                    let seen = visited(range, stop.as_deref());
+                    let (start, stop_key) = (k.key(*tbl, &seen.start), k.end(*tbl, seen.end.as_deref()));
                     // Nothing in the range written since the snapshot (a deletion is the write
                     // of a tombstone).
                     compares.entry((start.clone(), stop_key.clone())).or_insert_with(|| {
@@ -530,11 +547,10 @@ impl Etcd {
             match value {
                 Some(v) if *tbl == Tbl::HandlerBlobs => {
                     let digest = key.split('\0').nth(1).unwrap_or_default();
-                    let manifest = self.put_blob(digest, v)?;
+                    let (manifest, chunks) = self.put_blob(digest, v)?;
                     // The chunks are still there when the manifest lands (`collect` removes
                     // chunks no manifest names; a step whose chunks went is prepared again).
-                    for n in 0..v.len().div_ceil(CHUNK) {
-                        let chunk = k.blob(digest, n);
+                    for chunk in chunks {
                         compares.insert(
                             (chunk.clone().into_bytes(), b"c".to_vec()),
                             Compare::version(chunk, CompareOp::Greater, 0),
@@ -573,7 +589,7 @@ impl Etcd {
         compares.push(Compare::version(marker.clone(), CompareOp::Equal, 0));
         ops.push(TxnOp::put(marker.clone(), Vec::new(), Some(PutOptions::new().with_lease(lease))));
         let txn = Txn::new().when(compares).and_then(ops).or_else(vec![TxnOp::get(marker, None)]);
-        let client = self.client.clone();
+        let client = self.link.client.clone();
         let resp = block_on(&self.handle, async move {
             retrying(WRITE_BUDGET, || {
                 let (mut kv, txn) = (client.kv_client(), txn.clone());
@@ -583,17 +599,18 @@ impl Etcd {
         })?
         .map_err(|e| {
             if e.contains("too many operations") {
-                StoreError::Unavailable(format!(
-                    "etcd at {} refused a transaction of {needed} operations: its --max-txn-ops is lower than \
-                     ocni's --max-txn-ops ({}); lower ocni's",
-                    self.target, self.max_txn_ops
-                ))
+                self.link.unavailable(
+                    &format!("refused a transaction of {needed} operations"),
+                    format!(
+                        "its --max-txn-ops is lower than ocni's --max-txn-ops ({}); lower ocni's",
+                        self.max_txn_ops
+                    ),
+                )
             } else {
-                StoreError::Unavailable(format!(
-                    "etcd at {}: the write was not confirmed within {} s ({e}); it may or may not have been applied",
-                    self.target,
-                    WRITE_BUDGET.as_secs()
-                ))
+                self.link.unavailable(
+                    &format!("the write was not confirmed within {} s", WRITE_BUDGET.as_secs()),
+                    format!("{e}; it may or may not have been applied"),
+                )
             }
         })?;
         let rev = resp.header().map_or(0, |h| h.revision());
@@ -601,9 +618,8 @@ impl Etcd {
             || resp.op_responses().iter().any(|r| matches!(r, TxnOpResponse::Get(g) if !g.kvs().is_empty()));
         // This node's later reads see what was just written (or what it conflicted with).
         let caught_up = block_on(&self.handle, {
-            let (client, keys, shared, target) =
-                (self.client.clone(), self.keys.clone(), Arc::clone(&self.shared), self.target.clone());
-            catch_up(client, keys, shared, target, rev)
+            let link = self.link.clone();
+            async move { link.catch_up(rev).await }
         })?;
         if let Err(e) = caught_up {
             // Not the write's failure: it is in etcd; this node's next request waits again.
@@ -661,7 +677,8 @@ fn coarse(k: &Keys, reads: &[Read], rev: i64) -> BTreeMap<(Vec<u8>, Vec<u8>), Co
                 (*tbl, key.clone(), Some(format!("{key}\0")))
             }
             Read::Range { tbl, range, stop, .. } => {
-                (*tbl, range.start.clone(), stop.as_ref().map(|s| format!("{s}\0")).or_else(|| range.end.clone()))
+                let seen = visited(range, stop.as_deref());
+                (*tbl, seen.start, seen.end)
             }
         };
         let span = spans.entry(tbl).or_insert_with(|| (start.clone(), end.clone()));
@@ -689,32 +706,23 @@ const COLLECT_EVERY: Duration = Duration::from_secs(20);
 /// tombstone this node saw (every node does this; the transactions of all but one fail). A
 /// step that read a tombstone it then finds gone conflicts and is prepared again, which is
 /// why they are kept a while.
-async fn collect(client: Client, keys: Keys, shared: Arc<Shared>, max_txn_ops: usize) {
+async fn collect(link: Link, max_txn_ops: usize) {
     let batch = (max_txn_ops / 2).max(1);
     let mut old_rev = 0;
     loop {
         tokio::time::sleep(COLLECT_EVERY + Duration::from_millis(u64::from(rand_jitter()))).await;
         // Chunks only with a copy known to hold every manifest written so far.
-        let mut kv = client.kv_client();
-        let current = kv.get(keys.meta("schema_version"), Some(GetOptions::new().with_count_only())).await;
-        let rev = current.ok().and_then(|r| r.header().map(|h| h.revision()));
-        let synced = match rev {
-            Some(rev) => catch_up(client.clone(), keys.clone(), Arc::clone(&shared), String::new(), rev).await.is_ok(),
-            None => false,
+        let synced = match link.revision().await {
+            Ok(rev) => link.catch_up(rev).await.is_ok(),
+            Err(_) => false,
         };
-        let snap = shared.current();
+        let snap = link.shared.current();
         if synced {
-            collect_chunks(&client, &keys, &snap, old_rev).await;
+            collect_chunks(&link, &snap, old_rev).await;
         }
         for chunk in snap.tombstones(old_rev, usize::MAX).chunks(batch) {
-            let compares: Vec<Compare> = chunk
-                .iter()
-                .map(|(rev, tbl, key)| Compare::mod_revision(keys.key(*tbl, key), CompareOp::Equal, *rev))
-                .collect();
-            let deletes: Vec<TxnOp> =
-                chunk.iter().map(|(_, tbl, key)| TxnOp::delete(keys.key(*tbl, key), None)).collect();
-            let txn = Txn::new().when(compares).and_then(deletes);
-            if let Err(e) = tokio::time::timeout(REQUEST_TIMEOUT, client.kv_client().txn(txn)).await {
+            let txn = delete_unchanged(chunk.iter().map(|(rev, tbl, key)| (link.keys.key(*tbl, key), *rev)));
+            if let Err(e) = tokio::time::timeout(REQUEST_TIMEOUT, link.client.kv_client().txn(txn)).await {
                 tracing::debug!(error = %e, "removing tombstones timed out");
             }
         }
@@ -728,13 +736,14 @@ async fn collect(client: Client, keys: Keys, shared: Arc<Shared>, max_txn_ops: u
 /// `snap` must be current, or a manifest just written elsewhere would be missed (see
 /// [`collect`]). Each digest goes in a transaction that compares every
 /// chunk's revision, so a chunk written again meanwhile (the same bytes uploaded again) stays.
-async fn collect_chunks(client: &Client, keys: &Keys, snap: &Snapshot, old_rev: i64) {
+async fn collect_chunks(link: &Link, snap: &Snapshot, old_rev: i64) {
     if old_rev == 0 {
         return;
     }
-    let mut kv = client.kv_client();
+    let keys = &link.keys;
+    let mut kv = link.client.kv_client();
     let start = keys.blobs();
-    let end = format!("{}/blob0", keys.prefix);
+    let end = Keys::end_of(&start);
     let listed = match kv.get(start, Some(GetOptions::new().with_range(end).with_keys_only())).await {
         Ok(r) => r,
         Err(e) => {
@@ -760,10 +769,8 @@ async fn collect_chunks(client: &Client, keys: &Keys, snap: &Snapshot, old_rev: 
         if chunks.iter().any(|(_, rev)| *rev > old_rev) {
             continue;
         }
-        let compares: Vec<Compare> =
-            chunks.iter().map(|(key, rev)| Compare::mod_revision(key.clone(), CompareOp::Equal, *rev)).collect();
-        let deletes: Vec<TxnOp> = chunks.iter().map(|(key, _)| TxnOp::delete(key.clone(), None)).collect();
-        match tokio::time::timeout(REQUEST_TIMEOUT, kv.txn(Txn::new().when(compares).and_then(deletes))).await {
+        let txn = delete_unchanged(chunks.iter().cloned());
+        match tokio::time::timeout(REQUEST_TIMEOUT, kv.txn(txn)).await {
             Ok(Ok(r)) if r.succeeded() => tracing::debug!(digest, chunks = chunks.len(), "component chunks removed"),
             _ => {}
         }
@@ -828,7 +835,7 @@ async fn init_meta(client: Client, keys: Keys) -> std::result::Result<[u8; 32], 
 async fn list(client: Client, keys: Keys) -> std::result::Result<Snapshot, etcd_client::Error> {
     let mut kv = client.kv_client();
     let prefix = keys.tables();
-    let end = format!("{}/t0", keys.prefix);
+    let end = Keys::end_of(&prefix);
     let mut snap = Snapshot::default();
     let mut from = prefix.into_bytes();
     let mut rev = 0;
@@ -860,10 +867,11 @@ async fn list(client: Client, keys: Keys) -> std::result::Result<Snapshot, etcd_
 
 /// Keeps `shared` current: watches the tables from the snapshot's revision on, relisting
 /// when the watch's history was compacted away, reconnecting (with a pause) when it broke.
-async fn follow(client: Client, keys: Keys, shared: Arc<Shared>, mut snap: Snapshot, target: String) {
+async fn follow(link: Link, mut snap: Snapshot) {
+    let Link { client, keys, shared, target } = &link;
     let mut pause = Duration::from_millis(50);
     loop {
-        let options = WatchOptions::new().with_range(format!("{}/t0", keys.prefix)).with_start_revision(snap.rev + 1);
+        let options = WatchOptions::new().with_range(Keys::end_of(&keys.tables())).with_start_revision(snap.rev + 1);
         let mut stream = match client.watch_client().watch(keys.tables(), Some(options)).await {
             Ok(s) => s,
             Err(e) => {
