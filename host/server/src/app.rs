@@ -51,9 +51,6 @@ impl App {
     /// shared store), and the tenancy with them; nothing to wait for on redb.
     pub(crate) async fn sync(&self) -> R<()> {
         let s = &self.services;
-        if s.store.is_batched() {
-            return Ok(());
-        }
         s.store.sync().await?;
         s.tenancy.refresh(&s.store, &s.config)
     }

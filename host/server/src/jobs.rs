@@ -48,7 +48,7 @@ const IDLE_WAKE: Duration = Duration::from_secs(30);
 /// When a job left `running` may be claimed again (Unix ms), or `None` when at once: on a
 /// shared store, another node may be running it, until its job deadline (and a margin) passed.
 fn claim_after(s: &Services, job: &JobRecord) -> Option<u64> {
-    if job.state != JobState::Running || s.store.is_batched() {
+    if job.state != JobState::Running || !s.store.is_shared() {
         return None;
     }
     let lease = s.config.runtime.job_deadline + Duration::from_secs(10);

@@ -19,7 +19,15 @@ use crate::tenancy::{Tenancy, limit_reached};
 use crate::writer::Writer;
 
 /// How many times a write is prepared again after conflicting with concurrent writes.
-const MAX_ATTEMPTS: usize = 8;
+pub(crate) const MAX_ATTEMPTS: usize = 8;
+
+/// What became of a step handed to the writer (refusals are errors).
+pub(crate) enum Settled {
+    /// Written; the tenants whose catalog generation moved, with their new generation.
+    Written(Vec<(String, u64)>),
+    /// Something the step read has changed: prepare it again.
+    Changed { table: &'static str, key: String },
+}
 
 /// The shared state every operation is served with.
 pub struct Services {
@@ -123,7 +131,7 @@ impl Services {
     /// On a shared store (etcd) other nodes change catalogs too: a cached view is checked
     /// against the generation in this node's copy (a map lookup) before it is used.
     pub(crate) fn view(&self, tenant: &str) -> R<Arc<TenantView>> {
-        let shared = !self.store.is_batched();
+        let shared = self.store.is_shared();
         let cached = self.views.read().get(tenant).and_then(|s| s.view.clone());
         let r = match cached {
             Some(v) if !shared => return Ok(v),
@@ -153,9 +161,15 @@ impl Services {
         Ok(view)
     }
 
-    /// Applies a finished step (see [`Writer::submit`]); blocking.
-    pub(crate) fn commit(&self, set: ocni_store::WriteSet) -> R<Applied> {
-        self.writer.submit(set)
+    /// Applies a finished step (see [`Writer::submit`]) and waits until it is durable; a
+    /// step over a tenant's entity limit or over the store's transaction size is refused.
+    pub(crate) fn apply(&self, set: ocni_store::WriteSet) -> R<Settled> {
+        match self.writer.submit(set)? {
+            Applied::Done { generations } => Ok(Settled::Written(generations)),
+            Applied::Conflict { table, key } => Ok(Settled::Changed { table, key }),
+            Applied::Limit { tenant, max } => Err(limit_reached(&tenant, max, "entities")),
+            Applied::TooLarge { needed, max } => Err(too_many_ops(needed, max)),
+        }
     }
 
     /// The answer cached under `key` if nothing committed since it was rendered; `commits` is
@@ -268,8 +282,8 @@ impl Services {
             if set.is_empty() {
                 return Ok(out);
             }
-            match self.writer.submit(set)? {
-                Applied::Done { generations } => {
+            match self.apply(set)? {
+                Settled::Written(generations) => {
                     for (t, g) in generations {
                         self.forget_view(&t, g);
                     }
@@ -278,7 +292,7 @@ impl Services {
                     }
                     return Ok(out);
                 }
-                Applied::Conflict { table, key } => {
+                Settled::Changed { table, key } => {
                     if table == "counters" {
                         // The catalog changed: read it again.
                         self.forget_view(tenant, view.generation + 1);
@@ -286,23 +300,25 @@ impl Services {
                     tracing::debug!(tenant, table, key = %key, "write conflicted; preparing it again");
                     last = format!("{table} {key:?}");
                 }
-                Applied::Limit { tenant, max } => return Err(limit_reached(&tenant, max, "entities")),
-                Applied::TooLarge { needed, max } => return Err(too_many_ops(needed, max)),
             }
         }
-        let mut e = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the write conflicted with concurrent writes {MAX_ATTEMPTS} times (last on {last}); nothing was written, try again"
-            ),
-        );
-        e.headers.push(("Retry-After", "1".to_string()));
-        Err(e)
+        Err(kept_conflicting(&last))
     }
 }
 
+/// 503 for a write that conflicted [`MAX_ATTEMPTS`] times (`last`: what changed the last time).
+pub(crate) fn kept_conflicting(last: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the write conflicted with concurrent writes {MAX_ATTEMPTS} times (last on {last}); nothing was written, try again"
+        ),
+    )
+    .with_header("Retry-After", "1")
+}
+
 /// 413 for a write larger than one etcd transaction may be.
-pub(crate) fn too_many_ops(needed: usize, max: usize) -> ApiError {
+fn too_many_ops(needed: usize, max: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(

@@ -1,6 +1,6 @@
 //! The writer of a redb store (on etcd, each request applies its own step: see
-//! [`Writer::Direct`]). The one writer of redb applies prepared steps ([`ocni_store::WriteSet`]) in arrival order as steps
-//! of a shared redb transaction (a batch), and commits the batch durably when no step is
+//! [`Writer::Direct`]). It applies prepared steps ([`ocni_store::WriteSet`]) in arrival order
+//! as steps of a shared redb transaction (a batch), and commits the batch durably when no step is
 //! waiting (or it holds [`MAX_STEPS`] steps, or has been open [`MAX_OPEN`]); only then are its
 //! steps answered. Concurrent writers thus share one fsync, and a write is acknowledged only
 //! once it is on disk.

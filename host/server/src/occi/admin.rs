@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 
 use hyper::{Method, StatusCode};
-use ocni_store::{Applied, Reads, Step, TenantRecord};
+use ocni_store::{Reads, Step, TenantRecord};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::reply::{Body, R, Reply, Request};
 use crate::route::{AdminPath, Allowed};
-use crate::services::{Services, too_many_ops};
-use crate::tenancy::{Limits, check_tenant_name, limit_reached, new_token, now, parse_limits};
+use crate::services::{MAX_ATTEMPTS, Services, Settled, kept_conflicting};
+use crate::tenancy::{Limits, check_tenant_name, new_token, now, parse_limits};
 
 /// A tenant's tokens as the admin API lists them: ids and creation times, never a secret.
 fn token_list(r: &ocni_store::Reader, tenant: &str) -> R<Vec<Value>> {
@@ -137,29 +137,22 @@ pub(crate) fn admin(s: &Services, path: &AdminPath, req: &Request) -> R<Reply> {
     }
 }
 
-/// How many times an administration write is prepared again after a conflict.
-const ADMIN_ATTEMPTS: usize = 8;
-
 /// Runs an administration write (tenants, tokens, limits) as a step of its own, prepared again
 /// (`f` runs again) when a concurrent write changed what it read; answers once it is durable.
 fn admin_write<T>(s: &Services, mut f: impl FnMut(&mut Step) -> R<T>) -> R<T> {
-    for _ in 0..ADMIN_ATTEMPTS {
+    let mut last = String::new();
+    for _ in 0..MAX_ATTEMPTS {
         let mut step = s.store.step()?;
         let out = f(&mut step)?;
-        match s.commit(step.finish())? {
-            Applied::Done { .. } => return Ok(out),
-            Applied::Conflict { table, key } => {
+        match s.apply(step.finish())? {
+            Settled::Written(_) => return Ok(out),
+            Settled::Changed { table, key } => {
                 tracing::debug!(table, key = %key, "admin write conflicted; preparing it again");
+                last = format!("{table} {key:?}");
             }
-            Applied::Limit { tenant, max } => return Err(limit_reached(&tenant, max, "entities")),
-            Applied::TooLarge { needed, max } => return Err(too_many_ops(needed, max)),
         }
     }
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("the write conflicted with concurrent writes {ADMIN_ATTEMPTS} times; nothing was written, try again"),
-    )
-    .with_header("Retry-After", "1"))
+    Err(kept_conflicting(&last))
 }
 
 fn create_tenant(s: &Services, req: &Request) -> R<Reply> {
