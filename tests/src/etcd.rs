@@ -74,6 +74,25 @@ impl EtcdCluster {
         format!("etcd://{}", hosts.join(","))
     }
 
+    /// The store URL naming member `i` only, without a key prefix.
+    pub fn member_url(&self, i: usize) -> String {
+        format!("etcd://127.0.0.1:{}", self.members[i].client_port)
+    }
+
+    /// Compacts the cluster's history up to its current revision (through member `i`, which
+    /// must be running), so that no watch can resume from before it.
+    pub async fn compact(&self, i: usize) {
+        let gateway = format!("http://127.0.0.1:{}/v3", self.members[i].client_port);
+        let post = |path: &str, body: Value| self.client.post(format!("{gateway}{path}")).body(body.to_string()).send();
+        // A range of one key ("\0", base64) for the header's revision; the gateway renders it
+        // as a string.
+        let range: Value = post("/kv/range", serde_json::json!({"key": "AA=="})).await.unwrap().json().await.unwrap();
+        let revision = range["header"]["revision"].as_str().expect("a revision").to_string();
+        let compacted =
+            post("/kv/compaction", serde_json::json!({"revision": revision, "physical": true})).await.unwrap();
+        assert!(compacted.status().is_success(), "compaction: {}", compacted.text().await.unwrap());
+    }
+
     /// How many members the cluster has (running or not).
     pub fn len(&self) -> usize {
         self.members.len()

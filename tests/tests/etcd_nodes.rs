@@ -83,10 +83,8 @@ async fn request_rates_are_counted_per_node() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_cut_off_across_a_compaction_lists_the_store_again() {
     let mut cluster = EtcdCluster::start(3).await;
-    let url = cluster.url();
-    let hosts: Vec<&str> = url.trim_start_matches("etcd://").split(',').collect();
     let only = |i: usize, c: &mut ocni_server::Config| {
-        c.store = Some(format!("etcd://{}/relist", hosts[i]).parse().unwrap());
+        c.store = Some(format!("{}/relist", cluster.member_url(i)).parse().unwrap());
     };
     let a = TestServer::start_configured(|c| only(0, c)).await;
     let b = TestServer::start_configured(|c| only(1, c)).await;
@@ -99,25 +97,7 @@ async fn a_node_cut_off_across_a_compaction_lists_the_store_again() {
     }
     expect(&b.json("DELETE", "/compute/before", None).await, 200);
     // Compact the history up to now, so that A's watch cannot resume where it stopped.
-    let http = reqwest::Client::new();
-    let gateway = format!("http://{}/v3", hosts[1]);
-    let range: serde_json::Value = http
-        .post(format!("{gateway}/kv/range"))
-        .body(json!({"key": "AA=="}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let revision = range["header"]["revision"].as_str().unwrap().to_string();
-    let compacted = http
-        .post(format!("{gateway}/kv/compaction"))
-        .body(json!({"revision": revision, "physical": true}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(compacted.status().is_success(), "compaction: {}", compacted.text().await.unwrap());
+    cluster.compact(1).await;
 
     cluster.restart(0).await;
     let started = Instant::now();

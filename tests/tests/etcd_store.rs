@@ -5,7 +5,7 @@
 //! chunks, and a write larger than one transaction may be is refused whole.
 
 use ocni_model::{Catalog, Entity, parse_entity_input};
-use ocni_store::{Applied, EtcdTarget, HandlerRecord, Page, Reads, Store, TenantRecord, TokenRecord};
+use ocni_store::{Applied, EtcdTarget, HandlerRecord, Page, Reads, Step, Store, TenantRecord, TokenRecord};
 use ocni_tests::COMPUTE;
 use ocni_tests::etcd::EtcdCluster;
 use serde_json::json;
@@ -25,15 +25,23 @@ fn done(a: Applied) {
     assert!(matches!(a, Applied::Done { .. }), "{a:?}");
 }
 
+/// Prepares one step on `store` with `f` and applies it alone; it must apply.
+fn write<T>(store: &Store, f: impl FnOnce(&mut Step) -> ocni_store::Result<T>) -> T {
+    let mut step = store.step().unwrap();
+    let out = f(&mut step).unwrap();
+    done(store.commit_step(step).unwrap());
+    out
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn etcd_steps_conflict_on_what_they_read_and_only_on_that() {
     let cluster = EtcdCluster::start(1).await;
     let (a, b) = nodes(&cluster, "conflicts", 128);
     let c = Catalog::builtin();
-    let mut s = a.step().unwrap();
-    s.put_entity("t", &vm(&c, "/compute/1", "one")).unwrap();
-    s.put_entity("t", &vm(&c, "/compute/2", "two")).unwrap();
-    done(a.commit_step(s).unwrap());
+    write(&a, |s| {
+        s.put_entity("t", &vm(&c, "/compute/1", "one"))?;
+        s.put_entity("t", &vm(&c, "/compute/2", "two"))
+    });
 
     // Node B sees A's acknowledged write once synced.
     b.sync().await.unwrap();
@@ -62,16 +70,13 @@ async fn etcd_steps_conflict_on_what_they_read_and_only_on_that() {
     // A listing read conflicts with a member added since, and with one removed since.
     for change in ["add", "remove"] {
         b.sync().await.unwrap();
-        let lister = b.step().unwrap();
+        let mut lister = b.step().unwrap();
         let n = lister.by_kind("t", COMPUTE, Page::ALL).unwrap().len();
-        let mut lister = lister;
         lister.kv_set("t", "h", "seen", &[n as u8]).unwrap();
-        let mut other = a.step().unwrap();
         match change {
-            "add" => other.put_entity("t", &vm(&c, "/compute/5", "five")).map(drop).unwrap(),
-            _ => assert_eq!(other.delete_entity("t", "/compute/2").unwrap(), ["/compute/2"]),
+            "add" => write(&a, |s| s.put_entity("t", &vm(&c, "/compute/5", "five"))),
+            _ => assert_eq!(write(&a, |s| s.delete_entity("t", "/compute/2")), ["/compute/2"]),
         }
-        done(a.commit_step(other).unwrap());
         let applied = b.commit_step(lister).unwrap();
         assert!(matches!(applied, Applied::Conflict { table: "by_kind", .. }), "{change}: {applied:?}");
     }
@@ -81,20 +86,18 @@ async fn etcd_steps_conflict_on_what_they_read_and_only_on_that() {
     // A catalog change moves the tenant's generation; a step that expects the old one conflicts.
     b.sync().await.unwrap();
     let g = b.read().unwrap().catalog_generation("t").unwrap();
-    let stale = b.step().unwrap();
+    let mut stale = b.step().unwrap();
     stale.expect_generation("t", g);
     let mut bind = a.step().unwrap();
     bind.set_binding("t", COMPUTE, Some("h")).unwrap();
     assert_eq!(a.commit_step(bind).unwrap(), Applied::Done { generations: vec![("t".into(), g + 1)] });
-    let mut stale = stale;
     stale.kv_set("t", "h", "k", b"v").unwrap();
     assert!(matches!(b.commit_step(stale).unwrap(), Applied::Conflict { table: "counters", .. }));
     b.sync().await.unwrap();
-    let fresh = b.step().unwrap();
-    fresh.expect_generation("t", g + 1);
-    let mut fresh = fresh;
-    fresh.kv_set("t", "h", "k", b"v").unwrap();
-    done(b.commit_step(fresh).unwrap());
+    write(&b, |fresh| {
+        fresh.expect_generation("t", g + 1);
+        fresh.kv_set("t", "h", "k", b"v")
+    });
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,22 +114,24 @@ async fn etcd_tenant_deletes_are_range_deletes_and_components_come_in_chunks() {
         ..Default::default()
     };
     for t in ["a", "ab"] {
-        let mut s = a.step().unwrap();
-        s.put_tenant(&TenantRecord { name: t.into(), created: 1, limits: Default::default() }).unwrap();
-        s.put_token(&TokenRecord { id: format!("{t}-1"), tenant: t.into(), secret_sha256: "00".into(), created: 1 })
-            .unwrap();
-        s.put_entity(t, &vm(&c, "/compute/1", t)).unwrap();
-        s.put_handler(t, &record("h"), &component).unwrap();
-        s.kv_set(t, "h", "k", b"v").unwrap();
-        done(a.commit_step(s).unwrap());
+        write(&a, |s| {
+            s.put_tenant(&TenantRecord { name: t.into(), created: 1, limits: Default::default() })?;
+            s.put_token(&TokenRecord {
+                id: format!("{t}-1"),
+                tenant: t.into(),
+                secret_sha256: "00".into(),
+                created: 1,
+            })?;
+            s.put_entity(t, &vm(&c, "/compute/1", t))?;
+            s.put_handler(t, &record("h"), &component)?;
+            s.kv_set(t, "h", "k", b"v")
+        });
     }
     b.sync().await.unwrap();
     let blob = b.read().unwrap().handler_blob("ab", "d1").unwrap();
     assert_eq!(blob.as_deref(), Some(&component[..]), "node B reads the component A stored");
 
-    let mut s = b.step().unwrap();
-    assert_eq!(s.delete_tenant("a").unwrap(), ["a-1"]);
-    done(b.commit_step(s).unwrap());
+    assert_eq!(write(&b, |s| s.delete_tenant("a")), ["a-1"]);
     a.sync().await.unwrap();
     let r = a.read().unwrap();
     assert!(r.tenant("a").unwrap().is_none());
@@ -153,9 +158,7 @@ async fn etcd_writes_larger_than_a_transaction_are_refused_whole() {
     a.sync().await.unwrap();
     assert_eq!(a.read().unwrap().entity_count("t").unwrap(), 0, "nothing of it was written");
     // A write within the limit goes through.
-    let mut s = a.step().unwrap();
-    s.put_entity("t", &vm(&c, "/compute/x", "x")).unwrap();
-    done(a.commit_step(s).unwrap());
+    write(&a, |s| s.put_entity("t", &vm(&c, "/compute/x", "x")));
 }
 
 /// A step that read more keys than a transaction may compare is checked table by table (one
@@ -167,34 +170,27 @@ async fn etcd_steps_that_read_many_keys_are_checked_by_span() {
     let (a, b) = nodes(&cluster, "wide", 16);
     let c = Catalog::builtin();
     for chunk in 0..10 {
-        let mut s = a.step().unwrap();
         // Four operations an entity (itself, its kind and two indexed attributes).
-        for i in 0..3 {
-            s.put_entity("t", &vm(&c, &format!("/compute/{chunk}{i}"), "x")).unwrap();
-        }
-        done(a.commit_step(s).unwrap());
+        write(&a, |s| (0..3).try_for_each(|i| s.put_entity("t", &vm(&c, &format!("/compute/{chunk}{i}"), "x"))));
     }
     let read_all = |store: &Store| {
-        let s = store.step().unwrap();
+        let mut s = store.step().unwrap();
         let locations = s.by_kind("t", COMPUTE, Page::ALL).unwrap();
         assert_eq!(locations.len(), 30, "more reads than the 16 compares a transaction may hold");
         for loc in &locations {
             assert!(s.entity("t", loc).unwrap().is_some());
         }
-        let mut s = s;
         s.kv_set("t", "h", "read", b"30").unwrap();
         s
     };
     b.sync().await.unwrap();
     done(b.commit_step(read_all(&b)).unwrap());
     let wide = read_all(&b);
-    let mut del = a.step().unwrap();
-    assert_eq!(del.delete_entity("t", "/compute/71").unwrap(), ["/compute/71"]);
-    done(a.commit_step(del).unwrap());
+    assert_eq!(write(&a, |s| s.delete_entity("t", "/compute/71")), ["/compute/71"]);
     assert!(matches!(b.commit_step(wide).unwrap(), Applied::Conflict { .. }));
 }
 
-/// The keys under `prefix` of the store at `target`, read with `etcdctl`.
+/// The keys of `cluster` under `prefix`, read with `etcdctl`.
 fn etcd_keys(cluster: &EtcdCluster, prefix: &str) -> Vec<String> {
     let endpoints = cluster.url().trim_start_matches("etcd://").to_string();
     let out = std::process::Command::new("etcdctl")
@@ -220,14 +216,10 @@ async fn etcd_chunks_of_components_no_handler_uses_are_removed() {
         size: size as u64,
         ..Default::default()
     };
-    let mut s = a.step().unwrap();
-    s.put_handler("t", &record("dold", old.len()), &old).unwrap();
-    done(a.commit_step(s).unwrap());
+    write(&a, |s| s.put_handler("t", &record("dold", old.len()), &old));
     assert_eq!(etcd_keys(&cluster, "/chunks/blob/dold/").len(), 2, "1.5 MB in chunks of 1 MiB");
     // The handler gets other bytes: the old manifest goes, its chunks are no one's.
-    let mut s = a.step().unwrap();
-    s.put_handler("t", &record("dnew", new.len()), &new).unwrap();
-    done(a.commit_step(s).unwrap());
+    write(&a, |s| s.put_handler("t", &record("dnew", new.len()), &new));
     let started = std::time::Instant::now();
     while !etcd_keys(&cluster, "/chunks/blob/dold/").is_empty() {
         assert!(started.elapsed() < std::time::Duration::from_secs(90), "the old chunks are still there");

@@ -35,13 +35,13 @@ fn pinned(cpus: Option<&str>, program: &Path) -> Command {
 }
 
 /// A free loopback port (bound then released: the child binds it next).
-pub(crate) fn free_addr() -> SocketAddr {
+fn free_addr() -> SocketAddr {
     let l = StdListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("its address")
 }
 
 /// Waits until something accepts connections on `addr`; panics with `what` after 20 s.
-pub(crate) fn wait_listening(addr: SocketAddr, what: &str, child: &mut Child) {
+fn wait_listening(addr: SocketAddr, what: &str, child: &mut Child) {
     let until = Instant::now() + Duration::from_secs(20);
     while StdStream::connect(addr).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
@@ -54,7 +54,7 @@ pub(crate) fn wait_listening(addr: SocketAddr, what: &str, child: &mut Child) {
 
 /// A child process, killed when dropped.
 pub(crate) struct Proc {
-    pub child: Child,
+    child: Child,
     pub addr: SocketAddr,
 }
 
@@ -267,6 +267,27 @@ pub(crate) fn ocni_binary(given: Option<&Path>) -> PathBuf {
     path
 }
 
+/// Starts `ocni serve` (the binary at `ocni`, pinned to `cpus` if given) on a free port, with
+/// its data directory `data`, `--store` if given, and default logging to the file `log`.
+pub(crate) fn start_ocni(ocni: &Path, cpus: Option<&str>, data: &Path, store: Option<&str>, log: &Path) -> Proc {
+    let log = std::fs::File::create(log).expect("the log file");
+    let addr = free_addr();
+    let mut cmd = pinned(cpus, ocni);
+    cmd.arg("serve").arg("--listen").arg(addr.to_string()).arg("--data").arg(data);
+    if let Some(store) = store {
+        cmd.arg("--store").arg(store);
+    }
+    let mut child = cmd
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("the log file"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", ocni.display()));
+    wait_listening(addr, "ocni", &mut child);
+    Proc { child, addr }
+}
+
 /// Starts the trivial server (this binary, mode `trivial`) answering `canned`.
 fn start_trivial(canned: &Canned, dir: &Path, n: usize) -> Proc {
     let file = dir.join(format!("canned-{n}.json"));
@@ -347,22 +368,9 @@ pub fn run(bench: &Bench) {
         .prefix("ocni-bench-serve-")
         .tempdir_in(&bench.opts.dir)
         .unwrap_or_else(|e| panic!("a directory in {}: {e}", bench.opts.dir.display()));
-    let log = std::fs::File::create(dir.path().join("ocni.log")).expect("the log file");
-    let addr = free_addr();
-    let mut child = pinned(pins().map(|p| p.0), &ocni_path)
-        .arg("serve")
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("the log file"))
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", ocni_path.display()));
-    wait_listening(addr, "ocni", &mut child);
-    let ocni = Proc { child, addr };
+    let cpus = pins().map(|p| p.0);
+    let ocni = start_ocni(&ocni_path, cpus, &dir.path().join("data"), None, &dir.path().join("ocni.log"));
+    let addr = ocni.addr;
 
     // Fixtures: the GET entity and one active compute per connection for the actions.
     bench.computes_for_get_and_actions(addr, conns);

@@ -9,33 +9,16 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 
 use hyper::Method;
 
-use crate::binary::{Load, Proc, Wrk, create_script, free_addr, ocni_binary, wait_listening, wrk};
+use crate::binary::{Load, Proc, Wrk, create_script, ocni_binary, start_ocni, wrk};
 use crate::load::Req;
 use crate::{Bench, JSON, ONE, compute_body};
 
-/// Starts `ocni serve` on a free port with its data directory `data` (and `--store`, if any).
+/// Starts `ocni serve`, not pinned, with its data directory `data` (and `--store`, if any).
 fn start_node(bench: &Bench, data: &Path, store: Option<&str>, log: &Path) -> Proc {
-    let ocni = ocni_binary(bench.opts.ocni.as_deref());
-    let addr = free_addr();
-    let log = std::fs::File::create(log).expect("a log file");
-    let mut cmd = std::process::Command::new(&ocni);
-    cmd.arg("serve").arg("--listen").arg(addr.to_string()).arg("--data").arg(data);
-    if let Some(store) = store {
-        cmd.arg("--store").arg(store);
-    }
-    let mut child = cmd
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("the log file"))
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", ocni.display()));
-    wait_listening(addr, "ocni", &mut child);
-    Proc { child, addr }
+    start_ocni(&ocni_binary(bench.opts.ocni.as_deref()), None, data, store, log)
 }
 
 /// Where one operation runs.
