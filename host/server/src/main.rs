@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use ocni_server::logging::LogWriter;
+use ocni_server::logging::{LogWriter, PlainFields, PlainFormat};
 use ocni_server::{Secret, ServeArgs};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -253,11 +253,15 @@ fn main() -> anyhow::Result<()> {
     if !matches!(cli.command, Command::Serve(_)) {
         return admin_command(cli.command);
     }
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_writer(LogWriter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")));
+    if std::io::stderr().is_terminal() {
+        // Colours for a person watching; the same text otherwise (`logging::PlainFormat`).
+        log.with_ansi(true).init();
+    } else {
+        log.with_ansi(false).event_format(PlainFormat).fmt_fields(PlainFields).init();
+    }
     match cli.command {
         Command::Serve(args) => {
             let admin_token = admin_token(args.admin_token_file.as_deref())?;
