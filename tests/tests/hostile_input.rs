@@ -109,6 +109,56 @@ async fn the_host_header_is_an_authority_and_comes_once() {
     assert!(r.header("location").unwrap().starts_with("http://[::1]:8080/compute/"), "{:?}", r.headers);
 }
 
+/// One connection's requests are each answered for their own `Host` and `Accept` (the server
+/// remembers what a connection's last request negotiated, and must notice a change).
+#[tokio::test]
+async fn each_request_of_a_connection_gets_its_own_host_and_rendering() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+    let server = TestServer::start().await;
+    // A link: its source is rendered absolute, under the request's Host, in every rendering.
+    expect(&server.json("PUT", "/compute/vm", Some(json!({"kind": COMPUTE}))).await, 201);
+    expect(&server.json("PUT", "/network/net", Some(json!({"kind": NETWORK}))).await, 201);
+    let link = json!({"kind": NETWORKINTERFACE, "source": {"location": "/compute/vm"},
+                      "target": {"location": "/network/net"},
+                      "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}});
+    expect(&server.json("PUT", "/networkinterface/nic", Some(link)).await, 201);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut conn = BufReader::new(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    let cases = [
+        ("a.example", Some(JSON), "application/occi+json", "http://a.example/compute/vm"),
+        ("a.example", Some("text/occi"), "text/occi", "http://a.example/compute/vm"),
+        ("b.example:81", Some("text/occi"), "text/occi", "http://b.example:81/compute/vm"),
+        ("b.example:81", None, "text/plain", "http://b.example:81/compute/vm"),
+        ("a.example", Some(JSON), "application/occi+json", "http://a.example/compute/vm"),
+        ("a.example", Some("image/png"), "text/plain", "none of"),
+        ("a.example", Some(JSON), "application/occi+json", "http://a.example/compute/vm"),
+    ];
+    for (host, accept, content_type, expected) in cases {
+        let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
+        let request = format!("GET /networkinterface/nic HTTP/1.1\r\nHost: {host}\r\n{accept}\r\n");
+        conn.get_mut().write_all(request.as_bytes()).await.unwrap();
+        // The head, then Content-Length bytes of body: the connection stays open.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(conn.read_u8().await.unwrap());
+        }
+        let head = String::from_utf8(head).unwrap();
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+        };
+        let mut body = vec![0; header("content-length").unwrap().parse().unwrap()];
+        conn.read_exact(&mut body).await.unwrap();
+        let whole = format!("{head}{}", String::from_utf8(body).unwrap());
+        assert!(header("content-type").unwrap().starts_with(content_type), "{host} {accept:?}: {whole}");
+        assert!(whole.contains(expected), "{host} {accept:?}: {whole}");
+        let other = if host == "a.example" { "b.example" } else { "a.example" };
+        assert!(!whole.contains(other), "{host} {accept:?}: {whole}");
+    }
+}
+
 /// A location with a line break can no longer be created, but an older server stored them:
 /// such a record is listed and created-answered with the break percent-encoded, never dropped
 /// and never as a line of its own.

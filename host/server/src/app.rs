@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::jobs::JobRunner;
 use crate::occi::{admin, collection, entity, handlers, jobs, query};
-use crate::reply::{R, Reply, Request};
+use crate::reply::{Framed, R, Reply, Request};
 use crate::route::{self, Allowed, Target};
 use crate::services::Services;
 use crate::tenancy::Tenancy;
@@ -86,31 +86,37 @@ impl App {
         Ok(route::allowed(target, class))
     }
 
-    /// Serves an authenticated request of `tenant` (the admin API's, or the tenant's OCCI API).
-    /// Blocking for everything but a single entity's read.
-    pub(crate) fn serve(&self, tenant: &str, req: Request<'_>) -> R<Reply> {
-        let s = &self.services;
-        if let Target::Admin(path) = &req.route.target {
-            return admin::admin(s, path, &req);
-        }
+    /// Serves an authenticated request of `tenant` (the admin API's, or the tenant's OCCI API),
+    /// its answer framed for HTTP. Blocking for everything but a single entity's read.
+    pub(crate) fn serve(&self, tenant: &str, req: Request<'_>) -> R<Framed> {
         if let Target::Entity(path) = &req.route.target
             && matches!(*req.method, Method::GET | Method::HEAD)
             && req.route.action.is_none()
         {
-            return entity::get(s, tenant, path, &req);
+            // Framed once, kept until the next commit (`Services::rendered`).
+            return entity::get(&self.services, tenant, path, &req);
+        }
+        Ok(self.operation(tenant, &req)?.framed(req.format))
+    }
+
+    /// The operation `req` names.
+    fn operation(&self, tenant: &str, req: &Request<'_>) -> R<Reply> {
+        let s = &self.services;
+        if let Target::Admin(path) = &req.route.target {
+            return admin::admin(s, path, req);
         }
         let catalog = s.catalog(tenant)?;
         match &req.route.target {
-            Target::QueryInterface => query::query_interface(s, tenant, &catalog, &req),
+            Target::QueryInterface => query::query_interface(s, tenant, &catalog, req),
             Target::Collection(path) => match catalog.by_location(path).cloned() {
-                Some(cat) if cat.class == Class::Kind => collection::kind_collection(s, tenant, &catalog, &cat, &req),
-                Some(cat) => collection::mixin_collection(s, tenant, &catalog, &cat, &req),
-                None => collection::unbound_path(s, tenant, &catalog, path, &req),
+                Some(cat) if cat.class == Class::Kind => collection::kind_collection(s, tenant, &catalog, &cat, req),
+                Some(cat) => collection::mixin_collection(s, tenant, &catalog, &cat, req),
+                None => collection::unbound_path(s, tenant, &catalog, path, req),
             },
-            Target::Entity(path) => entity::entity(s, tenant, &catalog, path, &req),
-            Target::Handlers(name) => handlers::handlers(s, tenant, name.as_deref(), &req),
-            Target::HandlerLog(name) => handlers::handler_log(s, tenant, name, &req),
-            Target::Jobs(id) => jobs::jobs(s, tenant, id.as_deref(), &req),
+            Target::Entity(path) => entity::entity(s, tenant, &catalog, path, req),
+            Target::Handlers(name) => handlers::handlers(s, tenant, name.as_deref(), req),
+            Target::HandlerLog(name) => handlers::handler_log(s, tenant, name, req),
+            Target::Jobs(id) => jobs::jobs(s, tenant, id.as_deref(), req),
             Target::Admin(_) => Err(ApiError::not_found("the admin API is not part of a tenant's API")),
         }
     }

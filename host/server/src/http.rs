@@ -11,25 +11,23 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ocni_model::Dialect;
+use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::app::App;
 use crate::error::ApiError;
 use crate::negotiate::{self, BodyType, Format};
-use crate::reply::{Body, Reply, Request as OcciRequest, json_reply};
+use crate::reply::{Body, Framed, Reply, Request as OcciRequest, json_reply};
 use crate::route;
 use crate::sandbox::upload_error;
 use crate::tenancy::{ADMIN, NOBODY};
-
-/// The `Server` header: product, then the OCCI versions spoken.
-pub const SERVER: &str = concat!("ocni/", env!("CARGO_PKG_VERSION"), " OCCI/1.1 OCCI/1.2");
 
 /// Serves connections from `listener` until `shutdown` completes, then lets open requests
 /// finish (for at most 10 seconds). When every request has ended and `app` is no longer held
@@ -50,10 +48,15 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
+                let repeated = Arc::new(Mutex::new(Repeated::default()));
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(app.config().header_read_timeout)
-                    .serve_connection(TokioIo::new(stream), service_fn(move |req| handle(app.clone(), peer, req)));
+                    .serve_connection(
+                        TokioIo::new(stream),
+                        // Boxed: hyper moves the future it is given, and a request's is a few KiB.
+            service_fn(move |req| Box::pin(handle(app.clone(), peer, Arc::clone(&repeated), req))),
+                    );
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
@@ -110,45 +113,90 @@ fn base_url(configured: Option<&str>, host: Option<&HeaderValue>) -> Result<Stri
     })
 }
 
+/// What the requests of one connection repeat (a client sends the same `Host` and, mostly, the
+/// same `Accept` each time), worked out at its first request and again when a header changes.
+#[derive(Default)]
+struct Repeated {
+    /// `Host` (`None`: absent) and the base URL it makes.
+    host: Option<(Option<HeaderValue>, String)>,
+    /// `Accept` and the rendering it negotiates.
+    accept: Option<(Option<HeaderValue>, Result<Format, String>)>,
+}
+
+impl Repeated {
+    /// [`base_url`], as of the last request with this `Host`.
+    fn base_url(&mut self, configured: Option<&str>, host: Option<&HeaderValue>) -> Result<String, ApiError> {
+        match &self.host {
+            Some((h, url)) if h.as_ref() == host => Ok(url.clone()),
+            _ => {
+                let url = base_url(configured, host)?;
+                self.host = Some((host.cloned(), url.clone()));
+                Ok(url)
+            }
+        }
+    }
+
+    /// [`negotiate::choose`], as of the last request with this `Accept`.
+    fn format(&mut self, accept: Option<&HeaderValue>, default_dialect: Dialect) -> Result<Format, String> {
+        match &self.accept {
+            Some((a, format)) if a.as_ref() == accept => format.clone(),
+            _ => {
+                let format = negotiate::choose(accept.and_then(|v| v.to_str().ok()), default_dialect);
+                self.accept = Some((accept.cloned(), format.clone()));
+                format
+            }
+        }
+    }
+}
+
 fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Whether a request is a single entity's read, served in place on the async worker (see
+/// [`respond`]); it gets no request span either, the cheapest path there is.
+fn in_place(method: &Method, route: &Result<route::Route, route::RouteError>) -> bool {
+    matches!(*method, Method::GET | Method::HEAD)
+        && matches!(route, Ok(r) if matches!(r.target, route::Target::Entity(_)))
+}
+
 /// One request, end to end; never fails (errors become responses).
-async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    app: Arc<App>,
+    peer: SocketAddr,
+    repeated: Arc<Mutex<Repeated>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let accept = header_str(&req, header::ACCEPT).map(str::to_string);
-    let format = negotiate::choose(accept.as_deref(), app.config().default_dialect);
-    let err_format = format.clone().unwrap_or(match accept.as_deref() {
+    // A clone shares the URI's bytes.
+    let uri = req.uri().clone();
+    let path = uri.path();
+    let format = repeated.lock().format(req.headers().get(header::ACCEPT), app.config().default_dialect);
+    let err_format = format.clone().unwrap_or(match header_str(&req, header::ACCEPT) {
         Some(a) if a.contains("json") => Format::Json(app.config().default_dialect),
         _ => Format::TextPlain,
     });
     // The admin API speaks JSON only, its errors too.
     let err_format = if path.starts_with("/-/admin/") { Format::Json(Dialect::Occi12) } else { err_format };
-    // Every log line of the request (the write logs of the operations too) carries this span.
-    let span = tracing::info_span!("request", %method, %path);
+    let route = route::route(path, uri.query());
     // Who the request is, once authenticated (for the audit log).
     let mut who = NOBODY.to_string();
-    let reply = match respond(&app, req, format.clone(), &mut who).instrument(span.clone()).await {
-        // GFD.185 3.6.6: a successful text/occi answer has the body "OK".
-        Ok(mut r) if format == Ok(Format::TextOcci) && r.body.is_empty() && r.status.is_success() => {
-            r.body = b"OK\n".to_vec();
-            r.content_type = Some(Format::TextOcci.content_type());
-            r
-        }
-        Ok(r) => r,
-        Err(e) => error_reply(e, err_format),
+    // Every log line of the request (the write logs of the operations too) carries this span.
+    let span =
+        if in_place(&method, &route) { tracing::Span::none() } else { tracing::info_span!("request", %method, %path) };
+    let answer = respond(&app, &repeated, req, route, format.clone(), &mut who).instrument(span).await;
+    let framed = match answer {
+        Ok(f) => f,
+        Err(e) => error_reply(e, err_format).framed(err_format),
     };
-    let status = reply.status;
-    let response = frame(reply, method == Method::HEAD);
+    let status = framed.status;
+    let response = framed.response(method == Method::HEAD);
     let latency_us = started.elapsed().as_micros() as u64;
-    let _entered = span.enter();
     if status.is_server_error() {
-        tracing::error!(status = status.as_u16(), latency_us, %peer, "done");
+        tracing::error!(%method, %path, status = status.as_u16(), latency_us, %peer, "done");
     } else {
-        tracing::info!(status = status.as_u16(), latency_us, "done");
+        tracing::info!(%method, %path, status = status.as_u16(), latency_us, "done");
     }
     // Audit: every write, with who did it and how it ended (never a token: only the tenant).
     if method != Method::GET && method != Method::HEAD {
@@ -177,25 +225,73 @@ fn check_version(user_agent: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// What is known of a request once it is admitted: who it is, how it is answered, how large its
+/// body may be and how it is parsed.
+struct Admitted {
+    route: route::Route,
+    base_url: String,
+    tenant: String,
+    format: Format,
+    content_type: Option<String>,
+    /// text/occi carries the request in headers: the OCCI ones.
+    occi_headers: Vec<(String, String)>,
+    /// A handler upload (`PUT /-/handlers/{name}`): a component, with its own size limit.
+    upload: bool,
+    limit: usize,
+    /// Whether `limit` is the tenant's (else the server's).
+    tenants_limit: bool,
+}
+
+impl Admitted {
+    fn too_large(&self) -> ApiError {
+        let whose = if self.tenants_limit { format!("tenant {}'s", self.tenant) } else { "this server's".to_string() };
+        too_large(self.limit, &whose)
+    }
+}
+
+/// Serves an admitted request (see [`admit`]). A single entity's read without a body is served
+/// at once, in place; anything else reads its body first, in a future of its own (boxed: the
+/// future hyper holds for every request stays small).
 async fn respond(
     app: &Arc<App>,
+    repeated: &Mutex<Repeated>,
     req: Request<Incoming>,
+    route: Result<route::Route, route::RouteError>,
     format: Result<Format, String>,
     who: &mut String,
-) -> Result<Reply, ApiError> {
-    let route = route::route(req.uri().path(), req.uri().query()).map_err(|e| ApiError::bad(e.0))?;
+) -> Result<Framed, ApiError> {
+    let route = route.map_err(|e| ApiError::bad(e.0))?;
     // Headers that say who the client is and where it thinks it is must be unambiguous.
     for name in [header::HOST, header::AUTHORIZATION] {
         if req.headers().get_all(&name).iter().nth(1).is_some() {
             return Err(ApiError::bad(format!("the request has more than one {name} header; send one")));
         }
     }
-    let base_url = base_url(app.config().base_url.as_deref(), req.headers().get(header::HOST))?;
+    let base_url = repeated.lock().base_url(app.config().base_url.as_deref(), req.headers().get(header::HOST))?;
     // On a shared store, this node first catches up with every write acknowledged anywhere
     // (and with the tenants and tokens those changed).
     app.sync().await?;
-    // Who it is comes first (before the body is read): the admin, or a tenant, which then has
-    // a request rate and a body size of its own.
+    let admitted = admit(app, &req, route, base_url, format, who)?;
+    let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    if read && req.body().is_end_stream() && matches!(admitted.route.target, route::Target::Entity(_)) {
+        let body = read_body(&[], admitted.content_type.as_deref(), &admitted.occi_headers)?;
+        let Admitted { route, format, base_url, tenant, .. } = admitted;
+        return app.serve(&tenant, OcciRequest { method: req.method(), route, body, format, base_url });
+    }
+    Box::pin(with_body(app, req, admitted)).await
+}
+
+/// Who the request is, and the checks that come before its body is read: the admin, or a
+/// tenant, which then has a request rate and a body size of its own; then the method the target
+/// allows, the client's OCCI version, the rendering negotiated, the body's declared size.
+fn admit(
+    app: &App,
+    req: &Request<Incoming>,
+    route: route::Route,
+    base_url: String,
+    format: Result<Format, String>,
+    who: &mut String,
+) -> Result<Admitted, ApiError> {
     let auth = req.headers().get(header::AUTHORIZATION);
     let admin = matches!(route.target, route::Target::Admin(_));
     let (tenant, state) = if admin {
@@ -215,11 +311,10 @@ async fn respond(
     {
         return Err(ApiError::method(req.method(), allowed));
     }
-    check_version(header_str(&req, header::USER_AGENT))?;
+    check_version(header_str(req, header::USER_AGENT))?;
     let format = if admin { Ok(Format::Json(Dialect::Occi12)) } else { format };
     let format = format.map_err(|m| ApiError::new(StatusCode::NOT_ACCEPTABLE, m))?;
-    let content_type = header_str(&req, header::CONTENT_TYPE).map(str::to_string);
-    // text/occi carries the request in headers: keep the OCCI ones.
+    let content_type = header_str(req, header::CONTENT_TYPE).map(str::to_string);
     let occi_headers: Vec<(String, String)> = req
         .headers()
         .iter()
@@ -232,22 +327,25 @@ async fn respond(
     let server_limit = if upload { app.config().runtime.max_component_bytes } else { app.config().max_body };
     let tenant_limit =
         state.as_ref().map(|s| if upload { s.limits.max_handler_bytes } else { s.limits.max_body_bytes });
-    let (limit, tenants) = match tenant_limit {
+    let (limit, tenants_limit) = match tenant_limit {
         Some(l) if l < server_limit as u64 => (l as usize, true),
         _ => (server_limit, false),
     };
-    // The message is only built when the limit is hit.
-    let too_large = |limit| {
-        let whose = if tenants { format!("tenant {tenant}'s") } else { "this server's".to_string() };
-        too_large(limit, &whose)
-    };
+    let admitted =
+        Admitted { route, base_url, tenant, format, content_type, occi_headers, upload, limit, tenants_limit };
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
+        return Err(admitted.too_large());
     }
+    Ok(admitted)
+}
+
+/// Reads the body of an admitted request, parses it, and has the operation served: a single
+/// entity's read in place, anything else on a blocking thread.
+async fn with_body(app: &Arc<App>, req: Request<Incoming>, admitted: Admitted) -> Result<Framed, ApiError> {
     let method = req.method().clone();
     // A client that dribbles its body must not hold the request open for ever.
     let body_timeout = app.config().body_read_timeout;
-    let bytes = tokio::time::timeout(body_timeout, Limited::new(req.into_body(), limit).collect())
+    let bytes = tokio::time::timeout(body_timeout, Limited::new(req.into_body(), admitted.limit).collect())
         .await
         .map_err(|_| {
             ApiError::new(
@@ -257,12 +355,13 @@ async fn respond(
         })?
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                too_large(limit)
+                admitted.too_large()
             } else {
                 ApiError::bad(format!("could not read the request body: {e}"))
             }
         })?
         .to_bytes();
+    let Admitted { route, base_url, tenant, format, content_type, occi_headers, upload, .. } = admitted;
     let body = if upload {
         match content_type.as_deref().map(|c| c.split(';').next().unwrap_or("").trim()) {
             Some("application/wasm") => {
@@ -393,28 +492,4 @@ fn error_reply(e: ApiError, format: Format) -> Reply {
     };
     reply.headers.extend(e.headers);
     reply
-}
-
-fn frame(reply: Reply, head: bool) -> Response<Full<Bytes>> {
-    let len = reply.body.len();
-    let body = if head { Bytes::new() } else { Bytes::from(reply.body) };
-    let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() = reply.status;
-    let h = resp.headers_mut();
-    h.insert(header::SERVER, HeaderValue::from_static(SERVER));
-    if let Some(ct) = reply.content_type {
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    }
-    if head {
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    }
-    for (k, v) in reply.headers {
-        match HeaderValue::from_str(&v) {
-            Ok(v) => {
-                h.append(k, v);
-            }
-            Err(_) => tracing::warn!(header = k, "dropped a header value that is not valid in HTTP"),
-        }
-    }
-    resp
 }

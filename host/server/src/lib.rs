@@ -39,7 +39,8 @@ pub use crate::config::{
     Config, DEFAULT_MAX_CONCURRENT_WRITES, DEFAULT_MAX_TXN_OPS, EtcdTarget, JsonDialect, ServeArgs, TenantDefaults,
     default_handler_calls_per_tenant,
 };
-pub use crate::http::{SERVER, serve};
+pub use crate::http::serve;
+pub use crate::reply::SERVER;
 pub use crate::tenancy::DEFAULT_TENANT;
 
 /// Opens the data directory and builds the shared state.

@@ -2,7 +2,10 @@
 //! body, negotiated format), the finished [`Reply`] before framing, and the builders of the
 //! replies the OCCI renderings share (JSON, text headers or body, location lists).
 
-use hyper::{Method, StatusCode};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Response, StatusCode};
 use ocni_model::render::{render_categories, render_locations};
 use ocni_model::text::{self, Line, TextMessage};
 use ocni_model::{Category, Class, Dialect};
@@ -25,6 +28,59 @@ impl Reply {
     /// An answer with no body.
     pub(crate) fn new(status: StatusCode) -> Self {
         Reply { status, headers: Vec::new(), body: Vec::new(), content_type: None }
+    }
+}
+
+/// The `Server` header: product, then the OCCI versions spoken.
+pub const SERVER: &str = concat!("ocni/", env!("CARGO_PKG_VERSION"), " OCCI/1.1 OCCI/1.2");
+
+/// An answer framed for HTTP (status, checked header values, body): what a [`Reply`] becomes.
+/// A clone shares its bytes, so a framed answer is kept and sent again cheaply (the
+/// single-entity GET cache does).
+#[derive(Clone)]
+pub struct Framed {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// Frames the answer to a request that negotiated `format`. GFD.185 3.6.6: a successful
+    /// text/occi answer has the body "OK". A header value that HTTP cannot carry is dropped
+    /// (and logged); renderings escape what they put in headers, so none is expected.
+    pub(crate) fn framed(mut self, format: Format) -> Framed {
+        if format == Format::TextOcci && self.body.is_empty() && self.status.is_success() {
+            self.body = b"OK\n".to_vec();
+            self.content_type = Some(Format::TextOcci.content_type());
+        }
+        let mut h = HeaderMap::with_capacity(2 + self.headers.len());
+        h.insert(header::SERVER, HeaderValue::from_static(SERVER));
+        if let Some(ct) = self.content_type {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        for (k, v) in self.headers {
+            match HeaderValue::from_str(&v) {
+                Ok(v) => {
+                    h.append(k, v);
+                }
+                Err(_) => tracing::warn!(header = k, "dropped a header value that is not valid in HTTP"),
+            }
+        }
+        Framed { status: self.status, headers: h, body: Bytes::from(self.body) }
+    }
+}
+
+impl Framed {
+    /// The HTTP response; for HEAD without the body, its length in `Content-Length`.
+    pub(crate) fn response(self, head: bool) -> Response<Full<Bytes>> {
+        let len = self.body.len();
+        let mut resp = Response::new(Full::new(if head { Bytes::new() } else { self.body }));
+        *resp.status_mut() = self.status;
+        *resp.headers_mut() = self.headers;
+        if head {
+            resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        resp
     }
 }
 

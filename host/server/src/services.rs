@@ -13,7 +13,7 @@ use ocni_store::{Applied, Reads, Step, Store};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::reply::{R, Reply};
+use crate::reply::{Framed, R};
 use crate::sandbox::{HandlerIndex, HandlerLogs, Sandbox, Signal, Stage, Write, outbound};
 use crate::tenancy::{Tenancy, limit_reached};
 use crate::writer::Writer;
@@ -57,7 +57,7 @@ pub struct Services {
 struct Rendered {
     commits: u64,
     bytes: usize,
-    answers: HashMap<String, Reply>,
+    answers: HashMap<String, Framed>,
 }
 
 /// What the rendered answers may hold in all (their bodies and header values).
@@ -174,7 +174,7 @@ impl Services {
 
     /// The answer cached under `key` if nothing committed since it was rendered; `commits` is
     /// [`Store::commits`] read before anything else of the request.
-    pub(crate) fn rendered(&self, key: &str, commits: u64) -> Option<Reply> {
+    pub(crate) fn rendered(&self, key: &str, commits: u64) -> Option<Framed> {
         let cache = self.rendered.read();
         if cache.commits != commits {
             return None;
@@ -182,9 +182,9 @@ impl Services {
         cache.answers.get(key).cloned()
     }
 
-    /// Keeps `reply` under `key`: it was rendered from a snapshot taken after the store's
+    /// Keeps `answer` under `key`: it was rendered from a snapshot taken after the store's
     /// commit count was `commits`, with that snapshot's catalog.
-    pub(crate) fn keep_rendered(&self, key: String, commits: u64, reply: &Reply) {
+    pub(crate) fn keep_rendered(&self, key: String, commits: u64, answer: &Framed) {
         let mut cache = self.rendered.write();
         if cache.commits != commits {
             if commits < cache.commits {
@@ -193,10 +193,10 @@ impl Services {
             }
             *cache = Rendered { commits, ..Rendered::default() };
         }
-        let size = key.len() + reply.body.len() + reply.headers.iter().map(|(_, v)| v.len() + 32).sum::<usize>();
+        let size = key.len() + answer.body.len() + answer.headers.iter().map(|(_, v)| v.len() + 32).sum::<usize>();
         if cache.bytes + size <= RENDERED_BYTES && !cache.answers.contains_key(&key) {
             cache.bytes += size;
-            cache.answers.insert(key, reply.clone());
+            cache.answers.insert(key, answer.clone());
         }
     }
 

@@ -16,34 +16,41 @@ use serde_json::{Map, Value, json};
 use super::{Purpose, body_as, links_from, need, not_found, prefix, render_one};
 use crate::error::ApiError;
 use crate::negotiate::Format;
-use crate::reply::{R, Reply, Request, accepted, created_reply, json_reply, text_reply};
+use crate::reply::{Framed, R, Reply, Request, accepted, created_reply, json_reply, text_reply};
 use crate::route::Allowed;
 use crate::sandbox::{Stage, Write, kind_has_handler};
 use crate::services::Services;
 
-/// GET (or HEAD) of one entity, served from the answers rendered since the last commit when
-/// it is there (see `Services::rendered`); the catalog is the tenant's cached one.
-pub(crate) fn get(s: &Services, tenant: &str, path: &str, req: &Request) -> R<Reply> {
-    if req.body.is_some() {
-        return Err(ApiError::bad("GET on an entity takes no body"));
-    }
+/// GET (or HEAD) of one entity, framed, served from the answers framed since the last commit
+/// when it is there (see `Services::rendered`).
+pub(crate) fn get(s: &Services, tenant: &str, path: &str, req: &Request) -> R<Framed> {
     // First: a commit after this may or may not be in what is rendered next, but the answer
     // is kept under this count, which that commit makes stale.
     let commits = s.store.commits();
-    let key = format!("{tenant}\0{path}\0{:?}\0{}", req.format, req.base_url);
-    if let Some(reply) = s.rendered(&key, commits) {
-        return Ok(reply);
+    let key = [tenant, path, req.format.content_type(), &req.base_url].join("\0");
+    if let Some(framed) = s.rendered(&key, commits) {
+        return Ok(framed);
+    }
+    let (reply, current) = read(s, tenant, path, req)?;
+    let framed = reply.framed(req.format);
+    if current {
+        s.keep_rendered(key, commits, &framed);
+    }
+    Ok(framed)
+}
+
+/// One entity rendered with the tenant's cached catalog, and whether that catalog is the read
+/// snapshot's own: the cached one may be older or newer (a catalog write commits, then drops
+/// the cached view), and only an answer rendered with the snapshot's own may be kept.
+fn read(s: &Services, tenant: &str, path: &str, req: &Request) -> R<(Reply, bool)> {
+    if req.body.is_some() {
+        return Err(ApiError::bad("GET on an entity takes no body"));
     }
     let view = s.view(tenant)?;
     let r = s.store.read()?;
     let e = r.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
     let reply = render_entity_reply(&r, tenant, &view.catalog, &e, req.format, &req.base_url)?;
-    // The cached catalog may be older or newer than the snapshot (a catalog write commits,
-    // then drops the cached view): keep only what was rendered with the snapshot's own.
-    if r.catalog_generation(tenant)? == view.generation {
-        s.keep_rendered(key, commits, &reply);
-    }
-    Ok(reply)
+    Ok((reply, r.catalog_generation(tenant)? == view.generation))
 }
 
 pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, req: &Request) -> R<Reply> {
@@ -69,7 +76,7 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
             Ok(reply)
         }
         (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
-        (Method::GET | Method::HEAD, None) => get(s, tenant, path, req),
+        (Method::GET | Method::HEAD, None) => Ok(read(s, tenant, path, req)?.0),
         (Method::PUT, None) => {
             let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
             let (created, location, jobs) = s.write(tenant, |w, catalog| match w.entity(tenant, path)? {
