@@ -177,6 +177,13 @@ async fn admin_subcommands_round_trip_and_logs_hold_no_token() {
 
     drop(server);
     let log = read(&log);
+    // Every request's `done` line names it and how it ended, a read served in place too (it has
+    // no request span): here the GET refused once its tenant was gone.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("  INFO ocni_server::http: done method=GET path=/compute/vm status=401 latency_us=")),
+        "{log}"
+    );
     // The audit trail: every write, with tenant, operation, location and result.
     let audit: Vec<&str> = log.lines().filter(|l| l.contains("ocni::audit")).collect();
     assert!(
