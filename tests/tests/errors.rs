@@ -99,6 +99,22 @@ async fn unknown_entities_are_404() {
     status(&server.get("/not/a/place").await, 404);
 }
 
+/// A GET of one entity with a body is refused, also once its answer is cached (a cached answer
+/// is served before anything else of the operation runs).
+#[tokio::test]
+async fn get_of_an_entity_with_a_body_is_400_also_when_its_answer_is_cached() {
+    let server = TestServer::start().await;
+    create_compute(&server, "c1").await;
+    let with_body = || server.json("GET", "/compute/c1", Some(json!({"kind": COMPUTE})));
+    status(&with_body().await, 400);
+    // Twice without a body: the second is answered from the cache.
+    status(&server.json("GET", "/compute/c1", None).await, 200);
+    status(&server.json("GET", "/compute/c1", None).await, 200);
+    let r = with_body().await;
+    status(&r, 400);
+    assert!(r.error_message().contains("takes no body"), "{}", r.error_message());
+}
+
 #[tokio::test]
 async fn unknown_action_term_on_an_entity_is_400() {
     let server = TestServer::start().await;

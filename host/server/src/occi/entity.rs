@@ -24,6 +24,7 @@ use crate::services::Services;
 /// GET (or HEAD) of one entity, framed, served from the answers framed since the last commit
 /// when it is there (see `Services::rendered`).
 pub(crate) fn get(s: &Services, tenant: &str, path: &str, req: &Request) -> R<Framed> {
+    refuse_body(req)?;
     // First: a commit after this may or may not be in what is rendered next, but the answer
     // is kept under this count, which that commit makes stale.
     let commits = s.store.commits();
@@ -43,14 +44,18 @@ pub(crate) fn get(s: &Services, tenant: &str, path: &str, req: &Request) -> R<Fr
 /// snapshot's own: the cached one may be older or newer (a catalog write commits, then drops
 /// the cached view), and only an answer rendered with the snapshot's own may be kept.
 fn read(s: &Services, tenant: &str, path: &str, req: &Request) -> R<(Reply, bool)> {
-    if req.body.is_some() {
-        return Err(ApiError::bad("GET on an entity takes no body"));
-    }
     let view = s.view(tenant)?;
     let r = s.store.read()?;
     let e = r.entity(tenant, path)?.ok_or_else(|| not_found(path))?;
     let reply = render_entity_reply(&r, tenant, &view.catalog, &e, req.format, &req.base_url)?;
     Ok((reply, r.catalog_generation(tenant)? == view.generation))
+}
+
+fn refuse_body(req: &Request) -> R<()> {
+    match req.body {
+        Some(_) => Err(ApiError::bad("GET on an entity takes no body")),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, req: &Request) -> R<Reply> {
@@ -76,7 +81,8 @@ pub(crate) fn entity(s: &Services, tenant: &str, catalog: &Catalog, path: &str, 
             Ok(reply)
         }
         (_, Some(_)) => Err(ApiError::bad("?action= is only for POST")),
-        (Method::GET | Method::HEAD, None) => Ok(read(s, tenant, path, req)?.0),
+        // `App::serve` sends these to `get` (framed, cached); the same answer, uncached.
+        (Method::GET | Method::HEAD, None) => refuse_body(req).and_then(|()| Ok(read(s, tenant, path, req)?.0)),
         (Method::PUT, None) => {
             let input = single_entity(&*need(req, Purpose::Entity, catalog)?)?;
             let (created, location, jobs) = s.write(tenant, |w, catalog| match w.entity(tenant, path)? {
