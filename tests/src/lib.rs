@@ -337,6 +337,17 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
 
+/// A compute `/compute/vm`, a network `/network/net` and a network interface
+/// `/networkinterface/nic` between them, created with relative ends.
+pub async fn linked(server: &TestServer) {
+    expect(&server.json("PUT", "/compute/vm", Some(serde_json::json!({"kind": COMPUTE}))).await, 201);
+    expect(&server.json("PUT", "/network/net", Some(serde_json::json!({"kind": NETWORK}))).await, 201);
+    let link = serde_json::json!({"kind": NETWORKINTERFACE, "source": {"location": "/compute/vm"},
+                      "target": {"location": "/network/net"},
+                      "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}});
+    expect(&server.json("PUT", "/networkinterface/nic", Some(link)).await, 201);
+}
+
 /// A request with exactly these headers and body: no Content-Type unless given (the
 /// [`TestServer::send`] family adds one to every body). The caller checks the status.
 pub async fn send_exactly(

@@ -6,7 +6,8 @@
 //! link are rendered absolute, in every rendering, and accepted back as they were rendered.
 
 use ocni_tests::{
-    ADMIN_TOKEN, COMPUTE, JSON, NETWORK, NETWORKINTERFACE, PYOCNI, Reply, TestServer, expect, raw_request, send_exactly,
+    ADMIN_TOKEN, COMPUTE, JSON, NETWORK, NETWORKINTERFACE, PYOCNI, Reply, TestServer, expect, linked, raw_request,
+    send_exactly,
 };
 use serde_json::{Value, json};
 
@@ -298,16 +299,6 @@ async fn failed_negotiation_and_admin_errors_keep_their_renderings() {
 }
 
 // ------------------------------------------------------------ 7: one form for link ends
-
-/// A compute `vm`, a network `net` and a link `nic` between them, created with relative ends.
-async fn linked(server: &TestServer) {
-    expect(&server.json("PUT", "/compute/vm", Some(json!({"kind": COMPUTE}))).await, 201);
-    expect(&server.json("PUT", "/network/net", Some(json!({"kind": NETWORK}))).await, 201);
-    let link = json!({"kind": NETWORKINTERFACE, "source": {"location": "/compute/vm"},
-                      "target": {"location": "/network/net"},
-                      "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}});
-    expect(&server.json("PUT", "/networkinterface/nic", Some(link)).await, 201);
-}
 
 /// Both ends absolute, `base` before their paths, in every rendering of the link, of its
 /// source's inline links, and of listings.

@@ -3,7 +3,7 @@
 //! pattern that tries to escape its anchors. Each is refused with a 400 that says what and
 //! where, or handled exactly, and nothing else is touched.
 
-use ocni_tests::{COMPUTE, JSON, NETWORK, NETWORKINTERFACE, TestServer, expect, expect_error, raw_request};
+use ocni_tests::{COMPUTE, JSON, NETWORK, NETWORKINTERFACE, TestServer, expect, expect_error, linked, raw_request};
 use std::time::Instant;
 
 use serde_json::json;
@@ -116,12 +116,7 @@ async fn each_request_of_a_connection_gets_its_own_host_and_rendering() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
     let server = TestServer::start().await;
     // A link: its source is rendered absolute, under the request's Host, in every rendering.
-    expect(&server.json("PUT", "/compute/vm", Some(json!({"kind": COMPUTE}))).await, 201);
-    expect(&server.json("PUT", "/network/net", Some(json!({"kind": NETWORK}))).await, 201);
-    let link = json!({"kind": NETWORKINTERFACE, "source": {"location": "/compute/vm"},
-                      "target": {"location": "/network/net"},
-                      "attributes": {"occi.networkinterface.mac": "00:11:22:33:44:55"}});
-    expect(&server.json("PUT", "/networkinterface/nic", Some(link)).await, 201);
+    linked(&server).await;
     let addr = server.base.trim_start_matches("http://").to_string();
     let mut conn = BufReader::new(tokio::net::TcpStream::connect(&addr).await.unwrap());
     let cases = [
