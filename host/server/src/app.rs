@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use hyper::Method;
 use ocni_model::Class;
 use ocni_store::Store;
 use tokio::sync::Semaphore;
@@ -90,8 +89,7 @@ impl App {
     /// its answer framed for HTTP. Blocking for everything but a single entity's read.
     pub(crate) fn serve(&self, tenant: &str, req: Request<'_>) -> R<Framed> {
         if let Target::Entity(path) = &req.route.target
-            && matches!(*req.method, Method::GET | Method::HEAD)
-            && req.route.action.is_none()
+            && req.route.reads_one_entity(req.method)
         {
             // Framed once, kept until the next commit (`Services::rendered`).
             return entity::get(&self.services, tenant, path, &req);

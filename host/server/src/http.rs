@@ -49,14 +49,13 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 let repeated = Arc::new(Mutex::new(Repeated::default()));
+                let timeout = app.config().header_read_timeout;
+                // Boxed: hyper moves the future it is given, and a request's is a few KiB.
+                let service = service_fn(move |req| Box::pin(handle(app.clone(), peer, Arc::clone(&repeated), req)));
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(app.config().header_read_timeout)
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        // Boxed: hyper moves the future it is given, and a request's is a few KiB.
-            service_fn(move |req| Box::pin(handle(app.clone(), peer, Arc::clone(&repeated), req))),
-                    );
+                    .header_read_timeout(timeout)
+                    .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
@@ -117,47 +116,41 @@ fn base_url(configured: Option<&str>, host: Option<&HeaderValue>) -> Result<Stri
 /// same `Accept` each time), worked out at its first request and again when a header changes.
 #[derive(Default)]
 struct Repeated {
-    /// `Host` (`None`: absent) and the base URL it makes.
-    host: Option<(Option<HeaderValue>, String)>,
-    /// `Accept` and the rendering it negotiates.
-    accept: Option<(Option<HeaderValue>, Result<Format, String>)>,
+    /// The base URL `Host` makes.
+    host: Memo<String>,
+    /// The rendering `Accept` negotiates.
+    accept: Memo<Result<Format, String>>,
 }
 
-impl Repeated {
-    /// [`base_url`], as of the last request with this `Host`.
-    fn base_url(&mut self, configured: Option<&str>, host: Option<&HeaderValue>) -> Result<String, ApiError> {
-        match &self.host {
-            Some((h, url)) if h.as_ref() == host => Ok(url.clone()),
-            _ => {
-                let url = base_url(configured, host)?;
-                self.host = Some((host.cloned(), url.clone()));
-                Ok(url)
-            }
-        }
-    }
+/// A value made from one header (`None`: absent), kept with the header it was made from.
+struct Memo<T>(Option<(Option<HeaderValue>, T)>);
 
-    /// [`negotiate::choose`], as of the last request with this `Accept`.
-    fn format(&mut self, accept: Option<&HeaderValue>, default_dialect: Dialect) -> Result<Format, String> {
-        match &self.accept {
-            Some((a, format)) if a.as_ref() == accept => format.clone(),
-            _ => {
-                let format = negotiate::choose(accept.and_then(|v| v.to_str().ok()), default_dialect);
-                self.accept = Some((accept.cloned(), format.clone()));
-                format
-            }
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Memo(None)
+    }
+}
+
+impl<T: Clone> Memo<T> {
+    /// `make(header)`, made again only when `header` is not the last one (a failure is not kept).
+    fn get<E>(
+        &mut self,
+        header: Option<&HeaderValue>,
+        make: impl FnOnce(Option<&HeaderValue>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if let Some((last, value)) = &self.0
+            && last.as_ref() == header
+        {
+            return Ok(value.clone());
         }
+        let value = make(header)?;
+        self.0 = Some((header.cloned(), value.clone()));
+        Ok(value)
     }
 }
 
 fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Whether a request is a single entity's read, served in place on the async worker (see
-/// [`respond`]); it gets no request span either, the cheapest path there is.
-fn in_place(method: &Method, route: &Result<route::Route, route::RouteError>) -> bool {
-    matches!(*method, Method::GET | Method::HEAD)
-        && matches!(route, Ok(r) if matches!(r.target, route::Target::Entity(_)))
 }
 
 /// One request, end to end; never fails (errors become responses).
@@ -172,7 +165,10 @@ async fn handle(
     // A clone shares the URI's bytes.
     let uri = req.uri().clone();
     let path = uri.path();
-    let format = repeated.lock().format(req.headers().get(header::ACCEPT), app.config().default_dialect);
+    let dialect = app.config().default_dialect;
+    let Ok(format) = repeated.lock().accept.get(req.headers().get(header::ACCEPT), |accept| {
+        Ok::<_, Infallible>(negotiate::choose(accept.and_then(|v| v.to_str().ok()), dialect))
+    });
     let err_format = format.clone().unwrap_or(match header_str(&req, header::ACCEPT) {
         Some(a) if a.contains("json") => Format::Json(app.config().default_dialect),
         _ => Format::TextPlain,
@@ -182,9 +178,12 @@ async fn handle(
     let route = route::route(path, uri.query());
     // Who the request is, once authenticated (for the audit log).
     let mut who = NOBODY.to_string();
-    // Every log line of the request (the write logs of the operations too) carries this span.
-    let span =
-        if in_place(&method, &route) { tracing::Span::none() } else { tracing::info_span!("request", %method, %path) };
+    // Every log line of the request (the write logs of the operations too) carries this span;
+    // a single entity's read, the cheapest path there is, has none.
+    let span = match &route {
+        Ok(r) if r.reads_one_entity(&method) => tracing::Span::none(),
+        _ => tracing::info_span!("request", %method, %path),
+    };
     let answer = respond(&app, &repeated, req, route, format.clone(), &mut who).instrument(span).await;
     let framed = match answer {
         Ok(f) => f,
@@ -249,9 +248,10 @@ impl Admitted {
     }
 }
 
-/// Serves an admitted request (see [`admit`]). A single entity's read without a body is served
-/// at once, in place; anything else reads its body first, in a future of its own (boxed: the
-/// future hyper holds for every request stays small).
+/// Serves a request: the checks before its body ([`admit`]), its body (read in a future of its
+/// own when it has one), then the operation: a single entity's read in place, anything else on
+/// a blocking thread. The futures that only some requests need are boxed, so that the future
+/// hyper holds for every request stays small.
 async fn respond(
     app: &Arc<App>,
     repeated: &Mutex<Repeated>,
@@ -267,18 +267,29 @@ async fn respond(
             return Err(ApiError::bad(format!("the request has more than one {name} header; send one")));
         }
     }
-    let base_url = repeated.lock().base_url(app.config().base_url.as_deref(), req.headers().get(header::HOST))?;
+    let configured = app.config().base_url.as_deref();
+    let base_url = repeated.lock().host.get(req.headers().get(header::HOST), |host| base_url(configured, host))?;
     // On a shared store, this node first catches up with every write acknowledged anywhere
     // (and with the tenants and tokens those changed).
     app.sync().await?;
     let admitted = admit(app, &req, route, base_url, format, who)?;
-    let read = req.method() == Method::GET || req.method() == Method::HEAD;
-    if read && req.body().is_end_stream() && matches!(admitted.route.target, route::Target::Entity(_)) {
-        let body = read_body(&[], admitted.content_type.as_deref(), &admitted.occi_headers)?;
-        let Admitted { route, format, base_url, tenant, .. } = admitted;
-        return app.serve(&tenant, OcciRequest { method: req.method(), route, body, format, base_url });
+    let method = req.method().clone();
+    let body = if req.body().is_end_stream() && !admitted.upload {
+        // No body (most reads): nothing to wait for.
+        read_body(&[], admitted.content_type.as_deref(), &admitted.occi_headers)?
+    } else {
+        Box::pin(request_body(app, req, &admitted)).await?
+    };
+    let Admitted { route, format, base_url, tenant, .. } = admitted;
+    let request = OcciRequest { method: &method, route, body, format, base_url };
+    if request.route.reads_one_entity(&method) {
+        // One entity is a short redb read transaction, almost always over cached pages: it
+        // runs in place. Handing each to a blocking thread (or `block_in_place`) cost a third
+        // of GET throughput in `ocni-bench` (0.42 vs 0.60 of a trivial hyper server).
+        app.serve(&tenant, request)
+    } else {
+        Box::pin(on_blocking_thread(app, tenant, request)).await
     }
-    Box::pin(with_body(app, req, admitted)).await
 }
 
 /// Who the request is, and the checks that come before its body is read: the admin, or a
@@ -339,10 +350,8 @@ fn admit(
     Ok(admitted)
 }
 
-/// Reads the body of an admitted request, parses it, and has the operation served: a single
-/// entity's read in place, anything else on a blocking thread.
-async fn with_body(app: &Arc<App>, req: Request<Incoming>, admitted: Admitted) -> Result<Framed, ApiError> {
-    let method = req.method().clone();
+/// Reads the body of an admitted request and parses it (a handler upload is compiled).
+async fn request_body(app: &App, req: Request<Incoming>, admitted: &Admitted) -> Result<Option<Body>, ApiError> {
     // A client that dribbles its body must not hold the request open for ever.
     let body_timeout = app.config().body_read_timeout;
     let bytes = tokio::time::timeout(body_timeout, Limited::new(req.into_body(), admitted.limit).collect())
@@ -361,59 +370,52 @@ async fn with_body(app: &Arc<App>, req: Request<Incoming>, admitted: Admitted) -
             }
         })?
         .to_bytes();
-    let Admitted { route, base_url, tenant, format, content_type, occi_headers, upload, .. } = admitted;
-    let body = if upload {
-        match content_type.as_deref().map(|c| c.split(';').next().unwrap_or("").trim()) {
-            Some("application/wasm") => {
-                // Compiled here, not on the writer thread: a compile may take seconds. The job
-                // carries the digest; the compiled artifact waits in the runtime's cache.
-                let runtime = app.runtime().clone();
-                let upload = bytes.clone();
-                let compiled = tokio::task::spawn_blocking(move || runtime.compile(&upload))
-                    .await
-                    .map_err(|e| ApiError::internal("compile task failed", e))?
-                    .map_err(upload_error)?;
-                Some(Body::Wasm { bytes, digest: compiled.digest })
-            }
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "a handler upload is a WebAssembly component: send it with Content-Type: application/wasm",
-                ));
-            }
-        }
-    } else {
-        read_body(&bytes, content_type.as_deref(), &occi_headers)?
-    };
-    let request = OcciRequest { method: &method, route, body, format, base_url };
-    let read = method == Method::GET || method == Method::HEAD;
-    if read && matches!(request.route.target, route::Target::Entity(_)) {
-        // One entity is a short redb read transaction, almost always over cached pages: it
-        // runs in place. Handing each to a blocking thread (or `block_in_place`) cost a third
-        // of GET throughput in `ocni-bench` (0.42 vs 0.60 of a trivial hyper server).
-        app.serve(&tenant, request)
-    } else {
-        // Writes are prepared on a blocking thread (they read, run handlers, and wait for their
-        // batch to commit), at most `max_concurrent_writes` at once; see `Services::write`. Reads
-        // that may be large (a page of a listing, the query interface) run there too, one per
-        // core, so that they never hold an async worker that other requests wait for.
-        let slots = app.slots(!read);
-        let _slot = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ApiError::internal("a request", "the server is shutting down"))?;
-        let app = Arc::clone(app);
-        let span = tracing::Span::current();
-        let OcciRequest { route, body, format, base_url, .. } = request;
-        tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            let request = OcciRequest { method: &method, route, body, format, base_url };
-            app.serve(&tenant, request)
-        })
-        .await
-        .map_err(|e| ApiError::internal("a request", if e.is_panic() { "it panicked" } else { "it was cancelled" }))?
+    let content_type = admitted.content_type.as_deref();
+    if !admitted.upload {
+        return read_body(&bytes, content_type, &admitted.occi_headers);
     }
+    match content_type.map(|c| c.split(';').next().unwrap_or("").trim()) {
+        Some("application/wasm") => {
+            // Compiled here, not on the writer thread: a compile may take seconds. The job
+            // carries the digest; the compiled artifact waits in the runtime's cache.
+            let runtime = app.runtime().clone();
+            let upload = bytes.clone();
+            let compiled = tokio::task::spawn_blocking(move || runtime.compile(&upload))
+                .await
+                .map_err(|e| ApiError::internal("compile task failed", e))?
+                .map_err(upload_error)?;
+            Ok(Some(Body::Wasm { bytes, digest: compiled.digest }))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a handler upload is a WebAssembly component: send it with Content-Type: application/wasm",
+        )),
+    }
+}
+
+/// Serves `request` on a blocking thread. Writes are prepared there (they read, run handlers,
+/// and wait for their batch to commit), at most `max_concurrent_writes` at once; see
+/// `Services::write`. Reads that may be large (a page of a listing, the query interface) run
+/// there too, one per core, so that they never hold an async worker that other requests wait for.
+async fn on_blocking_thread(app: &Arc<App>, tenant: String, request: OcciRequest<'_>) -> Result<Framed, ApiError> {
+    let method = request.method.clone();
+    let read = method == Method::GET || method == Method::HEAD;
+    let _slot = app
+        .slots(!read)
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::internal("a request", "the server is shutting down"))?;
+    let app = Arc::clone(app);
+    let span = tracing::Span::current();
+    let OcciRequest { route, body, format, base_url, .. } = request;
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let request = OcciRequest { method: &method, route, body, format, base_url };
+        app.serve(&tenant, request)
+    })
+    .await
+    .map_err(|e| ApiError::internal("a request", if e.is_panic() { "it panicked" } else { "it was cancelled" }))?
 }
 
 /// Parses a request body by its media type. OCCI headers (text/occi) make a body of their own

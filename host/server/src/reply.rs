@@ -29,22 +29,7 @@ impl Reply {
     pub(crate) fn new(status: StatusCode) -> Self {
         Reply { status, headers: Vec::new(), body: Vec::new(), content_type: None }
     }
-}
 
-/// The `Server` header: product, then the OCCI versions spoken.
-pub const SERVER: &str = concat!("ocni/", env!("CARGO_PKG_VERSION"), " OCCI/1.1 OCCI/1.2");
-
-/// An answer framed for HTTP (status, checked header values, body): what a [`Reply`] becomes.
-/// A clone shares its bytes, so a framed answer is kept and sent again cheaply (the
-/// single-entity GET cache does).
-#[derive(Clone)]
-pub struct Framed {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Reply {
     /// Frames the answer to a request that negotiated `format`. GFD.185 3.6.6: a successful
     /// text/occi answer has the body "OK". A header value that HTTP cannot carry is dropped
     /// (and logged); renderings escape what they put in headers, so none is expected.
@@ -68,6 +53,19 @@ impl Reply {
         }
         Framed { status: self.status, headers: h, body: Bytes::from(self.body) }
     }
+}
+
+/// The `Server` header: product, then the OCCI versions spoken.
+pub const SERVER: &str = concat!("ocni/", env!("CARGO_PKG_VERSION"), " OCCI/1.1 OCCI/1.2");
+
+/// An answer framed for HTTP (status, checked header values, body): what a [`Reply`] becomes.
+/// A clone shares its bytes, so a framed answer is kept and sent again cheaply (the
+/// single-entity GET cache does).
+#[derive(Clone)]
+pub struct Framed {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 impl Framed {

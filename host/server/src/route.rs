@@ -80,6 +80,16 @@ pub struct Route {
     pub allow_outbound: Option<String>,
 }
 
+impl Route {
+    /// Whether `method` on this route reads one entity (GET or HEAD, no action): served in
+    /// place on the async worker, from the framed-answer cache, without a request span.
+    pub fn reads_one_entity(&self, method: &Method) -> bool {
+        matches!(*method, Method::GET | Method::HEAD)
+            && matches!(self.target, Target::Entity(_))
+            && self.action.is_none()
+    }
+}
+
 /// Why a request line cannot be routed.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RouteError(pub String);
