@@ -63,6 +63,11 @@ pub struct RuntimeConfig {
     /// with [`CallLimits::job`] set gets this deadline instead of [`RuntimeConfig::deadline`].
     /// Default 30 s.
     pub job_deadline: Duration,
+    /// CPU time (of the call's thread) after which a running call's thread yields the CPU to everything else
+    /// (it is lowered to `SCHED_IDLE` for the rest of the call, see [`crate::thread_yielded`]):
+    /// a call that spins to its deadline then delays no request of any tenant, while short
+    /// calls keep the priority of the request path. `None`: never. Default 2 ms (a call of a well-behaved handler takes tens of microseconds).
+    pub yield_after: Option<Duration>,
 }
 
 impl Default for RuntimeConfig {
@@ -85,6 +90,7 @@ impl Default for RuntimeConfig {
             max_find_results: 1000,
             max_wasm_stack: 512 << 10,
             job_deadline: Duration::from_secs(30),
+            yield_after: Some(Duration::from_millis(2)),
         }
     }
 }

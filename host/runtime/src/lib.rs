@@ -27,11 +27,13 @@ mod bindings;
 mod config;
 mod error;
 mod host;
+mod priority;
 mod runtime;
 mod types;
 
 pub use crate::config::{CallLimits, EPOCH_TICK, RuntimeConfig};
 pub use crate::error::{CallError, RuntimeError, UploadError};
+pub use crate::priority::thread_yielded;
 pub use crate::runtime::{Compiled, Handler, Runtime};
 pub use crate::types::{
     AttributeView, Call, ChangeView, EntityView, FilterView, HostApi, HostFault, HttpRequest, HttpResponse, JobView,

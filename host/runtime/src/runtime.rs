@@ -387,10 +387,16 @@ impl Runtime {
         store.limiter(|data| &mut data.limiter);
         // The first check comes at the next tick; then one at every tick.
         let deadline = Instant::now() + config.deadline;
+        // CPU time, not wall-clock time: a short call that waits for a busy core does not yield.
+        let mut yield_at = config.yield_after.map(|d| crate::priority::thread_cpu_time() + d);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
                 return Err(Trap::Interrupt.into());
+            }
+            if yield_at.is_some_and(|at| crate::priority::thread_cpu_time() >= at) {
+                yield_at = None;
+                crate::priority::yield_thread();
             }
             Ok(UpdateDeadline::Continue(1))
         });

@@ -446,6 +446,54 @@ fn the_epoch_ticks_only_while_a_call_runs() {
     assert_eq!(runtime.epoch_ticks(), after, "the ticker went on ticking with no call running");
 }
 
+/// The scheduling policy of the current thread.
+fn policy() -> thread_priority::ThreadSchedulePolicy {
+    thread_priority::thread_schedule_policy().expect("the thread's scheduling policy")
+}
+
+#[test]
+fn a_call_past_yield_after_lowers_its_thread_to_idle_and_a_short_call_does_not() {
+    use thread_priority::{NormalThreadSchedulePolicy::Idle, ThreadSchedulePolicy::Normal};
+    let dir = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig { yield_after: Some(Duration::from_millis(5)), ..test_config() };
+    let runtime = Arc::new(Runtime::new(config, dir.path()).expect("runtime"));
+    let handler = handler(&runtime);
+    let on_a_fresh_thread = |behaviour: usize| {
+        let (runtime, handler) = (Arc::clone(&runtime), Arc::clone(&handler));
+        std::thread::spawn(move || {
+            let before = (policy(), crate::thread_yielded());
+            let result = call(&runtime, &handler, validate(behaviour)).0;
+            (before, result, policy(), crate::thread_yielded())
+        })
+        .join()
+        .unwrap()
+    };
+    // A call that returns at once keeps the thread's priority.
+    let (before, result, after, yielded) = on_a_fresh_thread(0);
+    assert_eq!(result, Ok(Outcome::Accepted));
+    assert!(!before.1 && before.0 != Normal(Idle), "a fresh thread starts at normal priority: {before:?}");
+    assert!(!yielded && after == before.0, "a short call changed its thread's policy to {after:?}");
+    // A call looping to its 50 ms deadline has its thread lowered after 5 ms, for good.
+    let (before, result, after, yielded) = on_a_fresh_thread(2);
+    assert_eq!(result, Err(CallError::Timeout { limit: Duration::from_millis(50) }));
+    assert_ne!(before.0, Normal(Idle));
+    assert!(yielded, "the looping call's thread was not marked as yielded");
+    assert_eq!(after, Normal(Idle), "the looping call's thread runs at {after:?}");
+
+    // Without `yield_after`, even a call that loops to its deadline keeps the priority.
+    let config = RuntimeConfig { yield_after: None, ..test_config() };
+    let runtime = Arc::new(Runtime::new(config, dir.path()).expect("runtime"));
+    let handler = self::handler(&runtime);
+    let (before, result, after, yielded) = std::thread::spawn(move || {
+        let before = policy();
+        (before, call(&runtime, &handler, validate(2)).0, policy(), crate::thread_yielded())
+    })
+    .join()
+    .unwrap();
+    assert!(matches!(result, Err(CallError::Timeout { .. })));
+    assert!(!yielded && after == before, "with yield_after None the policy went to {after:?}");
+}
+
 #[test]
 fn per_call_limits_are_tighter_never_looser() {
     let dir = tempfile::tempdir().unwrap();

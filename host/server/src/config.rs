@@ -273,6 +273,11 @@ pub struct ServeArgs {
     /// Wall-clock limit of one handler call, in milliseconds.
     #[arg(long, default_value_t = RuntimeConfig::default().deadline.as_millis() as u64)]
     pub handler_deadline_ms: u64,
+    /// Milliseconds of CPU time after which a running handler call yields the CPU: its thread drops to idle
+    /// priority (Linux SCHED_IDLE) for the rest of the call, so that a handler spinning to its
+    /// deadline slows no request of any tenant. 0: never.
+    #[arg(long, default_value_t = RuntimeConfig::default().yield_after.map_or(0, |d| d.as_millis() as u64))]
+    pub handler_yield_after_ms: u64,
     /// Memory limit of one handler instance, in MiB.
     #[arg(long, default_value_t = RuntimeConfig::default().max_memory_bytes >> 20)]
     pub handler_memory_mib: usize,
@@ -342,6 +347,8 @@ impl ServeArgs {
         config.templates = self.templates;
         config.tenant_defaults = self.tenant_defaults;
         config.runtime.deadline = Duration::from_millis(self.handler_deadline_ms);
+        config.runtime.yield_after =
+            (self.handler_yield_after_ms > 0).then(|| Duration::from_millis(self.handler_yield_after_ms));
         config.runtime.max_memory_bytes = self.handler_memory_mib << 20;
         config.runtime.max_component_bytes = self.max_handler_bytes;
         config.runtime.fuel = self.handler_fuel;
@@ -384,6 +391,7 @@ mod tests {
         assert_eq!(flags.default_dialect, config.default_dialect);
         assert_eq!(flags.tenant_defaults, config.tenant_defaults);
         assert_eq!(flags.runtime.deadline, config.runtime.deadline);
+        assert_eq!(flags.runtime.yield_after, config.runtime.yield_after);
         assert_eq!(flags.runtime.max_memory_bytes, config.runtime.max_memory_bytes);
         assert_eq!(flags.runtime.max_component_bytes, config.runtime.max_component_bytes);
         assert_eq!(flags.runtime.compile_timeout, config.runtime.compile_timeout);

@@ -1,0 +1,48 @@
+//! A call that runs long gives way: once it has used [`RuntimeConfig::yield_after`](crate::RuntimeConfig)
+//! of CPU time (the thread's own clock, so a short call that only waited for a busy core does
+//! not count as long) the thread running it is lowered to `SCHED_IDLE` (Linux: it runs only when no other thread
+//! wants the core, and any thread that wakes takes the core from it at once). A handler that
+//! spins to its deadline then costs the request path of every tenant nothing but the idle
+//! time of the machine, while the short calls of well-behaved handlers keep their priority.
+//!
+//! An unprivileged thread cannot raise its priority again (`RLIMIT_NICE`), so a lowered thread
+//! stays lowered: whoever owns it checks [`thread_yielded`] after a call and replaces the
+//! thread with a fresh one (the server's sandbox threads do).
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+
+thread_local! {
+    static YIELDED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Lowers the current thread to `SCHED_IDLE` (once; a failure is logged and the call goes on
+/// at its priority).
+pub(crate) fn yield_thread() {
+    if YIELDED.get() {
+        return;
+    }
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    match thread_priority::set_thread_priority_and_policy(
+        thread_priority::thread_native_id(),
+        ThreadPriority::Min,
+        idle,
+    ) {
+        Ok(()) => YIELDED.set(true),
+        Err(e) => tracing::warn!(error = ?e, "cannot lower the priority of a long handler call's thread"),
+    }
+}
+
+/// Whether a call on the current thread ran past its `yield_after` and lowered the thread to
+/// `SCHED_IDLE`: it stays so for good (see the module documentation).
+pub fn thread_yielded() -> bool {
+    YIELDED.get()
+}
+
+/// CPU time the current thread has used.
+pub(crate) fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec.max(0) as u64, t.tv_nsec.clamp(0, 999_999_999) as u32)
+}
