@@ -4,8 +4,10 @@
 //! hostile must stay within twice the p99 with A idle.
 //!
 //! What makes it hold: writes are prepared on blocking threads in parallel (not on the one writer
-//! thread), and one tenant's handler calls are capped (`Config::handler_calls_per_tenant`, half
-//! the cores), so A keeps at most that many cores busy whatever its number of clients.
+//! thread); one tenant's handler calls are capped (`Config::handler_calls_per_tenant`, half
+//! the cores), so A keeps at most that many cores busy whatever its number of clients; and a
+//! call that runs past `yield_after` (2 ms) drops its thread to idle priority, so A's spinning
+//! takes no CPU B's requests want (without that, B's p99 rose 1.4-2.3x on the 2-core machine).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -110,8 +112,8 @@ async fn a_hostile_tenant_does_not_slow_another_tenants_writes() {
         "B's p50 create latency went from {idle_p50:?} (A idle) to {busy_p50:?} (A hostile): more than 2x"
     );
     assert!(
-        busy_p99 <= idle_p99 * 3,
-        "B's p99 create latency went from {idle_p99:?} (A idle) to {busy_p99:?} (A hostile): more than 3x"
+        busy_p99 <= idle_p99 * 2,
+        "B's p99 create latency went from {idle_p99:?} (A idle) to {busy_p99:?} (A hostile): more than 2x"
     );
     // Nothing of A's was written.
     assert_eq!(a.get_ok("/loop/").await["resources"].as_array().map_or(0, Vec::len), 0);
