@@ -3,8 +3,8 @@
 //! latency is measured with A idle and with A hostile, in the same run, and the p99 with A
 //! hostile must stay within twice the p99 with A idle.
 //!
-//! What makes it hold: writes are prepared on blocking threads in parallel (not on the one writer
-//! thread); one tenant's handler calls are capped (`Config::handler_calls_per_tenant`, half
+//! What makes it hold: writes are prepared in parallel, not on the one writer thread (B's, a
+//! tenant without handlers, on the async workers; A's on blocking threads); one tenant's handler calls are capped (`Config::handler_calls_per_tenant`, half
 //! the cores), so A keeps at most that many cores busy whatever its number of clients; and a
 //! call that runs past `yield_after` (2 ms) drops its thread to idle priority, so A's spinning
 //! takes no CPU B's requests want (without that, B's p99 rose 1.4-2.3x on the 2-core machine).

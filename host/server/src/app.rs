@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use hyper::Method;
 use ocni_model::Class;
 use ocni_store::Store;
 use tokio::sync::Semaphore;
@@ -14,7 +15,7 @@ use crate::jobs::JobRunner;
 use crate::occi::{admin, collection, entity, handlers, jobs, query};
 use crate::reply::{Framed, R, Reply, Request};
 use crate::route::{self, Allowed, Target};
-use crate::services::Services;
+use crate::services::{self, InPlace, MAX_ATTEMPTS, Services, kept_conflicting};
 use crate::tenancy::Tenancy;
 
 /// Shared server state (one per server, behind an `Arc`).
@@ -87,14 +88,65 @@ impl App {
 
     /// Serves an authenticated request of `tenant` (the admin API's, or the tenant's OCCI API),
     /// its answer framed for HTTP. Blocking for everything but a single entity's read.
-    pub(crate) fn serve(&self, tenant: &str, req: Request<'_>) -> R<Framed> {
+    pub(crate) fn serve(&self, tenant: &str, req: &Request<'_>) -> R<Framed> {
         if let Target::Entity(path) = &req.route.target
             && req.route.reads_one_entity(req.method)
         {
             // Framed once, kept until the next commit (`Services::rendered`).
-            return entity::get(&self.services, tenant, path, &req);
+            return entity::get(&self.services, tenant, path, req);
         }
-        Ok(self.operation(tenant, &req)?.framed(req.format))
+        Ok(self.operation(tenant, req)?.framed(req.format))
+    }
+
+    /// Whether `req` may be prepared in place, on the async worker it arrived on (see
+    /// [`services::prepare_in_place`]): a store with a writer thread (redb), a tenant that binds
+    /// no handler (a call may take its whole deadline), and a write of one entity's size: a
+    /// create in a kind's collection, an update, replacement or action of one entity. Deletes,
+    /// which cascade to an entity's links, and collection-wide writes go to a blocking thread.
+    pub(crate) fn prepares_in_place(&self, tenant: &str, req: &Request<'_>) -> bool {
+        let s = &self.services;
+        let Ok(view) = s.view(tenant) else { return false };
+        if !s.writes_in_place() || !view.handlers.bindings.is_empty() {
+            return false;
+        }
+        match &req.route.target {
+            Target::Entity(_) => matches!(*req.method, Method::PUT | Method::POST),
+            Target::Collection(path) => {
+                *req.method == Method::POST
+                    && req.route.action.is_none()
+                    && view.catalog.by_location(path).is_some_and(|c| c.class == Class::Kind)
+            }
+            _ => false,
+        }
+    }
+
+    /// [`App::serve`] with its write prepared in place, on this async worker (see
+    /// [`App::prepares_in_place`]), its commit awaited: prepared again when its step conflicted
+    /// (at most [`MAX_ATTEMPTS`] times, as on a blocking thread). `None`: it turned out to need
+    /// a blocking thread (a handler call, a second write); nothing was written.
+    pub(crate) async fn write_in_place(&self, tenant: &str, req: &Request<'_>) -> Option<R<Framed>> {
+        let slot = self.write_slots.acquire().await;
+        if slot.is_err() {
+            return Some(Err(ApiError::internal("a request", "the server is shutting down")));
+        }
+        let mut last = String::new();
+        for _ in 0..MAX_ATTEMPTS {
+            let (answer, left) = services::prepare_in_place(|| self.serve(tenant, req));
+            match left {
+                InPlace::Nothing => return Some(answer),
+                // An answer that failed after its write was prepared writes nothing.
+                InPlace::Apply(pending) => match answer {
+                    Ok(framed) => match self.services.apply_pending(pending).await {
+                        Ok(None) => return Some(Ok(framed)),
+                        Ok(Some(what)) => last = what,
+                        Err(e) => return Some(Err(e)),
+                    },
+                    Err(e) => return Some(Err(e)),
+                },
+                InPlace::OnThread => return None,
+            }
+        }
+        Some(Err(kept_conflicting(&last)))
     }
 
     /// The operation `req` names.

@@ -3,6 +3,7 @@
 //! ([`Services::write`]), handler runs and the tenancy. The OCCI operations (`occi/`) take a
 //! `&Services`; only `app.rs` builds one.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -164,11 +165,44 @@ impl Services {
     /// Applies a finished step (see [`Writer::submit`]) and waits until it is durable; a
     /// step over a tenant's entity limit or over the store's transaction size is refused.
     pub(crate) fn apply(&self, set: ocni_store::WriteSet) -> R<Settled> {
-        match self.writer.submit(set)? {
-            Applied::Done { generations } => Ok(Settled::Written(generations)),
-            Applied::Conflict { table, key } => Ok(Settled::Changed { table, key }),
-            Applied::Limit { tenant, max } => Err(limit_reached(&tenant, max, "entities")),
-            Applied::TooLarge { needed, max } => Err(too_many_ops(needed, max)),
+        settled(self.writer.submit(set)?)
+    }
+
+    /// Whether writes may be prepared on an async worker thread and their commit awaited there
+    /// (see [`prepare_in_place`]): on redb, whose writer thread answers through a channel.
+    pub(crate) fn writes_in_place(&self) -> bool {
+        self.writer.is_thread()
+    }
+
+    /// Applies a step prepared in place and waits (asynchronously) until it is durable; then as
+    /// [`Services::write`] does after a commit. `Ok(Some(what))`: the step conflicted on
+    /// `what` and wrote nothing: the request is prepared again.
+    pub(crate) async fn apply_pending(&self, p: Pending) -> R<Option<String>> {
+        let applied = settled(self.writer.submit_async(p.set).await?)?;
+        Ok(self.settle(&p.tenant, p.generation, p.jobs, applied))
+    }
+
+    /// After a step was applied: a written one makes the tenants' cached views stale (and wakes
+    /// the job runner when it submitted jobs): `None`; a conflicting one: what it conflicted on.
+    fn settle(&self, tenant: &str, generation: u64, jobs: bool, settled: Settled) -> Option<String> {
+        match settled {
+            Settled::Written(generations) => {
+                for (t, g) in generations {
+                    self.forget_view(&t, g);
+                }
+                if jobs {
+                    self.jobs.wake();
+                }
+                None
+            }
+            Settled::Changed { table, key } => {
+                if table == "counters" {
+                    // The catalog changed: read it again.
+                    self.forget_view(tenant, generation + 1);
+                }
+                tracing::debug!(tenant, table, key = %key, "write conflicted; preparing it again");
+                Some(format!("{table} {key:?}"))
+            }
         }
     }
 
@@ -240,69 +274,168 @@ impl Services {
     /// Prepares a write of `tenant` with `f` on a snapshot and has the writer apply it; answers
     /// once it is durable. `f` runs again (on a newer snapshot) when what it read changed
     /// before its step was applied, at most [`MAX_ATTEMPTS`] times; a refusal by `f` writes
-    /// nothing. Blocking: runs off the async executor.
+    /// nothing. Blocking: runs off the async executor, unless the request is prepared in place
+    /// ([`prepare_in_place`]): then `f` runs once and its step is left for the caller to apply.
     pub(crate) fn write<T>(&self, tenant: &str, mut f: impl FnMut(&mut Write, &Catalog) -> R<T>) -> R<T> {
+        if IN_PLACE.with_borrow(Option::is_some) {
+            return self.write_in_place(tenant, &mut f);
+        }
         let mut last = String::new();
         let mut slot = None;
         let mut attempts = 0;
         while attempts < MAX_ATTEMPTS {
-            // A request authenticated just before its tenant was deleted must not write.
-            self.tenancy.check_live(tenant)?;
-            let view = self.view(tenant)?;
-            let step = self.store.step()?;
-            step.expect_generation(tenant, view.generation);
-            // Read, so that a deletion of the tenant after this snapshot makes the step
-            // conflict; one before it (another node's, not yet in this node's tenancy) refuses
-            // the write here.
-            if self.tenancy.is_multi_tenant() && step.tenant(tenant)?.is_none() {
-                return Err(crate::tenancy::deleted_tenant());
-            }
-            let mut w = Write::new(step, slot.take());
-            let out = match f(&mut w, &view.catalog) {
-                Ok(out) => out,
-                Err(_) if w.wants_slot() => {
+            match self.attempt(tenant, &mut f, slot.take(), false)? {
+                Attempt::Nothing(out) => return Ok(out),
+                Attempt::WantsSlot => {
                     // A handler call found the tenant's slots taken: wait for one without
                     // holding the snapshot (a long-lived read transaction keeps the store from
                     // reusing pages), then prepare again with it.
-                    drop(w);
                     let slots = self.sandbox.handler_slots(tenant).expect("only multi-tenant writes want a slot");
                     slot = Some(
                         tokio::runtime::Handle::current()
                             .block_on(slots.acquire_owned())
                             .map_err(|_| ApiError::internal("calling a handler", "the server is shutting down"))?,
                     );
-                    continue;
                 }
-                Err(e) => return Err(e),
-            };
-            attempts += 1;
-            let submitted = !w.jobs().is_empty();
-            // Handler calls are over: the slot goes before waiting for the commit.
-            let set = w.into_step().finish();
-            if set.is_empty() {
-                return Ok(out);
-            }
-            match self.apply(set)? {
-                Settled::Written(generations) => {
-                    for (t, g) in generations {
-                        self.forget_view(&t, g);
+                Attempt::WantsThread => unreachable!("only a write prepared in place refuses handler calls"),
+                Attempt::Step { out, pending: p } => {
+                    attempts += 1;
+                    match self.settle(&p.tenant, p.generation, p.jobs, self.apply(p.set)?) {
+                        None => return Ok(out),
+                        Some(what) => last = what,
                     }
-                    if submitted {
-                        self.jobs.wake();
-                    }
-                    return Ok(out);
-                }
-                Settled::Changed { table, key } => {
-                    if table == "counters" {
-                        // The catalog changed: read it again.
-                        self.forget_view(tenant, view.generation + 1);
-                    }
-                    tracing::debug!(tenant, table, key = %key, "write conflicted; preparing it again");
-                    last = format!("{table} {key:?}");
                 }
             }
         }
         Err(kept_conflicting(&last))
+    }
+
+    /// One preparation of a write: a snapshot, the tenant's view, `f`, and the step it made.
+    fn attempt<T>(
+        &self,
+        tenant: &str,
+        f: &mut impl FnMut(&mut Write, &Catalog) -> R<T>,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+        in_place: bool,
+    ) -> R<Attempt<T>> {
+        // A request authenticated just before its tenant was deleted must not write.
+        self.tenancy.check_live(tenant)?;
+        let view = self.view(tenant)?;
+        let step = self.store.step()?;
+        step.expect_generation(tenant, view.generation);
+        // Read, so that a deletion of the tenant after this snapshot makes the step
+        // conflict; one before it (another node's, not yet in this node's tenancy) refuses
+        // the write here.
+        if self.tenancy.is_multi_tenant() && step.tenant(tenant)?.is_none() {
+            return Err(crate::tenancy::deleted_tenant());
+        }
+        let mut w = if in_place { Write::in_place(step) } else { Write::new(step, slot) };
+        let out = match f(&mut w, &view.catalog) {
+            Ok(out) => out,
+            Err(_) if w.wants_slot() => return Ok(Attempt::WantsSlot),
+            Err(_) if w.wants_thread() => return Ok(Attempt::WantsThread),
+            Err(e) => return Err(e),
+        };
+        let jobs = !w.jobs().is_empty();
+        // Handler calls are over: the slot goes (with `w`) before waiting for the commit.
+        let set = w.into_step().finish();
+        if set.is_empty() {
+            return Ok(Attempt::Nothing(out));
+        }
+        Ok(Attempt::Step {
+            out,
+            pending: Pending { set, tenant: tenant.to_string(), generation: view.generation, jobs },
+        })
+    }
+
+    /// [`Services::write`] of a request prepared in place: one attempt, its step left in
+    /// [`IN_PLACE`] for the caller. A handler call, or a second write in the same request (it
+    /// would have to see the first one applied), sends the request to a blocking thread.
+    fn write_in_place<T>(&self, tenant: &str, f: &mut impl FnMut(&mut Write, &Catalog) -> R<T>) -> R<T> {
+        let on_thread = || {
+            IN_PLACE.set(Some(InPlace::OnThread));
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the write is prepared on a blocking thread"))
+        };
+        if !IN_PLACE.with_borrow(|p| matches!(p, Some(InPlace::Nothing))) {
+            return on_thread();
+        }
+        match self.attempt(tenant, f, None, true)? {
+            Attempt::Nothing(out) => Ok(out),
+            Attempt::WantsSlot | Attempt::WantsThread => on_thread(),
+            Attempt::Step { out, pending } => {
+                IN_PLACE.set(Some(InPlace::Apply(pending)));
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// A step prepared, waiting to be applied, with what settling it takes.
+pub(crate) struct Pending {
+    set: ocni_store::WriteSet,
+    tenant: String,
+    /// The tenant's catalog generation the step was prepared with.
+    generation: u64,
+    /// Whether it submits jobs (the job runner is woken once it is written).
+    jobs: bool,
+}
+
+/// One preparation of a write.
+enum Attempt<T> {
+    /// Nothing to write: the answer.
+    Nothing(T),
+    /// The answer, once the step is applied.
+    Step { out: T, pending: Pending },
+    /// A handler call found the tenant's slots taken: prepare again holding one.
+    WantsSlot,
+    /// A handler call refused to run in place.
+    WantsThread,
+}
+
+/// What a request prepared in place ([`prepare_in_place`]) left to do.
+pub(crate) enum InPlace {
+    /// Nothing: its answer is final.
+    Nothing,
+    /// Apply this step, then send the answer (or, if it conflicted, prepare the request again).
+    Apply(Pending),
+    /// It needs a blocking thread (a handler call, a second write): serve it there instead.
+    OnThread,
+}
+
+thread_local! {
+    /// Set while a request is prepared in place on this thread (see [`prepare_in_place`]).
+    static IN_PLACE: RefCell<Option<InPlace>> = const { RefCell::new(None) };
+}
+
+/// Runs `serve` (a request's operation) on this async worker thread with its writes prepared in
+/// place: [`Services::write`] runs its closure once and, instead of applying the step and
+/// waiting for the commit (which would block the worker), leaves it in the answer's
+/// [`InPlace`]; the caller awaits [`Services::apply_pending`] and, on a conflict, calls this
+/// again. Saves a write without handlers the hops through a blocking thread (it is woken, it
+/// waits for the writer, it wakes the worker). Only for requests whose preparation is short
+/// (`App::prepares_in_place`): it holds the worker while it runs.
+pub(crate) fn prepare_in_place<T>(serve: impl FnOnce() -> T) -> (T, InPlace) {
+    /// Clears the state whatever happens, a panic included.
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            IN_PLACE.set(None);
+        }
+    }
+    IN_PLACE.set(Some(InPlace::Nothing));
+    let _reset = Reset;
+    let out = serve();
+    let left = IN_PLACE.take().unwrap_or(InPlace::Nothing);
+    (out, left)
+}
+
+/// The outcome of a step handed to the writer: written or conflicting, or refused.
+fn settled(applied: Applied) -> R<Settled> {
+    match applied {
+        Applied::Done { generations } => Ok(Settled::Written(generations)),
+        Applied::Conflict { table, key } => Ok(Settled::Changed { table, key }),
+        Applied::Limit { tenant, max } => Err(limit_reached(&tenant, max, "entities")),
+        Applied::TooLarge { needed, max } => Err(too_many_ops(needed, max)),
     }
 }
 
@@ -327,4 +460,75 @@ fn too_many_ops(needed: usize, max: usize) -> ApiError {
              (fewer entities per collection request or delete)"
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use ocni_store::Reads;
+
+    use super::*;
+    use crate::tenancy::DEFAULT_TENANT as T;
+
+    fn services(dir: &std::path::Path) -> Services {
+        let store = Store::open(&dir.join("ocni.redb")).unwrap();
+        let runtime = ocni_runtime::Runtime::new(Default::default(), &dir.join("components")).unwrap();
+        Services::start(store, runtime, Config::new(dir)).unwrap()
+    }
+
+    fn kv(s: &Services, key: &str) -> Option<Vec<u8>> {
+        s.store.read().unwrap().kv_get(T, "h", key).unwrap()
+    }
+
+    /// A write of `value` at `key`, answering 7.
+    fn set<'a>(s: &'a Services, key: &'a str, value: &'a [u8]) -> impl FnOnce() -> R<u32> + 'a {
+        move || {
+            s.write(T, |w, _| {
+                w.kv_set(T, "h", key, value)?;
+                Ok(7)
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_write_prepared_in_place_waits_for_its_caller_who_applies_it_or_sends_it_to_a_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = services(dir.path());
+        // Prepared, answered, not written until the caller applies it.
+        let (out, left) = prepare_in_place(set(&s, "a", b"1"));
+        assert_eq!(out.unwrap(), 7);
+        let InPlace::Apply(pending) = left else { panic!("a prepared write left no step") };
+        assert_eq!(kv(&s, "a"), None);
+        assert_eq!(s.apply_pending(pending).await.unwrap(), None);
+        assert_eq!(kv(&s, "a").as_deref(), Some(&b"1"[..]));
+
+        // A request that writes twice needs the first write applied before it prepares the
+        // second: it is sent to a blocking thread, having written nothing.
+        let (out, left) = prepare_in_place(|| set(&s, "b", b"1")().and_then(|_| set(&s, "c", b"1")()));
+        assert_eq!(out.unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(matches!(left, InPlace::OnThread));
+
+        // A step whose read changed before it was applied writes nothing and says on what.
+        let copy = || {
+            s.write(T, |w, _| {
+                let v = w.kv_get(T, "h", "a")?.unwrap_or_default();
+                w.kv_set(T, "h", "copy", &v)?;
+                Ok(())
+            })
+        };
+        let (out, stale) = prepare_in_place(copy);
+        out.unwrap();
+        let (_, change) = prepare_in_place(set(&s, "a", b"2"));
+        let (InPlace::Apply(stale), InPlace::Apply(change)) = (stale, change) else { panic!("no steps") };
+        assert_eq!(s.apply_pending(change).await.unwrap(), None);
+        let conflict = s.apply_pending(stale).await.unwrap();
+        assert!(conflict.is_some_and(|what| what.contains("handler_kv")), "the stale step was applied");
+        assert_eq!(kv(&s, "copy"), None);
+        assert_eq!(kv(&s, "b"), None);
+
+        // Outside `prepare_in_place`, a write is applied before it answers (on a blocking thread).
+        let s = Arc::new(s);
+        let t = Arc::clone(&s);
+        assert_eq!(tokio::task::spawn_blocking(move || set(&t, "d", b"1")()).await.unwrap().unwrap(), 7);
+        assert_eq!(kv(&s, "d").as_deref(), Some(&b"1"[..]));
+    }
 }

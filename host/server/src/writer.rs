@@ -79,23 +79,47 @@ impl Writer {
     /// (its batch committed, or its etcd transaction).
     pub(crate) fn submit(&self, set: WriteSet) -> R<Applied> {
         match self {
-            Writer::Thread(t) => t.submit(set).map_err(|e| ApiError::internal("committing a write", e)),
+            Writer::Thread(t) => outcome(t.send(set).and_then(|answer| answer.blocking_recv().unwrap_or_else(dropped))),
             Writer::Direct(store) => Ok(store.commit_set(set)?),
+        }
+    }
+
+    /// Whether steps go to a writer thread, which [`Writer::submit_async`] can wait for
+    /// without blocking.
+    pub(crate) fn is_thread(&self) -> bool {
+        matches!(self, Writer::Thread(_))
+    }
+
+    /// [`Writer::submit`] for an async task: the writer thread's answer is awaited. A store
+    /// without a writer thread (etcd, whose commit blocks) refuses: see [`Writer::is_thread`].
+    pub(crate) async fn submit_async(&self, set: WriteSet) -> R<Applied> {
+        match self {
+            Writer::Thread(t) => outcome(match t.send(set) {
+                Ok(answer) => answer.await.unwrap_or_else(dropped),
+                Err(e) => Err(e),
+            }),
+            Writer::Direct(_) => Err(ApiError::internal("committing a write", "this store has no writer thread")),
         }
     }
 }
 
+fn outcome(o: Outcome) -> R<Applied> {
+    o.map_err(|e| ApiError::internal("committing a write", e))
+}
+
+fn dropped<T>(_: T) -> Outcome {
+    Err("the writer dropped the write".into())
+}
+
 impl WriterThread {
-    fn submit(&self, set: WriteSet) -> Outcome {
+    /// Hands `set` to the writer thread; the answer comes once its batch committed.
+    fn send(&self, set: WriteSet) -> Result<oneshot::Receiver<Outcome>, String> {
         let (reply, answer) = oneshot::channel();
-        let sent = {
-            let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-            jobs.as_ref().is_some_and(|tx| tx.send(Job { set, reply }).is_ok())
-        };
-        if !sent {
+        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        if jobs.as_ref().is_none_or(|tx| tx.send(Job { set, reply }).is_err()) {
             return Err("the writer has stopped".into());
         }
-        answer.blocking_recv().unwrap_or_else(|_| Err("the writer dropped the write".into()))
+        Ok(answer)
     }
 }
 

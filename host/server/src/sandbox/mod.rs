@@ -42,6 +42,11 @@ pub struct Write {
     slot: Option<OwnedSemaphorePermit>,
     /// Set by a handler call that found no free slot: the write is prepared again with one.
     wants_slot: bool,
+    /// Prepared on an async worker thread, where no handler may run (see
+    /// `Services::write`): a handler call refuses, and the request goes to a blocking thread.
+    in_place: bool,
+    /// Set by a handler call refused because the write is prepared in place.
+    wants_thread: bool,
     /// The ids of the jobs this write's handler calls submitted (stored in its step).
     jobs: Vec<String>,
 }
@@ -49,7 +54,17 @@ pub struct Write {
 impl Write {
     /// A write over `step`, holding `slot` if its last attempt had to wait for one.
     pub(crate) fn new(step: Step, slot: Option<OwnedSemaphorePermit>) -> Write {
-        Write { step, slot, wants_slot: false, jobs: Vec::new() }
+        Write { step, slot, wants_slot: false, in_place: false, wants_thread: false, jobs: Vec::new() }
+    }
+
+    /// A write prepared on an async worker thread: it may call no handler.
+    pub(crate) fn in_place(step: Step) -> Write {
+        Write { in_place: true, ..Write::new(step, None) }
+    }
+
+    /// Whether a handler call was refused because the write is prepared in place.
+    pub(crate) fn wants_thread(&self) -> bool {
+        self.wants_thread
     }
 
     /// The ids of the jobs this write's handlers submitted: written with it, run once it
@@ -249,6 +264,14 @@ impl Sandbox {
         let names = bound_to(&index.bindings, entity);
         if names.is_empty() {
             return Ok(());
+        }
+        if w.in_place {
+            // A call may take its whole deadline: not on an async worker thread.
+            w.wants_thread = true;
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "a handler call is prepared on a blocking thread",
+            ));
         }
         let mut changed = false;
         // The kind's handler, if any, comes first in `names`; it is asked about these actions.
