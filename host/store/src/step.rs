@@ -591,8 +591,15 @@ impl Writer {
                 self.txn().open_table(def)?.retain_in::<&str, _>(range.bounds(), |_, _| false)?;
             });
         }
-        for ((tbl, key), value) in &set.writes {
-            with_def!(*tbl, def => put_bytes(self.txn(), def, key, value.as_deref())?);
+        // The writes are sorted by table: each table is opened once for all of its writes.
+        let mut writes = set.writes.iter().peekable();
+        while let Some(&(&(tbl, _), _)) = writes.peek() {
+            with_def!(tbl, def => {
+                let mut t = self.txn().open_table(def)?;
+                while let Some(((_, key), value)) = writes.next_if(|((next, _), _)| *next == tbl) {
+                    put_value(&mut t, key, value.as_deref())?;
+                }
+            });
         }
         for (key, delta) in &set.deltas {
             if *delta != 0 {
@@ -618,7 +625,16 @@ fn put_bytes<V: redb::Value + 'static>(
     key: &str,
     bytes: Option<&[u8]>,
 ) -> Result<()> {
-    let mut t = txn.open_table(def)?;
+    put_value(&mut txn.open_table(def)?, key, bytes)
+}
+
+/// Puts the redb encoding `bytes` of a value at `key` of an open table (removes the key when
+/// `None`).
+fn put_value<V: redb::Value + 'static>(
+    t: &mut redb::Table<'_, &'static str, V>,
+    key: &str,
+    bytes: Option<&[u8]>,
+) -> Result<()> {
     match bytes {
         Some(b) => {
             t.insert(key, V::from_bytes(b))?;
