@@ -525,6 +525,23 @@ mod tests {
         assert_eq!(kv(&s, "copy"), None);
         assert_eq!(kv(&s, "b"), None);
 
+        // A handler call cannot run in place (it may take its whole deadline): the request goes
+        // to a blocking thread, having written nothing.
+        let compute = "http://schemas.ogf.org/occi/infrastructure#compute";
+        let input = ocni_model::entity::parse_entity_input(&serde_json::json!({"kind": compute})).unwrap();
+        let (out, left) = prepare_in_place(|| {
+            s.write(T, |w, catalog| {
+                w.set_binding(T, compute, Some("h"))?;
+                let mut e = catalog.create_entity(&input, "/compute/x", "x")?;
+                s.run_handlers(w, T, catalog, Stage::Create, &mut e)?;
+                w.put_entity(T, &e)?;
+                Ok(())
+            })
+        });
+        assert_eq!(out.unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(matches!(left, InPlace::OnThread));
+        assert!(s.store.read().unwrap().entity(T, "/compute/x").unwrap().is_none());
+
         // Outside `prepare_in_place`, a write is applied before it answers (on a blocking thread).
         let s = Arc::new(s);
         let t = Arc::clone(&s);
