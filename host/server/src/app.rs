@@ -122,31 +122,31 @@ impl App {
 
     /// [`App::serve`] with its write prepared in place, on this async worker (see
     /// [`App::prepares_in_place`]), its commit awaited: prepared again when its step conflicted
-    /// (at most [`MAX_ATTEMPTS`] times, as on a blocking thread). `None`: it turned out to need
-    /// a blocking thread (a handler call, a second write); nothing was written.
-    pub(crate) async fn write_in_place(&self, tenant: &str, req: &Request<'_>) -> Option<R<Framed>> {
-        let slot = self.write_slots.acquire().await;
-        if slot.is_err() {
-            return Some(Err(ApiError::internal("a request", "the server is shutting down")));
-        }
+    /// (at most [`MAX_ATTEMPTS`] times, as on a blocking thread). `Ok(None)`: it turned out to
+    /// need a blocking thread (a handler call, a second write); nothing was written.
+    pub(crate) async fn write_in_place(&self, tenant: &str, req: &Request<'_>) -> R<Option<Framed>> {
+        let _slot = self
+            .write_slots
+            .acquire()
+            .await
+            .map_err(|_| ApiError::internal("a request", "the server is shutting down"))?;
         let mut last = String::new();
         for _ in 0..MAX_ATTEMPTS {
             let (answer, left) = services::prepare_in_place(|| self.serve(tenant, req));
             match left {
-                InPlace::Nothing => return Some(answer),
-                // An answer that failed after its write was prepared writes nothing.
-                InPlace::Apply(pending) => match answer {
-                    Ok(framed) => match self.services.apply_pending(pending).await {
-                        Ok(None) => return Some(Ok(framed)),
-                        Ok(Some(what)) => last = what,
-                        Err(e) => return Some(Err(e)),
-                    },
-                    Err(e) => return Some(Err(e)),
-                },
-                InPlace::OnThread => return None,
+                InPlace::Nothing => return answer.map(Some),
+                InPlace::OnThread => return Ok(None),
+                InPlace::Apply(pending) => {
+                    // An answer that failed after its write was prepared writes nothing.
+                    let framed = answer?;
+                    match self.services.apply_pending(pending).await? {
+                        None => return Ok(Some(framed)),
+                        Some(what) => last = what,
+                    }
+                }
             }
         }
-        Some(Err(kept_conflicting(&last)))
+        Err(kept_conflicting(&last))
     }
 
     /// The operation `req` names.

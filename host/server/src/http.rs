@@ -249,8 +249,9 @@ impl Admitted {
 }
 
 /// Serves a request: the checks before its body ([`admit`]), its body (read in a future of its
-/// own when it has one), then the operation: a single entity's read in place, anything else on
-/// a blocking thread. The futures that only some requests need are boxed, so that the future
+/// own when it has one), then the operation: a single entity's read in place, a small write of
+/// a tenant without handlers prepared in place (`App::prepares_in_place`), anything else on a
+/// blocking thread. The futures that only some requests need are boxed, so that the future
 /// hyper holds for every request stays small.
 async fn respond(
     app: &Arc<App>,
@@ -290,8 +291,8 @@ async fn respond(
         // of GET throughput in `ocni-bench` (0.42 vs 0.60 of a trivial hyper server).
         app.serve(&tenant, &request)
     } else if small && app.prepares_in_place(&tenant, &request) {
-        match Box::pin(app.write_in_place(&tenant, &request)).await {
-            Some(answer) => answer,
+        match Box::pin(app.write_in_place(&tenant, &request)).await? {
+            Some(framed) => Ok(framed),
             None => Box::pin(on_blocking_thread(app, tenant, request)).await,
         }
     } else {
