@@ -194,7 +194,9 @@ async fn handle(
     let latency_us = started.elapsed().as_micros() as u64;
     if status.is_server_error() {
         tracing::error!(%method, %path, status = status.as_u16(), latency_us, %peer, "done");
-    } else {
+    } else if tracing::enabled!(tracing::Level::INFO)
+        && !crate::logging::request_done(module_path!(), method.as_str(), path, status.as_u16(), latency_us)
+    {
         tracing::info!(%method, %path, status = status.as_u16(), latency_us, "done");
     }
     // Audit: every write, with who did it and how it ended (never a token: only the tenant).

@@ -268,6 +268,7 @@ fn main() -> anyhow::Result<()> {
         log.with_ansi(true).init();
     } else {
         log.with_ansi(false).event_format(PlainFormat).fmt_fields(PlainFields).init();
+        ocni_server::logging::use_plain_format();
     }
     match cli.command {
         Command::Serve(args) => {
