@@ -12,13 +12,6 @@ use serde_json::{Map, Value, json};
 use tracing_subscriber::EnvFilter;
 
 mod admin_client;
-/// mimalloc instead of glibc's malloc: a durable create allocates and frees many small buffers
-/// on several threads, and redb a 4 KiB buffer per page it dirties; glibc's malloc spent about
-/// 10% of the writer thread's CPU (`_int_malloc`, `malloc_consolidate`). On the pinned
-/// real-binary harness, creates at 64 connections went from 7.3k-9.8k to 9.3k-13.5k req/s
-/// (5 alternated rounds, each won by mimalloc).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Where the admin token comes from when no file is given.
 const ADMIN_TOKEN_ENV: &str = "OCNI_ADMIN_TOKEN";

@@ -25,10 +25,6 @@
 //! `--ocni PATH` (`serve`: the binary, by default `ocni` beside this one).
 
 mod binary;
-/// The allocator of `ocni serve` (see host/server/src/main.rs), so that in-process figures are
-/// those of the binary.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cluster;
 mod handlers;
 mod listing;
