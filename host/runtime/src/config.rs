@@ -9,6 +9,16 @@ use crate::error::RuntimeError;
 /// turn on its core (see `Runtime`). The ticker sleeps while no call runs.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
+/// How far waiting for a core may move a call's deadline: nine times the deadline, at most
+/// [`MAX_CORE_WAIT`].
+pub(crate) fn max_core_wait(deadline: Duration) -> Duration {
+    deadline.saturating_mul(9).min(MAX_CORE_WAIT)
+}
+
+/// The most that waiting for a core may move any call's deadline (see
+/// [`RuntimeConfig::deadline`]); whoever must outlast a call (a job's lease) adds it.
+pub const MAX_CORE_WAIT: Duration = Duration::from_secs(5);
+
 /// The limits of a [`Runtime`](crate::Runtime). Per-call limits apply to every call; pool sizes
 /// are fixed when the runtime starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +26,10 @@ pub struct RuntimeConfig {
     /// Wall-clock time a call may spend (instantiation, guest code and host calls together),
     /// enforced at every epoch tick ([`EPOCH_TICK`]): a call is stopped between `deadline` and
     /// `deadline + EPOCH_TICK` after it starts, at the guest's next loop header or function
-    /// entry. Default 100 ms.
+    /// entry. Time its thread spent runnable but waiting for a core (Linux's schedstat) does not
+    /// count, up to nine times `deadline` or [`MAX_CORE_WAIT`]: a call that was lowered to idle
+    /// priority (`yield_after`), or one of more calls than cores, is not stopped for the
+    /// machine's load. Default 100 ms.
     pub deadline: Duration,
     /// Optional deterministic budget of wasm fuel (about one unit per instruction) per call.
     /// `None` (the default) turns fuel metering off, which makes guests 10-40% faster.

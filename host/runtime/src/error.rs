@@ -84,7 +84,8 @@ pub enum UploadError {
 /// key-value writes included) should be committed. `Display` is meant for the HTTP client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
-    /// The call ran past its wall-clock deadline.
+    /// The call ran past its wall-clock deadline (moved by the time it waited for a core, see
+    /// [`RuntimeConfig::deadline`](crate::RuntimeConfig::deadline)).
     #[error("handler exceeded its {} ms time limit", .limit.as_millis())]
     Timeout {
         /// The configured deadline.

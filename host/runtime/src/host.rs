@@ -61,7 +61,7 @@ pub(crate) struct StoreData {
     pub(crate) console: Console,
     max_find_results: usize,
     /// When the call's deadline passes: outbound requests must end before it.
-    deadline: Instant,
+    pub(crate) deadline: Instant,
 }
 
 impl StoreData {
@@ -343,7 +343,7 @@ fn io_table(data: &mut StoreData) -> &mut ResourceTable {
 /// first call, and timers that end at the call's deadline at the latest.
 pub(crate) struct BoundedClock<'a> {
     table: &'a mut ResourceTable,
-    deadline: Instant,
+    pub(crate) deadline: Instant,
 }
 
 impl HasData for BoundedClock<'static> {

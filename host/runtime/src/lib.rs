@@ -31,7 +31,7 @@ mod priority;
 mod runtime;
 mod types;
 
-pub use crate::config::{CallLimits, EPOCH_TICK, RuntimeConfig};
+pub use crate::config::{CallLimits, EPOCH_TICK, MAX_CORE_WAIT, RuntimeConfig};
 pub use crate::error::{CallError, RuntimeError, UploadError};
 pub use crate::priority::thread_yielded;
 pub use crate::runtime::{Compiled, Handler, Runtime};

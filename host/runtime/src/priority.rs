@@ -4,18 +4,26 @@
 //! wants the core, and any thread that wakes takes the core from it at once). A handler that
 //! spins to its deadline then costs the request path of every tenant nothing but the idle
 //! time of the machine, while the short calls of well-behaved handlers keep their priority.
+//! A lowered call that needs more CPU time than `yield_after` but is not spinning (a handler
+//! with real work) waits for an idle core; that wait ([`core_wait`]) moves its deadline, so
+//! it ends late rather than in a timeout the machine's load caused.
 //!
 //! An unprivileged thread cannot raise its priority again (`RLIMIT_NICE`), so a lowered thread
 //! stays lowered: whoever owns it checks [`thread_yielded`] after a call and replaces the
 //! thread with a fresh one (the server's sandbox threads do).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
 
 thread_local! {
     static YIELDED: Cell<bool> = const { Cell::new(false) };
+    /// This thread's `/proc/thread-self/schedstat`, opened at its first use (`None` inside: the
+    /// kernel does not tell).
+    static SCHEDSTAT: RefCell<Option<Option<File>>> = const { RefCell::new(None) };
 }
 
 /// Lowers the current thread to `SCHED_IDLE` (once; a failure is logged and the call goes on
@@ -45,4 +53,18 @@ pub fn thread_yielded() -> bool {
 pub(crate) fn thread_cpu_time() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     Duration::new(t.tv_sec.max(0) as u64, t.tv_nsec.clamp(0, 999_999_999) as u32)
+}
+
+/// Time the current thread has spent runnable but waiting for a core (the second field of Linux's
+/// `/proc/thread-self/schedstat`, kept open per thread), or `None` where the kernel does not say.
+pub(crate) fn core_wait() -> Option<Duration> {
+    SCHEDSTAT.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let file = cell.get_or_insert_with(|| File::open("/proc/thread-self/schedstat").ok()).as_ref()?;
+        let mut buf = [0u8; 96];
+        let n = file.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        let nanos: u64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
+        Some(Duration::from_nanos(nanos))
+    })
 }

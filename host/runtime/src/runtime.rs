@@ -386,13 +386,26 @@ impl Runtime {
         let mut store = Store::new(&inner.engine, StoreData::new(host, config));
         store.limiter(|data| &mut data.limiter);
         // The first check comes at the next tick; then one at every tick.
-        let deadline = Instant::now() + config.deadline;
+        let deadline = store.data().deadline;
+        // Time the thread waits for a core is the machine's doing, not the call's: it moves the
+        // deadline (`StoreData::deadline`, which outbound requests started later follow too) by
+        // as much, up to `max_core_wait`. Without this a call lowered to idle priority (below),
+        // or one of many sharing the cores, ends in a timeout it did not earn.
+        let waited_at_start = crate::priority::core_wait();
+        let max_core_wait = crate::config::max_core_wait(config.deadline);
         // CPU time, not wall-clock time: a short call that waits for a busy core does not yield.
         let mut yield_at = config.yield_after.map(|d| crate::priority::thread_cpu_time() + d);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                return Err(Trap::Interrupt.into());
+        store.epoch_deadline_callback(move |mut ctx| {
+            let now = Instant::now();
+            if now >= ctx.data().deadline {
+                let moved = waited_at_start
+                    .zip(crate::priority::core_wait())
+                    .map(|(start, waited)| deadline + waited.saturating_sub(start).min(max_core_wait));
+                match moved {
+                    Some(moved) if now < moved => ctx.data_mut().deadline = moved,
+                    _ => return Err(Trap::Interrupt.into()),
+                }
             }
             if yield_at.is_some_and(|at| crate::priority::thread_cpu_time() >= at) {
                 yield_at = None;

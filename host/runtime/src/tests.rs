@@ -25,6 +25,8 @@ const REFUSE: u32 = 1056;
 const CHANGES: u32 = 1280;
 const EMPTY_CHANGES: u32 = 1440;
 const CONFLICT: u32 = 1472;
+/// Iterations of behaviour 12's bounded busy loop: about 15 ms of CPU time.
+const BUSY_ITERATIONS: u32 = 40_000_000;
 
 fn le(v: u32) -> String {
     v.to_le_bytes().iter().map(|b| format!("\\{b:02x}")).collect()
@@ -122,6 +124,11 @@ fn guest_wat(memory_pages: u32) -> String {
             (if (i32.eq (i32.load8_u (i32.const 1696)) (i32.const 1))
               (then (call $log (i32.const 2) (i32.load (i32.const 1716)) (i32.load (i32.const 1720))
                                (i32.const 0) (i32.const 0))))))
+    (if (i32.eq (local.get $n) (i32.const 12))
+      (then (local.set $i (i32.const {BUSY_ITERATIONS}))
+            (loop $busy
+              (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+              (br_if $busy (local.get $i)))))
     (i32.const {ACCEPT}))
   (func (export "ocni:handler/handler@0.1.0#on-create") (param {entity_params}) (result i32)
     (i32.const {CHANGES}))
@@ -492,6 +499,85 @@ fn a_call_past_yield_after_lowers_its_thread_to_idle_and_a_short_call_does_not()
     .unwrap();
     assert!(matches!(result, Err(CallError::Timeout { .. })));
     assert!(!yielded && after == before, "with yield_after None the policy went to {after:?}");
+}
+
+/// Pins the current thread to core 0.
+fn pin_to_core_0() {
+    let mut cpus = rustix::thread::CpuSet::new();
+    cpus.set(0);
+    rustix::thread::sched_setaffinity(None, &cpus).expect("pin the thread to core 0");
+}
+
+/// Runs `f` on a thread pinned to core 0 beside `spinners` threads spinning there at normal
+/// priority until `spin_for` has passed or `f` returned; answers `f`'s result and how long it took.
+fn beside_spinners<T: Send + 'static>(
+    spinners: usize,
+    spin_for: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> (T, Duration) {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let spinning: Vec<_> = (0..spinners)
+        .map(|_| {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                pin_to_core_0();
+                while !done.load(Relaxed) && started.elapsed() < spin_for {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    // Let the spinners take the core first.
+    std::thread::sleep(Duration::from_millis(10));
+    let result = std::thread::spawn(move || {
+        pin_to_core_0();
+        let started = Instant::now();
+        let result = f();
+        (result, started.elapsed())
+    })
+    .join()
+    .unwrap();
+    done.store(true, Relaxed);
+    spinning.into_iter().for_each(|s| s.join().unwrap());
+    result
+}
+
+#[test]
+fn waiting_for_a_core_does_not_count_against_the_deadline() {
+    assert!(crate::priority::core_wait().is_some(), "the kernel does not report run-queue waits");
+    let dir = tempfile::tempdir().unwrap();
+    // A 50 ms deadline; lowered to idle priority after 1 ms of CPU time.
+    let config = RuntimeConfig { yield_after: Some(Duration::from_millis(1)), ..test_config() };
+    let runtime = Arc::new(Runtime::new(config, dir.path()).expect("runtime"));
+    let handler = handler(&runtime);
+    let busy = move || call(&runtime, &handler, validate(12)).0;
+
+    // Alone, the bounded busy loop (about 15 ms) fits in the deadline.
+    let (result, alone) = beside_spinners(0, Duration::ZERO, busy.clone());
+    assert_eq!(result, Ok(Outcome::Accepted), "after {alone:?}");
+
+    // Beside two threads spinning on its core for 300 ms, the call is lowered after 1 ms and
+    // gets the core back only when they stop: far past its 50 ms deadline in wall-clock time,
+    // but it waited, it did not run. (Counted in wall-clock time, it ended in a timeout.)
+    let (result, elapsed) = beside_spinners(2, Duration::from_millis(300), busy);
+    assert_eq!(result, Ok(Outcome::Accepted), "after {elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(250), "the call did not wait for the spinners: {elapsed:?}");
+
+    // Waiting moves a deadline by nine times it at most: a loop (no yield) beside 30 spinners
+    // runs a 31st of the time, so it would reach 50 ms of running after 1.5 s; it ends at about
+    // 50 + 450 ms instead.
+    let config = RuntimeConfig { yield_after: None, ..test_config() };
+    let runtime = Arc::new(Runtime::new(config, dir.path()).expect("runtime"));
+    let handler = self::handler(&runtime);
+    let looping = move || call(&runtime, &handler, validate(2)).0;
+    let (result, elapsed) = beside_spinners(30, Duration::from_secs(5), looping);
+    assert_eq!(result, Err(CallError::Timeout { limit: Duration::from_millis(50) }));
+    assert!(
+        elapsed >= Duration::from_millis(450) && elapsed < Duration::from_millis(1200),
+        "the loop ended after {elapsed:?}, not at its deadline moved by at most 450 ms"
+    );
 }
 
 #[test]

@@ -46,12 +46,13 @@ const QUEUE_SCAN: usize = 100_000;
 const IDLE_WAKE: Duration = Duration::from_secs(30);
 
 /// When a job left `running` may be claimed again (Unix ms), or `None` when at once: on a
-/// shared store, another node may be running it, until its job deadline (and a margin) passed.
+/// shared store, another node may be running it, until its job deadline, the most waiting for a
+/// core may move it (`MAX_CORE_WAIT`), and a margin passed.
 fn claim_after(s: &Services, job: &JobRecord) -> Option<u64> {
     if job.state != JobState::Running || !s.store.is_shared() {
         return None;
     }
-    let lease = s.config.runtime.job_deadline + Duration::from_secs(10);
+    let lease = s.config.runtime.job_deadline + ocni_runtime::MAX_CORE_WAIT + Duration::from_secs(10);
     Some(job.updated_ms.saturating_add(lease.as_millis() as u64))
 }
 

@@ -5,7 +5,8 @@
 //! to `SCHED_IDLE` by the runtime (`ocni_runtime::thread_yielded`): a handler spinning to its
 //! deadline then delays no other request, of its tenant or any other. Lowering every call
 //! instead (tried) starved short calls whenever anything else kept the cores busy, and their
-//! deadline is wall-clock time: every handler-bound write ended in 504. An unprivileged thread
+//! deadline was wall-clock time: every handler-bound write ended in 504. (Time a call waits for
+//! a core no longer counts against its deadline, up to nine times it.) An unprivileged thread
 //! cannot raise its priority again, so a lowered thread ends after its call and a fresh one
 //! takes its place. What keeps a tenant from taking every thread is the per-tenant cap on calls
 //! running at once (`Sandbox::handler_slots`, `--handler-calls-per-tenant`).
