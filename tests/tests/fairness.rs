@@ -114,7 +114,8 @@ async fn a_hostile_tenant_does_not_slow_another_tenants_writes() {
     // Issue 10 asks for 2x. Measured with the yield: 1.2-1.8x over 6 local runs, but 2.17x once
     // in CI (idle p99 2.90 ms, hostile 6.32 ms): B's idle path got faster (writes prepared in
     // place) while this 2-vCPU VM adds about 3 ms to the tail whenever one core spins (an
-    // unrelated spinning process instead of A: 1.5-1.9x). Asserted at 3x until that is beaten.
+    // unrelated spinning process instead of A: 1.5-1.9x); twelve local runs later: 1.50-2.61x.
+    // Asserted at 3x until that is beaten.
     assert!(
         busy_p99 <= idle_p99 * 3,
         "B's p99 create latency went from {idle_p99:?} (A idle) to {busy_p99:?} (A hostile): more than 3x"
