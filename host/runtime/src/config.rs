@@ -9,12 +9,6 @@ use crate::error::RuntimeError;
 /// turn on its core (see `Runtime`). The ticker sleeps while no call runs.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// How far waiting for a core may move a call's deadline: nine times the deadline, at most
-/// [`MAX_CORE_WAIT`].
-pub(crate) fn max_core_wait(deadline: Duration) -> Duration {
-    deadline.saturating_mul(9).min(MAX_CORE_WAIT)
-}
-
 /// The most that waiting for a core may move any call's deadline (see
 /// [`RuntimeConfig::deadline`]); whoever must outlast a call (a job's lease) adds it.
 pub const MAX_CORE_WAIT: Duration = Duration::from_secs(5);
@@ -123,6 +117,12 @@ pub struct CallLimits {
 }
 
 impl RuntimeConfig {
+    /// How far waiting for a core may move a call's deadline: nine times `deadline`, at most
+    /// [`MAX_CORE_WAIT`].
+    pub(crate) fn max_core_wait(&self) -> Duration {
+        self.deadline.saturating_mul(9).min(MAX_CORE_WAIT)
+    }
+
     /// The configuration of one call: this one with `limits` applied (never raised).
     pub(crate) fn limited(&self, limits: CallLimits) -> RuntimeConfig {
         let mut config = self.clone();

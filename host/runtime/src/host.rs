@@ -343,7 +343,7 @@ fn io_table(data: &mut StoreData) -> &mut ResourceTable {
 /// first call, and timers that end at the call's deadline at the latest.
 pub(crate) struct BoundedClock<'a> {
     table: &'a mut ResourceTable,
-    pub(crate) deadline: Instant,
+    deadline: Instant,
 }
 
 impl HasData for BoundedClock<'static> {

@@ -12,7 +12,7 @@
 //! stays lowered: whoever owns it checks [`thread_yielded`] after a call and replaces the
 //! thread with a fresh one (the server's sandbox threads do).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
@@ -21,9 +21,9 @@ use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedule
 
 thread_local! {
     static YIELDED: Cell<bool> = const { Cell::new(false) };
-    /// This thread's `/proc/thread-self/schedstat`, opened at its first use (`None` inside: the
-    /// kernel does not tell).
-    static SCHEDSTAT: RefCell<Option<Option<File>>> = const { RefCell::new(None) };
+    /// This thread's `/proc/thread-self/schedstat`, opened at its first use (`None`: the kernel
+    /// does not tell).
+    static SCHEDSTAT: OnceCell<Option<File>> = const { OnceCell::new() };
 }
 
 /// Lowers the current thread to `SCHED_IDLE` (once; a failure is logged and the call goes on
@@ -59,8 +59,7 @@ pub(crate) fn thread_cpu_time() -> Duration {
 /// `/proc/thread-self/schedstat`, kept open per thread), or `None` where the kernel does not say.
 pub(crate) fn core_wait() -> Option<Duration> {
     SCHEDSTAT.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        let file = cell.get_or_insert_with(|| File::open("/proc/thread-self/schedstat").ok()).as_ref()?;
+        let file = cell.get_or_init(|| File::open("/proc/thread-self/schedstat").ok()).as_ref()?;
         let mut buf = [0u8; 96];
         let n = file.read_at(&mut buf, 0).ok()?;
         let text = std::str::from_utf8(&buf[..n]).ok()?;

@@ -392,7 +392,7 @@ impl Runtime {
         // as much, up to `max_core_wait`. Without this a call lowered to idle priority (below),
         // or one of many sharing the cores, ends in a timeout it did not earn.
         let waited_at_start = crate::priority::core_wait();
-        let max_core_wait = crate::config::max_core_wait(config.deadline);
+        let max_core_wait = config.max_core_wait();
         // CPU time, not wall-clock time: a short call that waits for a busy core does not yield.
         let mut yield_at = config.yield_after.map(|d| crate::priority::thread_cpu_time() + d);
         store.set_epoch_deadline(1);
