@@ -73,7 +73,9 @@ pub struct RuntimeConfig {
     /// CPU time (of the call's thread) after which a running call's thread yields the CPU to everything else
     /// (it is lowered to `SCHED_IDLE` for the rest of the call, see [`crate::thread_yielded`]):
     /// a call that spins to its deadline then delays no request of any tenant, while short
-    /// calls keep the priority of the request path. `None`: never. Default 2 ms (a call of a well-behaved handler takes tens of microseconds).
+    /// calls keep the priority of the request path. The next call of a handler whose last call
+    /// ran this long starts lowered ([`crate::Handler::runs_long`]). `None`: never. Default 2 ms
+    /// (a call of a well-behaved handler takes tens of microseconds).
     pub yield_after: Option<Duration>,
 }
 

@@ -11,6 +11,22 @@
 //! An unprivileged thread cannot raise its priority again (`RLIMIT_NICE`), so a lowered thread
 //! stays lowered: whoever owns it checks [`thread_yielded`] after a call and replaces the
 //! thread with a fresh one (the server's sandbox threads do).
+//!
+//! A handler whose last call ran past `yield_after` has its next call lowered from the start
+//! ([`Handler::runs_long`](crate::Handler::runs_long)): a handler that spins to its deadline
+//! on every call then takes no core at the request path's priority after its first call (a
+//! fresh call's first 2 ms held a core for up to a scheduler slice, about 3 ms, and the epoch
+//! ticker that lowers it waited behind it). One short call clears the mark.
+//!
+//! Idle priority alone still let a lowered call delay a request thread by up to 4 ms: a thread
+//! that wakes takes the core from a lowered one at once, but when a request thread that was
+//! already runnable (preempted by another it woke, or by the epoch ticker) is passed over for
+//! the lowered one (Linux's EEVDF picks by virtual time, in which the lowered thread may be
+//! owed some), nothing takes the core back before the scheduler's next tick (4 ms at
+//! `HZ=250`); lowering itself does not make the scheduler look again either. `perf sched`
+//! showed B's slowest creates waiting so, with the other core idle. So a lowered call gives
+//! its core away ([`give_way`]) when it is lowered and at every epoch tick after, which bounds
+//! that wait to one tick.
 
 use std::cell::{Cell, OnceCell};
 use std::fs::File;
@@ -38,9 +54,20 @@ pub(crate) fn yield_thread() {
         ThreadPriority::Min,
         idle,
     ) {
-        Ok(()) => YIELDED.set(true),
+        Ok(()) => {
+            YIELDED.set(true);
+            // Lowering does not make the scheduler look again: a thread this one took the core
+            // from would wait for the next scheduler tick.
+            give_way();
+        }
         Err(e) => tracing::warn!(error = ?e, "cannot lower the priority of a long handler call's thread"),
     }
+}
+
+/// Called at every epoch tick of a lowered call: lets any other thread runnable on this core run
+/// first (`sched_yield`; see the module documentation). Costs a system call per tick.
+pub(crate) fn give_way() {
+    std::thread::yield_now();
 }
 
 /// Whether a call on the current thread ran past its `yield_after` and lowered the thread to

@@ -7,7 +7,7 @@ use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
@@ -61,12 +61,21 @@ pub struct Handler {
     digest: String,
     pre: InstancePre<StoreData>,
     exports: Exports,
+    /// Whether this handler's last call used more than `yield_after` of CPU time: its next call
+    /// then starts at idle priority (see `crate::priority`).
+    long: AtomicBool,
 }
 
 impl Handler {
     /// The SHA-256 (lowercase hex) of the component's bytes.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// Whether this handler's last call used more than `yield_after` of CPU time: its next call
+    /// then starts at idle priority (see [`thread_yielded`](crate::thread_yielded)).
+    pub fn runs_long(&self) -> bool {
+        self.long.load(Ordering::Relaxed)
     }
 
     /// Whether the component exports the optional `actions` interface (since 0.1.1): only then
@@ -187,7 +196,7 @@ impl Runtime {
         let path = self.artifact_path(&digest);
         write_atomically(&path, &artifact)
             .map_err(|e| UploadError::Internal(format!("writing {}: {e}", path.display())))?;
-        self.insert(Handler { digest: digest.clone(), pre, exports });
+        self.insert(Handler { digest: digest.clone(), pre, exports, long: AtomicBool::new(false) });
         tracing::info!(digest, size = bytes.len(), artifact_size = artifact.len(), compile_ms, "handler compiled");
         Ok(compiled)
     }
@@ -269,11 +278,15 @@ impl Runtime {
             return (Err(CallError::Busy), host);
         };
         let started = Instant::now();
-        let mut store = match self.new_store(host, &config) {
+        let cpu_at_start = crate::priority::thread_cpu_time();
+        let lowered = config.yield_after.is_some() && handler.runs_long();
+        let mut store = match self.new_store(host, &config, lowered) {
             Ok(store) => store,
             Err((e, host)) => return (Err(e), host),
         };
         let result = run(handler, &mut store, calls);
+        let cpu = crate::priority::thread_cpu_time().saturating_sub(cpu_at_start);
+        handler.long.store(config.yield_after.is_some_and(|after| cpu >= after), Ordering::Relaxed);
         let elapsed_us = started.elapsed().as_micros() as u64;
         let result = result.map_err(|failure| classify(failure, store.data(), &config));
         let data = store.into_data();
@@ -311,7 +324,7 @@ impl Runtime {
         let component = deserialize_artifact(&inner.engine, path).map_err(|e| format!("deserializing: {e:#}"))?;
         let pre = inner.linker.instantiate_pre(&component).map_err(|e| format!("linking: {e:#}"))?;
         let exports = Exports::new(&pre).map_err(|e| format!("checking exports: {e:#}"))?;
-        let handler = self.insert(Handler { digest: digest.to_string(), pre, exports });
+        let handler = self.insert(Handler { digest: digest.to_string(), pre, exports, long: AtomicBool::new(false) });
         tracing::debug!(digest, load_us = started.elapsed().as_micros() as u64, "handler loaded from cache");
         Ok(handler)
     }
@@ -359,8 +372,9 @@ impl Runtime {
         let Some(_slot) = inner.calls.acquire(inner.config.deadline) else {
             return Err(UploadError::Busy);
         };
-        let mut store =
-            self.new_store(Box::new(NullHost), &inner.config).map_err(|(e, _)| UploadError::Internal(e.to_string()))?;
+        let mut store = self
+            .new_store(Box::new(NullHost), &inner.config, false)
+            .map_err(|(e, _)| UploadError::Internal(e.to_string()))?;
         let instance = match pre.instantiate(&mut store) {
             Ok(instance) => instance,
             Err(e) => {
@@ -381,6 +395,7 @@ impl Runtime {
         &self,
         host: Box<dyn HostApi + Send>,
         config: &RuntimeConfig,
+        lowered: bool,
     ) -> Result<Store<StoreData>, (CallError, Box<dyn HostApi + Send>)> {
         let inner = &*self.inner;
         let mut store = Store::new(&inner.engine, StoreData::new(host, config));
@@ -395,6 +410,10 @@ impl Runtime {
         let max_core_wait = config.max_core_wait();
         // CPU time, not wall-clock time: a short call that waits for a busy core does not yield.
         let mut yield_at = config.yield_after.map(|d| crate::priority::thread_cpu_time() + d);
+        if lowered {
+            yield_at = None;
+            crate::priority::yield_thread();
+        }
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut ctx| {
             let now = Instant::now();
@@ -407,7 +426,9 @@ impl Runtime {
                     _ => return Err(Trap::Interrupt.into()),
                 }
             }
-            if yield_at.is_some_and(|at| crate::priority::thread_cpu_time() >= at) {
+            if crate::priority::thread_yielded() {
+                crate::priority::give_way();
+            } else if yield_at.is_some_and(|at| crate::priority::thread_cpu_time() >= at) {
                 yield_at = None;
                 crate::priority::yield_thread();
             }

@@ -581,6 +581,30 @@ fn waiting_for_a_core_does_not_count_against_the_deadline() {
 }
 
 #[test]
+fn a_handler_whose_last_call_ran_long_starts_the_next_one_lowered() {
+    let dir = tempfile::tempdir().unwrap();
+    // Lowered after 5 ms of CPU time; the bounded busy loop takes about 15 ms.
+    let config = RuntimeConfig { yield_after: Some(Duration::from_millis(5)), ..test_config() };
+    let runtime = Arc::new(Runtime::new(config, dir.path()).expect("runtime"));
+    let handler = handler(&runtime);
+    // Each call on a fresh thread (a lowered thread stays lowered): its outcome, and whether it
+    // ran at idle priority.
+    let on_thread = |behaviour: usize| {
+        let (runtime, handler) = (Arc::clone(&runtime), Arc::clone(&handler));
+        std::thread::spawn(move || (call(&runtime, &handler, validate(behaviour)).0, thread_yielded())).join().unwrap()
+    };
+    assert!(!handler.runs_long());
+    assert_eq!(on_thread(0), (Ok(Outcome::Accepted), false), "a short call keeps its priority");
+    assert!(!handler.runs_long());
+    assert_eq!(on_thread(12), (Ok(Outcome::Accepted), true), "a long call is lowered once past yield_after");
+    assert!(handler.runs_long());
+    // The next call is lowered from its start, short or not; being short, it clears the mark.
+    assert_eq!(on_thread(0), (Ok(Outcome::Accepted), true));
+    assert!(!handler.runs_long());
+    assert_eq!(on_thread(0), (Ok(Outcome::Accepted), false));
+}
+
+#[test]
 fn per_call_limits_are_tighter_never_looser() {
     let dir = tempfile::tempdir().unwrap();
     let config = RuntimeConfig { deadline: Duration::from_secs(5), ..test_config() };

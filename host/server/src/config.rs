@@ -275,7 +275,8 @@ pub struct ServeArgs {
     pub handler_deadline_ms: u64,
     /// Milliseconds of CPU time after which a running handler call yields the CPU: its thread drops to idle
     /// priority (Linux SCHED_IDLE) for the rest of the call, so that a handler spinning to its
-    /// deadline slows no request of any tenant. 0: never.
+    /// deadline slows no request of any tenant; the next call of a handler whose last call ran
+    /// this long starts at idle priority. 0: never.
     #[arg(long, default_value_t = RuntimeConfig::default().yield_after.map_or(0, |d| d.as_millis() as u64))]
     pub handler_yield_after_ms: u64,
     /// Memory limit of one handler instance, in MiB.

@@ -2,8 +2,9 @@
 //! instance pool), each with the stack a call needs (`max_wasm_stack` plus a margin), at the
 //! same CPU priority as the request path while a call is short. A call that runs past the
 //! runtime's `yield_after` (2 ms by default, `--handler-yield-after-ms`) has its thread lowered
-//! to `SCHED_IDLE` by the runtime (`ocni_runtime::thread_yielded`): a handler spinning to its
-//! deadline then delays no other request, of its tenant or any other. Lowering every call
+//! to `SCHED_IDLE` by the runtime (`ocni_runtime::thread_yielded`), and so is, from its start,
+//! the next call of a handler whose last call ran that long (`Handler::runs_long`): a handler
+//! spinning to its deadline then delays no other request, of its tenant or any other. Lowering every call
 //! instead (tried) starved short calls whenever anything else kept the cores busy, and their
 //! deadline was wall-clock time: every handler-bound write ended in 504. (Time a call waits for
 //! a core no longer counts against its deadline, up to nine times it.) An unprivileged thread
