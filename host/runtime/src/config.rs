@@ -9,6 +9,11 @@ use crate::error::RuntimeError;
 /// turn on its core (see `Runtime`). The ticker sleeps while no call runs.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
+/// The epoch tick while a call lowered to idle priority runs (see
+/// [`RuntimeConfig::yield_after`]): such a call gives its core away at every tick, and a request
+/// thread may wait behind it for up to one tick (see `priority.rs`).
+pub const LOWERED_TICK: Duration = Duration::from_micros(250);
+
 /// The most that waiting for a core may move any call's deadline (see
 /// [`RuntimeConfig::deadline`]); whoever must outlast a call (a job's lease) adds it.
 pub const MAX_CORE_WAIT: Duration = Duration::from_secs(5);

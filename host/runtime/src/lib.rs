@@ -11,8 +11,8 @@
 //!   guest's imports with a caller-provided [`HostApi`], and answers [`Outcome`]s or a
 //!   [`CallError`] whose message is meant for the HTTP client.
 //!
-//! Sandbox: one engine with the pooling allocator; a wall-clock deadline per call (epoch
-//! interruption, 10 ms ticks), optional fuel; per-memory, table, instance and memory-count
+//! Sandbox: one engine with the pooling allocator; a deadline per call (epoch interruption,
+//! 1 ms ticks; time waiting for a core does not count), optional fuel; per-memory, table, instance and memory-count
 //! limits; a bound on data the guest passes to the host (hostcall fuel); a log budget per call;
 //! WASI 0.2 (what Rust's std and CPython import) against a locked-down context: no environment,
 //! arguments or stdio passthrough, no preopened directory, sockets and name lookups denied,
@@ -31,7 +31,7 @@ mod priority;
 mod runtime;
 mod types;
 
-pub use crate::config::{CallLimits, EPOCH_TICK, MAX_CORE_WAIT, RuntimeConfig};
+pub use crate::config::{CallLimits, EPOCH_TICK, LOWERED_TICK, MAX_CORE_WAIT, RuntimeConfig};
 pub use crate::error::{CallError, RuntimeError, UploadError};
 pub use crate::priority::thread_yielded;
 pub use crate::runtime::{Compiled, Handler, Runtime};

@@ -18,7 +18,7 @@ use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 
 use crate::bindings::{Attribute, Exports};
-use crate::config::{CallLimits, EPOCH_TICK, RuntimeConfig};
+use crate::config::{CallLimits, EPOCH_TICK, LOWERED_TICK, RuntimeConfig};
 use crate::error::{CallError, RuntimeError, UploadError};
 use crate::host::{self, LimitHit, MAX_HANDLES, StoreData};
 use crate::types::{Call, ChangeView, HostApi, LogLevel, NullHost, Outcome, RefusalView};
@@ -236,6 +236,12 @@ impl Runtime {
         self.inner.compiled.load(Ordering::Relaxed)
     }
 
+    /// Calls running at idle priority now.
+    #[cfg(test)]
+    pub(crate) fn lowered_calls(&self) -> usize {
+        self.inner._ticker.lowered.load(Ordering::Relaxed)
+    }
+
     /// Epoch ticks since the runtime started.
     #[cfg(test)]
     pub(crate) fn epoch_ticks(&self) -> u64 {
@@ -410,9 +416,13 @@ impl Runtime {
         let max_core_wait = config.max_core_wait();
         // CPU time, not wall-clock time: a short call that waits for a busy core does not yield.
         let mut yield_at = config.yield_after.map(|d| crate::priority::thread_cpu_time() + d);
+        let mut lowered_call = LoweredCall { running: Arc::clone(&inner._ticker.lowered), counted: false };
         if lowered {
             yield_at = None;
             crate::priority::yield_thread();
+        }
+        if crate::priority::thread_yielded() {
+            lowered_call.count();
         }
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut ctx| {
@@ -431,6 +441,9 @@ impl Runtime {
             } else if yield_at.is_some_and(|at| crate::priority::thread_cpu_time() >= at) {
                 yield_at = None;
                 crate::priority::yield_thread();
+                if crate::priority::thread_yielded() {
+                    lowered_call.count();
+                }
             }
             Ok(UpdateDeadline::Continue(1))
         });
@@ -814,12 +827,39 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// Counts a call among those running at idle priority from when it is lowered until its store
+/// (which owns this, in its epoch callback) is dropped.
+struct LoweredCall {
+    running: Arc<AtomicUsize>,
+    counted: bool,
+}
+
+impl LoweredCall {
+    fn count(&mut self) {
+        if !self.counted {
+            self.counted = true;
+            self.running.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for LoweredCall {
+    fn drop(&mut self) {
+        if self.counted {
+            self.running.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The epoch ticker thread; dropping this stops and joins it.
 struct Ticker {
     calls: Arc<Permits>,
     /// Ticks so far (for the tests).
     #[cfg_attr(not(test), allow(dead_code))]
     ticks: Arc<AtomicU64>,
+    /// Calls running at idle priority: while there is one, the ticker ticks every
+    /// [`LOWERED_TICK`].
+    lowered: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -828,15 +868,17 @@ impl Ticker {
         let waiting = Arc::clone(&calls);
         let ticks = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&ticks);
+        let lowered = Arc::new(AtomicUsize::new(0));
+        let running_lowered = Arc::clone(&lowered);
         let thread = thread::Builder::new().name("ocni-epoch".into()).spawn(move || {
             // Ticks only while a call runs: an idle server has no timer wake-ups.
             while waiting.wait_for_calls() {
-                thread::sleep(EPOCH_TICK);
+                thread::sleep(if running_lowered.load(Ordering::Relaxed) > 0 { LOWERED_TICK } else { EPOCH_TICK });
                 engine.increment_epoch();
                 counted.fetch_add(1, Ordering::Relaxed);
             }
         })?;
-        Ok(Ticker { calls, ticks, thread: Some(thread) })
+        Ok(Ticker { calls, ticks, lowered, thread: Some(thread) })
     }
 }
 

@@ -430,7 +430,8 @@ fn hostile_guests_are_stopped_with_clear_errors() {
 #[test]
 fn the_epoch_ticks_only_while_a_call_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = runtime(dir.path());
+    // Never lowered: lowered calls tick faster (the next test).
+    let runtime = Runtime::new(RuntimeConfig { yield_after: None, ..test_config() }, dir.path()).expect("runtime");
     let handler = handler(&runtime);
     // Loading the handler ran a probe call; then nothing runs.
     std::thread::sleep(Duration::from_millis(20));
@@ -451,6 +452,46 @@ fn the_epoch_ticks_only_while_a_call_runs() {
     assert!(after - before <= during + 1, "{} ticks after the call began, {during} during it", after - before);
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(runtime.epoch_ticks(), after, "the ticker went on ticking with no call running");
+}
+
+#[test]
+fn the_epoch_ticks_faster_while_a_lowered_call_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 200 ms deadline; lowered after 1 ms of CPU time.
+    let config = RuntimeConfig {
+        deadline: Duration::from_millis(200),
+        yield_after: Some(Duration::from_millis(1)),
+        ..test_config()
+    };
+    let runtime = Arc::new(Runtime::new(config, dir.path()).expect("runtime"));
+    let handler = handler(&runtime);
+    let looping = |runtime: &Arc<Runtime>| {
+        let (runtime, handler) = (Arc::clone(runtime), Arc::clone(&handler));
+        // On a thread of its own: a lowered thread stays lowered.
+        std::thread::spawn(move || call(&runtime, &handler, validate(2)).0).join().unwrap()
+    };
+    let before = runtime.epoch_ticks();
+    assert_eq!(looping(&runtime), Err(CallError::Timeout { limit: Duration::from_millis(200) }));
+    let ticks = runtime.epoch_ticks() - before;
+    assert_eq!(runtime.lowered_calls(), 0, "the call ended: no lowered call runs");
+    // One tick every 250 µs once lowered: 800 if sleeping took no longer than asked; at 1 ms, 200.
+    assert!(ticks > 300, "{ticks} ticks during a 200 ms lowered call");
+    // Counted while it runs.
+    let counting = {
+        let runtime = Arc::clone(&runtime);
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_millis(150) {
+                seen = seen.max(runtime.lowered_calls());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            seen
+        })
+    };
+    assert_eq!(looping(&runtime), Err(CallError::Timeout { limit: Duration::from_millis(200) }));
+    assert_eq!(counting.join().unwrap(), 1);
+    assert_eq!(runtime.lowered_calls(), 0);
 }
 
 /// The scheduling policy of the current thread.
