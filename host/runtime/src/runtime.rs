@@ -285,8 +285,8 @@ impl Runtime {
         };
         let started = Instant::now();
         let cpu_at_start = crate::priority::thread_cpu_time();
-        let lowered = config.yield_after.is_some() && handler.runs_long();
-        let mut store = match self.new_store(host, &config, lowered) {
+        let start_lowered = config.yield_after.is_some() && handler.runs_long();
+        let mut store = match self.new_store(host, &config, start_lowered) {
             Ok(store) => store,
             Err((e, host)) => return (Err(e), host),
         };
@@ -397,11 +397,13 @@ impl Runtime {
         Ok(())
     }
 
+    /// A store for one call with `config`'s limits, whose epoch callback enforces the deadline
+    /// and lowers the thread past `yield_after`; with `start_lowered`, lowered from the start.
     fn new_store(
         &self,
         host: Box<dyn HostApi + Send>,
         config: &RuntimeConfig,
-        lowered: bool,
+        start_lowered: bool,
     ) -> Result<Store<StoreData>, (CallError, Box<dyn HostApi + Send>)> {
         let inner = &*self.inner;
         let mut store = Store::new(&inner.engine, StoreData::new(host, config));
@@ -417,7 +419,7 @@ impl Runtime {
         // CPU time, not wall-clock time: a short call that waits for a busy core does not yield.
         let mut yield_at = config.yield_after.map(|d| crate::priority::thread_cpu_time() + d);
         let mut lowered_call = LoweredCall { running: Arc::clone(&inner._ticker.lowered), counted: false };
-        if lowered {
+        if start_lowered {
             yield_at = None;
             crate::priority::yield_thread();
         }
