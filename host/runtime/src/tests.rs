@@ -465,11 +465,7 @@ fn the_epoch_ticks_faster_while_a_lowered_call_runs() {
     };
     let runtime = Arc::new(Runtime::new(config, dir.path()).expect("runtime"));
     let handler = handler(&runtime);
-    let looping = |runtime: &Arc<Runtime>| {
-        let (runtime, handler) = (Arc::clone(runtime), Arc::clone(&handler));
-        // On a thread of its own: a lowered thread stays lowered.
-        std::thread::spawn(move || call(&runtime, &handler, validate(2)).0).join().unwrap()
-    };
+    let looping = |runtime: &Arc<Runtime>| on_a_fresh_thread(runtime, &handler, 2).result;
     let before = runtime.epoch_ticks();
     assert_eq!(looping(&runtime), Err(CallError::Timeout { limit: Duration::from_millis(200) }));
     let ticks = runtime.epoch_ticks() - before;
@@ -499,6 +495,29 @@ fn policy() -> thread_priority::ThreadSchedulePolicy {
     thread_priority::thread_schedule_policy().expect("the thread's scheduling policy")
 }
 
+/// What one call did on a fresh thread (a lowered thread stays lowered, so each call gets its
+/// own): its result, the thread's policy before and after, and whether it was lowered before and
+/// after.
+struct OnFreshThread {
+    result: Result<Outcome, CallError>,
+    policy_before: thread_priority::ThreadSchedulePolicy,
+    policy_after: thread_priority::ThreadSchedulePolicy,
+    lowered_before: bool,
+    lowered: bool,
+}
+
+/// Runs `behaviour`'s validation on a fresh thread.
+fn on_a_fresh_thread(runtime: &Arc<Runtime>, handler: &Arc<Handler>, behaviour: usize) -> OnFreshThread {
+    let (runtime, handler) = (Arc::clone(runtime), Arc::clone(handler));
+    std::thread::spawn(move || {
+        let (policy_before, lowered_before) = (policy(), thread_yielded());
+        let result = call(&runtime, &handler, validate(behaviour)).0;
+        OnFreshThread { result, policy_before, policy_after: policy(), lowered_before, lowered: thread_yielded() }
+    })
+    .join()
+    .unwrap()
+}
+
 #[test]
 fn a_call_past_yield_after_lowers_its_thread_to_idle_and_a_short_call_does_not() {
     use thread_priority::{NormalThreadSchedulePolicy::Idle, ThreadSchedulePolicy::Normal};
@@ -506,40 +525,29 @@ fn a_call_past_yield_after_lowers_its_thread_to_idle_and_a_short_call_does_not()
     let config = RuntimeConfig { yield_after: Some(Duration::from_millis(5)), ..test_config() };
     let runtime = Arc::new(Runtime::new(config, dir.path()).expect("runtime"));
     let handler = handler(&runtime);
-    let on_a_fresh_thread = |behaviour: usize| {
-        let (runtime, handler) = (Arc::clone(&runtime), Arc::clone(&handler));
-        std::thread::spawn(move || {
-            let before = (policy(), crate::thread_yielded());
-            let result = call(&runtime, &handler, validate(behaviour)).0;
-            (before, result, policy(), crate::thread_yielded())
-        })
-        .join()
-        .unwrap()
-    };
     // A call that returns at once keeps the thread's priority.
-    let (before, result, after, yielded) = on_a_fresh_thread(0);
-    assert_eq!(result, Ok(Outcome::Accepted));
+    let short = on_a_fresh_thread(&runtime, &handler, 0);
+    assert_eq!(short.result, Ok(Outcome::Accepted));
+    let before = (short.policy_before, short.lowered_before);
     assert!(!before.1 && before.0 != Normal(Idle), "a fresh thread starts at normal priority: {before:?}");
-    assert!(!yielded && after == before.0, "a short call changed its thread's policy to {after:?}");
+    let after = short.policy_after;
+    assert!(!short.lowered && after == before.0, "a short call changed its thread's policy to {after:?}");
     // A call looping to its 50 ms deadline has its thread lowered after 5 ms, for good.
-    let (before, result, after, yielded) = on_a_fresh_thread(2);
-    assert_eq!(result, Err(CallError::Timeout { limit: Duration::from_millis(50) }));
-    assert_ne!(before.0, Normal(Idle));
-    assert!(yielded, "the looping call's thread was not marked as yielded");
+    let looping = on_a_fresh_thread(&runtime, &handler, 2);
+    assert_eq!(looping.result, Err(CallError::Timeout { limit: Duration::from_millis(50) }));
+    assert_ne!(looping.policy_before, Normal(Idle));
+    assert!(looping.lowered, "the looping call's thread was not marked as yielded");
+    let after = looping.policy_after;
     assert_eq!(after, Normal(Idle), "the looping call's thread runs at {after:?}");
 
     // Without `yield_after`, even a call that loops to its deadline keeps the priority.
     let config = RuntimeConfig { yield_after: None, ..test_config() };
     let runtime = Arc::new(Runtime::new(config, dir.path()).expect("runtime"));
     let handler = self::handler(&runtime);
-    let (before, result, after, yielded) = std::thread::spawn(move || {
-        let before = policy();
-        (before, call(&runtime, &handler, validate(2)).0, policy(), crate::thread_yielded())
-    })
-    .join()
-    .unwrap();
-    assert!(matches!(result, Err(CallError::Timeout { .. })));
-    assert!(!yielded && after == before, "with yield_after None the policy went to {after:?}");
+    let looping = on_a_fresh_thread(&runtime, &handler, 2);
+    let after = looping.policy_after;
+    assert!(matches!(looping.result, Err(CallError::Timeout { .. })));
+    assert!(!looping.lowered && after == looping.policy_before, "with yield_after None the policy went to {after:?}");
 }
 
 /// Pins the current thread to core 0.
@@ -628,11 +636,10 @@ fn a_handler_whose_last_call_ran_long_starts_the_next_one_lowered() {
     let config = RuntimeConfig { yield_after: Some(Duration::from_millis(5)), ..test_config() };
     let runtime = Arc::new(Runtime::new(config, dir.path()).expect("runtime"));
     let handler = handler(&runtime);
-    // Each call on a fresh thread (a lowered thread stays lowered): its outcome, and whether it
-    // ran at idle priority.
+    // Each call's outcome, and whether it ran at idle priority.
     let on_thread = |behaviour: usize| {
-        let (runtime, handler) = (Arc::clone(&runtime), Arc::clone(&handler));
-        std::thread::spawn(move || (call(&runtime, &handler, validate(behaviour)).0, thread_yielded())).join().unwrap()
+        let call = on_a_fresh_thread(&runtime, &handler, behaviour);
+        (call.result, call.lowered)
     };
     assert!(!handler.runs_long());
     assert_eq!(on_thread(0), (Ok(Outcome::Accepted), false), "a short call keeps its priority");
